@@ -1,0 +1,3 @@
+from mvctl.cli.app import main
+
+main()

@@ -1,0 +1,226 @@
+"""DVC adapter: the only module that imports DVC. Analytics are off for every call."""
+
+from __future__ import annotations
+
+import json
+import logging
+import os
+from collections.abc import Iterator, Sequence
+from contextlib import contextmanager
+from dataclasses import dataclass
+from pathlib import Path
+from typing import TYPE_CHECKING, Any
+
+from mvctl.errors import MvctlError, OperationalError
+
+if TYPE_CHECKING:
+    from dvc.repo import Repo
+
+DEFAULT_REMOTE = "mvctl"
+
+
+@dataclass(frozen=True)
+class ImportSource:
+    """Where ``dvc import`` took a path from."""
+
+    repo: str
+    rev: str | None
+    rev_lock: str | None
+    path: str
+
+
+@dataclass(frozen=True)
+class TrackedPath:
+    """What DVC records about one tracked path (file or directory)."""
+
+    path: str  # repo-relative, POSIX
+    md5: str  # DVC's content hash; directories end in '.dir'
+    size: int | None
+    nfiles: int | None
+    dvcfile: str  # the .dvc or dvc.yaml file that records it
+    source: ImportSource | None
+
+    @property
+    def is_dir(self) -> bool:
+        return self.md5.endswith(".dir")
+
+
+def disable_analytics() -> None:
+    """DVC must never phone home from mvctl, for in-process calls and child processes alike."""
+    os.environ["DVC_NO_ANALYTICS"] = "1"
+
+
+def _quiet_logging() -> None:
+    # DVC installs stdout handlers at import and chats at INFO ("Initialized DVC
+    # repository."); mvctl reports outcomes itself, so only DVC's warnings get through.
+    logging.getLogger("dvc").setLevel(logging.WARNING)
+
+
+@contextmanager
+def _converted(action: str) -> Iterator[None]:
+    from dvc.exceptions import DvcException
+
+    try:
+        yield
+    except MvctlError:
+        raise
+    except DvcException as exc:
+        raise OperationalError(f"DVC failed to {action}: {_one_line(exc)}") from exc
+    except OSError as exc:
+        raise OperationalError(f"DVC failed to {action}: {exc}") from exc
+
+
+def _one_line(exc: BaseException) -> str:
+    text = " ".join(str(exc).split())
+    cause = exc.__cause__
+    if cause is not None and str(cause) and str(cause) not in text:
+        text += f" ({' '.join(str(cause).split())})"
+    return text or type(exc).__name__
+
+
+def is_initialised(root: Path) -> bool:
+    return (root / ".dvc").is_dir()
+
+
+def init(root: Path) -> list[str]:
+    """Run ``dvc init``; return the files it created, repo-relative, for the caller to commit."""
+    disable_analytics()
+    from dvc.repo import Repo
+
+    _quiet_logging()
+    with _converted("initialise"):
+        Repo.init(os.fspath(root)).close()
+    created = [".dvc/config", ".dvc/.gitignore", ".dvcignore"]
+    return [p for p in created if (root / p).exists()]
+
+
+def default_remote(root: Path) -> tuple[str, str] | None:
+    """The (name, url) of the repo's default DVC remote, from every config level."""
+    disable_analytics()
+    from dvc.config import Config
+
+    with _converted("read its config"):
+        config = Config(dvc_dir=os.fspath(root / ".dvc"))
+    name = config.get("core", {}).get("remote")
+    remotes: dict[str, dict[str, Any]] = config.get("remote", {})
+    if name and name in remotes:
+        return name, str(remotes[name].get("url", ""))
+    return None
+
+
+def set_default_remote(root: Path, url: str, name: str = DEFAULT_REMOTE) -> None:
+    """Add ``name`` -> ``url`` to the repo's committed config and make it the default."""
+    disable_analytics()
+    from dvc.config import Config
+
+    with _converted("configure the remote"):
+        config = Config(dvc_dir=os.fspath(root / ".dvc"))
+        with config.edit("repo") as conf:
+            conf["remote"][name] = {"url": url}
+            conf["core"]["remote"] = name
+
+
+class DvcProject:
+    """An open DVC repo; use ``with open_project(root) as project``."""
+
+    def __init__(self, repo: Repo, root: Path) -> None:
+        self._repo = repo
+        self.root = root
+
+    def add(self, paths: Sequence[str]) -> None:
+        if not paths:
+            return
+        with _converted(f"track {', '.join(paths)}"):
+            self._repo.scm_context.quiet = True
+            self._repo.add([os.fspath(self.root / p) for p in paths])
+
+    def tracked(self, path: str) -> TrackedPath | None:
+        """What DVC records for exactly ``path``, or None when DVC does not track it."""
+        from dvc.exceptions import OutputNotFoundError
+
+        with _converted(f"read what it tracks for {path}"):
+            try:
+                outs = self._repo.find_outs_by_path(os.fspath(self.root / path))
+            except OutputNotFoundError:
+                return None
+        out = outs[0]
+        hash_info = out.hash_info
+        if not hash_info or not hash_info.value:
+            raise OperationalError(
+                f"DVC has no recorded hash for {path}",
+                hint="run 'dvc repro' or 'dvc commit' for the stage that produces it",
+            )
+        stage = out.stage
+        source = None
+        if stage.is_import:
+            dep = stage.deps[0]
+            def_repo = getattr(dep, "def_repo", {}) or {}
+            source = ImportSource(
+                repo=str(def_repo.get("url", "")),
+                rev=def_repo.get("rev"),
+                rev_lock=def_repo.get("rev_lock"),
+                path=str(getattr(dep, "def_path", "")),
+            )
+        return TrackedPath(
+            path=path,
+            md5=str(hash_info.value),
+            size=out.meta.size if out.meta else None,
+            nfiles=out.meta.nfiles if out.meta else None,
+            dvcfile=Path(stage.path).resolve().relative_to(self.root).as_posix(),
+            source=source,
+        )
+
+    def is_import(self, path: str) -> bool:
+        info = self.tracked(path)
+        return info is not None and info.source is not None
+
+    def dir_listing(self, md5: str) -> list[tuple[str, str]]:
+        """(relpath, md5) of each file of a tracked directory, from DVC's local cache."""
+        cache_path = Path(self._repo.cache.local.oid_to_path(md5))
+        try:
+            entries = json.loads(cache_path.read_text(encoding="utf-8"))
+        except (OSError, ValueError) as exc:
+            raise OperationalError(
+                f"DVC's listing of directory {md5} is not in the local cache",
+                hint="run 'dvc pull' for the directory first",
+            ) from exc
+        return sorted((str(e["relpath"]), str(e["md5"])) for e in entries)
+
+    def push(self, paths: Sequence[str], remote: str | None = None) -> int:
+        if not paths:
+            return 0
+        with _converted("push to its remote"):
+            pushed = self._repo.push(
+                targets=[os.fspath(self.root / p) for p in paths], remote=remote
+            )
+        return int(pushed or 0)
+
+    def set_artifact(
+        self, name: str, path: str, *, description: str | None, labels: Sequence[str]
+    ) -> None:
+        """Declare ``name`` under ``artifacts:`` in the top-level dvc.yaml (comments kept)."""
+        from dvc.annotations import Artifact
+
+        fields: dict[str, Any] = {"path": path, "type": "model"}
+        if description:
+            fields["desc"] = description
+        if labels:
+            fields["labels"] = list(labels)
+        with _converted(f"declare artifact {name} in dvc.yaml"):
+            self._repo.artifacts.add(
+                name, Artifact(**fields), dvcfile=os.fspath(self.root / "dvc.yaml")
+            )
+
+
+@contextmanager
+def open_project(root: Path) -> Iterator[DvcProject]:
+    disable_analytics()
+    from dvc.repo import Repo
+
+    _quiet_logging()
+    with _converted("open the repository"):
+        repo = Repo(os.fspath(root))
+    try:
+        yield DvcProject(repo, root)
+    finally:
+        repo.close()

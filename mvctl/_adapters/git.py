@@ -1,0 +1,277 @@
+"""Git adapter: every git operation mvctl performs, with GitPython's errors converted.
+
+User-supplied strings never reach git as options: names are validated before they get
+here, and paths are always passed after a ``--`` separator.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterator, Sequence
+from contextlib import contextmanager
+from dataclasses import dataclass
+from pathlib import Path
+from typing import TYPE_CHECKING, Any
+
+from mvctl.errors import ConflictError, OperationalError
+
+if TYPE_CHECKING:
+    import git
+
+ZERO_SHA = "0" * 40
+_FIELD = "%00"
+_REF_FORMAT = _FIELD.join(
+    [
+        "%(refname)",
+        "%(objecttype)",
+        "%(objectname)",
+        "%(*objectname)",
+        "%(taggername) %(taggeremail)",
+        "%(taggerdate:iso-strict)",
+        "%(contents)",
+    ]
+)
+_NFIELDS = 7
+
+
+@dataclass(frozen=True)
+class TagRecord:
+    """A tag as for-each-ref sees it; ``commit`` is the peeled target."""
+
+    name: str
+    object: str
+    commit: str
+    annotated: bool
+    tagger: str
+    date: str
+    message: str
+
+
+@contextmanager
+def _converted(action: str) -> Iterator[None]:
+    import git as gitpython
+
+    try:
+        yield
+    except gitpython.GitCommandError as exc:
+        raise OperationalError(f"git failed to {action}: {_stderr_line(exc)}") from exc
+    except OSError as exc:
+        raise OperationalError(f"could not run git to {action}: {exc}") from exc
+
+
+def _stderr_line(exc: Any) -> str:
+    text = str(getattr(exc, "stderr", "") or exc).strip().strip("'").strip()
+    lines = [ln.strip() for ln in text.splitlines() if ln.strip()]
+    for line in lines:
+        if line.startswith(("fatal:", "error:")):
+            return line
+    return lines[-1] if lines else "unknown error"
+
+
+class GitRepo:
+    """A git work tree, opened at its top level."""
+
+    def __init__(self, repo: git.Repo) -> None:
+        self._repo = repo
+        self.root = Path(repo.working_tree_dir or ".").resolve()
+
+    @classmethod
+    def open(cls, path: Path) -> GitRepo:
+        import git as gitpython
+
+        try:
+            repo = gitpython.Repo(path, search_parent_directories=True)
+        except (gitpython.InvalidGitRepositoryError, gitpython.NoSuchPathError) as exc:
+            raise OperationalError(
+                f"{path} is not inside a git work tree",
+                hint="run 'git init' first, or cd into your repository",
+            ) from exc
+        if repo.bare or repo.working_tree_dir is None:
+            raise OperationalError(f"{path} is a bare git repository", hint="use a clone")
+        return cls(repo)
+
+    def run(self, *args: str, action: str) -> str:
+        with _converted(action):
+            return str(self._repo.git.execute(["git", *args], strip_newline_in_stdout=False))
+
+    def _run_stdin(self, args: Sequence[str], stdin: str, action: str) -> str:
+        # GitPython's execute has no text-stdin option; mktag is the one command that needs it.
+        import subprocess
+
+        proc = subprocess.run(
+            ["git", *args],
+            cwd=self.root,
+            input=stdin.encode("utf-8"),
+            capture_output=True,
+            check=False,
+        )
+        if proc.returncode != 0:
+            err = proc.stderr.decode("utf-8", "replace").strip().splitlines()
+            raise OperationalError(f"git failed to {action}: {err[-1] if err else proc.returncode}")
+        return proc.stdout.decode("utf-8")
+
+    # --- reading -----------------------------------------------------------------------
+
+    def head_commit(self) -> str | None:
+        try:
+            return self.run(
+                "rev-parse", "--verify", "-q", "HEAD^{commit}", action="read HEAD"
+            ).strip()
+        except OperationalError:
+            return None
+
+    def current_branch(self) -> str | None:
+        try:
+            name = self.run("symbolic-ref", "-q", "--short", "HEAD", action="read branch")
+        except OperationalError:
+            return None
+        return name.strip() or None
+
+    def ident(self) -> str:
+        """The acting identity, 'Name <email>', as git would record it."""
+        text = self.run("var", "GIT_AUTHOR_IDENT", action="read the git identity").strip()
+        return text.rsplit(" ", 2)[0]
+
+    def dirty_paths(self) -> list[str]:
+        """Tracked files with uncommitted changes (staged or not), repo-relative."""
+        out = self.run(
+            "status", "--porcelain=v1", "-z", "--untracked-files=no", action="read status"
+        )
+        paths: list[str] = []
+        entries = out.split("\0")
+        i = 0
+        while i < len(entries):
+            entry = entries[i]
+            i += 1
+            if len(entry) < 4:
+                continue
+            paths.append(entry[3:])
+            if entry[0] in "RC":  # renames carry their source as the next entry
+                i += 1
+        return paths
+
+    def changed_paths(self, paths: Sequence[str]) -> list[str]:
+        """Of ``paths``, those that differ from HEAD (including new untracked ones)."""
+        if not paths:
+            return []
+        out = self.run(
+            "status",
+            "--porcelain=v1",
+            "-z",
+            "--untracked-files=all",
+            "--",
+            *paths,
+            action="read status",
+        )
+        return [e[3:] for e in out.split("\0") if len(e) >= 4]
+
+    def is_tracked(self, path: str) -> bool:
+        out = self.run("ls-files", "-z", "--", path, action="list tracked files")
+        return bool(out.strip("\0"))
+
+    def tags(self, *patterns: str) -> list[TagRecord]:
+        """All tags matching for-each-ref ``patterns``, with their peeled commits and messages."""
+        out = self.run(
+            "for-each-ref", f"--format={_REF_FORMAT}{_FIELD}", *patterns, action="list tags"
+        )
+        fields = out.split("\0")
+        records: list[TagRecord] = []
+        for start in range(0, len(fields) - _NFIELDS, _NFIELDS):
+            ref, otype, obj, peeled, tagger, date, message = fields[start : start + _NFIELDS]
+            annotated = otype == "tag"
+            records.append(
+                TagRecord(
+                    name=ref.lstrip("\n").removeprefix("refs/tags/"),
+                    object=obj,
+                    commit=peeled if annotated else obj,
+                    annotated=annotated,
+                    tagger=tagger.strip() if annotated else "",
+                    date=date,
+                    message=message if annotated else "",
+                )
+            )
+        return records
+
+    def resolve_ref(self, ref: str) -> str | None:
+        try:
+            out = self.run("rev-parse", "--verify", "-q", ref, action="resolve a ref")
+        except OperationalError:
+            return None
+        return out.strip() or None
+
+    def read_blob(self, commit: str, path: str) -> str | None:
+        try:
+            return self.run("cat-file", "blob", f"{commit}:{path}", action="read a file")
+        except OperationalError:
+            return None
+
+    def first_parent_history(self, commit: str) -> list[str]:
+        out = self.run("rev-list", "--first-parent", commit, "--", action="walk history")
+        return out.split()
+
+    def ancestors(self, commit: str) -> list[str]:
+        out = self.run("rev-list", "--topo-order", commit, "--", action="walk history")
+        return out.split()
+
+    def remote_url(self, remote: str) -> str | None:
+        try:
+            return self.run("remote", "get-url", "--", remote, action="read remote").strip()
+        except OperationalError:
+            return None
+
+    # --- writing -----------------------------------------------------------------------
+
+    def commit_paths(self, paths: Sequence[str], message: str) -> str:
+        """Commit exactly ``paths`` (leaving anything else staged alone); return the commit."""
+        self.run("add", "--", *paths, action="stage files")
+        self.run(
+            "commit", "-q", "--no-edit", "-m", message, "--only", "--", *paths, action="commit"
+        )
+        sha = self.head_commit()
+        if sha is None:  # pragma: no cover - git just made the commit
+            raise OperationalError("git commit produced no HEAD")
+        return sha
+
+    def unstage(self, paths: Sequence[str], commit: str | None) -> None:
+        """Return the index entries of ``paths`` to ``commit`` (or remove them if none)."""
+        if not paths:
+            return
+        if commit is None:
+            self.run(
+                "rm",
+                "-q",
+                "--cached",
+                "--ignore-unmatch",
+                "-r",
+                "--",
+                *paths,
+                action="unstage files",
+            )
+        else:
+            self.run("reset", "-q", commit, "--", *paths, action="unstage files")
+
+    def move_head(self, new: str, expected: str) -> None:
+        """Compare-and-swap HEAD (and its branch) from ``expected`` to ``new``."""
+        self.run("update-ref", "-m", "mvctl: undo", "HEAD", new, expected, action="move HEAD")
+
+    def create_annotated_tag(self, name: str, commit: str, message: str) -> str:
+        """Create tag ``name`` only if it does not exist yet (CAS); return the tag object."""
+        tagger = self.run("var", "GIT_COMMITTER_IDENT", action="read the git identity").strip()
+        body = f"object {commit}\ntype commit\ntag {name}\ntagger {tagger}\n\n{message.rstrip()}\n"
+        obj = self._run_stdin(["mktag"], body, action=f"create tag {name}").strip()
+        try:
+            self.run("update-ref", f"refs/tags/{name}", obj, "", action=f"create tag {name}")
+        except OperationalError as exc:
+            raise ConflictError(
+                f"tag {name} was created by someone else first",
+                hint="nothing was changed; run the command again",
+            ) from exc
+        return obj
+
+    def delete_tag(self, name: str, expected: str) -> None:
+        self.run("update-ref", "-d", f"refs/tags/{name}", expected, action=f"delete tag {name}")
+
+    def push(self, remote: str, refspecs: Sequence[str], *, atomic: bool = True) -> None:
+        args = ["push", "--porcelain"]
+        if atomic:
+            args.append("--atomic")
+        self.run(*args, "--", remote, *refspecs, action=f"push to {remote}")

@@ -1,0 +1,50 @@
+"""The ``mvctl`` Typer application: global options and command registration."""
+
+from __future__ import annotations
+
+from typing import Annotated
+
+import typer
+
+from mvctl import __version__
+from mvctl.cli import registry_cmds
+from mvctl.cli.output import CliState
+
+app = typer.Typer(
+    name="mvctl",
+    help="A model registry and rollback safety net that lives in git and DVC.",
+    no_args_is_help=True,
+    add_completion=False,
+    pretty_exceptions_enable=False,
+)
+
+
+def _version(value: bool) -> None:
+    if value:
+        typer.echo(f"mvctl {__version__}")
+        raise typer.Exit()
+
+
+@app.callback()
+def root(
+    ctx: typer.Context,
+    traceback: Annotated[
+        bool, typer.Option("--traceback", help="Show the full traceback of an error.")
+    ] = False,
+    version: Annotated[
+        bool,
+        typer.Option("--version", callback=_version, is_eager=True, help="Print the version."),
+    ] = False,
+) -> None:
+    """A model registry and rollback safety net that lives in git and DVC."""
+    ctx.obj = CliState(traceback=traceback)
+
+
+app.command()(registry_cmds.init)
+app.command()(registry_cmds.register)
+app.command("list")(registry_cmds.list_)
+app.command()(registry_cmds.show)
+
+
+def main() -> None:
+    app()

@@ -1,0 +1,120 @@
+"""``mvctl.yaml``: the registry's user-facing config (DESIGN.md)."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+from mvctl import yamlio
+from mvctl.errors import OperationalError
+from mvctl.names import NAME_RE
+
+CONFIG_FILE = "mvctl.yaml"
+DEFAULT_CHANNELS = ("production", "staging", "canary", "shadow")
+
+TEMPLATE = """\
+# mvctl registry configuration. See the mvctl README for every key.
+version: 1
+
+# Deployment pointers; each becomes a git tag MODEL@CHANNEL.
+channels: [production, staging, canary, shadow]
+
+# Per-model defaults for `mvctl register MODEL` (command-line options win), plus the gates
+# and monitors later commands check. Example:
+#
+# models:
+#   fraud:
+#     weights: models/fraud.pkl
+#     data: [data/train.csv]
+#     metrics: metrics.json
+#     params: params.yaml
+#     env_lock: requirements.lock
+#     gates:
+#       production:
+#         - {metric: auc, min: 0.90}
+models: {}
+"""
+
+
+@dataclass(frozen=True)
+class ModelConfig:
+    weights: str | None = None
+    data: tuple[str, ...] = ()
+    metrics: str | None = None
+    params: str | None = None
+    env_lock: str | None = None
+    raw: dict[str, Any] = field(default_factory=dict)
+
+
+@dataclass(frozen=True)
+class RegistryConfig:
+    channels: tuple[str, ...] = DEFAULT_CHANNELS
+    models: dict[str, ModelConfig] = field(default_factory=dict)
+
+    def model(self, name: str) -> ModelConfig:
+        return self.models.get(name, ModelConfig())
+
+
+def _bad(message: str) -> OperationalError:
+    return OperationalError(f"{CONFIG_FILE}: {message}", hint=f"fix {CONFIG_FILE} and retry")
+
+
+def _optional_str(entry: dict[str, Any], key: str, model: str) -> str | None:
+    value = entry.get(key)
+    if value is None:
+        return None
+    if not isinstance(value, str) or not value:
+        raise _bad(f"models.{model}.{key} must be a path")
+    return value
+
+
+def parse(data: Any) -> RegistryConfig:
+    if data is None:
+        data = {}
+    if not isinstance(data, dict):
+        raise _bad("must be a mapping")
+    if data.get("version", 1) != 1:
+        raise _bad(f"unsupported version {data.get('version')!r} (this mvctl reads version 1)")
+    channels = data.get("channels", list(DEFAULT_CHANNELS))
+    if not isinstance(channels, list) or not all(
+        isinstance(c, str) and NAME_RE.match(c) for c in channels
+    ):
+        raise _bad("channels must be a list of names like 'production'")
+    models_raw = data.get("models") or {}
+    if not isinstance(models_raw, dict):
+        raise _bad("models must be a mapping of model names")
+    models: dict[str, ModelConfig] = {}
+    for name, entry in models_raw.items():
+        if not isinstance(name, str) or not NAME_RE.match(name):
+            raise _bad(f"invalid model name {name!r}")
+        entry = entry or {}
+        if not isinstance(entry, dict):
+            raise _bad(f"models.{name} must be a mapping")
+        data_paths = entry.get("data", [])
+        if isinstance(data_paths, str):
+            data_paths = [data_paths]
+        if not isinstance(data_paths, list) or not all(isinstance(p, str) for p in data_paths):
+            raise _bad(f"models.{name}.data must be a list of paths")
+        models[name] = ModelConfig(
+            weights=_optional_str(entry, "weights", name),
+            data=tuple(data_paths),
+            metrics=_optional_str(entry, "metrics", name),
+            params=_optional_str(entry, "params", name),
+            env_lock=_optional_str(entry, "env_lock", name),
+            raw=entry,
+        )
+    return RegistryConfig(channels=tuple(channels), models=models)
+
+
+def load(root: Path) -> RegistryConfig:
+    path = root / CONFIG_FILE
+    if not path.is_file():
+        raise OperationalError(
+            f"{root} is not an mvctl registry (no {CONFIG_FILE})", hint="run 'mvctl init' first"
+        )
+    return parse(yamlio.load_file(path))
+
+
+def loads(text: str) -> RegistryConfig:
+    return parse(yamlio.loads(text, CONFIG_FILE))

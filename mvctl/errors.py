@@ -1,0 +1,38 @@
+"""The one error family: each error owns its message, hint and exit code (DESIGN.md)."""
+
+from __future__ import annotations
+
+
+class MvctlError(Exception):
+    """Base of every error mvctl reports to a user; never shown with a traceback by default."""
+
+    exit_code = 3
+
+    def __init__(self, message: str, hint: str | None = None) -> None:
+        super().__init__(message)
+        self.message = message
+        self.hint = hint
+
+
+class PolicyError(MvctlError):
+    """Refused by policy: a gate failed, a version exists, the tree is dirty, a hash mismatched."""
+
+    exit_code = 1
+
+
+class UsageError(MvctlError):
+    """The command was called with words that cannot mean anything (bad name, bad version)."""
+
+    exit_code = 2
+
+
+class OperationalError(MvctlError):
+    """A file, repo, git or DVC operation failed; nothing was changed."""
+
+    exit_code = 3
+
+
+class ConflictError(MvctlError):
+    """Someone else changed the same ref first; nothing was changed, retrying is safe."""
+
+    exit_code = 4

@@ -1,0 +1,320 @@
+"""``mvctl register``: record a model version as an immutable manifest, commit and tag."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from datetime import UTC, datetime
+from pathlib import Path, PurePosixPath
+
+from mvctl import config, environment, lineage, tags, values
+from mvctl._adapters import dvc
+from mvctl._adapters.git import GitRepo
+from mvctl.errors import OperationalError, PolicyError, UsageError
+from mvctl.hashing import sha256_file, sha256_tree, total_size
+from mvctl.manifest import DatasetEntry, Manifest, WeightsEntry, WeightsFile, manifest_path
+from mvctl.names import Bump, Version, check_model, next_version
+from mvctl.progress import NoProgress, ProgressSink
+from mvctl.registry import model_tags
+from mvctl.transaction import Undo, write_atomic
+
+
+@dataclass(frozen=True)
+class RegisterRequest:
+    """Paths on the command line are relative to ``cwd``; those from mvctl.yaml to the root."""
+
+    model: str
+    cwd: Path
+    weights: str | None = None
+    data: tuple[str, ...] = ()
+    metrics_file: str | None = None
+    metrics: tuple[str, ...] = ()  # KEY=NUMBER options
+    params_file: str | None = None
+    env_lock: str | None = None
+    version: str | None = None
+    bump: Bump = "minor"
+    allow_dirty: bool = False
+    push: bool = False
+    git_remote: str = "origin"
+    description: str = ""
+    labels: tuple[str, ...] = ()
+    dry_run: bool = False
+
+
+@dataclass(frozen=True)
+class RegisterResult:
+    manifest: Manifest
+    tag: str
+    commit: str | None  # None on a dry run
+    pushed: bool = False
+    dry_run: bool = False
+    written: tuple[str, ...] = field(default_factory=tuple)
+
+
+@dataclass(frozen=True)
+class _Inputs:
+    weights: str
+    data: tuple[str, ...]
+    metrics: dict[str, object]
+    params: dict[str, object]
+    env: environment.Environment
+    metrics_file: str | None
+
+
+def register(req: RegisterRequest, progress: ProgressSink | None = None) -> RegisterResult:
+    sink = progress or NoProgress()
+    model = check_model(req.model)
+    git = GitRepo.open(req.cwd)
+    root = git.root
+    cfg = config.load(root).model(model)
+    head = git.head_commit()
+    if head is None:
+        raise OperationalError("the repository has no commits yet", hint="run 'mvctl init' first")
+
+    version = _choose_version(git, model, req)
+    inputs = _read_inputs(root, req, cfg)
+    dirty = _check_clean(git, model, req, inputs)
+    tag = tags.version_tag(model, version)
+    created = datetime.now(UTC).strftime("%Y-%m-%dT%H:%M:%SZ")
+    author = git.ident()
+    code = {"commit": head, "dirty": bool(dirty)}
+    mt = model_tags(git, model)
+    parent = lineage.nearest_tagged_ancestor(
+        git, head, {r.commit: v for v, r in mt.versions.items()}, include_self=True
+    )
+
+    if req.dry_run:
+        planned = Manifest(
+            model=model,
+            version=str(version),
+            created=created,
+            author=author,
+            weights=(WeightsEntry(inputs.weights, "", "", total_size(root / inputs.weights)),),
+            dataset=tuple(DatasetEntry(p, "", None, None) for p in inputs.data),
+            environment=_env_dict(inputs.env),
+            metrics=inputs.metrics,
+            params=inputs.params,
+            code=code,
+            parent=parent,
+            description=req.description,
+            labels=req.labels,
+        )
+        return RegisterResult(planned, tag, None, dry_run=True)
+
+    touched = _own_paths(model, inputs)
+    undo = Undo(git, head)
+    undo.snapshot(touched)
+    try:
+        with dvc.open_project(root) as project:
+            weights, dataset = _track(project, root, inputs, sink)
+            task = sink.task("pushing artifacts to the DVC remote", None)
+            project.push([inputs.weights, *inputs.data])
+            task(1)
+            project.set_artifact(
+                model, inputs.weights, description=req.description, labels=req.labels
+            )
+        record = Manifest(
+            model=model,
+            version=str(version),
+            created=created,
+            author=author,
+            weights=(weights,),
+            dataset=dataset,
+            environment=_env_dict(inputs.env),
+            metrics=inputs.metrics,
+            params=inputs.params,
+            code=code,
+            parent=parent,
+            description=req.description,
+            labels=req.labels,
+        )
+        write_atomic(root / manifest_path(model), record.dumps())
+        written = git.changed_paths(touched)
+        commit = git.commit_paths(written, f"Register {model} {version}")
+        undo.committed(commit)
+        message = tags.format_message(
+            f"Register {model} {version}",
+            {
+                "kind": "version",
+                "model": model,
+                "version": str(version),
+                "created": created,
+                "author": author,
+                "parent": parent,
+                "metrics": values.flatten(inputs.metrics),
+            },
+        )
+        undo.tagged(tag, git.create_annotated_tag(tag, commit, message))
+        if req.push:
+            _push(git, req.git_remote, tag)
+    except BaseException:
+        undo.rollback()
+        raise
+    return RegisterResult(record, tag, commit, pushed=req.push, written=tuple(written))
+
+
+def _choose_version(git: GitRepo, model: str, req: RegisterRequest) -> Version:
+    mt = model_tags(git, model)
+    # Deregistered versions keep their tags, so they are never handed out again either.
+    existing = [Version.parse(v) for v in (*mt.versions, *mt.deregistered)]
+    if req.version is None:
+        return next_version(existing, req.bump)
+    wanted = Version.parse(req.version)
+    if str(wanted) in mt.versions or str(wanted) in mt.deregistered:
+        raise PolicyError(
+            f"{model} {wanted} is already registered; versions are immutable",
+            hint="pick another --version or use --bump",
+        )
+    return wanted
+
+
+def _repo_path(root: Path, base: Path, given: str, what: str) -> str:
+    """Validate a user path: inside the work tree, outside .git/.dvc; return it repo-relative."""
+    if not given or "\0" in given:
+        raise UsageError(f"empty or invalid {what} path")
+    full = (base / given).resolve()
+    if not full.is_relative_to(root):
+        raise UsageError(f"{what} path {given!r} is outside the repository {root}")
+    rel = PurePosixPath(full.relative_to(root).as_posix())
+    if not rel.parts or rel.parts[0] in (".git", ".dvc", "registry"):
+        raise UsageError(f"{what} path {given!r} is not a place for artifacts")
+    return str(rel)
+
+
+def _read_inputs(root: Path, req: RegisterRequest, cfg: config.ModelConfig) -> _Inputs:
+    def pick(cli_value: str | None, cfg_value: str | None, what: str) -> str | None:
+        if cli_value:
+            return _repo_path(root, req.cwd, cli_value, what)
+        if cfg_value:
+            return _repo_path(root, root, cfg_value, what)
+        return None
+
+    weights = pick(req.weights, cfg.weights, "weights")
+    if weights is None:
+        raise UsageError(
+            f"no weights for {req.model}",
+            hint=f"pass --weights PATH or set models.{req.model}.weights in mvctl.yaml",
+        )
+    if not (root / weights).exists():
+        raise OperationalError(f"weights {weights} do not exist", hint="train the model first")
+    if req.data:
+        data = tuple(_repo_path(root, req.cwd, d, "data") for d in req.data)
+    else:
+        data = tuple(_repo_path(root, root, d, "data") for d in cfg.data)
+    for path in data:
+        if not (root / path).exists() and not (root / f"{path}.dvc").exists():
+            raise OperationalError(f"data path {path} does not exist")
+    if weights in data or len(set(data)) != len(data):
+        raise UsageError("weights and data paths must all be different")
+
+    metrics: dict[str, object] = {}
+    metrics_file = pick(req.metrics_file, cfg.metrics, "metrics")
+    if metrics_file:
+        metrics = values.read_metrics(root / metrics_file)
+    metrics = values.merge(metrics, values.parse_metric_options(req.metrics))
+    params_file = pick(req.params_file, cfg.params, "params")
+    params = values.read_params(root / params_file) if params_file else {}
+    lock = pick(req.env_lock, cfg.env_lock, "env lock")
+    if lock and not (root / lock).is_file():
+        raise OperationalError(f"lockfile {lock} does not exist")
+    env = environment.capture(root / lock if lock else None, lock)
+    return _Inputs(weights, data, metrics, params, env, metrics_file)
+
+
+def _own_paths(model: str, inputs: _Inputs) -> list[str]:
+    """Files register itself may write: never counted as user changes."""
+    paths = [manifest_path(model), "dvc.yaml"]
+    for path in (inputs.weights, *inputs.data):
+        paths.append(f"{path}.dvc")
+        parent = PurePosixPath(path).parent
+        paths.append(str(parent / ".gitignore") if str(parent) != "." else ".gitignore")
+    return paths
+
+
+def _check_clean(git: GitRepo, model: str, req: RegisterRequest, inputs: _Inputs) -> list[str]:
+    """Refuse artifacts git tracks, and (unless allowed) uncommitted code; return the dirt."""
+    for path in (inputs.weights, *inputs.data):
+        if git.is_tracked(path):
+            raise OperationalError(
+                f"{path} is tracked by git, so DVC cannot track it",
+                hint=f"run: git rm -r --cached -- {path} && git commit",
+            )
+    # Training rewrites its metrics file, and register rewrites its own files: neither is code.
+    exempt = {*_own_paths(model, inputs), inputs.weights, *inputs.data}
+    if inputs.metrics_file:
+        exempt.add(inputs.metrics_file)
+    dirty = [p for p in git.dirty_paths() if p not in exempt]
+    if dirty and not req.allow_dirty:
+        shown = ", ".join(dirty[:5]) + (" ..." if len(dirty) > 5 else "")
+        raise PolicyError(
+            f"uncommitted changes to tracked files: {shown}",
+            hint="commit them so the version records its code, or pass --allow-dirty",
+        )
+    return dirty
+
+
+def _track(
+    project: dvc.DvcProject, root: Path, inputs: _Inputs, sink: ProgressSink
+) -> tuple[WeightsEntry, tuple[DatasetEntry, ...]]:
+    # Imports and pipeline outputs keep the stage that produced them; plain paths are
+    # (re-)added so the record matches what is in the work tree now.
+    to_add = []
+    for path in (inputs.weights, *inputs.data):
+        known = project.tracked(path)
+        plain = known is None or (known.dvcfile == f"{path}.dvc" and known.source is None)
+        if plain and (root / path).exists():
+            to_add.append(path)
+    project.add(to_add)
+
+    winfo = project.tracked(inputs.weights)
+    if winfo is None:  # pragma: no cover - just added
+        raise OperationalError(f"DVC does not track {inputs.weights}")
+    weights = _hash_weights(project, root / inputs.weights, winfo, sink)
+    dataset = []
+    for path in inputs.data:
+        info = project.tracked(path)
+        if info is None:  # pragma: no cover - just added
+            raise OperationalError(f"DVC does not track {path}")
+        source = None
+        if info.source is not None:
+            source = {
+                "repo": info.source.repo,
+                "rev": info.source.rev or "",
+                "rev_lock": info.source.rev_lock or "",
+                "path": info.source.path,
+            }
+        dataset.append(DatasetEntry(path, info.md5, info.size, info.nfiles, source))
+    return weights, tuple(dataset)
+
+
+def _hash_weights(
+    project: dvc.DvcProject, path: Path, info: dvc.TrackedPath, sink: ProgressSink
+) -> WeightsEntry:
+    advance = sink.task(f"hashing {info.path}", total_size(path))
+    if not info.is_dir:
+        one = sha256_file(path, advance)
+        return WeightsEntry(info.path, info.md5, one.sha256, one.size)
+    files, tree = sha256_tree(path, advance)
+    md5s = dict(project.dir_listing(info.md5))
+    entries = tuple(WeightsFile(f.path, md5s.get(f.path, ""), f.sha256, f.size) for f in files)
+    return WeightsEntry(info.path, info.md5, tree, sum(f.size for f in files), entries)
+
+
+def _env_dict(env: environment.Environment) -> dict[str, object]:
+    data: dict[str, object] = {
+        "python": env.python,
+        "platform": env.platform,
+        "packages": env.packages,
+    }
+    if env.lockfile is not None:
+        data["lockfile"] = {"path": env.lockfile.path, "sha256": env.lockfile.sha256}
+    return data
+
+
+def _push(git: GitRepo, remote: str, tag: str) -> None:
+    if not remote or remote.startswith("-"):
+        raise UsageError(f"invalid git remote {remote!r}")
+    branch = git.current_branch()
+    refspecs = [f"refs/tags/{tag}"]
+    if branch:
+        refspecs.insert(0, f"HEAD:refs/heads/{branch}")
+    git.push(remote, refspecs)

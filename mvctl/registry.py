@@ -1,0 +1,212 @@
+"""Reading the registry: models, versions, channel holders and manifests, from tags alone."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+from mvctl import manifest as manifest_schema
+from mvctl import tags
+from mvctl._adapters.git import GitRepo, TagRecord
+from mvctl.errors import OperationalError, UsageError
+from mvctl.names import Version, check_channel, check_model
+
+
+@dataclass(frozen=True)
+class VersionInfo:
+    model: str
+    version: str
+    commit: str
+    created: str
+    author: str
+    metrics: dict[str, Any] = field(default_factory=dict)
+    deregistered: bool = False
+    channels: tuple[str, ...] = ()
+
+    def to_dict(self) -> dict[str, Any]:
+        return {
+            "model": self.model,
+            "version": self.version,
+            "commit": self.commit,
+            "created": self.created,
+            "author": self.author,
+            "metrics": self.metrics,
+            "deregistered": self.deregistered,
+            "channels": list(self.channels),
+        }
+
+
+@dataclass(frozen=True)
+class ModelSummary:
+    model: str
+    latest: str | None
+    count: int
+    channels: dict[str, str]  # channel -> version
+
+    def to_dict(self) -> dict[str, Any]:
+        return {
+            "model": self.model,
+            "latest": self.latest,
+            "versions": self.count,
+            "channels": self.channels,
+        }
+
+
+@dataclass(frozen=True)
+class ShownVersion:
+    info: VersionInfo
+    manifest: dict[str, Any]
+
+    def to_dict(self) -> dict[str, Any]:
+        return {**self.info.to_dict(), "manifest": self.manifest}
+
+
+@dataclass(frozen=True)
+class ModelTags:
+    """All mvctl tags of one model, parsed once."""
+
+    versions: dict[str, TagRecord]  # version -> tag
+    deregistered: frozenset[str]
+    aliases: dict[str, TagRecord]  # channel -> alias tag
+
+    def version_at(self, commit: str) -> str | None:
+        for version, record in self.versions.items():
+            if record.commit == commit:
+                return version
+        return None
+
+    def channels_of(self) -> dict[str, str]:
+        """channel -> version each alias points at (aliases at unknown commits are skipped)."""
+        by_commit = {record.commit: version for version, record in self.versions.items()}
+        return {
+            channel: by_commit[record.commit]
+            for channel, record in sorted(self.aliases.items())
+            if record.commit in by_commit
+        }
+
+
+def _group(records: list[TagRecord]) -> dict[str, ModelTags]:
+    grouped: dict[str, tuple[dict[str, TagRecord], set[str], dict[str, TagRecord]]] = {}
+    for record in records:
+        parsed = tags.parse(record.name)
+        if parsed is None or parsed.kind == "event":
+            continue
+        versions, dereg, aliases = grouped.setdefault(parsed.model, ({}, set(), {}))
+        if parsed.kind == "version":
+            versions[parsed.version] = record
+        elif parsed.kind == "deregister":
+            dereg.add(parsed.version)
+        else:
+            aliases[parsed.channel] = record
+    return {
+        model: ModelTags(versions, frozenset(dereg), aliases)
+        for model, (versions, dereg, aliases) in grouped.items()
+    }
+
+
+def model_tags(git: GitRepo, model: str) -> ModelTags:
+    found = _group(git.tags(f"{tags.TAG_PREFIX}{model}@*")).get(model)
+    return found or ModelTags({}, frozenset(), {})
+
+
+def _info(model: str, version: str, record: TagRecord, mt: ModelTags) -> VersionInfo:
+    _, body = tags.parse_message(record.message)
+    metrics = body.get("metrics")
+    holders = tuple(c for c, r in sorted(mt.aliases.items()) if r.commit == record.commit)
+    return VersionInfo(
+        model=model,
+        version=version,
+        commit=record.commit,
+        created=str(body.get("created") or record.date),
+        author=str(body.get("author") or record.tagger),
+        metrics=metrics if isinstance(metrics, dict) else {},
+        deregistered=version in mt.deregistered,
+        channels=holders,
+    )
+
+
+def sorted_versions(versions: list[str]) -> list[str]:
+    return sorted(versions, key=lambda v: Version.parse(v).sort_key())
+
+
+def list_models(root: Path) -> list[ModelSummary]:
+    git = GitRepo.open(root)
+    grouped = _group(git.tags(f"{tags.TAG_PREFIX}*@*"))
+    summaries = []
+    for model, mt in sorted(grouped.items()):
+        live = [v for v in mt.versions if v not in mt.deregistered]
+        ordered = sorted_versions(live)
+        summaries.append(
+            ModelSummary(
+                model=model,
+                latest=ordered[-1] if ordered else None,
+                count=len(mt.versions),
+                channels=mt.channels_of(),
+            )
+        )
+    return summaries
+
+
+def list_versions(root: Path, model: str) -> list[VersionInfo]:
+    check_model(model)
+    git = GitRepo.open(root)
+    mt = model_tags(git, model)
+    if not mt.versions:
+        raise OperationalError(
+            f"model {model!r} has no registered versions", hint="see 'mvctl list' for models"
+        )
+    return [_info(model, v, mt.versions[v], mt) for v in sorted_versions(list(mt.versions))]
+
+
+def resolve(git: GitRepo, ref: str) -> tuple[VersionInfo, ModelTags]:
+    """``MODEL``, ``MODEL@vX.Y.Z`` or ``MODEL@CHANNEL`` -> the version it names."""
+    model, sep, what = ref.partition("@")
+    check_model(model)
+    if sep and not what:
+        raise UsageError(f"{ref!r} names no version or channel", hint="e.g. fraud@v1.2.0")
+    mt = model_tags(git, model)
+    if not mt.versions:
+        raise OperationalError(
+            f"model {model!r} has no registered versions", hint="see 'mvctl list' for models"
+        )
+    if not sep:
+        live = [v for v in mt.versions if v not in mt.deregistered]
+        if not live:
+            raise OperationalError(f"every version of {model!r} is deregistered")
+        version = sorted_versions(live)[-1]
+    elif what.startswith("v") and Version.is_valid(what):
+        if what not in mt.versions:
+            raise OperationalError(
+                f"{model} has no version {what}", hint=f"see 'mvctl list {model}'"
+            )
+        version = what
+    else:
+        check_channel(what)
+        alias = mt.aliases.get(what)
+        if alias is None:
+            raise OperationalError(f"channel {what!r} of {model!r} holds no version")
+        held = mt.version_at(alias.commit)
+        if held is None:
+            raise OperationalError(
+                f"{model}@{what} points at a commit with no version of {model}",
+                hint="run 'mvctl check'",
+            )
+        version = held
+    return _info(model, version, mt.versions[version], mt), mt
+
+
+def read_manifest(git: GitRepo, model: str, version: str, commit: str) -> dict[str, Any]:
+    path = manifest_schema.manifest_path(model)
+    text = git.read_blob(commit, path)
+    if text is None:
+        raise OperationalError(
+            f"{model}@{version} has no {path} at {commit[:12]}", hint="run 'mvctl check'"
+        )
+    return manifest_schema.parse(text, f"{path} at {model}@{version}")
+
+
+def show(root: Path, ref: str) -> ShownVersion:
+    git = GitRepo.open(root)
+    info, _ = resolve(git, ref)
+    return ShownVersion(info, read_manifest(git, info.model, info.version, info.commit))

@@ -1,0 +1,109 @@
+"""The one place that knows mvctl's tag names and tag messages (GTO-compatible formats).
+
+| tag              | kind        |
+|------------------|-------------|
+| MODEL@vX.Y.Z     | version     |
+| MODEL@vX.Y.Z!    | deregister  |
+| MODEL#CHANNEL#N  | event       |
+| MODEL@CHANNEL    | alias       |
+"""
+
+from __future__ import annotations
+
+import re
+from dataclasses import dataclass
+from typing import Any, Literal
+
+from mvctl import yamlio
+from mvctl.errors import MvctlError
+from mvctl.names import NAME_RE, SEMVER_RE, Version
+
+TagKind = Literal["version", "deregister", "event", "alias"]
+
+TAG_PREFIX = "refs/tags/"
+_NAME = NAME_RE.pattern.strip("^$")
+_SEMVER = SEMVER_RE.pattern.strip("^$")
+_TAG_RE = re.compile(
+    rf"^(?P<model>{_NAME})(?:"
+    rf"@(?P<version>{_SEMVER})(?P<cancel>!?)"
+    rf"|#(?P<channel>{_NAME})#(?P<counter>[1-9]\d*)"
+    rf"|@(?P<alias>{_NAME})"
+    r")$"
+)
+
+
+@dataclass(frozen=True)
+class TagName:
+    kind: TagKind
+    model: str
+    version: str = ""
+    channel: str = ""
+    counter: int = 0
+
+    def __str__(self) -> str:
+        if self.kind == "version":
+            return version_tag(self.model, self.version)
+        if self.kind == "deregister":
+            return deregister_tag(self.model, self.version)
+        if self.kind == "event":
+            return event_tag(self.model, self.channel, self.counter)
+        return alias_tag(self.model, self.channel)
+
+
+def version_tag(model: str, version: str | Version) -> str:
+    return f"{model}@{version}"
+
+
+def deregister_tag(model: str, version: str | Version) -> str:
+    return f"{model}@{version}!"
+
+
+def event_tag(model: str, channel: str, counter: int) -> str:
+    return f"{model}#{channel}#{counter}"
+
+
+def alias_tag(model: str, channel: str) -> str:
+    return f"{model}@{channel}"
+
+
+def parse(name: str) -> TagName | None:
+    """Parse a tag name (with or without refs/tags/); None for tags that are not mvctl's."""
+    name = name.removeprefix(TAG_PREFIX)
+    match = _TAG_RE.match(name)
+    if not match:
+        return None
+    model = match["model"]
+    # The SemVer pattern's own 'v' prefix lives inside the version group.
+    if match["version"]:
+        kind: TagKind = "deregister" if match["cancel"] else "version"
+        return TagName(kind, model, version=match["version"])
+    if match["channel"]:
+        return TagName("event", model, channel=match["channel"], counter=int(match["counter"]))
+    alias = match["alias"]
+    if Version.is_valid(alias):  # pragma: no cover - the version branch matches first
+        return None
+    return TagName("alias", model, channel=alias)
+
+
+def version_glob(model: str) -> str:
+    """for-each-ref pattern matching a model's version and deregistration tags."""
+    return f"{TAG_PREFIX}{model}@v*"
+
+
+ALL_VERSIONS_GLOB = f"{TAG_PREFIX}*@v*"
+
+
+def format_message(title: str, body: dict[str, Any]) -> str:
+    """Tag messages: a human-readable first line, a blank line, then a YAML body."""
+    return f"{title}\n\n{yamlio.dumps(body)}"
+
+
+def parse_message(message: str) -> tuple[str, dict[str, Any]]:
+    title, _, rest = message.partition("\n")
+    body: Any = None
+    if rest.strip():
+        try:
+            body = yamlio.loads(rest, "tag message")
+        except MvctlError:  # a hand-written tag message is not ours to reject
+            body = None
+    return title.strip(), body if isinstance(body, dict) else {}
