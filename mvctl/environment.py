@@ -69,7 +69,11 @@ def parse_lockfile(filename: str, text: str) -> dict[str, str]:
     lower = filename.lower()
     try:
         if lower.endswith(".lock") and lower != "pipfile.lock":
-            return _toml_packages(text)
+            # uv/poetry/pdm locks are TOML; rye's requirements.lock is requirements format.
+            try:
+                return _toml_packages(text)
+            except tomllib.TOMLDecodeError:
+                return _requirements(text)
         if lower == "pipfile.lock":
             return _pipfile(text)
         if lower.endswith((".yml", ".yaml")):

@@ -73,6 +73,9 @@ def register(req: RegisterRequest, progress: ProgressSink | None = None) -> Regi
     version = _choose_version(git, model, req)
     inputs = _read_inputs(root, req, cfg)
     dirty = _check_clean(git, model, req, inputs)
+    if req.push:
+        # Refuse an unreachable git remote before anything is written or uploaded.
+        git.check_remote(_remote_name(req.git_remote))
     tag = tags.version_tag(model, version)
     created = datetime.now(UTC).strftime("%Y-%m-%dT%H:%M:%SZ")
     author = git.ident()
@@ -310,9 +313,14 @@ def _env_dict(env: environment.Environment) -> dict[str, object]:
     return data
 
 
-def _push(git: GitRepo, remote: str, tag: str) -> None:
-    if not remote or remote.startswith("-"):
+def _remote_name(remote: str) -> str:
+    if not remote or remote.startswith("-") or any(c.isspace() for c in remote):
         raise UsageError(f"invalid git remote {remote!r}")
+    return remote
+
+
+def _push(git: GitRepo, remote: str, tag: str) -> None:
+    remote = _remote_name(remote)
     branch = git.current_branch()
     refspecs = [f"refs/tags/{tag}"]
     if branch:

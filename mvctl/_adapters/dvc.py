@@ -48,6 +48,7 @@ class TrackedPath:
 def disable_analytics() -> None:
     """DVC must never phone home from mvctl, for in-process calls and child processes alike."""
     os.environ["DVC_NO_ANALYTICS"] = "1"
+    os.environ.setdefault("DVC_STUDIO_OFFLINE", "1")
 
 
 def _quiet_logging() -> None:

@@ -212,6 +212,10 @@ class GitRepo:
         out = self.run("rev-list", "--topo-order", commit, "--", action="walk history")
         return out.split()
 
+    def check_remote(self, remote: str) -> None:
+        """Fail unless ``remote`` answers (one cheap ls-remote of HEAD)."""
+        self.run("ls-remote", "-q", "--", remote, "HEAD", action=f"reach remote {remote}")
+
     def remote_url(self, remote: str) -> str | None:
         try:
             return self.run("remote", "get-url", "--", remote, action="read remote").strip()

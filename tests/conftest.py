@@ -1,0 +1,120 @@
+"""Fixtures: real git repos, a bare git remote and a directory DVC remote, all in tmp.
+
+Every test runs with HOME, git identity and DVC's global state isolated, so nothing on the
+machine (or a developer's own config) leaks in.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import subprocess
+import sys
+from collections.abc import Iterator
+from dataclasses import dataclass
+from pathlib import Path
+
+import pytest
+
+from mvctl.initialise import init
+
+
+def run(*args: str | Path, cwd: Path, check: bool = True) -> subprocess.CompletedProcess[str]:
+    return subprocess.run(
+        [str(a) for a in args], cwd=cwd, capture_output=True, text=True, check=check
+    )
+
+
+def git(cwd: Path, *args: str) -> str:
+    return run("git", *args, cwd=cwd).stdout
+
+
+def mvctl(cwd: Path, *args: str, check: bool = False) -> subprocess.CompletedProcess[str]:
+    """The real command, as a user runs it, in a subprocess."""
+    return run(sys.executable, "-m", "mvctl", *args, cwd=cwd, check=check)
+
+
+@pytest.fixture(autouse=True)
+def isolated_env(tmp_path_factory: pytest.TempPathFactory, monkeypatch: pytest.MonkeyPatch) -> Path:
+    home = tmp_path_factory.mktemp("home")
+    gitconfig = home / ".gitconfig"
+    gitconfig.write_text("[init]\n\tdefaultBranch = main\n[advice]\n\tdetachedHead = false\n")
+    for key in list(os.environ):
+        if key.startswith(("GIT_", "DVC_")):
+            monkeypatch.delenv(key)
+    # The tools of this interpreter's environment (dvc, gto, mvctl) come first on PATH.
+    monkeypatch.setenv("PATH", f"{Path(sys.executable).parent}{os.pathsep}{os.environ['PATH']}")
+    monkeypatch.setenv("HOME", str(home))
+    monkeypatch.setenv("XDG_CONFIG_HOME", str(home / ".config"))
+    monkeypatch.setenv("XDG_CACHE_HOME", str(home / ".cache"))
+    monkeypatch.setenv("GIT_CONFIG_GLOBAL", str(gitconfig))
+    monkeypatch.setenv("GIT_CONFIG_NOSYSTEM", "1")
+    monkeypatch.setenv("GIT_AUTHOR_NAME", "Ada Tester")
+    monkeypatch.setenv("GIT_AUTHOR_EMAIL", "ada@example.com")
+    monkeypatch.setenv("GIT_COMMITTER_NAME", "Ada Tester")
+    monkeypatch.setenv("GIT_COMMITTER_EMAIL", "ada@example.com")
+    monkeypatch.setenv("DVC_SITE_CACHE_DIR", str(home / "dvc-site-cache"))
+    monkeypatch.setenv("DVC_GLOBAL_CONFIG_DIR", str(home / ".config" / "dvc"))
+    monkeypatch.setenv("DVC_SYSTEM_CONFIG_DIR", str(home / "dvc-system"))
+    monkeypatch.setenv("NO_COLOR", "1")
+    monkeypatch.setenv("COLUMNS", "200")
+    return home
+
+
+@dataclass
+class Registry:
+    """A registry repo with a bare git remote ('origin') and a directory DVC remote."""
+
+    root: Path
+    origin: Path
+    storage: Path
+
+    def write(self, rel: str, content: str | bytes) -> Path:
+        path = self.root / rel
+        path.parent.mkdir(parents=True, exist_ok=True)
+        if isinstance(content, bytes):
+            path.write_bytes(content)
+        else:
+            path.write_text(content)
+        return path
+
+    def train(self, weights: bytes = b"weights-v1", auc: float = 0.91, rows: int = 3) -> None:
+        """Stand-in for a training run: weights, a dataset, metrics and params."""
+        self.write("models/model.bin", weights)
+        self.write("data/train.csv", "x,y\n" + "".join(f"{i},{i % 2}\n" for i in range(rows)))
+        self.write("metrics.json", json.dumps({"auc": auc, "loss": {"train": 0.2, "val": 0.3}}))
+
+    def git(self, *args: str) -> str:
+        return git(self.root, *args)
+
+    def tags(self) -> list[str]:
+        return sorted(self.git("tag", "--list").split())
+
+    def status(self) -> str:
+        """git status including ignored files, less DVC's own cache and temp files."""
+        out = self.git("status", "--porcelain", "--untracked-files=all", "--ignored")
+        return "\n".join(ln for ln in out.splitlines() if not ln[3:].startswith(".dvc/"))
+
+    def storage_files(self) -> list[str]:
+        return sorted(str(p.relative_to(self.storage)) for p in self.storage.rglob("*"))
+
+    def snapshot(self) -> tuple[str, list[str], list[str], str]:
+        """Everything a refused command must leave unchanged."""
+        return (self.status(), self.tags(), self.storage_files(), self.git("rev-parse", "HEAD"))
+
+
+@pytest.fixture
+def registry(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Iterator[Registry]:
+    root = tmp_path / "repo"
+    origin = tmp_path / "origin.git"
+    storage = tmp_path / "dvc-storage"
+    run("git", "init", "-q", "--bare", "-b", "main", origin, cwd=tmp_path)
+    run("git", "init", "-q", "-b", "main", root, cwd=tmp_path)
+    git(root, "remote", "add", "origin", str(origin))
+    (root / "README.md").write_text("# training repo\n")
+    (root / "params.yaml").write_text("train:\n  C: 1.0\n  layers: [64, 32]\n")
+    git(root, "add", "README.md", "params.yaml")
+    git(root, "commit", "-q", "-m", "initial")
+    init(root, str(storage))
+    monkeypatch.chdir(root)
+    yield Registry(root, origin, storage)

@@ -1,0 +1,112 @@
+"""Names, versions, tag formats, tag messages and mvctl.yaml parsing."""
+
+from __future__ import annotations
+
+import pytest
+
+from mvctl import config, tags
+from mvctl.errors import OperationalError, UsageError
+from mvctl.names import Version, check_channel, check_model, next_version
+
+
+@pytest.mark.parametrize("name", ["fraud", "a", "m2", "fraud-detector_v2", "x" * 64])
+def test_valid_model_names(name: str) -> None:
+    assert check_model(name) == name
+
+
+@pytest.mark.parametrize(
+    "name", ["", "Fraud", "-fraud", "fraud-", "fr aud", "fr@ud", "fr#ud", "x" * 65, "../x", "a/b"]
+)
+def test_invalid_model_names(name: str) -> None:
+    with pytest.raises(UsageError):
+        check_model(name)
+    with pytest.raises(UsageError):
+        check_channel(name)
+
+
+def test_semver_parse_and_precedence() -> None:
+    order = ["v0.9.0", "v0.10.0", "v1.0.0-alpha", "v1.0.0-alpha.1", "v1.0.0-beta", "v1.0.0"]
+    parsed = [Version.parse(v) for v in reversed(order)]
+    assert [str(v) for v in sorted(parsed, key=Version.sort_key)] == order
+    assert str(Version.parse("v1.2.3-rc.1+build.5")) == "v1.2.3-rc.1+build.5"
+    for bad in ("1.2.3", "v1.2", "v01.2.3", "v1.2.3-", "v1.2.3+"):
+        with pytest.raises(UsageError):
+            Version.parse(bad)
+
+
+def test_next_version() -> None:
+    assert str(next_version([], "minor")) == "v0.1.0"
+    existing = [Version.parse(v) for v in ("v0.1.0", "v0.2.0", "v0.2.1")]
+    assert str(next_version(existing, "minor")) == "v0.3.0"
+    assert str(next_version(existing, "patch")) == "v0.2.2"
+    assert str(next_version(existing, "major")) == "v1.0.0"
+    pre = [Version.parse("v1.0.0-rc.1")]
+    assert str(next_version(pre, "patch")) == "v1.0.0"
+    assert str(next_version([*pre, Version.parse("v1.0.0")], "patch")) == "v1.0.1"
+
+
+@pytest.mark.parametrize(
+    ("name", "kind", "fields"),
+    [
+        ("fraud@v1.2.0", "version", {"version": "v1.2.0"}),
+        ("fraud@v1.2.0!", "deregister", {"version": "v1.2.0"}),
+        ("fraud#production#12", "event", {"channel": "production", "counter": 12}),
+        ("fraud@production", "alias", {"channel": "production"}),
+        ("refs/tags/fraud@canary", "alias", {"channel": "canary"}),
+    ],
+)
+def test_tag_names_round_trip(name: str, kind: str, fields: dict[str, object]) -> None:
+    parsed = tags.parse(name)
+    assert parsed is not None
+    assert parsed.kind == kind
+    assert parsed.model == "fraud"
+    for key, value in fields.items():
+        assert getattr(parsed, key) == value
+    assert str(parsed) == name.removeprefix("refs/tags/")
+
+
+@pytest.mark.parametrize(
+    "name", ["v1.0.0", "fraud@v1.2", "fraud#prod#0", "fraud#prod", "Fraud@v1.0.0", "fraud@@x"]
+)
+def test_other_tags_are_not_ours(name: str) -> None:
+    assert tags.parse(name) is None
+
+
+def test_tag_message_round_trip() -> None:
+    body = {"kind": "version", "version": "v1.0.0", "metrics": {"auc": 0.9}}
+    text = tags.format_message("Register fraud v1.0.0", body)
+    assert text.splitlines()[0] == "Register fraud v1.0.0"
+    assert tags.parse_message(text) == ("Register fraud v1.0.0", body)
+    assert tags.parse_message("hand written\n\nnot: [yaml") == ("hand written", {})
+    assert tags.parse_message("") == ("", {})
+
+
+def test_config_defaults_and_models() -> None:
+    cfg = config.loads(config.TEMPLATE)
+    assert cfg.channels == ("production", "staging", "canary", "shadow")
+    assert cfg.models == {}
+    cfg = config.loads(
+        "version: 1\nchannels: [production, qa]\nmodels:\n"
+        "  fraud:\n    weights: models/f.pkl\n    data: data/x.csv\n    gates: {}\n"
+    )
+    assert cfg.channels == ("production", "qa")
+    assert cfg.model("fraud").weights == "models/f.pkl"
+    assert cfg.model("fraud").data == ("data/x.csv",)
+    assert cfg.model("other").weights is None
+
+
+@pytest.mark.parametrize(
+    "text",
+    [
+        "version: 2\n",
+        "- a list\n",
+        "channels: [Prod]\n",
+        "models: {Bad: {}}\n",
+        "models: {m: {weights: 3}}\n",
+        "models: {m: {data: [1]}}\n",
+        "models: [: \n",
+    ],
+)
+def test_bad_configs_are_operational_errors(text: str) -> None:
+    with pytest.raises(OperationalError, match=r"mvctl\.yaml"):
+        config.loads(text)
