@@ -1,0 +1,71 @@
+"""Shared helpers for benchmark scripts: isolated env, timing medians, RESULTS.md sections."""
+
+from __future__ import annotations
+
+import os
+import platform
+import statistics
+import subprocess
+import sys
+import time
+from collections.abc import Sequence
+from pathlib import Path
+
+RESULTS = Path(__file__).with_name("RESULTS.md")
+BIN = Path(sys.executable).parent
+
+
+def isolated_env(home: Path) -> dict[str, str]:
+    home.mkdir(parents=True, exist_ok=True)
+    env = {k: v for k, v in os.environ.items() if not k.startswith(("GIT_", "DVC_"))}
+    env.update(
+        PATH=f"{BIN}{os.pathsep}{env.get('PATH', '')}",
+        HOME=str(home),
+        GIT_CONFIG_NOSYSTEM="1",
+        GIT_CONFIG_GLOBAL=str(home / ".gitconfig"),
+        GIT_AUTHOR_NAME="Bench",
+        GIT_AUTHOR_EMAIL="bench@example.com",
+        GIT_COMMITTER_NAME="Bench",
+        GIT_COMMITTER_EMAIL="bench@example.com",
+        DVC_NO_ANALYTICS="1",
+        NO_COLOR="1",
+    )
+    return env
+
+
+def run(args: Sequence[str | Path], cwd: Path, env: dict[str, str], **kw: object) -> str:
+    proc = subprocess.run(
+        [str(a) for a in args], cwd=cwd, env=env, capture_output=True, text=True, **kw
+    )
+    if proc.returncode != 0:
+        raise SystemExit(f"{' '.join(map(str, args))} failed:\n{proc.stderr}")
+    return proc.stdout
+
+
+def median_seconds(args: Sequence[str | Path], cwd: Path, env: dict[str, str], runs: int) -> float:
+    """Median wall time of ``runs`` runs, after one warm-up run (page cache, .pyc)."""
+    run(args, cwd, env)
+    times = []
+    for _ in range(runs):
+        start = time.perf_counter()
+        run(args, cwd, env)
+        times.append(time.perf_counter() - start)
+    return statistics.median(times)
+
+
+def machine() -> str:
+    return f"{platform.machine()}, {os.cpu_count()} cores, Python {platform.python_version()}"
+
+
+def write_section(name: str, body: str) -> None:
+    """Replace (or append) the section ``name`` of RESULTS.md, leaving the others alone."""
+    start, end = f"<!-- bench:{name} -->", f"<!-- /bench:{name} -->"
+    text = RESULTS.read_text() if RESULTS.exists() else "# Benchmark results\n\n"
+    block = f"{start}\n{body.rstrip()}\n{end}"
+    if start in text and end in text:
+        before, rest = text.split(start, 1)
+        _, after = rest.split(end, 1)
+        text = before + block + after
+    else:
+        text = text.rstrip() + "\n\n" + block + "\n"
+    RESULTS.write_text(text)
