@@ -314,17 +314,21 @@ def test_dvc_push_failure_leaves_nothing_behind(registry: Registry) -> None:
     assert not (registry.root / "dvc.yaml").exists()
 
 
-def test_a_taken_tag_is_a_conflict_and_undoes_the_commit(registry: Registry) -> None:
+def test_a_tag_taken_by_a_racer_is_a_conflict_and_undoes_the_commit(registry: Registry) -> None:
     registry.train()
-    # Someone else's registration of the same version lands between our check and our tag.
-    from mvctl._adapters.git import GitRepo
-
-    repo = GitRepo.open(registry.root)
-    head = registry.git("rev-parse", "HEAD").strip()
-    repo.create_annotated_tag("fraud@v0.5.0", head, "theirs")
-    with pytest.raises(ConflictError):
-        repo.create_annotated_tag("fraud@v0.5.0", head, "ours")
-    assert registry.git("cat-file", "-p", "fraud@v0.5.0").rstrip().endswith("theirs")
+    # A racer registers the same version between our commit and our tag: a post-commit hook
+    # creates the tag the moment our commit lands.
+    hook = registry.root / ".git/hooks/post-commit"
+    hook.write_text("#!/bin/sh\ngit tag -a -m theirs fraud@v0.1.0 HEAD~1\n")
+    hook.chmod(0o755)
+    status, _, _, head = registry.snapshot()
+    with pytest.raises(ConflictError, match="created by someone else"):
+        register(request(registry))
+    hook.unlink()
+    assert registry.git("rev-parse", "HEAD") == head
+    assert registry.status() == status
+    assert registry.git("cat-file", "-p", "fraud@v0.1.0").rstrip().endswith("theirs")
+    assert registry.tags() == ["fraud@v0.1.0"]
 
 
 def test_push_sends_commit_and_tag_and_a_clone_restores_identical_weights(

@@ -188,13 +188,17 @@ def list_(
         print_json({"model": model, "versions": [v.to_dict() for v in versions]})
         return
     keys = _key_metrics([v.metrics for v in versions])
-    table = Table("version", "created", "author", *keys, "channels", title=model)
+    table = Table(title=model)
+    table.add_column("version", no_wrap=True)
+    table.add_column("created (UTC)", no_wrap=True)
+    for column in ("author", *keys, "channels"):
+        table.add_column(column)
     for v in reversed(versions):
         name = f"[strike]{v.version}[/]" if v.deregistered else v.version
         table.add_row(
             name,
-            v.created,
-            v.author,
+            v.created.replace("T", " ")[:16],
+            v.author.split(" <")[0],
             *(_num(v.metrics.get(k)) for k in keys),
             ", ".join(v.channels) or "",
         )
