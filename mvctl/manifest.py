@@ -2,6 +2,9 @@
 
 from __future__ import annotations
 
+import hashlib
+import json
+from collections.abc import Mapping
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -149,6 +152,27 @@ def problems(data: Any) -> list[str]:
     if isinstance(code, dict) and "commit" not in code:
         found.append("code needs a commit")
     return found
+
+
+def digest(value: Any) -> str:
+    """A short, stable digest of any JSON-able value."""
+    canonical = json.dumps(value, sort_keys=True, separators=(",", ":"), default=str)
+    return hashlib.sha256(canonical.encode()).hexdigest()[:16]
+
+
+def fingerprint(data: Mapping[str, Any], code: str) -> dict[str, Any]:
+    """A compact summary of a manifest: enough to say *what* changed between two versions
+    without reading either manifest (stored in the version tag's message). ``code`` is a
+    digest of the code tree the version was trained from."""
+    weights = data.get("weights") or []
+    env = data.get("environment") or {}
+    return {
+        "weights": digest([(w.get("path"), w.get("sha256")) for w in weights]),
+        "data": {str(d.get("path")): str(d.get("md5")) for d in data.get("dataset") or []},
+        "params": digest(data.get("params") or {}),
+        "env": digest([env.get("python"), env.get("platform"), env.get("packages") or {}]),
+        "code": code,
+    }
 
 
 def parse(text: str, source: str) -> dict[str, Any]:

@@ -11,7 +11,15 @@ from mvctl._adapters import dvc
 from mvctl._adapters.git import GitRepo
 from mvctl.errors import OperationalError, PolicyError, UsageError
 from mvctl.hashing import sha256_file, sha256_tree, total_size
-from mvctl.manifest import DatasetEntry, Manifest, WeightsEntry, WeightsFile, manifest_path
+from mvctl.manifest import (
+    DatasetEntry,
+    Manifest,
+    WeightsEntry,
+    WeightsFile,
+    digest,
+    fingerprint,
+    manifest_path,
+)
 from mvctl.names import Bump, Version, check_model, next_version
 from mvctl.progress import NoProgress, ProgressSink
 from mvctl.registry import model_tags
@@ -81,9 +89,7 @@ def register(req: RegisterRequest, progress: ProgressSink | None = None) -> Regi
     author = git.ident()
     code = {"commit": head, "dirty": bool(dirty)}
     mt = model_tags(git, model)
-    parent = lineage.nearest_tagged_ancestor(
-        git, head, {r.commit: v for v, r in mt.versions.items()}, include_self=True
-    )
+    parent = lineage.parent_of_head(git, model, {v: r.commit for v, r in mt.versions.items()})
 
     if req.dry_run:
         planned = Manifest(
@@ -134,18 +140,7 @@ def register(req: RegisterRequest, progress: ProgressSink | None = None) -> Regi
         written = git.changed_paths(touched)
         commit = git.commit_paths(written, f"Register {model} {version}")
         undo.committed(commit)
-        message = tags.format_message(
-            f"Register {model} {version}",
-            {
-                "kind": "version",
-                "model": model,
-                "version": str(version),
-                "created": created,
-                "author": author,
-                "parent": parent,
-                "metrics": values.flatten(inputs.metrics),
-            },
-        )
+        message = version_tag_message(record, code_digest(git, head, bool(dirty)))
         undo.tagged(tag, git.create_annotated_tag(tag, commit, message))
         if req.push:
             _push(git, req.git_remote, tag)
@@ -153,6 +148,46 @@ def register(req: RegisterRequest, progress: ProgressSink | None = None) -> Regi
         undo.rollback()
         raise
     return RegisterResult(record, tag, commit, pushed=req.push, written=tuple(written))
+
+
+def code_digest(git: GitRepo, commit: str, dirty: bool) -> str:
+    """A digest of the code at ``commit``: every tracked file except what register and DVC
+    write (manifests, .dvc files, .gitignore files, dvc.yaml's artifacts section), so that
+    lineage can tell whether code changed between versions without a diff per version."""
+    from mvctl import yamlio
+
+    lines = []
+    for mode, obj, path in git.tree_entries(commit):
+        name = PurePosixPath(path).name
+        if path.startswith("registry/") or name.endswith(".dvc") or name == ".gitignore":
+            continue
+        if path == "dvc.yaml":
+            data = yamlio.loads(git.read_blob(commit, path) or "", path)
+            if isinstance(data, dict):
+                data.pop("artifacts", None)
+            obj = digest(data or {})
+        lines.append(f"{mode} {obj} {path}")
+    tree = digest(lines)
+    return f"{tree}+dirty" if dirty else tree
+
+
+def version_tag_message(record: Manifest, code: str) -> str:
+    """The version tag's message: a title and the fields `list` and `lineage` read, so that
+    neither has to open a manifest."""
+    data = record.to_dict()
+    return tags.format_message(
+        f"Register {record.model} {record.version}",
+        {
+            "kind": "version",
+            "model": record.model,
+            "version": record.version,
+            "created": record.created,
+            "author": record.author,
+            "parent": record.parent,
+            "metrics": values.flatten(record.metrics),
+            "fingerprint": fingerprint(data, code),
+        },
+    )
 
 
 def _choose_version(git: GitRepo, model: str, req: RegisterRequest) -> Version:

@@ -23,6 +23,7 @@ class VersionInfo:
     metrics: dict[str, Any] = field(default_factory=dict)
     deregistered: bool = False
     channels: tuple[str, ...] = ()
+    fingerprint: dict[str, Any] = field(default_factory=dict, compare=False)
 
     def to_dict(self) -> dict[str, Any]:
         return {
@@ -110,9 +111,12 @@ def model_tags(git: GitRepo, model: str) -> ModelTags:
     return found or ModelTags({}, frozenset(), {})
 
 
-def _info(model: str, version: str, record: TagRecord, mt: ModelTags) -> VersionInfo:
+def model_info(model: str, version: str, mt: ModelTags) -> VersionInfo:
+    """What the version tag of ``version`` says, plus the channels that hold it."""
+    record = mt.versions[version]
     _, body = tags.parse_message(record.message)
     metrics = body.get("metrics")
+    fingerprint = body.get("fingerprint")
     holders = tuple(c for c, r in sorted(mt.aliases.items()) if r.commit == record.commit)
     return VersionInfo(
         model=model,
@@ -123,6 +127,7 @@ def _info(model: str, version: str, record: TagRecord, mt: ModelTags) -> Version
         metrics=metrics if isinstance(metrics, dict) else {},
         deregistered=version in mt.deregistered,
         channels=holders,
+        fingerprint=fingerprint if isinstance(fingerprint, dict) else {},
     )
 
 
@@ -156,7 +161,7 @@ def list_versions(root: Path, model: str) -> list[VersionInfo]:
         raise OperationalError(
             f"model {model!r} has no registered versions", hint="see 'mvctl list' for models"
         )
-    return [_info(model, v, mt.versions[v], mt) for v in sorted_versions(list(mt.versions))]
+    return [model_info(model, v, mt) for v in sorted_versions(list(mt.versions))]
 
 
 def resolve(git: GitRepo, ref: str) -> tuple[VersionInfo, ModelTags]:
@@ -193,7 +198,7 @@ def resolve(git: GitRepo, ref: str) -> tuple[VersionInfo, ModelTags]:
                 hint="run 'mvctl check'",
             )
         version = held
-    return _info(model, version, mt.versions[version], mt), mt
+    return model_info(model, version, mt), mt
 
 
 def read_manifest(git: GitRepo, model: str, version: str, commit: str) -> dict[str, Any]:

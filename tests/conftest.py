@@ -34,9 +34,8 @@ def mvctl(cwd: Path, *args: str, check: bool = False) -> subprocess.CompletedPro
     return run(sys.executable, "-m", "mvctl", *args, cwd=cwd, check=check)
 
 
-@pytest.fixture(autouse=True)
-def isolated_env(tmp_path_factory: pytest.TempPathFactory, monkeypatch: pytest.MonkeyPatch) -> Path:
-    home = tmp_path_factory.mktemp("home")
+def isolate(monkeypatch: pytest.MonkeyPatch, home: Path) -> None:
+    """HOME, git identity and DVC's global state, all private to ``home``."""
     gitconfig = home / ".gitconfig"
     gitconfig.write_text("[init]\n\tdefaultBranch = main\n[advice]\n\tdetachedHead = false\n")
     for key in list(os.environ):
@@ -58,7 +57,29 @@ def isolated_env(tmp_path_factory: pytest.TempPathFactory, monkeypatch: pytest.M
     monkeypatch.setenv("DVC_SYSTEM_CONFIG_DIR", str(home / "dvc-system"))
     monkeypatch.setenv("NO_COLOR", "1")
     monkeypatch.setenv("COLUMNS", "200")
+
+
+@pytest.fixture(autouse=True)
+def isolated_env(tmp_path_factory: pytest.TempPathFactory, monkeypatch: pytest.MonkeyPatch) -> Path:
+    home = tmp_path_factory.mktemp("home")
+    isolate(monkeypatch, home)
     return home
+
+
+def make_registry(base: Path) -> Registry:
+    """A registry repo under ``base`` with a bare 'origin' and a directory DVC remote."""
+    root = base / "repo"
+    origin = base / "origin.git"
+    storage = base / "dvc-storage"
+    run("git", "init", "-q", "--bare", "-b", "main", origin, cwd=base)
+    run("git", "init", "-q", "-b", "main", root, cwd=base)
+    git(root, "remote", "add", "origin", str(origin))
+    (root / "README.md").write_text("# training repo\n")
+    (root / "params.yaml").write_text("train:\n  C: 1.0\n  layers: [64, 32]\n")
+    git(root, "add", "README.md", "params.yaml")
+    git(root, "commit", "-q", "-m", "initial")
+    init(root, str(storage))
+    return Registry(root, origin, storage)
 
 
 @dataclass
@@ -105,16 +126,6 @@ class Registry:
 
 @pytest.fixture
 def registry(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Iterator[Registry]:
-    root = tmp_path / "repo"
-    origin = tmp_path / "origin.git"
-    storage = tmp_path / "dvc-storage"
-    run("git", "init", "-q", "--bare", "-b", "main", origin, cwd=tmp_path)
-    run("git", "init", "-q", "-b", "main", root, cwd=tmp_path)
-    git(root, "remote", "add", "origin", str(origin))
-    (root / "README.md").write_text("# training repo\n")
-    (root / "params.yaml").write_text("train:\n  C: 1.0\n  layers: [64, 32]\n")
-    git(root, "add", "README.md", "params.yaml")
-    git(root, "commit", "-q", "-m", "initial")
-    init(root, str(storage))
-    monkeypatch.chdir(root)
-    yield Registry(root, origin, storage)
+    reg = make_registry(tmp_path)
+    monkeypatch.chdir(reg.root)
+    yield reg

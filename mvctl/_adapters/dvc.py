@@ -176,16 +176,31 @@ class DvcProject:
         return info is not None and info.source is not None
 
     def dir_listing(self, md5: str) -> list[tuple[str, str]]:
-        """(relpath, md5) of each file of a tracked directory, from DVC's local cache."""
+        """(relpath, md5) of each file of a tracked directory, from DVC's ``.dir`` object:
+        the local cache when it has it, else the default remote (the listing only, never
+        the files)."""
         cache_path = Path(self._repo.cache.local.oid_to_path(md5))
         try:
-            entries = json.loads(cache_path.read_text(encoding="utf-8"))
-        except (OSError, ValueError) as exc:
-            raise OperationalError(
-                f"DVC's listing of directory {md5} is not in the local cache",
-                hint="run 'dvc pull' for the directory first",
-            ) from exc
-        return sorted((str(e["relpath"]), str(e["md5"])) for e in entries)
+            raw = cache_path.read_text(encoding="utf-8")
+        except OSError:
+            raw = self._remote_object(md5)
+        try:
+            entries = json.loads(raw)
+            return sorted((str(e["relpath"]), str(e["md5"])) for e in entries)
+        except (ValueError, KeyError, TypeError) as exc:
+            raise OperationalError(f"DVC's listing of directory {md5} is corrupt") from exc
+
+    def _remote_object(self, md5: str) -> str:
+        with _converted(f"read directory listing {md5} from the remote"):
+            odb = self._repo.cloud.get_remote_odb(None, "mvctl diff")
+            try:
+                with odb.fs.open(odb.oid_to_path(md5), mode="r", encoding="utf-8") as handle:
+                    return str(handle.read())
+            except FileNotFoundError as exc:
+                raise OperationalError(
+                    f"DVC's listing of directory {md5} is neither cached nor in the remote",
+                    hint="push the registry's artifacts with 'dvc push'",
+                ) from exc
 
     def push(self, paths: Sequence[str], remote: str | None = None) -> int:
         if not paths:

@@ -204,17 +204,70 @@ class GitRepo:
         except OperationalError:
             return None
 
-    def first_parent_history(self, commit: str) -> list[str]:
-        out = self.run("rev-list", "--first-parent", commit, "--", action="walk history")
-        return out.split()
-
-    def ancestors(self, commit: str) -> list[str]:
-        out = self.run("rev-list", "--topo-order", commit, "--", action="walk history")
-        return out.split()
+    def decorated_graph(
+        self, decorate_glob: str, starts: Sequence[str], *, with_head: bool = False
+    ) -> dict[str, list[str]]:
+        """History reachable from ``starts`` simplified to the commits that ``decorate_glob``
+        tags (plus HEAD when asked, and the merges where their lines join): commit -> its
+        rewritten parents, first parent first. Git walks every commit in C; what comes back
+        grows with the number of tagged commits, not with the length of history."""
+        if not starts and not with_head:
+            return {}
+        args = [
+            "log",
+            "--simplify-by-decoration",
+            f"--decorate-refs={decorate_glob}",
+            "--parents",
+            "--format=%H %P",
+            "--stdin",
+        ]
+        if with_head:
+            args.insert(3, "--decorate-refs=HEAD")
+        revs = [*starts, *(["HEAD"] if with_head else [])]
+        out = self._run_stdin(args, "\n".join(revs) + "\n", action="walk history")
+        graph: dict[str, list[str]] = {}
+        for line in out.splitlines():
+            # --parents turns on parent rewriting, so %P names simplified parents.
+            commit, *parents = line.split()
+            graph[commit] = parents
+        return graph
 
     def check_remote(self, remote: str) -> None:
         """Fail unless ``remote`` answers (one cheap ls-remote of HEAD)."""
         self.run("ls-remote", "-q", "--", remote, "HEAD", action=f"reach remote {remote}")
+
+    def tree_entries(self, commit: str) -> list[tuple[str, str, str]]:
+        """(mode, object id, path) of every file in ``commit``'s tree."""
+        out = self.run("ls-tree", "-r", "-z", "--full-tree", commit, action="list a tree")
+        entries = []
+        for entry in out.split("\0"):
+            if entry:
+                meta, path = entry.split("\t", 1)
+                mode, _, obj = meta.split(" ")
+                entries.append((mode, obj, path))
+        return entries
+
+    def changed_files(self, old: str, new: str) -> list[tuple[str, str, int | None, int | None]]:
+        """(status, path, lines added, lines deleted) of each file changed from ``old`` to
+        ``new``; counts are None for binary files."""
+        status_out = self.run(
+            "diff", "--name-status", "-z", "--no-renames", old, new, "--", action="diff commits"
+        )
+        fields = [f for f in status_out.split("\0") if f]
+        statuses = dict(zip(fields[1::2], fields[0::2], strict=True))
+        numstat = self.run(
+            "diff", "--numstat", "-z", "--no-renames", old, new, "--", action="diff commits"
+        )
+        counts: dict[str, tuple[int | None, int | None]] = {}
+        for entry in numstat.split("\0"):
+            if not entry:
+                continue
+            added, deleted, path = entry.split("\t", 2)
+            counts[path] = (
+                int(added) if added.isdigit() else None,
+                int(deleted) if deleted.isdigit() else None,
+            )
+        return [(statuses[p], p, *counts.get(p, (None, None))) for p in sorted(statuses)]
 
     def remote_url(self, remote: str) -> str | None:
         try:

@@ -7,7 +7,7 @@ from typing import Annotated
 import typer
 
 from mvctl import __version__
-from mvctl.cli import registry_cmds
+from mvctl.cli import lineage_cmds, registry_cmds
 from mvctl.cli.output import CliState
 
 app = typer.Typer(
@@ -44,6 +44,8 @@ app.command()(registry_cmds.init)
 app.command()(registry_cmds.register)
 app.command("list")(registry_cmds.list_)
 app.command()(registry_cmds.show)
+app.command()(lineage_cmds.lineage)
+app.command()(lineage_cmds.diff)
 
 
 def main() -> None:

@@ -1,0 +1,237 @@
+"""Text renderings of lineage and diff: rich for terminals, Mermaid/DOT/Markdown for reviews."""
+
+from __future__ import annotations
+
+import re
+from dataclasses import asdict
+from typing import Any
+
+from rich.console import Group, RenderableType
+from rich.table import Table
+from rich.text import Text
+from rich.tree import Tree
+
+from mvctl.diff import MetricDelta, PathDiff, VersionDiff
+from mvctl.lineage import LineageNode, LineageReport
+
+
+def _metrics_line(metrics: dict[str, Any], limit: int = 2) -> str:
+    shown = list(metrics.items())[:limit]
+    return ", ".join(f"{k}={_num(v)}" for k, v in shown)
+
+
+def _num(value: Any) -> str:
+    if isinstance(value, float):
+        return f"{value:.4g}"
+    return "-" if value is None else str(value)
+
+
+# --- lineage ---------------------------------------------------------------------------
+
+
+def _node_text(node: LineageNode) -> Text:
+    text = Text(node.version, style="bold strike" if node.deregistered else "bold")
+    if node.channels:
+        text.append(f" [{', '.join(node.channels)}]", style="green")
+    metrics = _metrics_line(node.metrics)
+    if metrics:
+        text.append(f"  {metrics}", style="cyan")
+    text.append(f"  {node.summary}", style="dim")
+    return text
+
+
+def lineage_tree(report: LineageReport) -> Tree:
+    title = f"{report.model}" + (f" — ancestry of {report.focus}" if report.focus else "")
+    tree = Tree(Text(title, style="bold underline"))
+
+    def grow(branch: Tree, version: str) -> None:
+        node = report.nodes[version]
+        child_branch = branch.add(_node_text(node))
+        for child in node.children:
+            grow(child_branch, child)
+
+    for root in report.roots:
+        grow(tree, root)
+    return tree
+
+
+def _mermaid_id(version: str) -> str:
+    return "v_" + re.sub(r"[^A-Za-z0-9]", "_", version.removeprefix("v"))
+
+
+def _label(node: LineageNode, newline: str) -> str:
+    parts = [node.version + (f" ({', '.join(node.channels)})" if node.channels else "")]
+    metrics = _metrics_line(node.metrics)
+    if metrics:
+        parts.append(metrics)
+    return newline.join(parts)
+
+
+def lineage_mermaid(report: LineageReport) -> str:
+    lines = ["```mermaid", "graph TD"]
+    for node in report.nodes.values():
+        label = _label(node, "<br/>").replace('"', "#quot;")
+        lines.append(f'  {_mermaid_id(node.version)}["{label}"]')
+    for node in report.nodes.values():
+        if node.parent and node.parent in report.nodes:
+            lines.append(f"  {_mermaid_id(node.parent)} --> {_mermaid_id(node.version)}")
+    held = [n for n in report.nodes.values() if n.channels]
+    if held:
+        lines.append("  classDef held stroke-width:3px")
+        lines.append("  class " + ",".join(_mermaid_id(n.version) for n in held) + " held")
+    lines.append("```")
+    return "\n".join(lines)
+
+
+def _dot_quote(text: str) -> str:
+    return '"' + text.replace("\\", "\\\\").replace('"', '\\"') + '"'
+
+
+def lineage_dot(report: LineageReport) -> str:
+    lines = [f"digraph {_dot_quote(report.model + ' lineage')} {{", "  rankdir=TB;"]
+    for node in report.nodes.values():
+        style = ", penwidth=3" if node.channels else ""
+        style += ", style=dashed" if node.deregistered else ""
+        label = _dot_quote(_label(node, "\n"))
+        lines.append(f"  {_dot_quote(node.version)} [label={label}{style}];")
+    for node in report.nodes.values():
+        if node.parent and node.parent in report.nodes:
+            lines.append(f"  {_dot_quote(node.parent)} -> {_dot_quote(node.version)};")
+    lines.append("}")
+    return "\n".join(lines)
+
+
+# --- diff ------------------------------------------------------------------------------
+
+
+def diff_dict(d: VersionDiff) -> dict[str, Any]:
+    def version(info: Any) -> dict[str, Any]:
+        return {"version": info.version, "commit": info.commit, "channels": list(info.channels)}
+
+    return {
+        "model": d.model,
+        "old": version(d.old),
+        "new": version(d.new),
+        "identical": d.identical,
+        "weights": [asdict(p) for p in d.weights],
+        "dataset": [asdict(p) for p in d.dataset],
+        "params": [asdict(c) for c in d.params],
+        "environment": [asdict(c) for c in d.environment],
+        "packages": [asdict(c) for c in d.packages],
+        "metrics": [asdict(m) for m in d.metrics],
+        "code": [asdict(c) for c in d.code],
+        "notes": list(d.notes),
+    }
+
+
+def _size(size: int | None) -> str:
+    if size is None:
+        return "-"
+    amount = float(size)
+    for unit in ("B", "KiB", "MiB", "GiB"):
+        if amount < 1024 or unit == "GiB":
+            return f"{amount:.0f} {unit}" if unit == "B" else f"{amount:.1f} {unit}"
+        amount /= 1024
+    return f"{size} B"  # pragma: no cover
+
+
+def _path_detail(p: PathDiff) -> str:
+    if p.status == "same":
+        return (p.new_hash or "")[:12]
+    if p.status == "added":
+        return f"new {(p.new_hash or '')[:12]} ({_size(p.new_size)})"
+    if p.status == "removed":
+        return f"was {(p.old_hash or '')[:12]} ({_size(p.old_size)})"
+    detail = f"{(p.old_hash or '')[:12]} → {(p.new_hash or '')[:12]}"
+    detail += f" ({_size(p.old_size)} → {_size(p.new_size)})"
+    inner = [
+        *(f"+{f}" for f in p.files_added),
+        *(f"-{f}" for f in p.files_removed),
+        *(f"~{f}" for f in p.files_modified),
+    ]
+    if inner:
+        more = f" …+{len(inner) - 8}" if len(inner) > 8 else ""
+        detail += "; files: " + " ".join(inner[:8]) + more
+    return detail
+
+
+def _delta(m: MetricDelta) -> tuple[str, str]:
+    delta = "-" if m.delta is None else f"{m.delta:+.4g}"
+    rel = "-" if m.relative is None else f"{m.relative:+.2%}"
+    return delta, rel
+
+
+def diff_rich(d: VersionDiff) -> RenderableType:
+    title = f"{d.model}: {d.old.version} → {d.new.version}"
+    if d.identical:
+        return Text(f"{title}: identical", style="bold green")
+    parts: list[RenderableType] = [Text(title, style="bold")]
+
+    paths = Table("", "path", "status", "detail", title="artifacts", title_justify="left")
+    for kind, group in (("weights", d.weights), ("data", d.dataset)):
+        for p in group:
+            style = "" if p.status == "same" else "yellow"
+            paths.add_row(kind, p.path, Text(p.status, style=style), _path_detail(p))
+    parts.append(paths)
+    if d.params:
+        table = Table("param", "old", "new", title="params", title_justify="left")
+        for c in d.params:
+            table.add_row(c.key, _num(c.old), _num(c.new))
+        parts.append(table)
+    if d.environment or d.packages:
+        table = Table(
+            "environment", "change", "old", "new", title="environment", title_justify="left"
+        )
+        for c in d.environment:
+            table.add_row(c.key, c.status, _num(c.old), _num(c.new))
+        for pkg in d.packages:
+            table.add_row(pkg.name, pkg.change, pkg.old or "-", pkg.new or "-")
+        parts.append(table)
+    if d.metrics:
+        table = Table("metric", "old", "new", "Δ", "Δ%", title="metrics", title_justify="left")
+        for m in d.metrics:
+            table.add_row(m.key, _num(m.old), _num(m.new), *_delta(m))
+        parts.append(table)
+    if d.code:
+        table = Table("file", "status", "+", "-", title="code", title_justify="left")
+        for change in d.code:
+            table.add_row(change.path, change.status, _num(change.added), _num(change.deleted))
+        parts.append(table)
+    parts.extend(Text(f"note: {note}", style="dim") for note in d.notes)
+    return Group(*parts)
+
+
+def _md(value: Any) -> str:
+    return _num(value).replace("|", "\\|")
+
+
+def diff_markdown(d: VersionDiff) -> str:
+    lines = [f"### {d.model}: `{d.old.version}` → `{d.new.version}`", ""]
+    if d.identical:
+        return "\n".join([*lines, "Identical: nothing changed.", ""])
+    lines += ["| artifact | path | status | detail |", "|---|---|---|---|"]
+    for kind, group in (("weights", d.weights), ("data", d.dataset)):
+        for p in group:
+            lines.append(f"| {kind} | `{p.path}` | {p.status} | {_md(_path_detail(p))} |")
+    if d.params:
+        lines += ["", "**Params**", "", "| param | old | new |", "|---|---|---|"]
+        lines += [f"| `{c.key}` | {_md(c.old)} | {_md(c.new)} |" for c in d.params]
+    if d.environment or d.packages:
+        lines += ["", "**Environment**", "", "| name | change | old | new |", "|---|---|---|---|"]
+        lines += [f"| {c.key} | {c.status} | {_md(c.old)} | {_md(c.new)} |" for c in d.environment]
+        lines += [
+            f"| `{p.name}` | {p.change} | {p.old or '-'} | {p.new or '-'} |" for p in d.packages
+        ]
+    if d.metrics:
+        lines += ["", "**Metrics**", "", "| metric | old | new | Δ | Δ% |", "|---|---|---|---|---|"]
+        for m in d.metrics:
+            delta, rel = _delta(m)
+            lines.append(f"| `{m.key}` | {_md(m.old)} | {_md(m.new)} | {delta} | {rel} |")
+    if d.code:
+        lines += ["", f"**Code** ({len(d.code)} files)", "", "| file | status | + | - |"]
+        lines += ["|---|---|---|---|"]
+        lines += [
+            f"| `{c.path}` | {c.status} | {_md(c.added)} | {_md(c.deleted)} |" for c in d.code
+        ]
+    lines += ["", *(f"> {note}" for note in d.notes)] if d.notes else []
+    return "\n".join([*lines, ""])
