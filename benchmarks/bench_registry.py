@@ -21,8 +21,10 @@ from pathlib import Path
 from _common import BIN, isolated_env, machine, median_seconds, run, write_section
 
 from mvctl import tags, yamlio
+from mvctl._adapters.git import GitRepo
 from mvctl.environment import capture
 from mvctl.manifest import DatasetEntry, Manifest, WeightsEntry, manifest_path
+from mvctl.register import code_digest, version_tag_message
 
 MODEL = "fraud"
 
@@ -31,13 +33,18 @@ def _dvc_file(md5: str, size: int, path: str) -> str:
     return yamlio.dumps({"outs": [{"md5": md5, "size": size, "hash": "md5", "path": path}]})
 
 
-def build(root: Path, env: dict[str, str], versions: int) -> None:
+def build(root: Path, env: dict[str, str], versions: int, filler: int = 0) -> None:
+    """``versions`` registrations, each after ``filler`` ordinary code commits."""
     run(["git", "init", "-q", "-b", "main", root], root.parent, env)
     (root / "README.md").write_text("bench\n")
     run(["git", "add", "README.md"], root, env)
     run(["git", "commit", "-q", "-m", "initial"], root, env)
     run([BIN / "mvctl", "init", "--storage", root.parent / "storage"], root, env)
     head = run(["git", "rev-parse", "HEAD"], root, env).strip()
+    # Only files register excludes from the code digest change between versions here (the
+    # filler commits aside, whose changes the digest would see; its value does not affect
+    # read timings), so one digest stands for every version.
+    code = code_digest(GitRepo.open(root), head, dirty=False)
     environment = capture()
     env_dict = {
         "python": environment.python,
@@ -47,7 +54,25 @@ def build(root: Path, env: dict[str, str], versions: int) -> None:
     dvc_yaml = yamlio.dumps({"artifacts": {MODEL: {"path": "models/model.bin", "type": "model"}}})
     chunks: list[str] = []
     parent: str | None = None
+    mark = 0
     for i in range(1, versions + 1):
+        for j in range(filler):
+            mark += 1
+            stamp = 1767225600 + i
+            chunks.append(
+                "\n".join(
+                    [
+                        "commit refs/heads/main",
+                        f"mark :{mark}",
+                        f"committer Bench <bench@example.com> {stamp} +0000",
+                        _data(f"Work {i}.{j}"),
+                        *([f"from {head}"] if mark == 1 else []),
+                        f"M 100644 inline src/module_{j}.py",
+                        _data(f"VALUE = {i}\n"),
+                    ]
+                )
+                + "\n"
+            )
         version = f"v0.{i}.0"
         weights = f"weights {i}".encode()
         md5 = hashlib.md5(weights).hexdigest()  # noqa: S324 - DVC's content address
@@ -80,32 +105,22 @@ def build(root: Path, env: dict[str, str], versions: int) -> None:
             "dvc.yaml": dvc_yaml,
         }
         stamp = 1767225600 + i
+        mark += 1
         lines = [
             "commit refs/heads/main",
-            f"mark :{i}",
+            f"mark :{mark}",
             f"committer Bench <bench@example.com> {stamp} +0000",
             _data(f"Register {MODEL} {version}"),
         ]
-        if i == 1:
+        if mark == 1:
             lines.append(f"from {head}")
         for path, text in files.items():
             lines.append(f"M 100644 inline {path}")
             lines.append(_data(text))
-        message = tags.format_message(
-            f"Register {MODEL} {version}",
-            {
-                "kind": "version",
-                "model": MODEL,
-                "version": version,
-                "created": created,
-                "author": "Bench <bench@example.com>",
-                "parent": parent,
-                "metrics": {"auc": metrics["auc"], "loss.val": metrics["loss"]["val"]},
-            },
-        )
+        message = version_tag_message(record, code)
         lines += [
             f"tag {tags.version_tag(MODEL, version)}",
-            f"from :{i}",
+            f"from :{mark}",
             f"tagger Bench <bench@example.com> {stamp} +0000",
             _data(message),
         ]

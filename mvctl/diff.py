@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import math
 from collections.abc import Mapping
-from dataclasses import dataclass, field
+from dataclasses import asdict, dataclass, field
 from pathlib import Path, PurePosixPath
 from typing import Any, Literal
 
@@ -76,6 +76,25 @@ class VersionDiff:
     metrics: tuple[MetricDelta, ...]
     code: tuple[CodeChange, ...]
     notes: tuple[str, ...] = field(default_factory=tuple)
+
+    def to_dict(self) -> dict[str, Any]:
+        def version(info: VersionInfo) -> dict[str, Any]:
+            return {"version": info.version, "commit": info.commit, "channels": list(info.channels)}
+
+        return {
+            "model": self.model,
+            "old": version(self.old),
+            "new": version(self.new),
+            "identical": self.identical,
+            "weights": [asdict(p) for p in self.weights],
+            "dataset": [asdict(p) for p in self.dataset],
+            "params": [asdict(c) for c in self.params],
+            "environment": [asdict(c) for c in self.environment],
+            "packages": [asdict(c) for c in self.packages],
+            "metrics": [asdict(m) for m in self.metrics],
+            "code": [asdict(c) for c in self.code],
+            "notes": list(self.notes),
+        }
 
     @property
     def identical(self) -> bool:

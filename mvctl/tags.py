@@ -10,6 +10,7 @@
 
 from __future__ import annotations
 
+import json
 import re
 from dataclasses import dataclass
 from typing import Any, Literal
@@ -94,8 +95,13 @@ ALL_VERSIONS_GLOB = f"{TAG_PREFIX}*@v*"
 
 
 def format_message(title: str, body: dict[str, Any]) -> str:
-    """Tag messages: a human-readable first line, a blank line, then a YAML body."""
-    return f"{title}\n\n{yamlio.dumps(body)}"
+    """Tag messages: a human-readable first line, a blank line, then a YAML body.
+
+    The body is written in YAML's JSON-compatible flow style, one field per line: any YAML
+    reader gets the same mapping, and mvctl reads a thousand of them with the JSON parser
+    in a few milliseconds (a block-style YAML parse costs ~0.2 ms each).
+    """
+    return f"{title}\n\n{json.dumps(body, indent=1, ensure_ascii=False)}\n"
 
 
 def parse_message(message: str) -> tuple[str, dict[str, Any]]:
@@ -103,7 +109,12 @@ def parse_message(message: str) -> tuple[str, dict[str, Any]]:
     body: Any = None
     if rest.strip():
         try:
-            body = yamlio.loads(rest, "tag message")
-        except MvctlError:  # a hand-written tag message is not ours to reject
-            body = None
+            body = json.loads(rest)
+        except ValueError:
+            # A hand-written (or block-style) body: read it as the YAML it is, and never
+            # reject a tag message that is not ours.
+            try:
+                body = yamlio.loads(rest, "tag message")
+            except MvctlError:
+                body = None
     return title.strip(), body if isinstance(body, dict) else {}

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import pytest
+import yaml
 
 from mvctl import config, tags
 from mvctl.errors import OperationalError, UsageError
@@ -77,6 +78,13 @@ def test_tag_message_round_trip() -> None:
     text = tags.format_message("Register fraud v1.0.0", body)
     assert text.splitlines()[0] == "Register fraud v1.0.0"
     assert tags.parse_message(text) == ("Register fraud v1.0.0", body)
+    # The body is YAML that JSON parsers read too.
+    assert yaml.safe_load(text.partition("\n\n")[2]) == body
+    # Bodies written by hand in block style still read; broken ones read as empty.
+    assert tags.parse_message("by hand\n\nkind: version\nversion: v1.0.0\n") == (
+        "by hand",
+        {"kind": "version", "version": "v1.0.0"},
+    )
     assert tags.parse_message("hand written\n\nnot: [yaml") == ("hand written", {})
     assert tags.parse_message("") == ("", {})
 

@@ -1,21 +1,20 @@
-"""Git adapter: every git operation mvctl performs, with GitPython's errors converted.
+"""Git adapter: every git operation mvctl performs, run as git subprocesses.
 
-User-supplied strings never reach git as options: names are validated before they get
-here, and paths are always passed after a ``--`` separator.
+git itself is the interface: one subprocess per operation, no object database in Python.
+That keeps a rollback or a `list` free of GitPython's import and repository set-up cost
+(~60 ms, a fifth of a rollback's budget). User-supplied strings never reach git as
+options: names are validated before they get here, and paths are always passed after a
+``--`` separator.
 """
 
 from __future__ import annotations
 
-from collections.abc import Iterator, Sequence
-from contextlib import contextmanager
+import subprocess
+from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import Path
-from typing import TYPE_CHECKING, Any
 
 from mvctl.errors import ConflictError, OperationalError
-
-if TYPE_CHECKING:
-    import git
 
 ZERO_SHA = "0" * 40
 _FIELD = "%00"
@@ -46,20 +45,34 @@ class TagRecord:
     message: str
 
 
-@contextmanager
-def _converted(action: str) -> Iterator[None]:
-    import git as gitpython
+class GitFailed(OperationalError):
+    """A git command exited non-zero; ``stderr`` holds what it said."""
 
+    def __init__(self, message: str, stderr: str) -> None:
+        super().__init__(message)
+        self.stderr = stderr
+
+
+def _git(args: Sequence[str], cwd: Path, action: str, stdin: str | None = None) -> str:
     try:
-        yield
-    except gitpython.GitCommandError as exc:
-        raise OperationalError(f"git failed to {action}: {_stderr_line(exc)}") from exc
+        proc = subprocess.run(
+            ["git", *args],
+            cwd=cwd,
+            input=stdin.encode("utf-8") if stdin is not None else None,
+            capture_output=True,
+            check=False,
+        )
     except OSError as exc:
-        raise OperationalError(f"could not run git to {action}: {exc}") from exc
+        raise OperationalError(
+            f"could not run git to {action}: {exc.strerror}", hint="is git installed?"
+        ) from exc
+    if proc.returncode != 0:
+        stderr = proc.stderr.decode("utf-8", "replace")
+        raise GitFailed(f"git failed to {action}: {_stderr_line(stderr)}", stderr)
+    return proc.stdout.decode("utf-8", "surrogateescape")
 
 
-def _stderr_line(exc: Any) -> str:
-    text = str(getattr(exc, "stderr", "") or exc).strip().strip("'").strip()
+def _stderr_line(text: str) -> str:
     lines = [ln.strip() for ln in text.splitlines() if ln.strip()]
     for line in lines:
         if line.startswith(("fatal:", "error:")):
@@ -70,44 +83,33 @@ def _stderr_line(exc: Any) -> str:
 class GitRepo:
     """A git work tree, opened at its top level."""
 
-    def __init__(self, repo: git.Repo) -> None:
-        self._repo = repo
-        self.root = Path(repo.working_tree_dir or ".").resolve()
+    def __init__(self, root: Path) -> None:
+        self.root = root
 
     @classmethod
     def open(cls, path: Path) -> GitRepo:
-        import git as gitpython
-
+        not_a_repo = OperationalError(
+            f"{path} is not inside a git work tree",
+            hint="run 'git init' first, or cd into your repository",
+        )
+        if not path.is_dir():
+            raise not_a_repo
         try:
-            repo = gitpython.Repo(path, search_parent_directories=True)
-        except (gitpython.InvalidGitRepositoryError, gitpython.NoSuchPathError) as exc:
-            raise OperationalError(
-                f"{path} is not inside a git work tree",
-                hint="run 'git init' first, or cd into your repository",
-            ) from exc
-        if repo.bare or repo.working_tree_dir is None:
+            out = _git(
+                ["rev-parse", "--is-bare-repository", "--show-toplevel"], path, "find the repo"
+            )
+        except GitFailed as exc:
+            raise not_a_repo from exc
+        lines = out.splitlines()
+        if lines[0] == "true" or len(lines) < 2:
             raise OperationalError(f"{path} is a bare git repository", hint="use a clone")
-        return cls(repo)
+        return cls(Path(lines[1]).resolve())
 
     def run(self, *args: str, action: str) -> str:
-        with _converted(action):
-            return str(self._repo.git.execute(["git", *args], strip_newline_in_stdout=False))
+        return _git(args, self.root, action)
 
     def _run_stdin(self, args: Sequence[str], stdin: str, action: str) -> str:
-        # GitPython's execute has no text-stdin option; mktag is the one command that needs it.
-        import subprocess
-
-        proc = subprocess.run(
-            ["git", *args],
-            cwd=self.root,
-            input=stdin.encode("utf-8"),
-            capture_output=True,
-            check=False,
-        )
-        if proc.returncode != 0:
-            err = proc.stderr.decode("utf-8", "replace").strip().splitlines()
-            raise OperationalError(f"git failed to {action}: {err[-1] if err else proc.returncode}")
-        return proc.stdout.decode("utf-8")
+        return _git(args, self.root, action, stdin=stdin)
 
     # --- reading -----------------------------------------------------------------------
 
@@ -116,13 +118,13 @@ class GitRepo:
             return self.run(
                 "rev-parse", "--verify", "-q", "HEAD^{commit}", action="read HEAD"
             ).strip()
-        except OperationalError:
+        except GitFailed:
             return None
 
     def current_branch(self) -> str | None:
         try:
             name = self.run("symbolic-ref", "-q", "--short", "HEAD", action="read branch")
-        except OperationalError:
+        except GitFailed:
             return None
         return name.strip() or None
 
@@ -194,14 +196,14 @@ class GitRepo:
     def resolve_ref(self, ref: str) -> str | None:
         try:
             out = self.run("rev-parse", "--verify", "-q", ref, action="resolve a ref")
-        except OperationalError:
+        except GitFailed:
             return None
         return out.strip() or None
 
     def read_blob(self, commit: str, path: str) -> str | None:
         try:
             return self.run("cat-file", "blob", f"{commit}:{path}", action="read a file")
-        except OperationalError:
+        except GitFailed:
             return None
 
     def decorated_graph(
@@ -272,7 +274,7 @@ class GitRepo:
     def remote_url(self, remote: str) -> str | None:
         try:
             return self.run("remote", "get-url", "--", remote, action="read remote").strip()
-        except OperationalError:
+        except GitFailed:
             return None
 
     # --- writing -----------------------------------------------------------------------
@@ -317,7 +319,7 @@ class GitRepo:
         obj = self._run_stdin(["mktag"], body, action=f"create tag {name}").strip()
         try:
             self.run("update-ref", f"refs/tags/{name}", obj, "", action=f"create tag {name}")
-        except OperationalError as exc:
+        except GitFailed as exc:
             raise ConflictError(
                 f"tag {name} was created by someone else first",
                 hint="nothing was changed; run the command again",

@@ -36,13 +36,15 @@ def lineage(
     as_json: Annotated[bool, typer.Option("--json", help="Same as --format json.")] = False,
 ) -> None:
     """Show the version tree of a model (or one version's ancestry), derived from git history."""
-    from mvctl.cli import render
     from mvctl.lineage import report
 
     result = report(Path.cwd(), model, version)
     if as_json or fmt is LineageFormat.json:
         print_json(result.to_dict())
-    elif fmt is LineageFormat.mermaid:
+        return
+    from mvctl.cli import render
+
+    if fmt is LineageFormat.mermaid:
         typer.echo(render.lineage_mermaid(result))
     elif fmt is LineageFormat.dot:
         typer.echo(render.lineage_dot(result))
@@ -61,13 +63,15 @@ def diff(
     as_json: Annotated[bool, typer.Option("--json", help="Same as --format json.")] = False,
 ) -> None:
     """Explain what changed between two versions: weights, data, params, env, metrics, code."""
-    from mvctl.cli import render
     from mvctl.diff import diff as run_diff
 
     result = run_diff(Path.cwd(), model, old, new)
     if as_json or fmt is DiffFormat.json:
-        print_json(render.diff_dict(result))
-    elif fmt is DiffFormat.markdown:
+        print_json(result.to_dict())
+        return
+    from mvctl.cli import render
+
+    if fmt is DiffFormat.markdown:
         typer.echo(render.diff_markdown(result), nl=False)
     else:
         stdout().print(render.diff_rich(result))

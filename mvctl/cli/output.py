@@ -35,7 +35,10 @@ def stderr() -> Console:
 
 
 def print_json(data: Any) -> None:
-    sys.stdout.write(json.dumps(data, indent=2, sort_keys=False, default=str) + "\n")
+    # Indented for a person at a terminal; compact for pipes, where Python's C encoder is
+    # ten times faster (indentation forces the pure-Python one).
+    indent = 2 if sys.stdout.isatty() else None
+    sys.stdout.write(json.dumps(data, indent=indent, default=str, ensure_ascii=False) + "\n")
 
 
 def handled(func: Callable[P, R]) -> Callable[..., R]:

@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import re
-from dataclasses import asdict
 from typing import Any
 
 from rich.console import Group, RenderableType
@@ -102,26 +101,6 @@ def lineage_dot(report: LineageReport) -> str:
 
 
 # --- diff ------------------------------------------------------------------------------
-
-
-def diff_dict(d: VersionDiff) -> dict[str, Any]:
-    def version(info: Any) -> dict[str, Any]:
-        return {"version": info.version, "commit": info.commit, "channels": list(info.channels)}
-
-    return {
-        "model": d.model,
-        "old": version(d.old),
-        "new": version(d.new),
-        "identical": d.identical,
-        "weights": [asdict(p) for p in d.weights],
-        "dataset": [asdict(p) for p in d.dataset],
-        "params": [asdict(c) for c in d.params],
-        "environment": [asdict(c) for c in d.environment],
-        "packages": [asdict(c) for c in d.packages],
-        "metrics": [asdict(m) for m in d.metrics],
-        "code": [asdict(c) for c in d.code],
-        "notes": list(d.notes),
-    }
 
 
 def _size(size: int | None) -> str:
