@@ -32,10 +32,13 @@ def main() -> None:
     commits: dict[str, int] = {}
     try:
         env = isolated_env(work / "home")
-        for label, filler in (("short", 0), ("long", 19)):
+        for label, filler in (("short", 0), ("long", 19), ("graph", 19)):
             root = work / label / "registry"
             root.parent.mkdir()
             build(root, env, n, filler=filler)
+            if label == "graph":
+                # What `git gc` (run automatically by git) leaves in a long-lived repo.
+                run(["git", "commit-graph", "write", "--reachable"], root, env)
             commits[label] = int(run(["git", "rev-list", "--count", "HEAD"], root, env))
             tree = json.loads(run([BIN / "mvctl", "lineage", MODEL, "--json"], root, env))
             parents = {v["version"]: v["parent"] for v in tree["versions"]}
@@ -65,17 +68,18 @@ def main() -> None:
     finally:
         shutil.rmtree(work, ignore_errors=True)
 
-    short, long = results["short"], results["long"]
+    short, long, graph = results["short"], results["long"], results["graph"]
     rows = [
         f"| command | {commits['short']:,} commits (s) | {commits['long']:,} commits (s) "
-        "| ratio | budget |",
-        "|---|---|---|---|---|",
+        "| ratio | same + commit-graph (s) | ratio | budget |",
+        "|---|---|---|---|---|---|---|",
     ]
     for name in short:
-        ok = "ok" if max(short[name], long[name]) < 0.5 else "OVER"
+        ok = "ok" if max(short[name], long[name], graph[name]) < 0.5 else "OVER"
         rows.append(
             f"| `{name}` | {short[name]:.3f} | {long[name]:.3f} | "
-            f"{long[name] / short[name]:.2f}x | < 0.5 s: {ok} |"
+            f"{long[name] / short[name]:.2f}x | {graph[name]:.3f} | "
+            f"{graph[name] / short[name]:.2f}x | < 0.5 s: {ok} |"
         )
     body = "\n".join(
         [
@@ -84,7 +88,9 @@ def main() -> None:
             f"`python benchmarks/bench_lineage.py --versions {n} --runs {args.runs}` on"
             f" {machine()}; medians of {args.runs} runs after one warm-up. The ratio column"
             " is long history over short: near 1.0x means the cost follows versions, not"
-            " commits.",
+            " commits. mvctl's own work is the same on both; what grows is git's C walk"
+            " reading 19,000 more commit objects (~0.1 s) to simplify history to the version"
+            " tags, which a commit-graph file (written by `git gc`) mostly removes.",
             "",
             *rows,
         ]

@@ -234,3 +234,41 @@ def test_lineage_errors(branched: Registry) -> None:
     proc = mvctl(branched.root, "lineage", "nope")
     assert proc.returncode == 3
     assert "no registered versions" in proc.stderr
+
+
+def test_diff_lists_files_inside_changed_data_directories(registry: Registry) -> None:
+    """From DVC's .dir listings: the local cache, else the DVC remote; never the data."""
+    import shutil
+
+    def register_dir(files: dict[str, str]) -> None:
+        shutil.rmtree(registry.root / "data/images", ignore_errors=True)
+        for name, text in files.items():
+            registry.write(f"data/images/{name}", text)
+        registry.write("models/model.bin", repr(files).encode())
+        register(
+            RegisterRequest(
+                model="vision",
+                cwd=registry.root,
+                weights="models/model.bin",
+                data=("data/images",),
+            )
+        )
+
+    register_dir({"a.txt": "a", "b.txt": "b", "sub/d.txt": "d"})
+    register_dir({"a.txt": "A", "c.txt": "c", "sub/d.txt": "d"})
+    d = diff(registry.root, "vision", "v0.1.0", "v0.2.0")
+    [images] = d.dataset
+    assert (images.path, images.status) == ("data/images", "changed")
+    assert (images.files_added, images.files_removed, images.files_modified) == (
+        ("c.txt",),
+        ("b.txt",),
+        ("a.txt",),
+    )
+    # A fresh clone has no DVC cache: the listings come from the DVC remote.
+    shutil.rmtree(registry.root / ".dvc/cache")
+    again = diff(registry.root, "vision", "v0.1.0", "v0.2.0")
+    assert again.dataset == d.dataset
+    assert again.notes == ()
+    cache = registry.root / ".dvc/cache"
+    downloaded = [p for p in cache.rglob("*") if p.is_file() and p.suffix != ".dir"]
+    assert downloaded == []  # no data file was fetched to answer
