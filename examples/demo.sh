@@ -1,7 +1,7 @@
 #!/usr/bin/env bash
 # mvctl end to end on this machine: a training repo with a local git remote (a bare repo) and a
 # local DVC remote (a directory). Trains a scikit-learn classifier on the bundled breast-cancer
-# data, registers two versions, lists and shows them, and proves a fresh clone restores the
+# data, registers two versions, lists and shows them, explains what changed between them, and proves a fresh clone restores the
 # exact weights. Run it with `make demo`; it leaves nothing behind.
 set -euo pipefail
 
@@ -45,6 +45,9 @@ mvctl show cancer@v0.2.0 > "$work/show.txt"
 printf '\n\033[1m$ mvctl show cancer@v0.2.0 | head -n 32\033[0m\n'
 head -n 32 "$work/show.txt"
 step gto show cancer
+step mvctl lineage cancer
+step mvctl diff cancer v0.1.0 v0.2.0
+step mvctl diff cancer v0.1.0 v0.2.0 --format markdown
 
 # A second machine: clone the registry, check out the version, pull its weights with DVC.
 step git clone -q "$work/origin.git" "$work/clone"
