@@ -45,6 +45,13 @@ class ModelConfig:
     params: str | None = None
     env_lock: str | None = None
     raw: dict[str, Any] = field(default_factory=dict)
+    review: tuple[str, ...] = ()  # channels whose promotions need a merged request
+
+    def gates(self, channel: str) -> list[Any]:
+        """The gate rules for ``channel`` (see mvctl.gates)."""
+        gates = self.raw.get("gates") or {}
+        rules = gates.get(channel) if isinstance(gates, dict) else None
+        return list(rules) if isinstance(rules, list) else []
 
 
 @dataclass(frozen=True)
@@ -52,8 +59,10 @@ class RegistryConfig:
     channels: tuple[str, ...] = DEFAULT_CHANNELS
     models: dict[str, ModelConfig] = field(default_factory=dict)
 
+    review: tuple[str, ...] = ()  # top-level default for every model
+
     def model(self, name: str) -> ModelConfig:
-        return self.models.get(name, ModelConfig())
+        return self.models.get(name, ModelConfig(review=self.review))
 
 
 def _bad(message: str) -> OperationalError:
@@ -96,6 +105,12 @@ def parse(data: Any) -> RegistryConfig:
             data_paths = [data_paths]
         if not isinstance(data_paths, list) or not all(isinstance(p, str) for p in data_paths):
             raise _bad(f"models.{name}.data must be a list of paths")
+        review = entry.get("review", data.get("review", []))
+        if not isinstance(review, list) or not all(isinstance(c, str) for c in review):
+            raise _bad(f"models.{name}.review must be a list of channels")
+        gates = entry.get("gates", {})
+        if not isinstance(gates, dict) or not all(isinstance(v, list) for v in gates.values()):
+            raise _bad(f"models.{name}.gates must map channels to lists of rules")
         models[name] = ModelConfig(
             weights=_optional_str(entry, "weights", name),
             data=tuple(data_paths),
@@ -103,8 +118,12 @@ def parse(data: Any) -> RegistryConfig:
             params=_optional_str(entry, "params", name),
             env_lock=_optional_str(entry, "env_lock", name),
             raw=entry,
+            review=tuple(review),
         )
-    return RegistryConfig(channels=tuple(channels), models=models)
+    review = data.get("review", [])
+    if not isinstance(review, list) or not all(isinstance(c, str) for c in review):
+        raise _bad("review must be a list of channels")
+    return RegistryConfig(channels=tuple(channels), models=models, review=tuple(review))
 
 
 def load(root: Path) -> RegistryConfig:

@@ -70,6 +70,7 @@ class ModelTags:
     versions: dict[str, TagRecord]  # version -> tag
     deregistered: frozenset[str]
     aliases: dict[str, TagRecord]  # channel -> alias tag
+    gold: dict[str, TagRecord] = field(default_factory=dict)  # version -> mark-gold tag
 
     def version_at(self, commit: str) -> str | None:
         for version, record in self.versions.items():
@@ -87,27 +88,39 @@ class ModelTags:
         }
 
 
-def _group(records: list[TagRecord]) -> dict[str, ModelTags]:
-    grouped: dict[str, tuple[dict[str, TagRecord], set[str], dict[str, TagRecord]]] = {}
+def group_tags(records: list[TagRecord]) -> dict[str, ModelTags]:
+    """Sort version, deregistration, alias and gold tags by model (events are skipped)."""
+    versions: dict[str, dict[str, TagRecord]] = {}
+    dereg: dict[str, set[str]] = {}
+    aliases: dict[str, dict[str, TagRecord]] = {}
+    gold: dict[str, dict[str, TagRecord]] = {}
     for record in records:
         parsed = tags.parse(record.name)
         if parsed is None or parsed.kind == "event":
             continue
-        versions, dereg, aliases = grouped.setdefault(parsed.model, ({}, set(), {}))
+        model = parsed.model
+        versions.setdefault(model, {})
         if parsed.kind == "version":
-            versions[parsed.version] = record
+            versions[model][parsed.version] = record
         elif parsed.kind == "deregister":
-            dereg.add(parsed.version)
+            dereg.setdefault(model, set()).add(parsed.version)
+        elif parsed.kind == "gold":
+            gold.setdefault(model, {})[parsed.version] = record
         else:
-            aliases[parsed.channel] = record
+            aliases.setdefault(model, {})[parsed.channel] = record
     return {
-        model: ModelTags(versions, frozenset(dereg), aliases)
-        for model, (versions, dereg, aliases) in grouped.items()
+        model: ModelTags(
+            versions[model],
+            frozenset(dereg.get(model, set())),
+            aliases.get(model, {}),
+            gold.get(model, {}),
+        )
+        for model in versions
     }
 
 
 def model_tags(git: GitRepo, model: str) -> ModelTags:
-    found = _group(git.tags(f"{tags.TAG_PREFIX}{model}@*")).get(model)
+    found = group_tags(git.tags(f"{tags.TAG_PREFIX}{model}@*")).get(model)
     return found or ModelTags({}, frozenset(), {})
 
 
@@ -137,7 +150,7 @@ def sorted_versions(versions: list[str]) -> list[str]:
 
 def list_models(root: Path) -> list[ModelSummary]:
     git = GitRepo.open(root)
-    grouped = _group(git.tags(f"{tags.TAG_PREFIX}*@*"))
+    grouped = group_tags(git.tags(f"{tags.TAG_PREFIX}*@*"))
     summaries = []
     for model, mt in sorted(grouped.items()):
         live = [v for v in mt.versions if v not in mt.deregistered]

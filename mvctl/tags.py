@@ -6,6 +6,10 @@
 | MODEL@vX.Y.Z!    | deregister  |
 | MODEL#CHANNEL#N  | event       |
 | MODEL@CHANNEL    | alias       |
+| MODEL@vX.Y.Z#gold| gold        |
+
+The first four are DESIGN.md's (three of them GTO's own formats). A gold mark is mvctl's: a
+human vouching for a version (`mvctl mark-gold`); GTO and DVC skip tags they cannot parse.
 """
 
 from __future__ import annotations
@@ -19,14 +23,14 @@ from mvctl import yamlio
 from mvctl.errors import MvctlError
 from mvctl.names import NAME_RE, SEMVER_RE, Version
 
-TagKind = Literal["version", "deregister", "event", "alias"]
+TagKind = Literal["version", "deregister", "event", "alias", "gold"]
 
 TAG_PREFIX = "refs/tags/"
 _NAME = NAME_RE.pattern.strip("^$")
 _SEMVER = SEMVER_RE.pattern.strip("^$")
 _TAG_RE = re.compile(
     rf"^(?P<model>{_NAME})(?:"
-    rf"@(?P<version>{_SEMVER})(?P<cancel>!?)"
+    rf"@(?P<version>{_SEMVER})(?:(?P<cancel>!)|(?P<gold>\#gold))?"
     rf"|#(?P<channel>{_NAME})#(?P<counter>[1-9]\d*)"
     rf"|@(?P<alias>{_NAME})"
     r")$"
@@ -46,6 +50,8 @@ class TagName:
             return version_tag(self.model, self.version)
         if self.kind == "deregister":
             return deregister_tag(self.model, self.version)
+        if self.kind == "gold":
+            return gold_tag(self.model, self.version)
         if self.kind == "event":
             return event_tag(self.model, self.channel, self.counter)
         return alias_tag(self.model, self.channel)
@@ -57,6 +63,10 @@ def version_tag(model: str, version: str | Version) -> str:
 
 def deregister_tag(model: str, version: str | Version) -> str:
     return f"{model}@{version}!"
+
+
+def gold_tag(model: str, version: str | Version) -> str:
+    return f"{model}@{version}#gold"
 
 
 def event_tag(model: str, channel: str, counter: int) -> str:
@@ -76,7 +86,11 @@ def parse(name: str) -> TagName | None:
     model = match["model"]
     # The SemVer pattern's own 'v' prefix lives inside the version group.
     if match["version"]:
-        kind: TagKind = "deregister" if match["cancel"] else "version"
+        kind: TagKind = "version"
+        if match["cancel"]:
+            kind = "deregister"
+        elif match["gold"]:
+            kind = "gold"
         return TagName(kind, model, version=match["version"])
     if match["channel"]:
         return TagName("event", model, channel=match["channel"], counter=int(match["counter"]))
@@ -84,6 +98,11 @@ def parse(name: str) -> TagName | None:
     if Version.is_valid(alias):  # pragma: no cover - the version branch matches first
         return None
     return TagName("alias", model, channel=alias)
+
+
+def event_glob(model: str) -> str:
+    """for-each-ref pattern matching a model's assignment events."""
+    return f"{TAG_PREFIX}{model}#*"
 
 
 def version_glob(model: str) -> str:

@@ -51,6 +51,7 @@ def test_next_version() -> None:
     [
         ("fraud@v1.2.0", "version", {"version": "v1.2.0"}),
         ("fraud@v1.2.0!", "deregister", {"version": "v1.2.0"}),
+        ("fraud@v1.2.0#gold", "gold", {"version": "v1.2.0"}),
         ("fraud#production#12", "event", {"channel": "production", "counter": 12}),
         ("fraud@production", "alias", {"channel": "production"}),
         ("refs/tags/fraud@canary", "alias", {"channel": "canary"}),
@@ -67,7 +68,17 @@ def test_tag_names_round_trip(name: str, kind: str, fields: dict[str, object]) -
 
 
 @pytest.mark.parametrize(
-    "name", ["v1.0.0", "fraud@v1.2", "fraud#prod#0", "fraud#prod", "Fraud@v1.0.0", "fraud@@x"]
+    "name",
+    [
+        "v1.0.0",
+        "fraud@v1.2",
+        "fraud#prod#0",
+        "fraud#prod",
+        "Fraud@v1.0.0",
+        "fraud@@x",
+        "fraud@v1.0.0#silver",
+        "fraud@v1.0.0!#gold",
+    ],
 )
 def test_other_tags_are_not_ours(name: str) -> None:
     assert tags.parse(name) is None

@@ -368,7 +368,7 @@ def test_rejected_git_push_undoes_the_registration(registry: Registry, tmp_path:
     git(other, "push", "-q", "origin", "main")
     registry.train()
     status, tags_before, _, head = registry.snapshot()
-    with pytest.raises(OperationalError, match="push"):
+    with pytest.raises(ConflictError, match="refused the push"):
         register(request(registry, push=True))
     status_after, tags_after, _, head_after = registry.snapshot()
     assert (status_after, tags_after, head_after) == (status, tags_before, head)

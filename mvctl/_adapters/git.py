@@ -46,18 +46,26 @@ class TagRecord:
 
 
 class GitFailed(OperationalError):
-    """A git command exited non-zero; ``stderr`` holds what it said."""
+    """A git command exited non-zero; ``stdout``/``stderr`` hold what it said."""
 
-    def __init__(self, message: str, stderr: str) -> None:
+    def __init__(self, message: str, stderr: str, stdout: str = "") -> None:
         super().__init__(message)
         self.stderr = stderr
+        self.stdout = stdout
 
 
-def _git(args: Sequence[str], cwd: Path, action: str, stdin: str | None = None) -> str:
+def _git(
+    args: Sequence[str],
+    cwd: Path,
+    action: str,
+    stdin: str | None = None,
+    env: dict[str, str] | None = None,
+) -> str:
     try:
         proc = subprocess.run(
             ["git", *args],
             cwd=cwd,
+            env=env,
             input=stdin.encode("utf-8") if stdin is not None else None,
             capture_output=True,
             check=False,
@@ -68,7 +76,8 @@ def _git(args: Sequence[str], cwd: Path, action: str, stdin: str | None = None) 
         ) from exc
     if proc.returncode != 0:
         stderr = proc.stderr.decode("utf-8", "replace")
-        raise GitFailed(f"git failed to {action}: {_stderr_line(stderr)}", stderr)
+        stdout = proc.stdout.decode("utf-8", "replace")
+        raise GitFailed(f"git failed to {action}: {_stderr_line(stderr)}", stderr, stdout)
     return proc.stdout.decode("utf-8", "surrogateescape")
 
 
@@ -308,29 +317,135 @@ class GitRepo:
         else:
             self.run("reset", "-q", commit, "--", *paths, action="unstage files")
 
+    def commit_on_new_branch(
+        self, branch: str, base: str, files: dict[str, str], message: str
+    ) -> str:
+        """Commit ``files`` on top of ``base`` as new branch ``branch`` through a private
+        index, leaving the work tree, the real index and the checked-out branch untouched."""
+        import os
+        import tempfile
+
+        with tempfile.TemporaryDirectory(prefix="mvctl-index-") as tmp:
+            env = {**os.environ, "GIT_INDEX_FILE": str(Path(tmp) / "index")}
+            _git(["read-tree", base], self.root, "read the base tree", env=env)
+            for path, text in files.items():
+                blob = self._run_stdin(["hash-object", "-w", "--stdin"], text, "store a file")
+                _git(
+                    ["update-index", "--add", "--cacheinfo", f"100644,{blob.strip()},{path}"],
+                    self.root,
+                    "stage a file",
+                    env=env,
+                )
+            tree = _git(["write-tree"], self.root, "write a tree", env=env).strip()
+        commit = self._run_stdin(["commit-tree", tree, "-p", base], message, "commit").strip()
+        self.update_refs([f"create refs/heads/{branch} {commit}"], what=f"branch {branch}")
+        return commit
+
+    def read_blobs(self, specs: Sequence[str]) -> dict[str, str | None]:
+        """Many ``REV:PATH`` blobs through one ``git cat-file --batch``."""
+        if not specs:
+            return {}
+        proc = subprocess.run(
+            ["git", "cat-file", "--batch"],
+            cwd=self.root,
+            input=("\n".join(specs) + "\n").encode(),
+            capture_output=True,
+            check=False,
+        )
+        if proc.returncode != 0:
+            raise OperationalError(
+                f"git failed to read files: {_stderr_line(proc.stderr.decode())}"
+            )
+        out, pos = proc.stdout, 0
+        found: dict[str, str | None] = {}
+        for spec in specs:
+            end = out.index(b"\n", pos)
+            header = out[pos:end].decode().split()
+            pos = end + 1
+            if len(header) == 3 and header[1] == "blob":
+                size = int(header[2])
+                found[spec] = out[pos : pos + size].decode("utf-8", "replace")
+                pos += size + 1
+            else:
+                found[spec] = None
+                if len(header) == 3:  # an object that is not a blob: skip its body
+                    pos += int(header[2]) + 1
+        return found
+
     def move_head(self, new: str, expected: str) -> None:
         """Compare-and-swap HEAD (and its branch) from ``expected`` to ``new``."""
         self.run("update-ref", "-m", "mvctl: undo", "HEAD", new, expected, action="move HEAD")
 
-    def create_annotated_tag(self, name: str, commit: str, message: str) -> str:
-        """Create tag ``name`` only if it does not exist yet (CAS); return the tag object."""
+    def make_tag(self, name: str, commit: str, message: str) -> str:
+        """Write an annotated tag object (no ref yet); return its id. The tagger is the
+        acting identity, as git would record it."""
         tagger = self.run("var", "GIT_COMMITTER_IDENT", action="read the git identity").strip()
         body = f"object {commit}\ntype commit\ntag {name}\ntagger {tagger}\n\n{message.rstrip()}\n"
-        obj = self._run_stdin(["mktag"], body, action=f"create tag {name}").strip()
+        return self._run_stdin(["mktag"], body, action=f"create tag {name}").strip()
+
+    def create_annotated_tag(self, name: str, commit: str, message: str) -> str:
+        """Create tag ``name`` only if it does not exist yet (CAS); return the tag object."""
+        obj = self.make_tag(name, commit, message)
+        self.update_refs([f"create refs/tags/{name} {obj}"], what=f"tag {name}")
+        return obj
+
+    def update_refs(self, commands: Sequence[str], what: str) -> None:
+        """Apply ``git update-ref --stdin`` commands as one atomic transaction: all or none.
+        ``create`` fails if the ref exists; ``update``/``delete`` with an old value fail if
+        the ref moved: the compare-and-swap every write to a channel relies on."""
         try:
-            self.run("update-ref", f"refs/tags/{name}", obj, "", action=f"create tag {name}")
+            self._run_stdin(["update-ref", "--stdin"], "\n".join(commands) + "\n", f"update {what}")
         except GitFailed as exc:
             raise ConflictError(
-                f"tag {name} was created by someone else first",
+                f"{what} was changed by someone else first ({_stderr_line(exc.stderr)})",
                 hint="nothing was changed; run the command again",
             ) from exc
-        return obj
 
     def delete_tag(self, name: str, expected: str) -> None:
         self.run("update-ref", "-d", f"refs/tags/{name}", expected, action=f"delete tag {name}")
 
-    def push(self, remote: str, refspecs: Sequence[str], *, atomic: bool = True) -> None:
-        args = ["push", "--porcelain"]
-        if atomic:
-            args.append("--atomic")
-        self.run(*args, "--", remote, *refspecs, action=f"push to {remote}")
+    def push(
+        self,
+        remote: str,
+        refspecs: Sequence[str],
+        *,
+        leases: dict[str, str] | None = None,
+    ) -> None:
+        """One atomic push. ``leases`` maps refs to the value the remote must still have
+        ("" for must-not-exist): `--force-with-lease` makes the push a remote compare-and-
+        swap. A rejection is a ConflictError; an unreachable remote an OperationalError."""
+        args = ["push", "--porcelain", "--atomic"]
+        args += [f"--force-with-lease={ref}:{old}" for ref, old in (leases or {}).items()]
+        try:
+            self.run(*args, "--", remote, *refspecs, action=f"push to {remote}")
+        except GitFailed as exc:
+            said = exc.stdout + exc.stderr
+            if "hook declined" in said:
+                raise OperationalError(
+                    f"{remote} declined the push: {_stderr_line(exc.stderr)}",
+                    hint="the remote's hooks refuse it; ask its owners",
+                ) from exc
+            raced = (
+                "rejected]",
+                "stale info",
+                "atomic push failed",
+                "cannot lock ref",
+                "failed to update ref",
+                "remote failure",
+                "already exists",
+            )
+            if any(text in said for text in raced):
+                raise ConflictError(
+                    f"{remote} refused the push: someone else changed it first",
+                    hint="nothing was changed; run 'mvctl sync' and try again",
+                ) from exc
+            raise
+
+    def fetch(self, remote: str, refspecs: Sequence[str]) -> None:
+        self.run(
+            "fetch", "--quiet", "--no-tags", "--", remote, *refspecs, action=f"fetch from {remote}"
+        )
+
+    def refs(self, prefix: str) -> list[str]:
+        out = self.run("for-each-ref", "--format=%(refname)", prefix, action="list refs")
+        return out.split()

@@ -7,7 +7,7 @@ from typing import Annotated
 import typer
 
 from mvctl import __version__
-from mvctl.cli import lineage_cmds, registry_cmds
+from mvctl.cli import channel_cmds, lineage_cmds, registry_cmds
 from mvctl.cli.output import CliState
 
 app = typer.Typer(
@@ -46,6 +46,16 @@ app.command("list")(registry_cmds.list_)
 app.command()(registry_cmds.show)
 app.command()(lineage_cmds.lineage)
 app.command()(lineage_cmds.diff)
+app.command()(channel_cmds.validate)
+app.command()(channel_cmds.promote)
+app.command()(channel_cmds.rollback)
+app.command()(channel_cmds.history)
+app.command("mark-gold")(channel_cmds.mark_gold)
+app.command()(channel_cmds.retire)
+app.command()(channel_cmds.sync)
+app.command()(channel_cmds.propose)
+app.command()(channel_cmds.apply)
+app.command()(channel_cmds.check)
 
 
 def main() -> None:

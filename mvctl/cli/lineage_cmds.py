@@ -72,6 +72,8 @@ def diff(
     from mvctl.cli import render
 
     if fmt is DiffFormat.markdown:
-        typer.echo(render.diff_markdown(result), nl=False)
+        from mvctl.markdown import diff_markdown
+
+        typer.echo(diff_markdown(result), nl=False)
     else:
         stdout().print(render.diff_rich(result))

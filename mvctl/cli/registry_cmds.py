@@ -141,6 +141,8 @@ def register(
             }
         )
         return
+    from mvctl.markdown import size as _size
+
     out = stdout()
     m = result.manifest
     if result.dry_run:
@@ -246,13 +248,3 @@ def _num(value: Any) -> str:
     if isinstance(value, float):
         return f"{value:.4g}"
     return "" if value is None else str(value)
-
-
-def _size(size: int) -> str:
-    units = ["B", "KiB", "MiB", "GiB", "TiB"]
-    amount = float(size)
-    for unit in units:
-        if amount < 1024 or unit == units[-1]:
-            return f"{amount:.0f} {unit}" if unit == "B" else f"{amount:.1f} {unit}"
-        amount /= 1024
-    return f"{size} B"  # pragma: no cover

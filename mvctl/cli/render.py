@@ -10,19 +10,16 @@ from rich.table import Table
 from rich.text import Text
 from rich.tree import Tree
 
-from mvctl.diff import MetricDelta, PathDiff, VersionDiff
+from mvctl.diff import VersionDiff
 from mvctl.lineage import LineageNode, LineageReport
+from mvctl.markdown import delta as _delta
+from mvctl.markdown import num as _num
+from mvctl.markdown import path_detail as _path_detail
 
 
 def _metrics_line(metrics: dict[str, Any], limit: int = 2) -> str:
     shown = list(metrics.items())[:limit]
     return ", ".join(f"{k}={_num(v)}" for k, v in shown)
-
-
-def _num(value: Any) -> str:
-    if isinstance(value, float):
-        return f"{value:.4g}"
-    return "-" if value is None else str(value)
 
 
 # --- lineage ---------------------------------------------------------------------------
@@ -103,43 +100,6 @@ def lineage_dot(report: LineageReport) -> str:
 # --- diff ------------------------------------------------------------------------------
 
 
-def _size(size: int | None) -> str:
-    if size is None:
-        return "-"
-    amount = float(size)
-    for unit in ("B", "KiB", "MiB", "GiB"):
-        if amount < 1024 or unit == "GiB":
-            return f"{amount:.0f} {unit}" if unit == "B" else f"{amount:.1f} {unit}"
-        amount /= 1024
-    return f"{size} B"  # pragma: no cover
-
-
-def _path_detail(p: PathDiff) -> str:
-    if p.status == "same":
-        return (p.new_hash or "")[:12]
-    if p.status == "added":
-        return f"new {(p.new_hash or '')[:12]} ({_size(p.new_size)})"
-    if p.status == "removed":
-        return f"was {(p.old_hash or '')[:12]} ({_size(p.old_size)})"
-    detail = f"{(p.old_hash or '')[:12]} → {(p.new_hash or '')[:12]}"
-    detail += f" ({_size(p.old_size)} → {_size(p.new_size)})"
-    inner = [
-        *(f"+{f}" for f in p.files_added),
-        *(f"-{f}" for f in p.files_removed),
-        *(f"~{f}" for f in p.files_modified),
-    ]
-    if inner:
-        more = f" …+{len(inner) - 8}" if len(inner) > 8 else ""
-        detail += "; files: " + " ".join(inner[:8]) + more
-    return detail
-
-
-def _delta(m: MetricDelta) -> tuple[str, str]:
-    delta = "-" if m.delta is None else f"{m.delta:+.4g}"
-    rel = "-" if m.relative is None else f"{m.relative:+.2%}"
-    return delta, rel
-
-
 def diff_rich(d: VersionDiff) -> RenderableType:
     title = f"{d.model}: {d.old.version} → {d.new.version}"
     if d.identical:
@@ -178,39 +138,3 @@ def diff_rich(d: VersionDiff) -> RenderableType:
         parts.append(table)
     parts.extend(Text(f"note: {note}", style="dim") for note in d.notes)
     return Group(*parts)
-
-
-def _md(value: Any) -> str:
-    return _num(value).replace("|", "\\|")
-
-
-def diff_markdown(d: VersionDiff) -> str:
-    lines = [f"### {d.model}: `{d.old.version}` → `{d.new.version}`", ""]
-    if d.identical:
-        return "\n".join([*lines, "Identical: nothing changed.", ""])
-    lines += ["| artifact | path | status | detail |", "|---|---|---|---|"]
-    for kind, group in (("weights", d.weights), ("data", d.dataset)):
-        for p in group:
-            lines.append(f"| {kind} | `{p.path}` | {p.status} | {_md(_path_detail(p))} |")
-    if d.params:
-        lines += ["", "**Params**", "", "| param | old | new |", "|---|---|---|"]
-        lines += [f"| `{c.key}` | {_md(c.old)} | {_md(c.new)} |" for c in d.params]
-    if d.environment or d.packages:
-        lines += ["", "**Environment**", "", "| name | change | old | new |", "|---|---|---|---|"]
-        lines += [f"| {c.key} | {c.status} | {_md(c.old)} | {_md(c.new)} |" for c in d.environment]
-        lines += [
-            f"| `{p.name}` | {p.change} | {p.old or '-'} | {p.new or '-'} |" for p in d.packages
-        ]
-    if d.metrics:
-        lines += ["", "**Metrics**", "", "| metric | old | new | Δ | Δ% |", "|---|---|---|---|---|"]
-        for m in d.metrics:
-            delta, rel = _delta(m)
-            lines.append(f"| `{m.key}` | {_md(m.old)} | {_md(m.new)} | {delta} | {rel} |")
-    if d.code:
-        lines += ["", f"**Code** ({len(d.code)} files)", "", "| file | status | + | - |"]
-        lines += ["|---|---|---|---|"]
-        lines += [
-            f"| `{c.path}` | {c.status} | {_md(c.added)} | {_md(c.deleted)} |" for c in d.code
-        ]
-    lines += ["", *(f"> {note}" for note in d.notes)] if d.notes else []
-    return "\n".join([*lines, ""])

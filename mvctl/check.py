@@ -1,0 +1,131 @@
+"""``mvctl check``: is the registry consistent? Aliases agree with their newest events, every
+event and alias points at a registered (not deregistered) version of its model, and every
+version's manifest is schema-valid and matches its tag, its DVC file and dvc.yaml."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from pathlib import Path, PurePosixPath
+from typing import Any
+
+from mvctl import channels, tags, yamlio
+from mvctl._adapters.git import GitRepo
+from mvctl.errors import MvctlError
+from mvctl.manifest import manifest_path, problems
+
+
+@dataclass(frozen=True)
+class CheckReport:
+    models: int
+    versions: int
+    events: int
+    problems: tuple[str, ...]
+
+    @property
+    def ok(self) -> bool:
+        return not self.problems
+
+    def to_dict(self) -> dict[str, Any]:
+        return {
+            "ok": self.ok,
+            "models": self.models,
+            "versions": self.versions,
+            "events": self.events,
+            "problems": list(self.problems),
+        }
+
+
+def _channel_problems(state: channels.ModelState) -> list[str]:
+    found = []
+    model = state.model
+    for event in state.events:
+        if event.version is None:
+            found.append(f"{event.name} points at a commit with no version of {model}")
+        elif (
+            event.version in state.tags.deregistered
+            and state.holder(event.channel) == event.version
+        ):
+            found.append(
+                f"{event.name}: {model}@{event.channel} holds deregistered {event.version}"
+            )
+    channels_seen = {e.channel for e in state.events} | set(state.tags.aliases)
+    for channel in sorted(channels_seen):
+        alias = state.alias(channel)
+        newest = state.channel_events(channel)[-1:] or None
+        name = tags.alias_tag(model, channel)
+        if alias is None:
+            found.append(f"{name} is missing but {newest[0].name if newest else '?'} exists")
+            continue
+        if not newest:
+            found.append(f"{name} has no assignment event")
+        elif newest[0].commit != alias.commit:
+            found.append(
+                f"{name} points at {alias.commit[:12]} but its newest event {newest[0].name}"
+                f" points at {newest[0].commit[:12]}"
+            )
+        if state.version_at(alias.commit) is None:
+            found.append(f"{name} points at a commit with no version of {model}")
+    return found
+
+
+def _version_problems(git: GitRepo, state: channels.ModelState) -> list[str]:
+    model = state.model
+    specs: list[str] = []
+    for record in state.tags.versions.values():
+        specs += [f"{record.commit}:{manifest_path(model)}", f"{record.commit}:dvc.yaml"]
+    blobs = git.read_blobs(specs)
+    found: list[str] = []
+    dvc_specs: dict[str, tuple[str, str]] = {}
+    for version, record in sorted(state.tags.versions.items()):
+        where = f"{model}@{version}"
+        text = blobs.get(f"{record.commit}:{manifest_path(model)}")
+        if text is None:
+            found.append(f"{where}: no {manifest_path(model)} at its commit")
+            continue
+        try:
+            data = yamlio.loads(text, f"{where} manifest")
+        except MvctlError as exc:
+            found.append(f"{where}: {exc.message}")
+            continue
+        found += [f"{where}: manifest {p}" for p in problems(data)]
+        if not isinstance(data, dict):
+            continue
+        if (data.get("model"), data.get("version")) != (model, version):
+            found.append(f"{where}: manifest says {data.get('model')}@{data.get('version')}")
+        dvc_yaml = blobs.get(f"{record.commit}:dvc.yaml")
+        artifacts = (yamlio.loads(dvc_yaml, "dvc.yaml") or {}) if dvc_yaml else {}
+        if not isinstance(artifacts, dict) or model not in (artifacts.get("artifacts") or {}):
+            found.append(f"{where}: dvc.yaml declares no artifact {model}")
+        for entry in data.get("weights") or []:
+            if isinstance(entry, dict) and "path" in entry:
+                spec = f"{record.commit}:{PurePosixPath(str(entry['path']))}.dvc"
+                dvc_specs[spec] = (where, str(entry.get("md5")))
+    for spec, text in git.read_blobs(list(dvc_specs)).items():
+        where, md5 = dvc_specs[spec]
+        path = spec.split(":", 1)[1]
+        if text is None:
+            found.append(f"{where}: {path} is missing")
+            continue
+        outs = (yamlio.loads(text, path) or {}).get("outs") or [{}]
+        if str(outs[0].get("md5")) != md5:
+            found.append(f"{where}: {path} records md5 {outs[0].get('md5')}, manifest {md5}")
+    return found
+
+
+def check(root: Path) -> CheckReport:
+    git = GitRepo.open(root)
+    models = sorted(
+        {parsed.model for r in git.tags("refs/tags/") if (parsed := tags.parse(r.name))}
+    )
+    found: list[str] = []
+    versions = events = 0
+    for model in models:
+        state = channels.load(git, model)
+        versions += len(state.tags.versions)
+        events += len(state.events)
+        if not state.tags.versions:
+            found.append(f"{model} has channel tags but no registered version")
+            continue
+        found += _channel_problems(state)
+        found += _version_problems(git, state)
+    return CheckReport(len(models), versions, events, tuple(found))

@@ -1,0 +1,331 @@
+"""Commands that move and read channels: promote, rollback, validate, history, mark-gold,
+retire, sync."""
+
+from __future__ import annotations
+
+from enum import StrEnum
+from pathlib import Path
+from typing import TYPE_CHECKING, Annotated
+
+import typer
+
+from mvctl.cli.output import handled, print_json, stdout
+
+if TYPE_CHECKING:
+    from mvctl.gates import GateReport
+    from mvctl.promotion import ChannelMove, VersionMark
+
+JsonOpt = Annotated[bool, typer.Option("--json", help="Print JSON for machines.")]
+DryRunOpt = Annotated[
+    bool, typer.Option("--dry-run", help="Say what would happen; change nothing.")
+]
+PushOpt = Annotated[
+    bool, typer.Option("--push", help="Also push the tags to the git remote (atomic, leased).")
+]
+RemoteOpt = Annotated[str, typer.Option("--remote", help="Git remote for --push.")]
+
+
+class ReportFormat(StrEnum):
+    rich = "rich"
+    json = "json"
+    markdown = "markdown"
+
+
+def _print_move(move: ChannelMove, as_json: bool) -> None:
+    if as_json:
+        print_json(move.to_dict())
+        return
+    out = stdout()
+    if not move.changed:
+        out.print(f"[green]✓[/] {move.model}@{move.channel} already holds {move.version}")
+        return
+    verb = {
+        "promote": "promoted",
+        "override": "promoted (gates overridden)",
+        "rollback": "rolled back",
+    }
+    prefix = "would be " if move.dry_run else ""
+    frm = move.previous or "nothing"
+    out.print(
+        f"[green]✓[/] {move.model}@{move.channel} {prefix}{verb[move.kind]}: "
+        f"{frm} → [bold]{move.version}[/] ({move.event})"
+    )
+    if move.gates and move.gates.results:
+        _print_gates(move.gates)
+    if move.pushed:
+        out.print("[green]✓[/] pushed event and alias")
+
+
+def _print_gates(report: GateReport) -> None:
+    from rich.table import Table
+
+    table = Table("gate", "result", "detail", title=f"{report.channel} gates", title_justify="left")
+    for r in report.results:
+        table.add_row(r.gate, "[green]pass[/]" if r.ok else "[red]FAIL[/]", r.detail)
+    stdout().print(table)
+
+
+@handled
+def promote(
+    model: Annotated[str, typer.Argument(help="Model name.")],
+    version: Annotated[str, typer.Argument(help="Version to promote, e.g. v1.4.0.")],
+    to: Annotated[str, typer.Option("--to", help="Channel, e.g. production.")],
+    reason: Annotated[str, typer.Option("--reason", help="Why (recorded in the event).")] = "",
+    force: Annotated[
+        bool, typer.Option("--force", help="Override failed gates (needs --reason).")
+    ] = False,
+    push: PushOpt = False,
+    remote: RemoteOpt = "origin",
+    dry_run: DryRunOpt = False,
+    as_json: JsonOpt = False,
+) -> None:
+    """Promote a version to a channel through its gates (event tag + alias move)."""
+    from mvctl.promotion import promote as run_promote
+
+    move = run_promote(
+        Path.cwd(),
+        model,
+        version,
+        to,
+        reason=reason,
+        force=force,
+        push=push,
+        remote=remote,
+        dry_run=dry_run,
+    )
+    _print_move(move, as_json)
+
+
+@handled
+def rollback(
+    model: Annotated[str, typer.Argument(help="Model name.")],
+    reason: Annotated[str, typer.Option("--reason", help="Why (required; recorded).")],
+    channel: Annotated[str, typer.Option("--channel", "-c", help="Channel.")] = "production",
+    to: Annotated[
+        str | None,
+        typer.Option("--to", help="Target version (default: the last gold one it held)."),
+    ] = None,
+    push: PushOpt = False,
+    remote: RemoteOpt = "origin",
+    dry_run: DryRunOpt = False,
+    as_json: JsonOpt = False,
+) -> None:
+    """Roll a channel back, in one tag move: no gates, no review."""
+    from mvctl.promotion import rollback as run_rollback
+
+    move = run_rollback(
+        Path.cwd(),
+        model,
+        channel,
+        reason=reason,
+        to=to,
+        push=push,
+        remote=remote,
+        dry_run=dry_run,
+    )
+    _print_move(move, as_json)
+
+
+@handled
+def validate(
+    model: Annotated[str, typer.Argument(help="Model name.")],
+    version: Annotated[str, typer.Argument(help="Version to check.")],
+    channel: Annotated[str, typer.Option("--channel", "-c", help="Channel whose gates run.")],
+    fmt: Annotated[ReportFormat, typer.Option("--format", "-f", help="Output format.")] = (
+        ReportFormat.rich
+    ),
+    as_json: JsonOpt = False,
+) -> None:
+    """Run a channel's gates for a version; exit 1 if one fails. Changes nothing."""
+    from mvctl.errors import PolicyError
+    from mvctl.promotion import validate as run_validate
+
+    report = run_validate(Path.cwd(), model, version, channel)
+    if as_json or fmt is ReportFormat.json:
+        print_json(report.to_dict())
+    elif fmt is ReportFormat.markdown:
+        from mvctl.review import report_markdown
+
+        typer.echo(report_markdown(Path.cwd(), report), nl=False)
+    else:
+        _print_gates(report)
+    if not report.passed:
+        raise PolicyError(f"{model} {version} fails {len(report.failures())} {channel} gate(s)")
+
+
+@handled
+def history(
+    model: Annotated[str, typer.Argument(help="Model name.")],
+    channel: Annotated[str | None, typer.Option("--channel", "-c", help="One channel.")] = None,
+    as_json: JsonOpt = False,
+) -> None:
+    """Every promotion, rollback and override: time, actor, from → to, reason."""
+    from rich.table import Table
+
+    from mvctl.promotion import history as run_history
+
+    events = run_history(Path.cwd(), model, channel)
+    if as_json:
+        print_json({"model": model, "events": [e.to_dict() for e in events]})
+        return
+    table = Table("#", "time (UTC)", "channel", "kind", "from → to", "actor", "reason", title=model)
+    for e in reversed(events):
+        table.add_row(
+            str(e.counter),
+            e.time.replace("T", " ")[:19].rstrip("Z"),
+            e.channel,
+            e.kind,
+            f"{e.previous or '-'} → {e.version or '?'}",
+            e.actor.split(" <")[0],
+            e.reason,
+        )
+    stdout().print(table if events else f"no channel events for {model} yet")
+
+
+def _print_mark(mark: VersionMark, verb: str, as_json: bool) -> None:
+    if as_json:
+        print_json(mark.to_dict())
+        return
+    prefix = "would be " if mark.dry_run else ""
+    stdout().print(f"[green]✓[/] {mark.model} {mark.version} {prefix}{verb} ({mark.tag})")
+
+
+@handled
+def mark_gold(
+    model: Annotated[str, typer.Argument(help="Model name.")],
+    version: Annotated[str, typer.Argument(help="Version to vouch for.")],
+    reason: Annotated[str, typer.Option("--reason", help="Why.")] = "",
+    push: PushOpt = False,
+    remote: RemoteOpt = "origin",
+    dry_run: DryRunOpt = False,
+    as_json: JsonOpt = False,
+) -> None:
+    """Mark a version gold: rollbacks may choose it."""
+    from mvctl.promotion import mark_gold as run
+
+    mark = run(Path.cwd(), model, version, reason=reason, push=push, remote=remote, dry_run=dry_run)
+    _print_mark(mark, "marked gold", as_json)
+
+
+@handled
+def retire(
+    model: Annotated[str, typer.Argument(help="Model name.")],
+    version: Annotated[str, typer.Argument(help="Version to deregister.")],
+    reason: Annotated[str, typer.Option("--reason", help="Why.")] = "",
+    push: PushOpt = False,
+    remote: RemoteOpt = "origin",
+    dry_run: DryRunOpt = False,
+    as_json: JsonOpt = False,
+) -> None:
+    """Deregister a version (GTO's MODEL@vX.Y.Z!); refused while a channel holds it."""
+    from mvctl.promotion import retire as run
+
+    mark = run(Path.cwd(), model, version, reason=reason, push=push, remote=remote, dry_run=dry_run)
+    _print_mark(mark, "retired", as_json)
+
+
+@handled
+def sync(
+    model: Annotated[str | None, typer.Argument(help="Only this model.")] = None,
+    remote: Annotated[str, typer.Option("--remote", help="Git remote.")] = "origin",
+    as_json: JsonOpt = False,
+) -> None:
+    """Fetch channel tags from the remote; local aliases only move forward."""
+    from mvctl.sync import sync as run_sync
+
+    result = run_sync(Path.cwd(), remote, model)
+    if as_json:
+        print_json(result.to_dict())
+        return
+    out = stdout()
+    out.print(
+        f"[green]✓[/] synced from {remote}: {len(result.created)} new tags, "
+        f"{len(result.moved)} aliases moved forward"
+    )
+    for name in result.moved:
+        out.print(f"  moved {name}")
+    for name in result.kept:
+        out.print(f"  kept {name} (local is newer: push it)")
+    for name in result.conflicts:
+        out.print(f"  [red]differs[/] {name} (immutable tag differs from the remote's)")
+
+
+@handled
+def check(as_json: JsonOpt = False) -> None:
+    """Check the registry: aliases vs events, manifests, DVC files. Exit 1 on a mismatch."""
+    from mvctl.check import check as run_check
+    from mvctl.errors import PolicyError
+
+    report = run_check(Path.cwd())
+    if as_json:
+        print_json(report.to_dict())
+    else:
+        out = stdout()
+        for problem in report.problems:
+            out.print(f"[red]✗[/] {problem}", highlight=False)
+        if report.ok:
+            out.print(
+                f"[green]✓[/] registry consistent: {report.models} models, "
+                f"{report.versions} versions, {report.events} events"
+            )
+    if not report.ok:
+        raise PolicyError(f"{len(report.problems)} consistency problem(s) found")
+
+
+@handled
+def propose(
+    model: Annotated[str, typer.Argument(help="Model name.")],
+    version: Annotated[str, typer.Argument(help="Version to promote.")],
+    to: Annotated[str, typer.Option("--to", help="Channel.")],
+    reason: Annotated[str, typer.Option("--reason", help="Why (shown to reviewers).")] = "",
+    push: Annotated[bool, typer.Option("--push", help="Push the branch.")] = False,
+    remote: RemoteOpt = "origin",
+    dry_run: DryRunOpt = False,
+    as_json: JsonOpt = False,
+) -> None:
+    """Commit a promotion request with its gate report on a new branch, ready for a PR."""
+    from mvctl.review import propose as run_propose
+
+    proposal = run_propose(
+        Path.cwd(), model, version, to, reason=reason, push=push, remote=remote, dry_run=dry_run
+    )
+    if as_json:
+        print_json(proposal.to_dict())
+        return
+    out = stdout()
+    verb = "would commit" if dry_run else "committed"
+    out.print(f"[green]✓[/] {verb} request {proposal.request_id} on branch {proposal.branch}")
+    _print_gates(proposal.report)
+    if proposal.pushed:
+        out.print(f"[green]✓[/] pushed {proposal.branch} to {remote}: open a pull request")
+    elif not dry_run:
+        out.print(f"next: git push {remote} {proposal.branch}, then open a pull request")
+
+
+@handled
+def apply(
+    push: Annotated[bool, typer.Option("--push", help="Push events and aliases.")] = False,
+    remote: RemoteOpt = "origin",
+    dry_run: DryRunOpt = False,
+    as_json: JsonOpt = False,
+) -> None:
+    """Perform merged promotion requests not yet performed (run by CI on the main branch)."""
+    from mvctl.errors import ConflictError, PolicyError
+    from mvctl.review import apply as run_apply
+
+    outcomes = run_apply(Path.cwd(), push=push, remote=remote, dry_run=dry_run)
+    if as_json:
+        print_json({"requests": [o.to_dict() for o in outcomes]})
+    else:
+        out = stdout()
+        marks = {"performed": "[green]✓[/]", "already": "[dim]=[/]"}
+        for o in outcomes:
+            mark = marks.get(o.status, "[red]✗[/]")
+            out.print(f"{mark} {o.request_id}: {o.status} ({o.detail})", highlight=False)
+        if not outcomes:
+            out.print("no promotion requests at HEAD")
+    statuses = {o.status for o in outcomes}
+    if "conflict" in statuses:
+        raise ConflictError("a request lost a race with another writer", hint="run apply again")
+    if statuses & {"refused", "invalid"}:
+        raise PolicyError("some requests were not performed")

@@ -1,0 +1,103 @@
+"""``mvctl sync``: bring channel state from the git remote, moving local aliases only forward.
+
+Everything is fetched into a private namespace first (``refs/mvctl/sync/``), then applied by
+compare-and-swap: immutable tags (versions, events, deregistrations, gold marks) are created
+when missing; an alias moves only when the remote's names a newer event than the local one.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+from mvctl import tags
+from mvctl._adapters.git import GitRepo, TagRecord
+from mvctl.errors import UsageError
+from mvctl.names import check_model
+
+SYNC_NS = "refs/mvctl/sync/"
+
+
+@dataclass(frozen=True)
+class SyncResult:
+    remote: str
+    created: tuple[str, ...] = ()
+    moved: tuple[str, ...] = ()  # aliases moved forward
+    kept: tuple[str, ...] = ()  # local aliases newer than the remote's (not yet pushed)
+    conflicts: tuple[str, ...] = ()  # immutable tags that differ locally and remotely
+    remote_objects: dict[str, str] = field(default_factory=dict)  # tag -> object on remote
+
+    def to_dict(self) -> dict[str, Any]:
+        return {
+            "remote": self.remote,
+            "created": list(self.created),
+            "moved": list(self.moved),
+            "kept": list(self.kept),
+            "conflicts": list(self.conflicts),
+        }
+
+
+def check_remote_name(remote: str) -> str:
+    if not remote or remote.startswith("-") or any(c.isspace() for c in remote):
+        raise UsageError(f"invalid git remote {remote!r}")
+    return remote
+
+
+def _counter(record: TagRecord) -> int:
+    _, body = tags.parse_message(record.message)
+    counter = body.get("counter")
+    return counter if isinstance(counter, int) else 0
+
+
+def sync_git(git: GitRepo, remote: str = "origin", model: str | None = None) -> SyncResult:
+    check_remote_name(remote)
+    patterns = [f"{model}@*", f"{model}#*"] if model else ["*"]
+    stale = git.refs(SYNC_NS)
+    if stale:
+        git.update_refs([f"delete {ref}" for ref in stale], what="mvctl's sync refs")
+    git.fetch(remote, [f"+refs/tags/{p}:{SYNC_NS}{p}" for p in patterns])
+    fetched = git.tags(*(f"{SYNC_NS}{p}" for p in patterns))
+    local = {r.name: r for r in git.tags(*(f"{tags.TAG_PREFIX}{p}" for p in patterns))}
+    created, moved, kept, conflicts = [], [], [], []
+    commands: list[str] = []
+    remote_objects: dict[str, str] = {}
+    for record in fetched:
+        name = record.name.removeprefix(SYNC_NS)
+        parsed = tags.parse(name)
+        if parsed is None:
+            continue
+        remote_objects[name] = record.object
+        mine = local.get(name)
+        if parsed.kind != "alias":
+            if mine is None:
+                commands.append(f"create refs/tags/{name} {record.object}")
+                created.append(name)
+            elif mine.object != record.object:
+                conflicts.append(name)
+        elif mine is None:
+            commands.append(f"create refs/tags/{name} {record.object}")
+            moved.append(name)
+        elif mine.object != record.object:
+            if _counter(record) > _counter(mine):
+                commands.append(f"update refs/tags/{name} {record.object} {mine.object}")
+                moved.append(name)
+            else:
+                kept.append(name)
+    commands += [f"delete {ref}" for ref in git.refs(SYNC_NS)]
+    if commands:
+        git.update_refs(commands, what="channel tags")
+    return SyncResult(
+        remote,
+        tuple(created),
+        tuple(moved),
+        tuple(kept),
+        tuple(conflicts),
+        remote_objects,
+    )
+
+
+def sync(root: Path, remote: str = "origin", model: str | None = None) -> SyncResult:
+    if model is not None:
+        check_model(model)
+    return sync_git(GitRepo.open(root), remote, model)
