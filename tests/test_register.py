@@ -322,7 +322,7 @@ def test_a_tag_taken_by_a_racer_is_a_conflict_and_undoes_the_commit(registry: Re
     hook.write_text("#!/bin/sh\ngit tag -a -m theirs fraud@v0.1.0 HEAD~1\n")
     hook.chmod(0o755)
     status, _, _, head = registry.snapshot()
-    with pytest.raises(ConflictError, match="created by someone else"):
+    with pytest.raises(ConflictError, match="changed by someone else"):
         register(request(registry))
     hook.unlink()
     assert registry.git("rev-parse", "HEAD") == head
