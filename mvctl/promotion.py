@@ -65,21 +65,31 @@ class ChannelMove:
 @dataclass(frozen=True)
 class _Context:
     git: GitRepo
-    cfg: config.RegistryConfig
     state: channels.ModelState
     remote_alias: str | None  # the alias object on the remote, when pushing ("" = none)
 
+    def config(self) -> config.RegistryConfig:
+        return config.load(self.git.root)
 
-def _open(root: Path, model: str, channel: str, push: bool, remote: str) -> _Context:
-    check_model(model)
-    check_channel(channel)
-    git = GitRepo.open(root)
+
+def _known_channel(git: GitRepo, channel: str) -> config.RegistryConfig:
     cfg = config.load(git.root)
     if channel not in cfg.channels:
         raise UsageError(
             f"unknown channel {channel!r}",
             hint=f"channels in mvctl.yaml: {', '.join(cfg.channels)}",
         )
+    return cfg
+
+
+def _open(
+    root: Path, model: str, channel: str, push: bool, remote: str, *, need_config: bool = True
+) -> _Context:
+    check_model(model)
+    check_channel(channel)
+    git = GitRepo.open(root)
+    if need_config:
+        _known_channel(git, channel)
     remote_alias = None
     if push:
         # Decide on the remote's state: fetch it first; the lease below covers the rest.
@@ -90,7 +100,7 @@ def _open(root: Path, model: str, channel: str, push: bool, remote: str) -> _Con
         raise OperationalError(
             f"model {model!r} has no registered versions", hint="see 'mvctl list' for models"
         )
-    return _Context(git, cfg, state, remote_alias)
+    return _Context(git, state, remote_alias)
 
 
 def _require_version(state: channels.ModelState, version: str) -> None:
@@ -123,7 +133,7 @@ def validate(root: Path, model: str, version: str, channel: str) -> GateReport:
     """Run ``channel``'s gates for ``version`` without moving anything."""
     ctx = _open(root, model, channel, push=False, remote="origin")
     _require_version(ctx.state, version)
-    return gate_report(ctx.git, ctx.cfg, ctx.state, version, channel)
+    return gate_report(ctx.git, ctx.config(), ctx.state, version, channel)
 
 
 def _now() -> str:
@@ -154,7 +164,6 @@ def _write(ctx: _Context, move: ChannelMove, remote: str) -> ChannelMove:
         "override": f"Promote {move.model} {move.version} to {move.channel} (gates overridden)",
         "rollback": f"Roll back {move.model} {move.channel} from {move.previous} to {move.version}",
     }
-    event_obj = git.make_tag(move.event, commit, tags.format_message(titles[move.kind], body))
     alias = tags.alias_tag(move.model, move.channel)
     alias_body = {
         "kind": "alias",
@@ -164,8 +173,11 @@ def _write(ctx: _Context, move: ChannelMove, remote: str) -> ChannelMove:
         "event": move.event,
         "counter": counter.counter,
     }
-    alias_obj = git.make_tag(
-        alias, commit, tags.format_message(f"{alias} -> {move.version}", alias_body)
+    event_obj, alias_obj = git.make_tags(
+        [
+            (move.event, commit, tags.format_message(titles[move.kind], body)),
+            (alias, commit, tags.format_message(f"{alias} -> {move.version}", alias_body)),
+        ]
     )
     old = state.alias(move.channel)
     alias_cmd = (
@@ -208,14 +220,15 @@ def promote(
 ) -> ChannelMove:
     """Move ``channel`` to ``version`` if the gates pass (or ``force`` with a reason)."""
     ctx = _open(root, model, channel, push and not dry_run, remote)
-    if channel in ctx.cfg.model(model).review and request is None:
+    cfg = ctx.config()
+    if channel in cfg.model(model).review and request is None:
         raise PolicyError(
             f"promotions to {channel} need a reviewed request",
             hint=f"run 'mvctl propose {model} {version} --to {channel}' and merge its PR",
         )
     _require_version(ctx.state, version)
     holder = ctx.state.holder(channel)
-    report = gate_report(ctx.git, ctx.cfg, ctx.state, version, channel)
+    report = gate_report(ctx.git, cfg, ctx.state, version, channel)
     kind: MoveKind = "promote"
     if not report.passed:
         if not force:
@@ -262,10 +275,12 @@ def rollback(
     runs gates and never waits for review: the panic button must work."""
     if not reason.strip():
         raise UsageError("a rollback needs --reason: it is recorded in the channel history")
-    ctx = _open(root, model, channel, push and not dry_run, remote)
+    # The panic button reads no config on its way: a channel with an alias is a channel.
+    ctx = _open(root, model, channel, push and not dry_run, remote, need_config=False)
     state = ctx.state
     current = state.holder(channel)
     if current is None:
+        _known_channel(ctx.git, channel)
         raise PolicyError(f"{model}@{channel} holds no version: nothing to roll back")
     if to is not None:
         _require_version(state, to)

@@ -5,17 +5,18 @@ from __future__ import annotations
 from pathlib import Path
 from typing import Any
 
-import yaml
-
 from mvctl.errors import OperationalError
 
-_Loader: type[yaml.SafeLoader] = getattr(yaml, "CSafeLoader", yaml.SafeLoader)
-_Dumper: type[yaml.SafeDumper] = getattr(yaml, "CSafeDumper", yaml.SafeDumper)
+# PyYAML is imported on first use: a rollback reads only JSON-bodied tags and never pays
+# for it.
 
 
 def loads(text: str, source: str = "<text>") -> Any:
+    import yaml
+
+    loader: type[yaml.SafeLoader] = getattr(yaml, "CSafeLoader", yaml.SafeLoader)
     try:
-        return yaml.load(text, Loader=_Loader)  # noqa: S506 - the loader is a SafeLoader
+        return yaml.load(text, Loader=loader)  # noqa: S506 - the loader is a SafeLoader
     except yaml.YAMLError as exc:
         raise OperationalError(
             f"{source} is not valid YAML: {_one_line(exc)}", hint="fix the file's syntax"
@@ -32,9 +33,11 @@ def load_file(path: Path) -> Any:
 
 def dumps(data: Any) -> str:
     """Block-style YAML with keys in insertion order, so diffs of written files stay small."""
+    import yaml
+
     return yaml.dump(
         data,
-        Dumper=_Dumper,
+        Dumper=getattr(yaml, "CSafeDumper", yaml.SafeDumper),
         sort_keys=False,
         default_flow_style=False,
         allow_unicode=True,
@@ -42,5 +45,5 @@ def dumps(data: Any) -> str:
     )
 
 
-def _one_line(exc: yaml.YAMLError) -> str:
+def _one_line(exc: Exception) -> str:
     return " ".join(str(exc).split())

@@ -94,6 +94,7 @@ class GitRepo:
 
     def __init__(self, root: Path) -> None:
         self.root = root
+        self._committer: str | None = None
 
     @classmethod
     def open(cls, path: Path) -> GitRepo:
@@ -137,10 +138,17 @@ class GitRepo:
             return None
         return name.strip() or None
 
+    def committer(self) -> str:
+        """git's committer identity with its timestamp ('Name <email> 1700000000 +0000'),
+        read once per command: it is who tags, and when."""
+        if self._committer is None:
+            out = self.run("var", "GIT_COMMITTER_IDENT", action="read the git identity")
+            self._committer = out.strip()
+        return self._committer
+
     def ident(self) -> str:
         """The acting identity, 'Name <email>', as git would record it."""
-        text = self.run("var", "GIT_AUTHOR_IDENT", action="read the git identity").strip()
-        return text.rsplit(" ", 2)[0]
+        return self.committer().rsplit(" ", 2)[0]
 
     def dirty_paths(self) -> list[str]:
         """Tracked files with uncommitted changes (staged or not), repo-relative."""
@@ -376,16 +384,33 @@ class GitRepo:
         """Compare-and-swap HEAD (and its branch) from ``expected`` to ``new``."""
         self.run("update-ref", "-m", "mvctl: undo", "HEAD", new, expected, action="move HEAD")
 
-    def make_tag(self, name: str, commit: str, message: str) -> str:
-        """Write an annotated tag object (no ref yet); return its id. The tagger is the
-        acting identity, as git would record it."""
-        tagger = self.run("var", "GIT_COMMITTER_IDENT", action="read the git identity").strip()
-        body = f"object {commit}\ntype commit\ntag {name}\ntagger {tagger}\n\n{message.rstrip()}\n"
-        return self._run_stdin(["mktag"], body, action=f"create tag {name}").strip()
+    def make_tags(self, specs: Sequence[tuple[str, str, str]]) -> list[str]:
+        """Write annotated tag objects for (name, commit, message) without refs; return their
+        ids. One `git hash-object` validates and stores them all; the tagger is the acting
+        identity."""
+        import tempfile
+
+        tagger = self.committer()
+        with tempfile.TemporaryDirectory(prefix="mvctl-tags-") as tmp:
+            paths = []
+            for i, (name, commit, message) in enumerate(specs):
+                path = Path(tmp) / str(i)
+                path.write_text(
+                    f"object {commit}\ntype commit\ntag {name}\ntagger {tagger}\n\n"
+                    f"{message.rstrip()}\n",
+                    encoding="utf-8",
+                )
+                paths.append(str(path))
+            out = self._run_stdin(
+                ["hash-object", "-t", "tag", "-w", "--stdin-paths"],
+                "\n".join(paths) + "\n",
+                action="create tags",
+            )
+        return out.split()
 
     def create_annotated_tag(self, name: str, commit: str, message: str) -> str:
         """Create tag ``name`` only if it does not exist yet (CAS); return the tag object."""
-        obj = self.make_tag(name, commit, message)
+        [obj] = self.make_tags([(name, commit, message)])
         self.update_refs([f"create refs/tags/{name} {obj}"], what=f"tag {name}")
         return obj
 

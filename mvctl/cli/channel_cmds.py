@@ -9,7 +9,7 @@ from typing import TYPE_CHECKING, Annotated
 
 import typer
 
-from mvctl.cli.output import handled, print_json, stdout
+from mvctl.cli.output import handled, print_json, say, stdout
 
 if TYPE_CHECKING:
     from mvctl.gates import GateReport
@@ -187,7 +187,7 @@ def _print_mark(mark: VersionMark, verb: str, as_json: bool) -> None:
         print_json(mark.to_dict())
         return
     prefix = "would be " if mark.dry_run else ""
-    stdout().print(f"[green]✓[/] {mark.model} {mark.version} {prefix}{verb} ({mark.tag})")
+    say(f"{mark.model} {mark.version} {prefix}{verb} ({mark.tag})")
 
 
 @handled

@@ -9,13 +9,18 @@ import sys
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass
-from typing import Any, ParamSpec, TypeVar
+from typing import TYPE_CHECKING, Any, ParamSpec, TypeVar
 
 import typer
-from rich.console import Console
 
 from mvctl.errors import MvctlError
 from mvctl.progress import Advance
+
+if TYPE_CHECKING:
+    from rich.console import Console
+
+# rich is imported only by output that needs it (tables, trees, progress bars): a rollback
+# or a --json read stays clear of its import cost.
 
 P = ParamSpec("P")
 R = TypeVar("R")
@@ -27,11 +32,20 @@ class CliState:
 
 
 def stdout() -> Console:
+    from rich.console import Console
+
     return Console(highlight=False, soft_wrap=False)
 
 
 def stderr() -> Console:
+    from rich.console import Console
+
     return Console(stderr=True, highlight=False)
+
+
+def say(text: str, *, mark: str = "✓", color: str = "green") -> None:
+    """One line of outcome for people, without loading rich."""
+    typer.echo(f"{typer.style(mark, fg=color)} {text}")
 
 
 def print_json(data: Any) -> None:
@@ -57,15 +71,16 @@ def handled(func: Callable[P, R]) -> Callable[..., R]:
         except MvctlError as exc:
             if show_traceback:
                 raise
-            err = stderr()
-            err.print(f"[bold red]error:[/] {exc.message}", markup=True, highlight=False)
+            typer.echo(f"{typer.style('error:', fg='red', bold=True)} {exc.message}", err=True)
             if exc.hint:
-                err.print(f"[dim]hint:[/] {exc.hint}", markup=True, highlight=False)
+                typer.echo(f"{typer.style('hint:', dim=True)} {exc.hint}", err=True)
             raise typer.Exit(exc.exit_code) from None
         except KeyboardInterrupt:
             if show_traceback:
                 raise
-            stderr().print("[red]interrupted[/]; nothing was left half-done")
+            typer.echo(
+                f"{typer.style('interrupted', fg='red')}; nothing was left half-done", err=True
+            )
             raise typer.Exit(130) from None
 
     params = list(inspect.signature(func, eval_str=True).parameters.values())

@@ -1,0 +1,181 @@
+"""Rollback at 10 and at 1000 versions/events: mvctl against `gto assign --force`.
+
+Builds registries as bench_registry.py does (git fast-import, exactly what `register`
+writes), then one promotion per version on production, written as `promote` writes them
+(event MODEL#production#N + alias), so each registry has N versions and N events.
+
+    python benchmarks/bench_channels.py [--sizes 10 1000] [--runs 5]
+
+Budget (DESIGN.md): rollback/promote under 0.3 s at 1000 versions and 1000 events, flat in
+history size.
+"""
+
+from __future__ import annotations
+
+import argparse
+import shutil
+import subprocess
+import tempfile
+from pathlib import Path
+
+from _common import BIN, isolated_env, machine, median_seconds, run, write_section
+from bench_registry import MODEL, build
+
+from mvctl import tags
+
+
+def add_events(root: Path, env: dict[str, str], versions: int) -> None:
+    """Promote v0.1.0, v0.2.0, ... in turn on production, as `mvctl promote` writes it."""
+    commits = {
+        line.split()[1].removeprefix("refs/tags/"): line.split()[0]
+        for line in run(
+            ["git", "for-each-ref", "--format=%(*objectname) %(refname)", f"refs/tags/{MODEL}@v*"],
+            root,
+            env,
+        ).splitlines()
+    }
+    chunks = []
+    previous = None
+    for i in range(1, versions + 1):
+        version = f"v0.{i}.0"
+        event = tags.event_tag(MODEL, "production", i)
+        body = {
+            "kind": "promote",
+            "model": MODEL,
+            "channel": "production",
+            "version": version,
+            "previous": previous,
+            "counter": i,
+            "reason": "",
+            "actor": "Bench <bench@example.com>",
+            "time": f"2026-02-01T00:{i // 60 % 60:02d}:{i % 60:02d}Z",
+            "gates": [],
+            "request": None,
+        }
+        message = tags.format_message(f"Promote {MODEL} {version} to production", body)
+        stamp = 1769904000 + i
+        commit = commits[tags.version_tag(MODEL, version)]
+        chunks.append(_tag(event, commit, stamp, message))
+        previous = version
+    alias_body = {
+        "kind": "alias",
+        "model": MODEL,
+        "channel": "production",
+        "version": previous,
+        "event": tags.event_tag(MODEL, "production", versions),
+        "counter": versions,
+    }
+    alias = tags.alias_tag(MODEL, "production")
+    chunks.append(
+        _tag(
+            alias,
+            commits[tags.version_tag(MODEL, str(previous))],
+            1769904000 + versions,
+            tags.format_message(f"{alias} -> {previous}", alias_body),
+        )
+    )
+    subprocess.run(
+        ["git", "fast-import", "--quiet"],
+        cwd=root,
+        env=env,
+        input="".join(chunks).encode(),
+        check=True,
+    )
+
+
+def _tag(name: str, commit: str, stamp: int, message: str) -> str:
+    raw = message.encode()
+    return (
+        f"tag {name}\nfrom {commit}\ntagger Bench <bench@example.com> {stamp} +0000\n"
+        f"data {len(raw)}\n{message}\n"
+    )
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__)
+    parser.add_argument("--sizes", type=int, nargs="+", default=[10, 1000])
+    parser.add_argument("--runs", type=int, default=5)
+    args = parser.parse_args()
+    work = Path(tempfile.mkdtemp(prefix="mvctl-bench-channels-"))
+    rows = []
+    try:
+        env = isolated_env(work / "home")
+        for n in args.sizes:
+            root = work / f"n{n}" / "registry"
+            root.parent.mkdir()
+            build(root, env, n)
+            add_events(root, env, n)
+            check = run([BIN / "mvctl", "check", "--json"], root, env)
+            assert '"ok": true' in check or '"ok":true' in check, check
+            gto_root = work / f"n{n}" / "gto"
+            shutil.copytree(root, gto_root, symlinks=True)
+            # Each timed rollback moves production one gold version further back.
+            mvctl_rollback = median_seconds(
+                [BIN / "mvctl", "rollback", MODEL, "--reason", "bench"], root, env, args.runs
+            )
+            history = median_seconds(
+                [BIN / "mvctl", "history", MODEL, "--json"], root, env, args.runs
+            )
+            promote = median_seconds(
+                [BIN / "mvctl", "promote", MODEL, f"v0.{n}.0", "--to", "staging"],
+                root,
+                env,
+                args.runs,
+            )
+            target = f"v0.{max(n - 1, 1)}.0"
+            gto = median_seconds(
+                [
+                    BIN / "gto",
+                    "assign",
+                    MODEL,
+                    "--version",
+                    target,
+                    "--stage",
+                    "production",
+                    "--force",
+                ],
+                gto_root,
+                env,
+                args.runs,
+            )
+            check = run([BIN / "mvctl", "check", "--json"], root, env)
+            assert '"ok":true' in check.replace(" ", ""), check
+            rows.append((n, mvctl_rollback, promote, history, gto))
+    finally:
+        shutil.rmtree(work, ignore_errors=True)
+
+    lines = [
+        "| versions / events | `mvctl rollback` (s) | `mvctl promote` (s) | `mvctl history"
+        " --json` (s) | `gto assign --force` (s) | rollback vs GTO |",
+        "|---|---|---|---|---|---|",
+    ]
+    for n, rb, pr, hi, gto in rows:
+        lines.append(
+            f"| {n} / {n} | {rb:.3f} | {pr:.3f} | {hi:.3f} | {gto:.3f} | {gto / rb:.1f}x faster |"
+        )
+    if len(rows) >= 2:
+        within = max(r[1] for r in rows) < 0.3 and max(r[2] for r in rows) < 0.3
+        lines += [
+            "",
+            f"Rollback at {rows[-1][0]} vs {rows[0][0]}: {rows[-1][1] / rows[0][1]:.2f}x"
+            f" (flat is 1.0x); budget < 0.3 s: {'ok' if within else 'OVER'}.",
+        ]
+    body = "\n".join(
+        [
+            "## Rollback and promote vs history size",
+            "",
+            f"`python benchmarks/bench_channels.py --sizes {' '.join(map(str, args.sizes))}"
+            f" --runs {args.runs}` on {machine()}; medians of {args.runs} runs after one"
+            " warm-up, local (no --push). Each rollback picks its target (the last gold"
+            " version) from the whole event history; promote runs the gates (two manifest"
+            " reads).",
+            "",
+            *lines,
+        ]
+    )
+    write_section("channels", body)
+    print(body)
+
+
+if __name__ == "__main__":
+    main()
