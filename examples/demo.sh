@@ -1,7 +1,8 @@
 #!/usr/bin/env bash
 # mvctl end to end on this machine: a training repo with a local git remote (a bare repo) and a
 # local DVC remote (a directory). Trains a scikit-learn classifier on the bundled breast-cancer
-# data, registers two versions, lists and shows them, explains what changed between them, and proves a fresh clone restores the
+# data, registers two versions, lists and shows them, explains what changed between them, promotes
+# them through a gate and rolls production back, and proves a fresh clone restores the
 # exact weights. Run it with `make demo`; it leaves nothing behind.
 set -euo pipefail
 
@@ -49,13 +50,31 @@ step mvctl lineage cancer
 step mvctl diff cancer v0.1.0 v0.2.0
 step mvctl diff cancer v0.1.0 v0.2.0 --format markdown
 
+# Channels: a gate on production, two promotions, then the panic button.
+cat >> mvctl.yaml <<'YAML'
+  cancer:
+    gates:
+      production:
+        - {metric: auc, min: 0.95}
+        - {metric: auc, max_drop: 0.01}
+YAML
+sed -i 's/^models: {}$/models:/' mvctl.yaml
+git commit -q -am "Production gates for cancer"
+step mvctl validate cancer v0.1.0 --channel production
+step mvctl promote cancer v0.1.0 --to production --reason "first release" --push
+step mvctl promote cancer v0.2.0 --to production --push
+step mvctl rollback cancer --reason "false positives up on live traffic" --push
+step mvctl history cancer
+step mvctl list
+step mvctl check
+
 # A second machine: clone the registry, check out the version, pull its weights with DVC.
 step git clone -q "$work/origin.git" "$work/clone"
 cd "$work/clone"
-step git checkout -q cancer@v0.1.0
+step git checkout -q cancer@production
 step dvc pull -q
-want="$(mvctl show cancer@v0.1.0 --json | python -c 'import json,sys; print(json.load(sys.stdin)["manifest"]["weights"][0]["sha256"])')"
+want="$(mvctl show cancer@production --json | python -c 'import json,sys; print(json.load(sys.stdin)["manifest"]["weights"][0]["sha256"])')"
 got="$(sha256sum models/cancer.pkl | cut -d' ' -f1)"
 printf '\nmanifest sha256 %s\nrestored sha256 %s\n' "$want" "$got"
 [ "$want" = "$got" ] || { echo "restored weights differ from the manifest" >&2; exit 1; }
-printf '\n\033[32mdemo finished: two versions registered, listed, shown and restored byte for byte\033[0m\n'
+printf '\n\033[32mdemo finished: two versions registered, compared, promoted and rolled back; production restored byte for byte on a clone\033[0m\n'
