@@ -5,7 +5,7 @@ from __future__ import annotations
 import json
 import logging
 import os
-from collections.abc import Iterator, Sequence
+from collections.abc import Callable, Iterator, Sequence
 from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
@@ -226,6 +226,74 @@ class DvcProject:
             self._repo.artifacts.add(
                 name, Artifact(**fields), dvcfile=os.fspath(self.root / "dvc.yaml")
             )
+
+
+def download(
+    workdir: Path,
+    config_text: str,
+    objects: Sequence[tuple[str, Path]],
+    remote: str | None = None,
+    progress: Callable[[int], None] | None = None,
+) -> None:
+    """Download DVC objects (md5, destination) straight from a registry's DVC remote, with
+    no git repo and no DVC cache: ``config_text`` is the registry's ``.dvc/config``; the
+    host's own DVC config (credentials) applies on top; ``remote`` names a remote from any of
+    them, or is a URL that replaces the default. A ``.dir`` object becomes a directory."""
+    disable_analytics()
+    from dvc.repo import Repo
+
+    _quiet_logging()
+    dvc_dir = workdir / ".dvc"
+    dvc_dir.mkdir(parents=True, exist_ok=True)
+    (dvc_dir / "config").write_text(config_text, encoding="utf-8")
+    local = "[core]\n    no_scm = true\n"
+    name = remote
+    if remote and any(c in remote for c in "\n\r\"'[]"):
+        raise OperationalError(f"invalid DVC remote {remote!r}")
+    if remote and ("://" in remote or remote.startswith("/")):
+        name = "mvctl-host"
+        local += f"['remote \"{name}\"']\n    url = {remote}\n"
+    (dvc_dir / "config.local").write_text(local, encoding="utf-8")
+    with _converted("download artifacts from its remote"):
+        repo = Repo(os.fspath(workdir))
+        try:
+            odb = repo.cloud.get_remote_odb(name, "mvctl pull")
+            for md5, dest in objects:
+                _download_object(odb, md5, dest, progress)
+        finally:
+            repo.close()
+
+
+def _download_object(
+    odb: Any, md5: str, dest: Path, progress: Callable[[int], None] | None
+) -> None:
+    def fetch(oid: str, target: Path) -> None:
+        target.parent.mkdir(parents=True, exist_ok=True)
+        source = odb.oid_to_path(oid)
+        if not odb.fs.exists(source):
+            raise OperationalError(
+                f"object {oid} is missing from the DVC remote",
+                hint="was the version's data pushed? ('dvc push' in the registry repo)",
+            )
+        odb.fs.get_file(source, os.fspath(target))
+        if progress:
+            progress(target.stat().st_size)
+
+    if not md5.endswith(".dir"):
+        fetch(md5, dest)
+        return
+    listing = dest.parent / f".{dest.name}.dir"
+    fetch(md5, listing)
+    try:
+        entries = json.loads(listing.read_text(encoding="utf-8"))
+    finally:
+        listing.unlink(missing_ok=True)
+    dest.mkdir(parents=True, exist_ok=True)
+    for entry in entries:
+        relpath = Path(str(entry["relpath"]))
+        if relpath.is_absolute() or ".." in relpath.parts:
+            raise OperationalError(f"directory listing {md5} names an unsafe path {relpath}")
+        fetch(str(entry["md5"]), dest / relpath)
 
 
 @contextmanager

@@ -474,3 +474,57 @@ class GitRepo:
     def refs(self, prefix: str) -> list[str]:
         out = self.run("for-each-ref", "--format=%(refname)", prefix, action="list refs")
         return out.split()
+
+
+def check_url(url: str) -> str:
+    """A repository URL or path as git takes it; never something git could read as an option."""
+    if not url or url.startswith("-") or any(c in url for c in "\n\r\0"):
+        raise OperationalError(f"invalid repository URL {url!r}")
+    return url
+
+
+def ls_remote_commit(url: str, ref: str, cwd: Path) -> str | None:
+    """The commit ``ref`` (a tag) points at on the remote, from one `git ls-remote`."""
+    out = _git(["ls-remote", "--", check_url(url), ref, f"{ref}^{{}}"], cwd, f"reach {url}")
+    found: dict[str, str] = {}
+    for line in out.splitlines():
+        obj, _, name = line.partition("\t")
+        found[name] = obj
+    return found.get(f"{ref}^{{}}") or found.get(ref)
+
+
+class GitDir:
+    """A bare repository mvctl keeps as a cache (a serving host's shallow fetches)."""
+
+    def __init__(self, path: Path) -> None:
+        self.path = path
+
+    @classmethod
+    def create(cls, path: Path) -> GitDir:
+        if not (path / "HEAD").exists():
+            path.mkdir(parents=True, exist_ok=True)
+            _git(["init", "-q", "--bare", str(path)], path, "create the host cache")
+        return cls(path)
+
+    def run(self, *args: str, action: str) -> str:
+        return _git(["--git-dir", str(self.path), *args], self.path, action)
+
+    def fetch_shallow(self, url: str, ref: str, into: str) -> str:
+        """Fetch just ``ref``'s commit (depth 1, no history) into ``into``; return the commit."""
+        self.run(
+            "fetch",
+            "--quiet",
+            "--depth=1",
+            "--no-tags",
+            "--",
+            check_url(url),
+            f"+{ref}:{into}",
+            action=f"fetch {ref} from {url}",
+        )
+        return self.run("rev-parse", "--verify", f"{into}^{{commit}}", action="read it").strip()
+
+    def read_blob(self, commit: str, path: str) -> str | None:
+        try:
+            return self.run("cat-file", "blob", f"{commit}:{path}", action="read a file")
+        except GitFailed:
+            return None

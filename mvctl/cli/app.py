@@ -7,7 +7,7 @@ from typing import Annotated
 import typer
 
 from mvctl import __version__
-from mvctl.cli import channel_cmds, lineage_cmds, registry_cmds
+from mvctl.cli import channel_cmds, lineage_cmds, registry_cmds, serving_cmds
 from mvctl.cli.output import CliState
 
 app = typer.Typer(
@@ -56,6 +56,7 @@ app.command()(channel_cmds.sync)
 app.command()(channel_cmds.propose)
 app.command()(channel_cmds.apply)
 app.command()(channel_cmds.check)
+app.command()(serving_cmds.pull)
 
 
 def main() -> None:
