@@ -62,8 +62,14 @@ sed -i 's/^models: {}$/models:/' mvctl.yaml
 git commit -q -am "Production gates for cancer"
 step mvctl validate cancer v0.1.0 --channel production
 step mvctl promote cancer v0.1.0 --to production --reason "first release" --push
+# A serving host: no clone, just the git URL; it downloads, verifies and swaps.
+step mvctl pull "$work/origin.git" cancer --channel production --dest "$work/host"
 step mvctl promote cancer v0.2.0 --to production --push
+step mvctl pull "$work/origin.git" cancer --channel production --dest "$work/host"
 step mvctl rollback cancer --reason "false positives up on live traffic" --push
+# The serving host follows: v0.1.0 is still on its disk, so this is a local swap.
+step mvctl pull "$work/origin.git" cancer --channel production --dest "$work/host"
+step mvctl pull --status --dest "$work/host"
 step mvctl history cancer
 step mvctl list
 step mvctl check
