@@ -36,6 +36,7 @@ class Event:
     object: str
     gates: tuple[dict[str, Any], ...] = ()
     request: str | None = None
+    incident: str | None = None  # set by automatic rollbacks (webhook alerts)
 
     def to_dict(self) -> dict[str, Any]:
         return {
@@ -51,6 +52,7 @@ class Event:
             "commit": self.commit,
             "gates": list(self.gates),
             "request": self.request,
+            "incident": self.incident,
         }
 
 
@@ -152,6 +154,7 @@ def _event(record: TagRecord, versions_at: dict[str, str]) -> Event | None:
         object=record.object,
         gates=tuple(g for g in body.get("gates") or [] if isinstance(g, dict)),
         request=body.get("request") if isinstance(body.get("request"), str) else None,
+        incident=body.get("incident") if isinstance(body.get("incident"), str) else None,
     )
 
 

@@ -49,8 +49,15 @@ class ModelConfig:
 
     def gates(self, channel: str) -> list[Any]:
         """The gate rules for ``channel`` (see mvctl.gates)."""
-        gates = self.raw.get("gates") or {}
-        rules = gates.get(channel) if isinstance(gates, dict) else None
+        return self._rules("gates", channel)
+
+    def monitors(self, channel: str) -> list[Any]:
+        """The monitor rules for ``channel`` (see mvctl.monitor)."""
+        return self._rules("monitors", channel)
+
+    def _rules(self, key: str, channel: str) -> list[Any]:
+        table = self.raw.get(key) or {}
+        rules = table.get(channel) if isinstance(table, dict) else None
         return list(rules) if isinstance(rules, list) else []
 
 
@@ -108,9 +115,10 @@ def parse(data: Any) -> RegistryConfig:
         review = entry.get("review", data.get("review", []))
         if not isinstance(review, list) or not all(isinstance(c, str) for c in review):
             raise _bad(f"models.{name}.review must be a list of channels")
-        gates = entry.get("gates", {})
-        if not isinstance(gates, dict) or not all(isinstance(v, list) for v in gates.values()):
-            raise _bad(f"models.{name}.gates must map channels to lists of rules")
+        for key in ("gates", "monitors"):
+            table = entry.get(key, {})
+            if not isinstance(table, dict) or not all(isinstance(v, list) for v in table.values()):
+                raise _bad(f"models.{name}.{key} must map channels to lists of rules")
         models[name] = ModelConfig(
             weights=_optional_str(entry, "weights", name),
             data=tuple(data_paths),

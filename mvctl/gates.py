@@ -10,12 +10,19 @@
         - {package: scikit-learn, version: 1.5.2}  # a package pinned
         - {package: numpy, same: true}             # a package unchanged vs the holder
 
-A gate on a metric the candidate lacks fails closed; so does a rule mvctl does not know.
+Drift and bias rules (the same as monitors, see mvctl.monitor) check validation data given
+with ``--eval-data`` against the candidate's reference profile:
+
+        - {drift: psi, max: 0.25}
+        - {bias: demographic_parity_difference, max: 0.10}
+
+A gate on a metric the candidate lacks fails closed; so does a drift or bias gate without
+evaluation data, and a rule mvctl does not know.
 """
 
 from __future__ import annotations
 
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 from typing import Any
 
@@ -172,13 +179,28 @@ def _package_rule(
     return GateResult(f"{name}: ?", False, "package rules take version: X or same: true")
 
 
+DataCheck = Callable[[Mapping[str, Any]], GateResult]
+"""Evaluates one drift or bias rule on evaluation data."""
+
+
 def evaluate(
-    rules: list[Any], candidate: Mapping[str, Any], holder: Mapping[str, Any] | None
+    rules: list[Any],
+    candidate: Mapping[str, Any],
+    holder: Mapping[str, Any] | None,
+    data_check: DataCheck | None = None,
 ) -> tuple[GateResult, ...]:
     """Check ``candidate`` (a manifest) against ``rules``; ``holder`` is the manifest of the
     version the channel holds now, or None."""
     results: list[GateResult] = []
     for rule in rules:
+        if isinstance(rule, Mapping) and ("drift" in rule or "bias" in rule):
+            kind = "drift" if "drift" in rule else "bias"
+            if data_check is None:
+                label = f"{kind}: {rule[kind]}"
+                results.append(GateResult(label, False, "needs evaluation data (--eval-data)"))
+            else:
+                results.append(data_check(rule))
+            continue
         if isinstance(rule, Mapping) and "metric" in rule:
             results.extend(_metric_rule(rule, candidate, holder))
         elif isinstance(rule, Mapping) and "env" in rule:

@@ -88,6 +88,7 @@ class Manifest:
     parent: str | None = None
     description: str = ""
     labels: tuple[str, ...] = field(default_factory=tuple)
+    profile: dict[str, Any] | None = None  # {path, source, sha256} of the reference profile
 
     def to_dict(self) -> dict[str, Any]:
         return {
@@ -105,6 +106,7 @@ class Manifest:
             "metrics": self.metrics,
             "params": self.params,
             "code": self.code,
+            "profile": self.profile,
         }
 
     def dumps(self) -> str:

@@ -42,6 +42,7 @@ class ChannelMove:
     pushed: bool = False
     dry_run: bool = False
     changed: bool = True  # False when the channel already held the version
+    incident: str | None = None
 
     def to_dict(self) -> dict[str, Any]:
         return {
@@ -56,6 +57,7 @@ class ChannelMove:
             "time": self.time,
             "gates": self.gates.to_dict() if self.gates else None,
             "request": self.request,
+            "incident": self.incident,
             "pushed": self.pushed,
             "dry_run": self.dry_run,
             "changed": self.changed,
@@ -117,23 +119,51 @@ def _require_version(state: channels.ModelState, version: str) -> None:
 
 
 def gate_report(
-    git: GitRepo, cfg: config.RegistryConfig, state: channels.ModelState, version: str, channel: str
+    git: GitRepo,
+    cfg: config.RegistryConfig,
+    state: channels.ModelState,
+    version: str,
+    channel: str,
+    eval_data: Path | None = None,
 ) -> GateReport:
     model = state.model
     holder = state.holder(channel)
-    candidate = read_manifest(git, model, version, state.tags.versions[version].commit)
+    commit = state.tags.versions[version].commit
+    candidate = read_manifest(git, model, version, commit)
     current = None
     if holder is not None:
         current = read_manifest(git, model, holder, state.tags.versions[holder].commit)
-    results = evaluate(cfg.model(model).gates(channel), candidate, current)
+    check = _data_check(git, cfg, model, commit, eval_data) if eval_data else None
+    results = evaluate(cfg.model(model).gates(channel), candidate, current, check)
     return GateReport(model, version, channel, holder, results)
 
 
-def validate(root: Path, model: str, version: str, channel: str) -> GateReport:
+def _data_check(
+    git: GitRepo, cfg: config.RegistryConfig, model: str, commit: str, eval_data: Path
+) -> Any:
+    """Drift and bias gates: the monitors' rules, on validation data, against the candidate's
+    own reference profile; a rule that cannot be evaluated fails closed."""
+    from mvctl import monitor
+    from mvctl.gates import GateResult
+
+    frame = monitor.load_live(eval_data, None)
+    reference = monitor.read_profile(git, model, commit)
+    roles = monitor.Roles.from_config(cfg.model(model).raw)
+
+    def check(rule: Any) -> GateResult:
+        [result] = monitor.evaluate([rule], reference, frame, None, roles).results
+        return GateResult(result.rule, result.level in ("ok", "warn"), result.detail)
+
+    return check
+
+
+def validate(
+    root: Path, model: str, version: str, channel: str, eval_data: Path | None = None
+) -> GateReport:
     """Run ``channel``'s gates for ``version`` without moving anything."""
     ctx = _open(root, model, channel, push=False, remote="origin")
     _require_version(ctx.state, version)
-    return gate_report(ctx.git, ctx.config(), ctx.state, version, channel)
+    return gate_report(ctx.git, ctx.config(), ctx.state, version, channel, eval_data)
 
 
 def _now() -> str:
@@ -158,6 +188,7 @@ def _write(ctx: _Context, move: ChannelMove, remote: str) -> ChannelMove:
         "time": move.time,
         "gates": [r.to_dict() for r in move.gates.results] if move.gates else [],
         "request": move.request,
+        "incident": move.incident,
     }
     titles = {
         "promote": f"Promote {move.model} {move.version} to {move.channel}",
@@ -217,6 +248,7 @@ def promote(
     remote: str = "origin",
     dry_run: bool = False,
     request: str | None = None,
+    eval_data: Path | None = None,
 ) -> ChannelMove:
     """Move ``channel`` to ``version`` if the gates pass (or ``force`` with a reason)."""
     ctx = _open(root, model, channel, push and not dry_run, remote)
@@ -228,7 +260,7 @@ def promote(
         )
     _require_version(ctx.state, version)
     holder = ctx.state.holder(channel)
-    report = gate_report(ctx.git, cfg, ctx.state, version, channel)
+    report = gate_report(ctx.git, cfg, ctx.state, version, channel, eval_data)
     kind: MoveKind = "promote"
     if not report.passed:
         if not force:
@@ -270,9 +302,11 @@ def rollback(
     push: bool = False,
     remote: str = "origin",
     dry_run: bool = False,
+    incident: str | None = None,
 ) -> ChannelMove:
     """Move ``channel`` back: to ``to``, or to the last gold version it held before. Never
-    runs gates and never waits for review: the panic button must work."""
+    runs gates and never waits for review: the panic button must work. ``incident`` names the
+    alert that caused it (recorded, so the same incident never rolls back twice)."""
     if not reason.strip():
         raise UsageError("a rollback needs --reason: it is recorded in the channel history")
     # The panic button reads no config on its way: a channel with an alias is a channel.
@@ -305,6 +339,7 @@ def rollback(
         time=_now(),
         dry_run=dry_run,
         changed=target != current,
+        incident=incident,
     )
     if dry_run or target == current:
         return move  # already there: idempotent, so a repeated alert or retry is harmless

@@ -121,11 +121,13 @@ def register(req: RegisterRequest, progress: ProgressSink | None = None) -> Regi
             project.set_artifact(
                 model, inputs.weights, description=req.description, labels=req.labels
             )
+        profile_ref = _write_profile(root, model, inputs, cfg, sink)
         record = Manifest(
             model=model,
             version=str(version),
             created=created,
             author=author,
+            profile=profile_ref,
             weights=(weights,),
             dataset=dataset,
             environment=_env_dict(inputs.env),
@@ -258,9 +260,43 @@ def _read_inputs(root: Path, req: RegisterRequest, cfg: config.ModelConfig) -> _
     return _Inputs(weights, data, metrics, params, env, metrics_file)
 
 
+def _write_profile(
+    root: Path, model: str, inputs: _Inputs, cfg: config.ModelConfig, sink: ProgressSink
+) -> dict[str, str] | None:
+    """The reference profile of the training data (the model's ``profile:`` path, else its
+    first CSV/Parquet data file), so monitors never need the dataset; none without one."""
+    import hashlib
+
+    from mvctl import profile
+
+    target = root / profile.profile_path(model)
+    configured = cfg.raw.get("profile")
+    candidates = [str(configured)] if configured else list(inputs.data)
+    source = next(
+        (p for p in candidates if p.lower().endswith(profile.TABULAR) and (root / p).is_file()),
+        None,
+    )
+    if source is None:
+        target.unlink(missing_ok=True)  # never leave the previous version's profile behind
+        return None
+    advance = sink.task(f"profiling {source}", None)
+    frame = profile.read_table(root / source)
+    roles = cfg.raw.get("columns") if isinstance(cfg.raw.get("columns"), dict) else {}
+    text = profile.dumps(profile.build(frame, source, roles))
+    write_atomic(target, text)
+    advance(1)
+    return {
+        "path": profile.profile_path(model),
+        "source": source,
+        "sha256": hashlib.sha256(text.encode()).hexdigest(),
+    }
+
+
 def _own_paths(model: str, inputs: _Inputs) -> list[str]:
     """Files register itself may write: never counted as user changes."""
-    paths = [manifest_path(model), "dvc.yaml"]
+    from mvctl.profile import profile_path
+
+    paths = [manifest_path(model), profile_path(model), "dvc.yaml"]
     for path in (inputs.weights, *inputs.data):
         paths.append(f"{path}.dvc")
         parent = PurePosixPath(path).parent

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import hashlib
+import json
 import subprocess
 import sys
 from pathlib import Path
@@ -82,8 +83,19 @@ def test_register_records_every_field_with_correct_hashes(registry: Registry) ->
             "models/.gitignore",
             "models/model.bin.dvc",
             "registry/fraud/manifest.yaml",
+            "registry/fraud/profile.json",
         ]
     )
+    # The reference profile of the training data travels with the version (kilobytes).
+    profile_text = (registry.root / "registry/fraud/profile.json").read_text()
+    assert m["profile"] == {
+        "path": "registry/fraud/profile.json",
+        "source": "data/train.csv",
+        "sha256": hashlib.sha256(profile_text.encode()).hexdigest(),
+    }
+    columns = json.loads(profile_text)["columns"]
+    assert columns["x"]["kind"] == "numeric" and columns["x"]["count"] == 3
+    assert len(profile_text) < 20_000
     assert yaml.safe_load((registry.root / "dvc.yaml").read_text())["artifacts"]["fraud"] == {
         "path": "models/model.bin",
         "type": "model",

@@ -7,7 +7,7 @@ from typing import Annotated
 import typer
 
 from mvctl import __version__
-from mvctl.cli import channel_cmds, lineage_cmds, registry_cmds, serving_cmds
+from mvctl.cli import channel_cmds, lineage_cmds, monitor_cmds, registry_cmds, serving_cmds
 from mvctl.cli.output import CliState
 
 app = typer.Typer(
@@ -57,6 +57,8 @@ app.command()(channel_cmds.propose)
 app.command()(channel_cmds.apply)
 app.command()(channel_cmds.check)
 app.command()(serving_cmds.pull)
+app.command()(monitor_cmds.monitor)
+app.add_typer(monitor_cmds.webhook_app, name="webhook")
 
 
 def main() -> None:

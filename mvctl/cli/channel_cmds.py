@@ -23,6 +23,10 @@ PushOpt = Annotated[
     bool, typer.Option("--push", help="Also push the tags to the git remote (atomic, leased).")
 ]
 RemoteOpt = Annotated[str, typer.Option("--remote", help="Git remote for --push.")]
+EvalDataOpt = Annotated[
+    Path | None,
+    typer.Option("--eval-data", help="Validation data (CSV/Parquet) for drift and bias gates."),
+]
 
 
 class ReportFormat(StrEnum):
@@ -76,6 +80,7 @@ def promote(
     ] = False,
     push: PushOpt = False,
     remote: RemoteOpt = "origin",
+    eval_data: EvalDataOpt = None,
     dry_run: DryRunOpt = False,
     as_json: JsonOpt = False,
 ) -> None:
@@ -92,6 +97,7 @@ def promote(
         push=push,
         remote=remote,
         dry_run=dry_run,
+        eval_data=eval_data,
     )
     _print_move(move, as_json)
 
@@ -134,13 +140,14 @@ def validate(
     fmt: Annotated[ReportFormat, typer.Option("--format", "-f", help="Output format.")] = (
         ReportFormat.rich
     ),
+    eval_data: EvalDataOpt = None,
     as_json: JsonOpt = False,
 ) -> None:
     """Run a channel's gates for a version; exit 1 if one fails. Changes nothing."""
     from mvctl.errors import PolicyError
     from mvctl.promotion import validate as run_validate
 
-    report = run_validate(Path.cwd(), model, version, channel)
+    report = run_validate(Path.cwd(), model, version, channel, eval_data)
     if as_json or fmt is ReportFormat.json:
         print_json(report.to_dict())
     elif fmt is ReportFormat.markdown:

@@ -1,0 +1,219 @@
+"""An Alertmanager receiver that rolls channels back (webhook payload version 4).
+
+    POST /alerts   Authorization: Bearer <token>; a firing alert whose labels name
+                   ``mvctl_model`` (and ``mvctl_channel``, default production) rolls that
+                   channel back to its last gold version
+    GET  /healthz  liveness probe, no authentication
+
+At most one rollback per incident however often Alertmanager repeats a notification: the
+incident key (alert group, model, channel and the earliest ``startsAt`` of its firing
+alerts) is recorded in the rollback event, and an incident already recorded is not acted on
+again, by this process, a restarted one or another replica sharing the git remote.
+Requests without the bearer token get 401, bodies over the size limit 413, anything that is
+not a version-4 payload 400; none of them changes anything.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import hmac
+import json
+import threading
+from collections.abc import Callable, Mapping
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any, Literal
+
+from mvctl.errors import MvctlError, UsageError
+from mvctl.names import NAME_RE
+
+MAX_BODY = 1 << 20  # 1 MiB: Alertmanager's batches are far smaller
+DEFAULT_PORT = 9465
+TOKEN_ENV = "MVCTL_WEBHOOK_TOKEN"  # noqa: S105 - the variable's name, not a secret
+
+Action = Literal["rolled_back", "would_roll_back", "already", "ignored", "failed"]
+
+
+@dataclass(frozen=True)
+class Decision:
+    model: str
+    channel: str
+    incident: str
+    action: Action
+    detail: str
+
+    def to_dict(self) -> dict[str, str]:
+        return {
+            "model": self.model,
+            "channel": self.channel,
+            "incident": self.incident,
+            "action": self.action,
+            "detail": self.detail,
+        }
+
+
+class BadPayload(ValueError):
+    """Not an Alertmanager version-4 webhook payload."""
+
+
+def load_token(token_file: Path | None, environ: Mapping[str, str]) -> str:
+    """The bearer token: from ``token_file``, else ``MVCTL_WEBHOOK_TOKEN``; none is an error."""
+    token = ""
+    if token_file is not None:
+        try:
+            token = token_file.read_text(encoding="utf-8").strip()
+        except OSError as exc:
+            raise UsageError(f"cannot read --token-file {token_file}: {exc.strerror}") from exc
+    else:
+        token = environ.get(TOKEN_ENV, "").strip()
+    if len(token) < 16:
+        raise UsageError(
+            "the webhook needs a bearer token of at least 16 characters",
+            hint=f"set {TOKEN_ENV} or pass --token-file; the server refuses to run without one",
+        )
+    return token
+
+
+def _incidents(payload: Any) -> dict[tuple[str, str], tuple[str, list[Mapping[str, Any]]]]:
+    """(model, channel) -> (incident key, firing alerts), from a validated payload."""
+    if not isinstance(payload, dict) or str(payload.get("version")) != "4":
+        raise BadPayload("not an Alertmanager webhook payload of version 4")
+    alerts = payload.get("alerts")
+    group = payload.get("groupKey")
+    if not isinstance(alerts, list) or not isinstance(group, str):
+        raise BadPayload("payload needs groupKey and a list of alerts")
+    grouped: dict[tuple[str, str], list[Mapping[str, Any]]] = {}
+    for alert in alerts:
+        if not isinstance(alert, dict) or not isinstance(alert.get("labels"), dict):
+            raise BadPayload("every alert needs a labels mapping")
+        if alert.get("status") not in ("firing", "resolved"):
+            raise BadPayload("alert status must be firing or resolved")
+        if alert["status"] != "firing" or "mvctl_model" not in alert["labels"]:
+            continue
+        labels = alert["labels"]
+        key = (str(labels["mvctl_model"]), str(labels.get("mvctl_channel", "production")))
+        grouped.setdefault(key, []).append(alert)
+    result = {}
+    for (model, channel), firing in grouped.items():
+        started = min(str(a.get("startsAt", "")) for a in firing)
+        raw = f"{group}\n{model}\n{channel}\n{started}".encode()
+        result[(model, channel)] = (hashlib.sha256(raw).hexdigest()[:16], firing)
+    return result
+
+
+def _reason(alerts: list[Mapping[str, Any]], incident: str) -> str:
+    first = alerts[0]
+    name = first["labels"].get("alertname", "alert")
+    raw = first.get("annotations")
+    annotations: Mapping[str, Any] = raw if isinstance(raw, dict) else {}
+    summary = annotations.get("summary") or annotations.get("description") or ""
+    more = f" (+{len(alerts) - 1} more)" if len(alerts) > 1 else ""
+    return f"alert {name}{more}: {summary} [incident {incident}]".replace(": [", " [")
+
+
+def handle(
+    root: Path, payload: Any, *, dry_run: bool = False, push: bool = False, remote: str = "origin"
+) -> list[Decision]:
+    """Decide on (and perform) the rollbacks a payload asks for; raises BadPayload."""
+    from mvctl import channels
+    from mvctl._adapters.git import GitRepo
+    from mvctl.promotion import rollback
+
+    decisions = []
+    for (model, channel), (incident, alerts) in sorted(_incidents(payload).items()):
+        if not NAME_RE.match(model) or not NAME_RE.match(channel):
+            decisions.append(Decision(model, channel, incident, "ignored", "invalid name"))
+            continue
+        try:
+            state = channels.load(GitRepo.open(root), model)
+            done = [e for e in state.events if e.incident == incident]
+            if done:
+                detail = f"incident already handled by {done[0].name}"
+                decisions.append(Decision(model, channel, incident, "already", detail))
+                continue
+            move = rollback(
+                root,
+                model,
+                channel,
+                reason=_reason(alerts, incident),
+                push=push,
+                remote=remote,
+                dry_run=dry_run,
+                incident=incident,
+            )
+        except MvctlError as exc:
+            decisions.append(Decision(model, channel, incident, "failed", exc.message))
+            continue
+        action: Action = "would_roll_back" if dry_run else "rolled_back"
+        detail = f"{move.previous} -> {move.version} ({move.event})"
+        decisions.append(Decision(model, channel, incident, action, detail))
+    return decisions
+
+
+def create_app(
+    root: Path,
+    token: str,
+    *,
+    dry_run: bool = False,
+    push: bool = False,
+    remote: str = "origin",
+    max_body: int = MAX_BODY,
+    log: Callable[[str], None] = lambda _: None,
+) -> Any:
+    """The ASGI app (Starlette)."""
+    from starlette.applications import Starlette
+    from starlette.concurrency import run_in_threadpool
+    from starlette.requests import Request
+    from starlette.responses import JSONResponse, PlainTextResponse
+    from starlette.routing import Route
+
+    expected = f"Bearer {token}".encode()
+    one_at_a_time = threading.Lock()  # decisions read, then write, channel state
+
+    def decide(payload: Any) -> list[Decision]:
+        with one_at_a_time:
+            return handle(root, payload, dry_run=dry_run, push=push, remote=remote)
+
+    async def alerts(request: Request) -> JSONResponse:
+        given = request.headers.get("authorization", "").encode()
+        if not hmac.compare_digest(given, expected):
+            log(f"401 from {request.client.host if request.client else '?'}: bad or no token")
+            return JSONResponse(
+                {"error": "unauthorized"},
+                status_code=401,
+                headers={"WWW-Authenticate": "Bearer"},
+            )
+        declared = request.headers.get("content-length")
+        if declared is not None and (not declared.isdigit() or int(declared) > max_body):
+            log(f"413: body of {declared} bytes refused")
+            return JSONResponse({"error": "payload too large"}, status_code=413)
+        body = b""
+        async for chunk in request.stream():
+            body += chunk
+            if len(body) > max_body:
+                log("413: body over the limit refused")
+                return JSONResponse({"error": "payload too large"}, status_code=413)
+        try:
+            payload = json.loads(body)
+            decisions = await run_in_threadpool(decide, payload)
+        except (ValueError, BadPayload) as exc:
+            log(f"400: {exc}")
+            return JSONResponse({"error": f"bad payload: {exc}"}, status_code=400)
+        for d in decisions:
+            log(f"{d.action}: {d.model}@{d.channel} incident {d.incident}: {d.detail}")
+        if not decisions:
+            log("200: no firing alert names mvctl_model; nothing to do")
+        return JSONResponse({"decisions": [d.to_dict() for d in decisions]})
+
+    async def healthz(_: Request) -> PlainTextResponse:
+        return PlainTextResponse("ok")
+
+    return Starlette(
+        routes=[Route("/alerts", alerts, methods=["POST"]), Route("/healthz", healthz)]
+    )
+
+
+def serve(app: Any, host: str, port: int) -> None:
+    import uvicorn
+
+    uvicorn.run(app, host=host, port=port, log_level="warning", access_log=False)
