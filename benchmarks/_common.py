@@ -33,22 +33,24 @@ def isolated_env(home: Path) -> dict[str, str]:
     return env
 
 
-def run(args: Sequence[str | Path], cwd: Path, env: dict[str, str], **kw: object) -> str:
+def run(args: Sequence[str | Path], cwd: Path, env: dict[str, str], *, check: bool = True) -> str:
     proc = subprocess.run(
-        [str(a) for a in args], cwd=cwd, env=env, capture_output=True, text=True, **kw
+        [str(a) for a in args], cwd=cwd, env=env, capture_output=True, text=True, check=False
     )
-    if proc.returncode != 0:
+    if check and proc.returncode != 0:
         raise SystemExit(f"{' '.join(map(str, args))} failed:\n{proc.stderr}")
     return proc.stdout
 
 
-def median_seconds(args: Sequence[str | Path], cwd: Path, env: dict[str, str], runs: int) -> float:
+def median_seconds(
+    args: Sequence[str | Path], cwd: Path, env: dict[str, str], runs: int, *, check: bool = True
+) -> float:
     """Median wall time of ``runs`` runs, after one warm-up run (page cache, .pyc)."""
-    run(args, cwd, env)
+    run(args, cwd, env, check=check)
     times = []
     for _ in range(runs):
         start = time.perf_counter()
-        run(args, cwd, env)
+        run(args, cwd, env, check=check)
         times.append(time.perf_counter() - start)
     return statistics.median(times)
 

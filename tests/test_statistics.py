@@ -51,11 +51,23 @@ def test_ks_agrees_with_scipy_within_the_sketch_resolution(
     assert (ours.p_value < 0.05) == (theirs.pvalue < 0.05)
 
 
-def test_ks_p_value_is_scipys_asymptotic_formula() -> None:
+@pytest.mark.parametrize("x", [0.05, 0.3, 0.6, 0.9, 0.99, 1.0, 1.2, 1.36, 2.0, 3.5])
+def test_kolmogorov_distribution_matches_scipy(x: float) -> None:
+    from scipy.special import kolmogorov
+
+    assert drift.kolmogorov_sf(x) == pytest.approx(kolmogorov(x), rel=1e-9, abs=1e-15)
+
+
+def test_ks_p_value_is_the_asymptotic_distribution_at_sqrt_en_times_d() -> None:
     from scipy.stats import distributions
 
+    en = 1000 * 500 / 1500
     assert drift.ks_pvalue(0.05, 1000, 500) == pytest.approx(
-        distributions.kstwo.sf(0.05, round(1000 * 500 / 1500))
+        distributions.kstwobign.sf(0.05 * math.sqrt(en))
+    )
+    # ...which for samples this size is within a few percent of scipy's finite-n kstwo.
+    assert drift.ks_pvalue(0.05, 1000, 500) == pytest.approx(
+        distributions.kstwo.sf(0.05, round(en)), rel=0.05
     )
 
 
