@@ -57,6 +57,10 @@ cat >> mvctl.yaml <<'YAML'
       production:
         - {metric: auc, min: 0.95}
         - {metric: auc, max_drop: 0.01}
+    monitors:
+      production:
+        - {drift: psi, max: 0.25}
+        - {drift: ks, alpha: 0.01, correction: bonferroni}
 YAML
 sed -i 's/^models: {}$/models:/' mvctl.yaml
 git commit -q -am "Production gates for cancer"
@@ -71,6 +75,19 @@ step mvctl rollback cancer --reason "false positives up on live traffic" --push
 step mvctl pull "$work/origin.git" cancer --channel production --dest "$work/host"
 step mvctl pull --status --dest "$work/host"
 step mvctl history cancer
+
+# Monitors: live batches checked against the reference profile stored with the version.
+python - <<'PY'
+import numpy as np, pandas as pd
+train = pd.read_csv("data/train.csv")
+train.sample(300, random_state=1).to_csv("live-ok.csv", index=False)
+drifted = train.sample(300, random_state=2)
+drifted["mean_radius"] *= 1.6          # a sensor recalibrated upstream
+drifted.to_csv("live-drifted.csv", index=False)
+PY
+step mvctl monitor cancer --live live-ok.csv
+printf '\n\033[1m$ mvctl monitor cancer --live live-drifted.csv\033[0m\n'
+mvctl monitor cancer --live live-drifted.csv || echo "(exit $?: a breach; add --rollback to roll production back)"
 step mvctl list
 step mvctl check
 
