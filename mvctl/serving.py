@@ -227,6 +227,16 @@ def _now() -> str:
 
 def pull(req: PullRequest, progress: Callable[[int], None] | None = None) -> PullResult:
     """One poll: resolve the alias, and if it moved, make its version current."""
+    try:
+        return _pull(req, progress)
+    except OSError as exc:  # disk full, permissions: what is served stays as it was
+        raise OperationalError(
+            f"cannot write in {req.dest}: {exc.strerror or exc}",
+            hint="free space or fix permissions; the host keeps serving what it had",
+        ) from exc
+
+
+def _pull(req: PullRequest, progress: Callable[[int], None] | None) -> PullResult:
     check_model(req.model)
     check_channel(req.channel)
     check_url(req.repo)

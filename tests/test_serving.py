@@ -393,3 +393,42 @@ def test_sigkill_at_random_moments_never_leaves_a_partial_current(
     assert _complete(host) and _serves(host, final.served.version)
     assert not [p for p in (host / "versions").iterdir() if p.name.startswith(".tmp-")]
     assert not (host / ".current.tmp").exists()
+
+
+def test_a_full_disk_keeps_the_previous_version(reg: Registry, host: Path) -> None:
+    """A file-size limit makes writing the 15 kB weights fail like a full disk would."""
+    import resource
+
+    serve(reg, "v0.1.0")
+    serving.pull(request(reg, host))
+    serve(reg, "v0.3.0")
+
+    def limited() -> None:
+        signal.signal(signal.SIGXFSZ, signal.SIG_IGN)
+        resource.setrlimit(resource.RLIMIT_FSIZE, (12_000, 12_000))
+
+    proc = subprocess.run(
+        [
+            sys.executable,
+            "-m",
+            "mvctl",
+            "pull",
+            str(reg.origin),
+            "fraud",
+            "--dest",
+            str(host),
+            "--dvc-remote",
+            str(reg.storage),
+        ],
+        preexec_fn=limited,
+        capture_output=True,
+        text=True,
+        timeout=120,
+        check=False,
+    )
+    assert proc.returncode == 3, proc.stderr
+    assert "Traceback" not in proc.stderr
+    assert served_bytes(host) == WEIGHTS["v0.1.0"]
+    assert not [p for p in (host / "versions").iterdir() if p.name.startswith(".tmp-")]
+    # Space again: the next poll completes the swap.
+    assert serving.pull(request(reg, host)).served.version == "v0.3.0"

@@ -69,6 +69,11 @@ def _converted(action: str) -> Iterator[None]:
         raise OperationalError(f"DVC failed to {action}: {_one_line(exc)}") from exc
     except OSError as exc:
         raise OperationalError(f"DVC failed to {action}: {exc}") from exc
+    except Exception as exc:  # the boundary: DVC's dependencies raise their own errors
+        # (sqlite3 on a full disk, fsspec and cloud SDK errors): one line, no traceback.
+        raise OperationalError(
+            f"DVC failed to {action}: {type(exc).__name__}: {_one_line(exc)}"
+        ) from exc
 
 
 def _one_line(exc: BaseException) -> str:
