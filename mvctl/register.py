@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from pathlib import Path, PurePosixPath
@@ -10,7 +11,7 @@ from mvctl import config, environment, lineage, tags, values
 from mvctl._adapters import dvc
 from mvctl._adapters.git import GitRepo
 from mvctl.errors import OperationalError, PolicyError, UsageError
-from mvctl.hashing import sha256_file, sha256_tree, total_size
+from mvctl.hashing import FileHash, sha256_file, sha256_tree, total_size
 from mvctl.manifest import (
     DatasetEntry,
     Manifest,
@@ -113,14 +114,19 @@ def register(req: RegisterRequest, progress: ProgressSink | None = None) -> Regi
     undo = Undo(git, head)
     undo.snapshot(touched)
     try:
-        with dvc.open_project(root) as project:
-            weights, dataset = _track(project, root, inputs, sink)
-            task = sink.task("pushing artifacts to the DVC remote", None)
-            project.push([inputs.weights, *inputs.data])
-            task(1)
-            project.set_artifact(
-                model, inputs.weights, description=req.description, labels=req.labels
-            )
+        # sha256 runs beside DVC's own hashing and upload (hashlib releases the GIL), so
+        # register costs little more than `dvc add` + `dvc push`.
+        with ThreadPoolExecutor(max_workers=1) as pool:
+            hashing = pool.submit(_sha256, root / inputs.weights, sink)
+            with dvc.open_project(root) as project:
+                winfo, dataset = _track(project, root, inputs)
+                task = sink.task("pushing artifacts to the DVC remote", None)
+                project.push([inputs.weights, *inputs.data])
+                task(1)
+                project.set_artifact(
+                    model, inputs.weights, description=req.description, labels=req.labels
+                )
+                weights = _weights_entry(project, winfo, hashing.result())
         profile_ref = _write_profile(root, model, inputs, cfg, sink)
         record = Manifest(
             model=model,
@@ -327,8 +333,8 @@ def _check_clean(git: GitRepo, model: str, req: RegisterRequest, inputs: _Inputs
 
 
 def _track(
-    project: dvc.DvcProject, root: Path, inputs: _Inputs, sink: ProgressSink
-) -> tuple[WeightsEntry, tuple[DatasetEntry, ...]]:
+    project: dvc.DvcProject, root: Path, inputs: _Inputs
+) -> tuple[dvc.TrackedPath, tuple[DatasetEntry, ...]]:
     # Imports and pipeline outputs keep the stage that produced them; plain paths are
     # (re-)added so the record matches what is in the work tree now.
     to_add = []
@@ -342,7 +348,6 @@ def _track(
     winfo = project.tracked(inputs.weights)
     if winfo is None:  # pragma: no cover - just added
         raise OperationalError(f"DVC does not track {inputs.weights}")
-    weights = _hash_weights(project, root / inputs.weights, winfo, sink)
     dataset = []
     for path in inputs.data:
         info = project.tracked(path)
@@ -357,20 +362,26 @@ def _track(
                 "path": info.source.path,
             }
         dataset.append(DatasetEntry(path, info.md5, info.size, info.nfiles, source))
-    return weights, tuple(dataset)
+    return winfo, tuple(dataset)
 
 
-def _hash_weights(
-    project: dvc.DvcProject, path: Path, info: dvc.TrackedPath, sink: ProgressSink
+def _sha256(path: Path, sink: ProgressSink) -> tuple[list[FileHash], str | None]:
+    """A file's hash (and no tree), or a directory's per-file hashes and tree hash."""
+    advance = sink.task(f"hashing {path.name}", total_size(path))
+    if path.is_file():
+        return [sha256_file(path, advance)], None
+    return sha256_tree(path, advance)
+
+
+def _weights_entry(
+    project: dvc.DvcProject, info: dvc.TrackedPath, hashed: tuple[list[FileHash], str | None]
 ) -> WeightsEntry:
-    advance = sink.task(f"hashing {info.path}", total_size(path))
+    files, tree = hashed
     if not info.is_dir:
-        one = sha256_file(path, advance)
-        return WeightsEntry(info.path, info.md5, one.sha256, one.size)
-    files, tree = sha256_tree(path, advance)
+        return WeightsEntry(info.path, info.md5, files[0].sha256, files[0].size)
     md5s = dict(project.dir_listing(info.md5))
     entries = tuple(WeightsFile(f.path, md5s.get(f.path, ""), f.sha256, f.size) for f in files)
-    return WeightsEntry(info.path, info.md5, tree, sum(f.size for f in files), entries)
+    return WeightsEntry(info.path, info.md5, tree or "", sum(f.size for f in files), entries)
 
 
 def _env_dict(env: environment.Environment) -> dict[str, object]:

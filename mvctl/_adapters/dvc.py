@@ -216,6 +216,9 @@ class DvcProject:
             )
         return int(pushed or 0)
 
+    def _declared(self, name: str) -> Any:
+        return _declared_in(self.root / "dvc.yaml", name)
+
     def set_artifact(
         self, name: str, path: str, *, description: str | None, labels: Sequence[str]
     ) -> None:
@@ -227,6 +230,8 @@ class DvcProject:
             fields["desc"] = description
         if labels:
             fields["labels"] = list(labels)
+        if self._declared(name) == fields:
+            return  # unchanged: spare the comment-preserving rewrite of dvc.yaml
         with _converted(f"declare artifact {name} in dvc.yaml"):
             self._repo.artifacts.add(
                 name, Artifact(**fields), dvcfile=os.fspath(self.root / "dvc.yaml")
@@ -299,6 +304,16 @@ def _download_object(
         if relpath.is_absolute() or ".." in relpath.parts:
             raise OperationalError(f"directory listing {md5} names an unsafe path {relpath}")
         fetch(str(entry["md5"]), dest / relpath)
+
+
+def _declared_in(path: Path, name: str) -> Any:
+    from mvctl import yamlio
+
+    if not path.is_file():
+        return None
+    data = yamlio.load_file(path)
+    artifacts = data.get("artifacts") if isinstance(data, dict) else None
+    return artifacts.get(name) if isinstance(artifacts, dict) else None
 
 
 @contextmanager
