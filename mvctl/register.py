@@ -339,7 +339,7 @@ def _track(
     # (re-)added so the record matches what is in the work tree now.
     to_add = []
     for path in (inputs.weights, *inputs.data):
-        known = project.tracked(path)
+        known = project.tracked(path) if project.may_track(path) else None
         plain = known is None or (known.dvcfile == f"{path}.dvc" and known.source is None)
         if plain and (root / path).exists():
             to_add.append(path)

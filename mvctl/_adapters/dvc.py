@@ -140,6 +140,11 @@ class DvcProject:
             self._repo.scm_context.quiet = True
             self._repo.add([os.fspath(self.root / p) for p in paths])
 
+    def may_track(self, path: str) -> bool:
+        """Cheap: could DVC track ``path`` already (a .dvc file, or a locked pipeline)?
+        False spares building DVC's index for the common case of new artifacts."""
+        return (self.root / f"{path}.dvc").exists() or (self.root / "dvc.lock").exists()
+
     def tracked(self, path: str) -> TrackedPath | None:
         """What DVC records for exactly ``path``, or None when DVC does not track it."""
         from dvc.exceptions import OutputNotFoundError
