@@ -154,15 +154,13 @@ def report(root: Path, model: str, version: str | None = None) -> LineageReport:
     from mvctl.diff import summary
     from mvctl.errors import OperationalError
     from mvctl.names import check_model
-    from mvctl.registry import model_info, model_tags
+    from mvctl.registry import model_info, model_tags, unknown_model
 
     check_model(model)
     git = GitRepo.open(root)
     mt = model_tags(git, model)
     if not mt.versions:
-        raise OperationalError(
-            f"model {model!r} has no registered versions", hint="see 'mvctl list' for models"
-        )
+        raise unknown_model(model)
     if version is not None and version not in mt.versions:
         Version.parse(version)  # a malformed version is a usage error, not a missing one
         raise OperationalError(

@@ -20,7 +20,7 @@ from mvctl._adapters.git import GitRepo
 from mvctl.errors import OperationalError, PolicyError, UsageError
 from mvctl.gates import GateReport, evaluate
 from mvctl.names import Version, check_channel, check_model
-from mvctl.registry import read_manifest
+from mvctl.registry import read_manifest, unknown_model
 from mvctl.sync import check_remote_name, sync_git
 
 MoveKind = Literal["promote", "rollback", "override"]
@@ -99,9 +99,7 @@ def _open(
         remote_alias = synced.remote_objects.get(tags.alias_tag(model, channel), "")
     state = channels.load(git, model)
     if not state.tags.versions:
-        raise OperationalError(
-            f"model {model!r} has no registered versions", hint="see 'mvctl list' for models"
-        )
+        raise unknown_model(model)
     return _Context(git, state, remote_alias)
 
 
@@ -450,7 +448,5 @@ def history(root: Path, model: str, channel: str | None = None) -> list[channels
         check_channel(channel)
     state = channels.load(GitRepo.open(root), model)
     if not state.tags.versions:
-        raise OperationalError(
-            f"model {model!r} has no registered versions", hint="see 'mvctl list' for models"
-        )
+        raise unknown_model(model)
     return [e for e in state.events if channel is None or e.channel == channel]

@@ -144,6 +144,12 @@ def model_info(model: str, version: str, mt: ModelTags) -> VersionInfo:
     )
 
 
+def unknown_model(model: str) -> OperationalError:
+    return OperationalError(
+        f"model {model!r} has no registered versions", hint="see 'mvctl list' for models"
+    )
+
+
 def sorted_versions(versions: list[str]) -> list[str]:
     return sorted(versions, key=lambda v: Version.parse(v).sort_key())
 
@@ -171,9 +177,7 @@ def list_versions(root: Path, model: str) -> list[VersionInfo]:
     git = GitRepo.open(root)
     mt = model_tags(git, model)
     if not mt.versions:
-        raise OperationalError(
-            f"model {model!r} has no registered versions", hint="see 'mvctl list' for models"
-        )
+        raise unknown_model(model)
     return [model_info(model, v, mt) for v in sorted_versions(list(mt.versions))]
 
 
@@ -185,9 +189,7 @@ def resolve(git: GitRepo, ref: str) -> tuple[VersionInfo, ModelTags]:
         raise UsageError(f"{ref!r} names no version or channel", hint="e.g. fraud@v1.2.0")
     mt = model_tags(git, model)
     if not mt.versions:
-        raise OperationalError(
-            f"model {model!r} has no registered versions", hint="see 'mvctl list' for models"
-        )
+        raise unknown_model(model)
     if not sep:
         live = [v for v in mt.versions if v not in mt.deregistered]
         if not live:

@@ -81,6 +81,23 @@ def object_path(reg: Registry, version: str) -> Path:
     return reg.storage / "files" / "md5" / md5[:2] / md5[2:]
 
 
+def pull_argv(reg: Registry, host: Path, *extra: str) -> list[str]:
+    """`mvctl pull` as a host runs it, against this copy's remotes."""
+    return [
+        sys.executable,
+        "-m",
+        "mvctl",
+        "pull",
+        str(reg.origin),
+        "fraud",
+        "--dest",
+        str(host),
+        "--dvc-remote",
+        str(reg.storage),
+        *extra,
+    ]
+
+
 def served_bytes(host: Path) -> bytes:
     return (host / "current" / "model.bin").read_bytes()
 
@@ -274,21 +291,7 @@ def _serves(host: Path, version: str) -> bool:
 def test_watch_follows_and_stops_cleanly_on_sigterm(reg: Registry, host: Path) -> None:
     serve(reg, "v0.1.0")
     proc = subprocess.Popen(
-        [
-            sys.executable,
-            "-m",
-            "mvctl",
-            "pull",
-            str(reg.origin),
-            "fraud",
-            "--dest",
-            str(host),
-            "--dvc-remote",
-            str(reg.storage),
-            "--watch",
-            "--interval",
-            "0.2",
-        ],
+        pull_argv(reg, host, "--watch", "--interval", "0.2"),
         stdout=subprocess.PIPE,
         stderr=subprocess.PIPE,
         text=True,
@@ -311,21 +314,7 @@ def test_fleet_of_pollers_converges_after_a_rollback(reg: Registry, tmp_path: Pa
     hosts = [tmp_path / f"host{i}" for i in range(4)]
     procs = [
         subprocess.Popen(
-            [
-                sys.executable,
-                "-m",
-                "mvctl",
-                "pull",
-                str(reg.origin),
-                "fraud",
-                "--dest",
-                str(h),
-                "--dvc-remote",
-                str(reg.storage),
-                "--watch",
-                "--interval",
-                "0.3",
-            ],
+            pull_argv(reg, h, "--watch", "--interval", "0.3"),
             stdout=subprocess.DEVNULL,
             stderr=subprocess.PIPE,
             text=True,
@@ -369,18 +358,7 @@ def test_sigkill_at_random_moments_never_leaves_a_partial_current(
         if not (link.is_symlink() and link.readlink().name == version):
             shutil.rmtree(host / "versions" / version, ignore_errors=True)  # force a download
         proc = subprocess.Popen(
-            [
-                sys.executable,
-                "-m",
-                "mvctl",
-                "pull",
-                str(reg.origin),
-                "fraud",
-                "--dest",
-                str(host),
-                "--dvc-remote",
-                str(reg.storage),
-            ],
+            pull_argv(reg, host),
             stdout=subprocess.DEVNULL,
             stderr=subprocess.DEVNULL,
         )
@@ -408,18 +386,7 @@ def test_a_full_disk_keeps_the_previous_version(reg: Registry, host: Path) -> No
         resource.setrlimit(resource.RLIMIT_FSIZE, (12_000, 12_000))
 
     proc = subprocess.run(
-        [
-            sys.executable,
-            "-m",
-            "mvctl",
-            "pull",
-            str(reg.origin),
-            "fraud",
-            "--dest",
-            str(host),
-            "--dvc-remote",
-            str(reg.storage),
-        ],
+        pull_argv(reg, host),
         preexec_fn=limited,
         capture_output=True,
         text=True,
