@@ -50,7 +50,9 @@ def _counter(record: TagRecord) -> int:
     return counter if isinstance(counter, int) else 0
 
 
-def sync_git(git: GitRepo, remote: str = "origin", model: str | None = None) -> SyncResult:
+def sync_git(
+    git: GitRepo, remote: str = "origin", model: str | None = None, *, dry_run: bool = False
+) -> SyncResult:
     check_remote_name(remote)
     patterns = [f"{model}@*", f"{model}#*"] if model else ["*"]
     stale = git.refs(SYNC_NS)
@@ -84,6 +86,8 @@ def sync_git(git: GitRepo, remote: str = "origin", model: str | None = None) -> 
                 moved.append(name)
             else:
                 kept.append(name)
+    if dry_run:
+        commands = []  # report what would move; only the private fetch refs go
     commands += [f"delete {ref}" for ref in git.refs(SYNC_NS)]
     if commands:
         git.update_refs(commands, what="channel tags")
@@ -97,7 +101,9 @@ def sync_git(git: GitRepo, remote: str = "origin", model: str | None = None) -> 
     )
 
 
-def sync(root: Path, remote: str = "origin", model: str | None = None) -> SyncResult:
+def sync(
+    root: Path, remote: str = "origin", model: str | None = None, *, dry_run: bool = False
+) -> SyncResult:
     if model is not None:
         check_model(model)
-    return sync_git(GitRepo.open(root), remote, model)
+    return sync_git(GitRepo.open(root), remote, model, dry_run=dry_run)

@@ -309,6 +309,9 @@ def test_sync_moves_aliases_only_forward(reg: Registry, tmp_path: Path) -> None:
     run("git", "clone", "-q", str(reg.origin), other, cwd=tmp_path)
     promote(other, "fraud", "v0.1.0", "shadow", push=True)
     promote(other, "fraud", "v0.3.0", "shadow", push=True)
+    tags_before = reg.tags()
+    planned = sync(reg.root, dry_run=True)
+    assert "fraud@shadow" in planned.moved and reg.tags() == tags_before
     result = sync(reg.root)
     assert "fraud@shadow" in result.moved and "fraud#shadow#2" in result.created
     assert holder(reg, "shadow") == "v0.3.0"

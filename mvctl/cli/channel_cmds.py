@@ -235,18 +235,20 @@ def retire(
 def sync(
     model: Annotated[str | None, typer.Argument(help="Only this model.")] = None,
     remote: Annotated[str, typer.Option("--remote", help="Git remote.")] = "origin",
+    dry_run: DryRunOpt = False,
     as_json: JsonOpt = False,
 ) -> None:
     """Fetch channel tags from the remote; local aliases only move forward."""
     from mvctl.sync import sync as run_sync
 
-    result = run_sync(Path.cwd(), remote, model)
+    result = run_sync(Path.cwd(), remote, model, dry_run=dry_run)
     if as_json:
         print_json(result.to_dict())
         return
     out = stdout()
+    verb = "would sync" if dry_run else "synced"
     out.print(
-        f"[green]✓[/] synced from {remote}: {len(result.created)} new tags, "
+        f"[green]✓[/] {verb} from {remote}: {len(result.created)} new tags, "
         f"{len(result.moved)} aliases moved forward"
     )
     for name in result.moved:
