@@ -13,6 +13,7 @@ from __future__ import annotations
 import itertools
 import json
 import math
+from collections.abc import Iterable
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
@@ -34,21 +35,49 @@ def profile_path(model: str) -> str:
     return f"registry/{model}/profile.json"
 
 
-def read_table(path: Path) -> pd.DataFrame:
-    """CSV or Parquet into a DataFrame with pandas/pyarrow (never a hand-written parser)."""
+MAX_PROFILE_ROWS = 2_000_000  # a profile is a summary: the first 2M rows bound its memory
+
+
+def read_table(path: Path, max_rows: int | None = None) -> pd.DataFrame:
+    """CSV or Parquet into a DataFrame with pyarrow (never a hand-written parser); with
+    ``max_rows``, only the first rows are read, in streamed batches."""
+    suffix = path.suffix.lower()
+    if suffix not in (".parquet", ".pq", ".csv"):
+        raise OperationalError(f"{path} is neither CSV nor Parquet", hint="use .csv or .parquet")
+    try:
+        return _read(path, suffix, max_rows)
+    except OperationalError:
+        raise
+    except Exception as exc:  # OSError, and pyarrow's own ArrowInvalid for malformed files
+        raise OperationalError(f"cannot read {path}: {' '.join(str(exc).split())}") from exc
+
+
+def _read(path: Path, suffix: str, max_rows: int | None) -> pd.DataFrame:
     import pandas as pd
 
-    suffix = path.suffix.lower()
-    try:
-        if suffix in (".parquet", ".pq"):
-            return pd.read_parquet(path)
+    if max_rows is None:
         if suffix == ".csv":
             return pd.read_csv(path, engine="pyarrow")
-    except (OSError, ValueError) as exc:
-        raise OperationalError(f"cannot read {path}: {' '.join(str(exc).split())}") from exc
-    except Exception as exc:  # pyarrow raises its own ArrowInvalid for malformed files
-        raise OperationalError(f"cannot read {path}: {' '.join(str(exc).split())}") from exc
-    raise OperationalError(f"{path} is neither CSV nor Parquet", hint="use .csv or .parquet")
+        return pd.read_parquet(path)
+    import pyarrow as pa
+
+    if suffix == ".csv":
+        from pyarrow import csv
+
+        batches: Iterable[Any] = csv.open_csv(path)
+    else:
+        from pyarrow import parquet
+
+        batches = parquet.ParquetFile(path).iter_batches(batch_size=65_536)
+    taken, rows = [], 0
+    for batch in batches:
+        taken.append(batch)
+        rows += batch.num_rows
+        if rows >= max_rows:
+            break
+    if not taken:
+        return pd.DataFrame()
+    return pa.Table.from_batches(taken).slice(0, max_rows).to_pandas()
 
 
 def is_numeric(series: pd.Series) -> bool:

@@ -286,7 +286,7 @@ def _write_profile(
         target.unlink(missing_ok=True)  # never leave the previous version's profile behind
         return None
     advance = sink.task(f"profiling {source}", None)
-    frame = profile.read_table(root / source)
+    frame = profile.read_table(root / source, max_rows=profile.MAX_PROFILE_ROWS)
     roles = cfg.raw.get("columns") if isinstance(cfg.raw.get("columns"), dict) else {}
     text = profile.dumps(profile.build(frame, source, roles))
     write_atomic(target, text)

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import math
+from pathlib import Path
 
 import numpy as np
 import pandas as pd
@@ -10,6 +11,7 @@ import pytest
 from scipy.stats import chi2_contingency, false_discovery_control, ks_2samp
 
 from mvctl import bias, drift, profile
+from mvctl.errors import OperationalError
 
 
 def test_psi_matches_the_formula_by_hand() -> None:
@@ -152,3 +154,22 @@ def test_profile_is_compact() -> None:
     frame = pd.DataFrame({f"x{i}": rng.normal(size=100_000) for i in range(20)})
     text = profile.dumps(profile.build(frame, "big"))
     assert len(text) < 200_000  # kilobytes for 100k rows x 20 columns
+
+
+@pytest.mark.parametrize("suffix", [".csv", ".parquet"])
+def test_profiles_read_a_bounded_number_of_rows(tmp_path: Path, suffix: str) -> None:
+    frame = pd.DataFrame({"x": np.arange(200_000, dtype=float), "c": ["a", "b"] * 100_000})
+    path = tmp_path / f"data{suffix}"
+    if suffix == ".csv":
+        frame.to_csv(path, index=False)
+    else:
+        frame.to_parquet(path)
+    head = profile.read_table(path, max_rows=70_000)
+    assert len(head) == 70_000
+    assert head["x"].tolist() == frame["x"].head(70_000).tolist()
+    assert len(profile.read_table(path)) == 200_000
+    with pytest.raises(OperationalError, match="neither CSV nor Parquet"):
+        profile.read_table(tmp_path / "data.txt")
+    (tmp_path / "bad.parquet").write_text("not parquet")
+    with pytest.raises(OperationalError, match="cannot read"):
+        profile.read_table(tmp_path / "bad.parquet", max_rows=10)
