@@ -146,16 +146,7 @@ def test_corrupted_object_is_refused_and_the_previous_version_keeps_serving(
     assert served_bytes(host) == WEIGHTS["v0.1.0"]
     assert json.loads((host / "state.json").read_text())["version"] == "v0.1.0"
     assert sorted(p.name for p in (host / "versions").iterdir()) == ["v0.1.0"]
-    proc = mvctl(
-        host.parent,
-        "pull",
-        str(reg.origin),
-        "fraud",
-        "--dest",
-        str(host),
-        "--dvc-remote",
-        str(reg.storage),
-    )
+    proc = subprocess.run(pull_argv(reg, host), capture_output=True, text=True, check=False)
     assert proc.returncode == 1
     assert "sha256" in proc.stderr
 
@@ -215,17 +206,8 @@ def test_on_change_hook_gets_the_new_version(reg: Registry, host: Path, tmp_path
     assert Path(env["MVCTL_PATH"]).read_bytes() == WEIGHTS["v0.2.0"]
     # A failing hook is reported, not hidden; the swap itself stands.
     serve(reg, "v0.3.0")
-    proc = mvctl(
-        host.parent,
-        "pull",
-        str(reg.origin),
-        "fraud",
-        "--dest",
-        str(host),
-        "--dvc-remote",
-        str(reg.storage),
-        "--on-change",
-        "false",
+    proc = subprocess.run(
+        pull_argv(reg, host, "--on-change", "false"), capture_output=True, text=True, check=False
     )
     assert proc.returncode == 3
     assert "--on-change exited 1" in proc.stderr
