@@ -174,9 +174,15 @@ def _request_problem(data: Any, model: str, request_id: str) -> str:
 
 
 def apply(
-    root: Path, *, push: bool = False, remote: str = "origin", dry_run: bool = False
+    root: Path,
+    *,
+    push: bool = False,
+    remote: str = "origin",
+    dry_run: bool = False,
+    eval_data: Path | None = None,
 ) -> list[Applied]:
-    """Perform every request at HEAD that no event has performed yet, with the gates."""
+    """Perform every request at HEAD that no event has performed yet, with the gates
+    (``eval_data`` feeds drift and bias gates, as for ``promote``)."""
     from mvctl.promotion import promote
 
     git = GitRepo.open(root)
@@ -205,6 +211,7 @@ def apply(
                 remote=remote,
                 dry_run=dry_run,
                 request=rid,
+                eval_data=eval_data,
             )
         except ConflictError as exc:
             outcomes.append(Applied(rid, model, version, channel, "conflict", exc.message))

@@ -286,3 +286,17 @@ def test_webhook_refuses_to_start_without_a_token(reg: Registry) -> None:
 
     with pytest.raises(UsageError):
         load_token(None, {"MVCTL_WEBHOOK_TOKEN": "short"})
+
+
+def test_apply_feeds_evaluation_data_to_drift_gates(reg: Registry, tmp_path: Path) -> None:
+    from mvctl.review import apply, propose
+
+    reg.write("mvctl.yaml", CONFIG.replace("    gates:", "    review: [staging]\n    gates:"))
+    reg.git("commit", "-q", "-am", "staging needs review")
+    request = propose(reg.root, "fraud", "v0.2.0", "staging")
+    reg.git("merge", "-q", "--no-edit", request.branch)
+    [refused] = apply(reg.root)
+    assert refused.status == "refused" and "--eval-data" in refused.detail
+    steady = write(tmp_path, "val.csv", batch(2000, 4))
+    [done] = apply(reg.root, eval_data=steady)
+    assert done.status == "performed"

@@ -315,6 +315,7 @@ def propose(
 def apply(
     push: Annotated[bool, typer.Option("--push", help="Push events and aliases.")] = False,
     remote: RemoteOpt = "origin",
+    eval_data: EvalDataOpt = None,
     dry_run: DryRunOpt = False,
     as_json: JsonOpt = False,
 ) -> None:
@@ -322,7 +323,7 @@ def apply(
     from mvctl.errors import ConflictError, PolicyError
     from mvctl.review import apply as run_apply
 
-    outcomes = run_apply(Path.cwd(), push=push, remote=remote, dry_run=dry_run)
+    outcomes = run_apply(Path.cwd(), push=push, remote=remote, dry_run=dry_run, eval_data=eval_data)
     if as_json:
         print_json({"requests": [o.to_dict() for o in outcomes]})
     else:
