@@ -15,7 +15,18 @@ RESULTS = Path(__file__).with_name("RESULTS.md")
 BIN = Path(sys.executable).parent
 
 
+def compile_package() -> None:
+    """Write mvctl's bytecode, as a pip install does: an editable install under
+    PYTHONDONTWRITEBYTECODE=1 would otherwise recompile every module on every run."""
+    import compileall
+
+    import mvctl
+
+    compileall.compile_dir(str(Path(mvctl.__file__).parent), quiet=1)
+
+
 def isolated_env(home: Path) -> dict[str, str]:
+    compile_package()
     home.mkdir(parents=True, exist_ok=True)
     env = {k: v for k, v in os.environ.items() if not k.startswith(("GIT_", "DVC_"))}
     env.update(

@@ -140,18 +140,20 @@ def main() -> None:
             )
             check = run([BIN / "mvctl", "check", "--json"], root, env)
             assert '"ok":true' in check.replace(" ", ""), check
-            rows.append((n, mvctl_rollback, promote, history, gto))
+            checked = median_seconds([BIN / "mvctl", "check", "--json"], root, env, args.runs)
+            rows.append((n, mvctl_rollback, promote, history, gto, checked))
     finally:
         shutil.rmtree(work, ignore_errors=True)
 
     lines = [
         "| versions / events | `mvctl rollback` (s) | `mvctl promote` (s) | `mvctl history"
-        " --json` (s) | `gto assign --force` (s) | rollback vs GTO |",
-        "|---|---|---|---|---|---|",
+        " --json` (s) | `mvctl check` (s) | `gto assign --force` (s) | rollback vs GTO |",
+        "|---|---|---|---|---|---|---|",
     ]
-    for n, rb, pr, hi, gto in rows:
+    for n, rb, pr, hi, gto, ch in rows:
         lines.append(
-            f"| {n} / {n} | {rb:.3f} | {pr:.3f} | {hi:.3f} | {gto:.3f} | {gto / rb:.1f}x faster |"
+            f"| {n} / {n} | {rb:.3f} | {pr:.3f} | {hi:.3f} | {ch:.3f} | {gto:.3f} |"
+            f" {gto / rb:.1f}x faster |"
         )
     if len(rows) >= 2:
         within = max(r[1] for r in rows) < 0.3 and max(r[2] for r in rows) < 0.3
