@@ -85,9 +85,9 @@ class ModelState:
     def standing(self, channel: str) -> dict[str, Standing]:
         """Gold or bad, per version, on ``channel`` (absent: neither)."""
         events = self.channel_events(channel)
-        times = [_when(e.time) for e in events]
         # Events keep their counter order; a gold mark slots in after the events before it.
         timeline: list[tuple[float, Event | str]] = [(float(i), e) for i, e in enumerate(events)]
+        times = [_when(e.time) for e in events] if self.tags.gold else []
         for version, record in self.tags.gold.items():
             marked = _when(record.date)
             timeline.append((sum(1 for t in times if t <= marked) - 0.5, version))
