@@ -16,7 +16,6 @@ from pathlib import Path
 
 from mvctl.errors import ConflictError, OperationalError
 
-ZERO_SHA = "0" * 40
 _FIELD = "%00"
 _REF_FORMAT = _FIELD.join(
     [
@@ -210,13 +209,6 @@ class GitRepo:
             )
         return records
 
-    def resolve_ref(self, ref: str) -> str | None:
-        try:
-            out = self.run("rev-parse", "--verify", "-q", ref, action="resolve a ref")
-        except GitFailed:
-            return None
-        return out.strip() or None
-
     def read_blob(self, commit: str, path: str) -> str | None:
         try:
             return self.run("cat-file", "blob", f"{commit}:{path}", action="read a file")
@@ -287,14 +279,6 @@ class GitRepo:
                 int(deleted) if deleted.isdigit() else None,
             )
         return [(statuses[p], p, *counts.get(p, (None, None))) for p in sorted(statuses)]
-
-    def remote_url(self, remote: str) -> str | None:
-        try:
-            return self.run("remote", "get-url", "--", remote, action="read remote").strip()
-        except GitFailed:
-            return None
-
-    # --- writing -----------------------------------------------------------------------
 
     def commit_paths(self, paths: Sequence[str], message: str) -> str:
         """Commit exactly ``paths`` (leaving anything else staged alone); return the commit."""
