@@ -134,7 +134,7 @@ def test_gto_and_dvc_agree_with_the_alias(
     ours = show(reg.root, "fraud@production").info.version
     assert ours == "v0.1.0"
     gto = json.loads(run("gto", "show", "fraud#production", "--json", cwd=reg.root).stdout)
-    assert gto == {"version": ours} or ours in json.dumps(gto)
+    assert [v["version"] for v in gto] == [ours]  # GTO sees production on v0.1.0 alone
     out = tmp_path / "got"
     out.mkdir()
     run("dvc", "artifacts", "get", str(reg.origin), "fraud", "--stage", "production", cwd=out)
