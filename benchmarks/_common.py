@@ -53,6 +53,36 @@ def run(args: Sequence[str | Path], cwd: Path, env: dict[str, str], *, check: bo
     return proc.stdout
 
 
+def new_registry(
+    root: Path, env: dict[str, str], storage: Path, origin: Path | None = None
+) -> None:
+    """A git repo with one commit made an mvctl registry (DVC store ``storage``); with
+    ``origin``, a bare remote of that name too."""
+    run(["git", "init", "-q", "-b", "main", root], root.parent, env)
+    if origin is not None:
+        run(["git", "init", "-q", "--bare", "-b", "main", origin], root.parent, env)
+        run(["git", "remote", "add", "origin", origin], root, env)
+    (root / "README.md").write_text("bench\n")
+    run(["git", "add", "README.md"], root, env)
+    run(["git", "commit", "-q", "-m", "initial"], root, env)
+    run([BIN / "mvctl", "init", "--storage", storage], root, env)
+
+
+def fast_import(root: Path, env: dict[str, str], chunks: Sequence[str]) -> None:
+    """Feed a `git fast-import` stream (built with ``fast_import_data``) to ``root``."""
+    subprocess.run(
+        ["git", "fast-import", "--quiet"],
+        cwd=root,
+        env=env,
+        input="".join(chunks).encode(),
+        check=True,
+    )
+
+
+def fast_import_data(text: str) -> str:
+    return f"data {len(text.encode())}\n{text}"
+
+
 def median_seconds(
     args: Sequence[str | Path], cwd: Path, env: dict[str, str], runs: int, *, check: bool = True
 ) -> float:

@@ -14,11 +14,19 @@ from __future__ import annotations
 
 import argparse
 import shutil
-import subprocess
 import tempfile
 from pathlib import Path
 
-from _common import BIN, isolated_env, machine, median_seconds, run, write_section
+from _common import (
+    BIN,
+    fast_import,
+    fast_import_data,
+    isolated_env,
+    machine,
+    median_seconds,
+    run,
+    write_section,
+)
 from bench_registry import MODEL, build
 
 from mvctl import tags
@@ -74,20 +82,13 @@ def add_events(root: Path, env: dict[str, str], versions: int) -> None:
             tags.format_message(f"{alias} -> {previous}", alias_body),
         )
     )
-    subprocess.run(
-        ["git", "fast-import", "--quiet"],
-        cwd=root,
-        env=env,
-        input="".join(chunks).encode(),
-        check=True,
-    )
+    fast_import(root, env, chunks)
 
 
 def _tag(name: str, commit: str, stamp: int, message: str) -> str:
-    raw = message.encode()
     return (
         f"tag {name}\nfrom {commit}\ntagger Bench <bench@example.com> {stamp} +0000\n"
-        f"data {len(raw)}\n{message}\n"
+        f"{fast_import_data(message)}\n"
     )
 
 

@@ -20,7 +20,7 @@ from pathlib import Path
 
 import numpy as np
 import pandas as pd
-from _common import BIN, isolated_env, machine, median_seconds, run, write_section
+from _common import BIN, isolated_env, machine, median_seconds, new_registry, run, write_section
 
 CONFIG = """version: 1
 channels: [production, staging, canary, shadow]
@@ -54,11 +54,7 @@ def main() -> None:
     try:
         env = isolated_env(work / "home")
         root = work / "registry"
-        run(["git", "init", "-q", "-b", "main", root], work, env)
-        (root / "README.md").write_text("bench\n")
-        run(["git", "add", "README.md"], root, env)
-        run(["git", "commit", "-q", "-m", "initial"], root, env)
-        run([BIN / "mvctl", "init", "--storage", work / "storage"], root, env)
+        new_registry(root, env, work / "storage")
         (root / "mvctl.yaml").write_text(CONFIG)
         run(["git", "commit", "-q", "-am", "monitors"], root, env)
         frame(200_000, args.columns, 1).to_parquet(root / "train.parquet")

@@ -20,7 +20,7 @@ import tempfile
 import time
 from pathlib import Path
 
-from _common import BIN, isolated_env, machine, run, write_section
+from _common import BIN, isolated_env, machine, new_registry, run, write_section
 
 
 def main() -> None:
@@ -36,11 +36,7 @@ def main() -> None:
         repos = {}
         for name in results:
             root = work / name
-            run(["git", "init", "-q", "-b", "main", root], work, env)
-            (root / "README.md").write_text("bench\n")
-            run(["git", "add", "README.md"], root, env)
-            run(["git", "commit", "-q", "-m", "initial"], root, env)
-            run([BIN / "mvctl", "init", "--storage", work / f"storage-{name}"], root, env)
+            new_registry(root, env, work / f"storage-{name}")
             repos[name] = root
         for i in range(args.runs + 1):  # the first round warms caches and is not counted
             for name, root in repos.items():

@@ -14,11 +14,20 @@ from __future__ import annotations
 import argparse
 import hashlib
 import shutil
-import subprocess
 import tempfile
 from pathlib import Path
 
-from _common import BIN, isolated_env, machine, median_seconds, run, write_section
+from _common import (
+    BIN,
+    fast_import,
+    fast_import_data,
+    isolated_env,
+    machine,
+    median_seconds,
+    new_registry,
+    run,
+    write_section,
+)
 
 from mvctl import tags, yamlio
 from mvctl._adapters.git import GitRepo
@@ -35,11 +44,7 @@ def _dvc_file(md5: str, size: int, path: str) -> str:
 
 def build(root: Path, env: dict[str, str], versions: int, filler: int = 0) -> None:
     """``versions`` registrations, each after ``filler`` ordinary code commits."""
-    run(["git", "init", "-q", "-b", "main", root], root.parent, env)
-    (root / "README.md").write_text("bench\n")
-    run(["git", "add", "README.md"], root, env)
-    run(["git", "commit", "-q", "-m", "initial"], root, env)
-    run([BIN / "mvctl", "init", "--storage", root.parent / "storage"], root, env)
+    new_registry(root, env, root.parent / "storage")
     head = run(["git", "rev-parse", "HEAD"], root, env).strip()
     # Only files register excludes from the code digest change between versions here (the
     # filler commits aside, whose changes the digest would see; its value does not affect
@@ -65,10 +70,10 @@ def build(root: Path, env: dict[str, str], versions: int, filler: int = 0) -> No
                         "commit refs/heads/main",
                         f"mark :{mark}",
                         f"committer Bench <bench@example.com> {stamp} +0000",
-                        _data(f"Work {i}.{j}"),
+                        fast_import_data(f"Work {i}.{j}"),
                         *([f"from {head}"] if mark == 1 else []),
                         f"M 100644 inline src/module_{j}.py",
-                        _data(f"VALUE = {i}\n"),
+                        fast_import_data(f"VALUE = {i}\n"),
                     ]
                 )
                 + "\n"
@@ -110,35 +115,24 @@ def build(root: Path, env: dict[str, str], versions: int, filler: int = 0) -> No
             "commit refs/heads/main",
             f"mark :{mark}",
             f"committer Bench <bench@example.com> {stamp} +0000",
-            _data(f"Register {MODEL} {version}"),
+            fast_import_data(f"Register {MODEL} {version}"),
         ]
         if mark == 1:
             lines.append(f"from {head}")
         for path, text in files.items():
             lines.append(f"M 100644 inline {path}")
-            lines.append(_data(text))
+            lines.append(fast_import_data(text))
         message = version_tag_message(record, code)
         lines += [
             f"tag {tags.version_tag(MODEL, version)}",
             f"from :{mark}",
             f"tagger Bench <bench@example.com> {stamp} +0000",
-            _data(message),
+            fast_import_data(message),
         ]
         chunks.append("\n".join(lines) + "\n")
         parent = version
-    subprocess.run(
-        ["git", "fast-import", "--quiet"],
-        cwd=root,
-        env=env,
-        input="".join(chunks).encode(),
-        check=True,
-    )
+    fast_import(root, env, chunks)
     run(["git", "reset", "-q", "--hard", "main"], root, env)
-
-
-def _data(text: str) -> str:
-    raw = text.encode()
-    return f"data {len(raw)}\n{text}"
 
 
 def main() -> None:

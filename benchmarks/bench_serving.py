@@ -23,7 +23,7 @@ import tempfile
 import time
 from pathlib import Path
 
-from _common import BIN, isolated_env, machine, median_seconds, run, write_section
+from _common import BIN, isolated_env, machine, median_seconds, new_registry, run, write_section
 
 
 def timed(args: list[str | Path], cwd: Path, env: dict[str, str]) -> float:
@@ -51,13 +51,7 @@ def main() -> None:
     try:
         env = isolated_env(work / "home")
         origin, root, storage = work / "origin.git", work / "registry", work / "storage"
-        run(["git", "init", "-q", "--bare", "-b", "main", origin], work, env)
-        run(["git", "init", "-q", "-b", "main", root], work, env)
-        run(["git", "remote", "add", "origin", origin], root, env)
-        (root / "README.md").write_text("bench\n")
-        run(["git", "add", "README.md"], root, env)
-        run(["git", "commit", "-q", "-m", "initial"], root, env)
-        run([BIN / "mvctl", "init", "--storage", storage], root, env)
+        new_registry(root, env, storage, origin)
         (root / "models").mkdir()
         weights = root / "models" / "model.bin"
         for i in (1, 2):
