@@ -3,7 +3,11 @@
 from __future__ import annotations
 
 import json
+import subprocess
+from pathlib import Path
+from typing import Any
 
+import pytest
 from typer.testing import CliRunner
 
 from mvctl import __version__
@@ -95,3 +99,80 @@ def test_dry_run_cli(registry: Registry) -> None:
     assert proc.returncode == 0, proc.stderr
     assert "would register fraud v0.1.0" in proc.stdout
     assert registry.snapshot() == before
+
+
+GATED = """version: 1
+channels: [production, staging, canary, shadow]
+models:
+  fraud:
+    gates:
+      production:
+        - {metric: auc, min: 0.95}
+"""
+
+
+def json_error(proc: subprocess.CompletedProcess[str], code: int) -> dict[str, Any]:
+    """The one JSON object a failed --json command prints on stdout."""
+    assert proc.returncode == code, (proc.args, proc.stdout, proc.stderr)
+    assert len(proc.stdout.splitlines()) == 1, proc.stdout
+    out: dict[str, Any] = json.loads(proc.stdout)
+    assert out["exit"] == code
+    assert isinstance(out["error"], str) and out["error"]
+    assert "hint" in out
+    assert "Traceback" not in proc.stderr
+    return out
+
+
+def test_errors_under_json_are_one_json_object(registry: Registry, tmp_path: Path) -> None:
+    registry.write("mvctl.yaml", GATED)
+    registry.git("commit", "-q", "-am", "Production gate")
+    registry.train(auc=0.91)
+    ok = mvctl(registry.root, "register", "fraud", "-w", "models/model.bin", "-m", "auc=0.91")
+    assert ok.returncode == 0, ok.stderr
+    assert mvctl(registry.root, "promote", "fraud", "v0.1.0", "--to", "staging").returncode == 0
+
+    out = json_error(mvctl(registry.root, "list", "nosuch", "--json"), 3)
+    assert "nosuch" in out["error"]
+    json_error(mvctl(registry.root, "show", "fraud@v9.9.9", "--json"), 3)
+    json_error(mvctl(registry.root, "lineage", "nosuch", "--format", "json"), 3)
+    no_target = ("rollback", "fraud", "-c", "staging", "--reason", "r", "--json")
+    json_error(mvctl(registry.root, *no_target), 1)
+    out = json_error(
+        mvctl(registry.root, "promote", "fraud", "v0.1.0", "--to", "production", "--json"), 1
+    )
+    assert "gate" in out["error"]
+    json_error(mvctl(tmp_path, "check", "--json"), 3)
+    json_error(mvctl(registry.root, "register", "Bad Name", "-w", "x", "--json"), 2)
+    # A refused report is still one object: its fields beside error/hint/exit.
+    for fmt in (["--json"], ["--format", "json"]):
+        args = ("validate", "fraud", "v0.1.0", "--channel", "production", *fmt)
+        out = json_error(mvctl(registry.root, *args), 1)
+        assert out["passed"] is False
+        assert out["gates"][0]["gate"].startswith("auc")
+
+
+def test_usage_errors_under_json_are_one_json_object(registry: Registry) -> None:
+    for args in (
+        ["list", "--no-such-option", "--json"],
+        ["lineage", "--json"],
+        ["diff", "fraud", "v0.1.0", "-f", "json"],
+        ["validate", "fraud", "v0.1.0", "--channel", "production", "--json", "-f", "jsn"],
+    ):
+        out = json_error(mvctl(registry.root, *args), 2)
+        assert out["hint"].endswith("--help")
+    plain = mvctl(registry.root, "list", "--no-such-option")
+    assert plain.returncode == 2 and plain.stdout == ""
+
+
+def test_interrupted_under_json(registry: Registry, monkeypatch: pytest.MonkeyPatch) -> None:
+    def interrupted(_cwd: Path) -> None:
+        raise KeyboardInterrupt
+
+    monkeypatch.setattr("mvctl.registry.list_models", interrupted)
+    result = runner.invoke(app, ["list", "--json"])
+    assert result.exit_code == 130
+    assert json.loads(result.stdout) == {
+        "error": "interrupted; nothing was left half-done",
+        "hint": None,
+        "exit": 130,
+    }

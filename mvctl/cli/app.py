@@ -2,13 +2,14 @@
 
 from __future__ import annotations
 
+import sys
 from typing import Annotated
 
 import typer
 
 from mvctl import __version__
 from mvctl.cli import channel_cmds, lineage_cmds, monitor_cmds, registry_cmds, serving_cmds
-from mvctl.cli.output import CliState
+from mvctl.cli.output import CliState, print_error_json
 
 app = typer.Typer(
     name="mvctl",
@@ -61,5 +62,36 @@ app.command()(monitor_cmds.monitor)
 app.add_typer(monitor_cmds.webhook_app, name="webhook")
 
 
+def _json_requested(args: list[str]) -> bool:
+    """Whether the command line asks for JSON (``--json``, ``--format json``, ``-f json``)."""
+    words = args[: args.index("--")] if "--" in args else args
+    pairs = zip(words, [*words[1:], ""], strict=True)
+    return any(
+        word in ("--json", "--format=json", "-fjson")
+        or (word in ("--format", "-f") and nxt == "json")
+        for word, nxt in pairs
+    )
+
+
 def main() -> None:
-    app()
+    args = sys.argv[1:]
+    if not _json_requested(args):
+        app()
+        return
+    # Under --json a usage error (unknown option, missing argument, bad choice) is one JSON
+    # object on stdout too: Typer raises it to us instead of printing it when it does not
+    # run standalone; MvctlErrors are already turned into JSON by `handled`.
+    try:
+        code = app(args=args, standalone_mode=False)
+    except typer.TyperException as exc:
+        ctx = getattr(exc, "ctx", None)
+        command = getattr(ctx, "command_path", None) or "mvctl"
+        message, hint = exc.format_message(), f"see {command} --help"
+        typer.echo(f"{typer.style('error:', fg='red', bold=True)} {message}", err=True)
+        print_error_json(message, hint, exc.exit_code)
+        sys.exit(exc.exit_code)
+    except typer.Abort:
+        typer.echo(f"{typer.style('aborted', fg='red')}", err=True)
+        print_error_json("aborted", None, 1)
+        sys.exit(1)
+    sys.exit(code if isinstance(code, int) else 0)

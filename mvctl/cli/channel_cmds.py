@@ -9,9 +9,10 @@ from typing import TYPE_CHECKING, Annotated
 
 import typer
 
-from mvctl.cli.output import handled, print_json, say, stdout
+from mvctl.cli.output import esc, handled, print_json, print_json_or_refuse, say, stdout
 
 if TYPE_CHECKING:
+    from mvctl.errors import MvctlError
     from mvctl.gates import GateReport
     from mvctl.promotion import ChannelMove, VersionMark
 
@@ -41,7 +42,9 @@ def _print_move(move: ChannelMove, as_json: bool) -> None:
         return
     out = stdout()
     if not move.changed:
-        out.print(f"[green]✓[/] {move.model}@{move.channel} already holds {move.version}")
+        out.print(
+            f"[green]✓[/] {esc(move.model)}@{esc(move.channel)} already holds {esc(move.version)}"
+        )
         return
     verb = {
         "promote": "promoted",
@@ -49,10 +52,10 @@ def _print_move(move: ChannelMove, as_json: bool) -> None:
         "rollback": "rolled back",
     }
     prefix = "would be " if move.dry_run else ""
-    frm = move.previous or "nothing"
+    frm = esc(move.previous or "nothing")
     out.print(
-        f"[green]✓[/] {move.model}@{move.channel} {prefix}{verb[move.kind]}: "
-        f"{frm} → [bold]{move.version}[/] ({move.event})"
+        f"[green]✓[/] {esc(move.model)}@{esc(move.channel)} {prefix}{verb[move.kind]}: "
+        f"{frm} → [bold]{esc(move.version)}[/] ({esc(move.event)})"
     )
     if move.gates and move.gates.results:
         _print_gates(move.gates)
@@ -63,9 +66,11 @@ def _print_move(move: ChannelMove, as_json: bool) -> None:
 def _print_gates(report: GateReport) -> None:
     from rich.table import Table
 
-    table = Table("gate", "result", "detail", title=f"{report.channel} gates", title_justify="left")
+    table = Table(
+        "gate", "result", "detail", title=f"{esc(report.channel)} gates", title_justify="left"
+    )
     for r in report.results:
-        table.add_row(r.gate, "[green]pass[/]" if r.ok else "[red]FAIL[/]", r.detail)
+        table.add_row(esc(r.gate), "[green]pass[/]" if r.ok else "[red]FAIL[/]", esc(r.detail))
     stdout().print(table)
 
 
@@ -148,16 +153,19 @@ def validate(
     from mvctl.promotion import validate as run_validate
 
     report = run_validate(Path.cwd(), model, version, channel, eval_data)
+    refusal = None
+    if not report.passed:
+        refusal = PolicyError(f"{model} {version} fails {len(report.failures())} {channel} gate(s)")
     if as_json or fmt is ReportFormat.json:
-        print_json(report.to_dict())
+        print_json_or_refuse(report.to_dict(), refusal)
     elif fmt is ReportFormat.markdown:
         from mvctl.review import report_markdown
 
         typer.echo(report_markdown(Path.cwd(), report), nl=False)
     else:
         _print_gates(report)
-    if not report.passed:
-        raise PolicyError(f"{model} {version} fails {len(report.failures())} {channel} gate(s)")
+    if refusal:
+        raise refusal
 
 
 @handled
@@ -175,16 +183,18 @@ def history(
     if as_json:
         print_json({"model": model, "events": [e.to_dict() for e in events]})
         return
-    table = Table("#", "time (UTC)", "channel", "kind", "from → to", "actor", "reason", title=model)
+    table = Table(
+        "#", "time (UTC)", "channel", "kind", "from → to", "actor", "reason", title=esc(model)
+    )
     for e in reversed(events):
         table.add_row(
             str(e.counter),
-            e.time.replace("T", " ")[:19].rstrip("Z"),
-            e.channel,
-            e.kind,
-            f"{e.previous or '-'} → {e.version or '?'}",
-            e.actor.split(" <")[0],
-            e.reason,
+            esc(e.time.replace("T", " ")[:19].rstrip("Z")),
+            esc(e.channel),
+            esc(e.kind),
+            esc(f"{e.previous or '-'} → {e.version or '?'}"),
+            esc(e.actor.split(" <")[0]),
+            esc(e.reason),
         )
     stdout().print(table if events else f"no channel events for {model} yet")
 
@@ -248,15 +258,15 @@ def sync(
     out = stdout()
     verb = "would sync" if dry_run else "synced"
     out.print(
-        f"[green]✓[/] {verb} from {remote}: {len(result.created)} new tags, "
+        f"[green]✓[/] {verb} from {esc(remote)}: {len(result.created)} new tags, "
         f"{len(result.moved)} aliases moved forward"
     )
     for name in result.moved:
-        out.print(f"  moved {name}")
+        out.print(f"  moved {esc(name)}")
     for name in result.kept:
-        out.print(f"  kept {name} (local is newer: push it)")
+        out.print(f"  kept {esc(name)} (local is newer: push it)")
     for name in result.conflicts:
-        out.print(f"  [red]differs[/] {name} (immutable tag differs from the remote's)")
+        out.print(f"  [red]differs[/] {esc(name)} (immutable tag differs from the remote's)")
 
 
 @handled
@@ -266,19 +276,22 @@ def check(as_json: JsonOpt = False) -> None:
     from mvctl.errors import PolicyError
 
     report = run_check(Path.cwd())
+    refusal = None
+    if not report.ok:
+        refusal = PolicyError(f"{len(report.problems)} consistency problem(s) found")
     if as_json:
-        print_json(report.to_dict())
+        print_json_or_refuse(report.to_dict(), refusal)
     else:
         out = stdout()
         for problem in report.problems:
-            out.print(f"[red]✗[/] {problem}", highlight=False)
+            out.print(f"[red]✗[/] {esc(problem)}")
         if report.ok:
             out.print(
                 f"[green]✓[/] registry consistent: {report.models} models, "
                 f"{report.versions} versions, {report.events} events"
             )
-    if not report.ok:
-        raise PolicyError(f"{len(report.problems)} consistency problem(s) found")
+    if refusal:
+        raise refusal
 
 
 @handled
@@ -303,12 +316,13 @@ def propose(
         return
     out = stdout()
     verb = "would commit" if dry_run else "committed"
-    out.print(f"[green]✓[/] {verb} request {proposal.request_id} on branch {proposal.branch}")
+    request, branch = esc(proposal.request_id), esc(proposal.branch)
+    out.print(f"[green]✓[/] {verb} request {request} on branch {branch}")
     _print_gates(proposal.report)
     if proposal.pushed:
-        out.print(f"[green]✓[/] pushed {proposal.branch} to {remote}: open a pull request")
+        out.print(f"[green]✓[/] pushed {branch} to {esc(remote)}: open a pull request")
     elif not dry_run:
-        out.print(f"next: git push {remote} {proposal.branch}, then open a pull request")
+        out.print(f"next: git push {esc(remote)} {branch}, then open a pull request")
 
 
 @handled
@@ -324,18 +338,21 @@ def apply(
     from mvctl.review import apply as run_apply
 
     outcomes = run_apply(Path.cwd(), push=push, remote=remote, dry_run=dry_run, eval_data=eval_data)
+    statuses = {o.status for o in outcomes}
+    refusal: MvctlError | None = None
+    if "conflict" in statuses:
+        refusal = ConflictError("a request lost a race with another writer", hint="run apply again")
+    elif statuses & {"refused", "invalid"}:
+        refusal = PolicyError("some requests were not performed")
     if as_json:
-        print_json({"requests": [o.to_dict() for o in outcomes]})
+        print_json_or_refuse({"requests": [o.to_dict() for o in outcomes]}, refusal)
     else:
         out = stdout()
         marks = {"performed": "[green]✓[/]", "already": "[dim]=[/]"}
         for o in outcomes:
             mark = marks.get(o.status, "[red]✗[/]")
-            out.print(f"{mark} {o.request_id}: {o.status} ({o.detail})", highlight=False)
+            out.print(f"{mark} {esc(o.request_id)}: {esc(o.status)} ({esc(o.detail)})")
         if not outcomes:
             out.print("no promotion requests at HEAD")
-    statuses = {o.status for o in outcomes}
-    if "conflict" in statuses:
-        raise ConflictError("a request lost a race with another writer", hint="run apply again")
-    if statuses & {"refused", "invalid"}:
-        raise PolicyError("some requests were not performed")
+    if refusal:
+        raise refusal

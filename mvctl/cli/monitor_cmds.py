@@ -9,7 +9,7 @@ from typing import TYPE_CHECKING, Annotated
 
 import typer
 
-from mvctl.cli.output import handled, print_json, say, stdout
+from mvctl.cli.output import esc, handled, print_json_or_refuse, say, stdout
 
 if TYPE_CHECKING:
     from mvctl.monitor import MonitorReport
@@ -28,11 +28,12 @@ def _print_report(report: MonitorReport) -> None:
         "monitor",
         "level",
         "detail",
-        title=f"{report.model}@{report.channel} serving {report.version}",
+        title=esc(f"{report.model}@{report.channel} serving {report.version}"),
         title_justify="left",
     )
     for r in report.evaluation.results:
-        table.add_row(r.rule, f"[{styles[r.level]}]{r.level}[/]", r.detail)
+        level = f"[{styles[r.level]}]{esc(r.level)}[/]" if r.level in styles else esc(r.level)
+        table.add_row(esc(r.rule), level, esc(r.detail))
     out.print(table)
     if report.evaluation.drift:
         drift = Table(
@@ -48,10 +49,10 @@ def _print_report(report: MonitorReport) -> None:
         )
         for d in report.evaluation.drift:
             drift.add_row(
-                d.column,
-                d.kind,
+                esc(d.column),
+                esc(d.kind),
                 f"{d.psi:.4f}",
-                d.test,
+                esc(d.test),
                 f"{d.statistic:.4g}",
                 f"{d.p_value:.3g}",
                 str(d.rows),
@@ -64,12 +65,12 @@ def _print_report(report: MonitorReport) -> None:
             "selection",
             "TPR",
             "FPR",
-            title=f"bias by {b.sensitive}",
+            title=f"bias by {esc(b.sensitive)}",
             title_justify="left",
         )
         for g in b.groups:
             groups.add_row(
-                g.group,
+                esc(g.group),
                 str(g.size),
                 f"{g.selection_rate:.3f}",
                 "-" if g.tpr is None else f"{g.tpr:.3f}",
@@ -77,7 +78,7 @@ def _print_report(report: MonitorReport) -> None:
             )
         out.print(groups)
     for note in report.notes:
-        out.print(f"[dim]note: {note}[/]")
+        out.print(f"[dim]note: {esc(note)}[/]")
 
 
 @handled
@@ -117,16 +118,17 @@ def monitor(
         remote=remote,
         dry_run=dry_run,
     )
+    refusal = PolicyError(f"monitors breached: {report.summary()}") if report.breached else None
     if as_json:
-        print_json(report.to_dict())
+        print_json_or_refuse(report.to_dict(), refusal)
     else:
         _print_report(report)
         if report.rollback is not None:
             move = report.rollback
             prefix = "would roll" if move.dry_run else "rolled"
             say(f"{prefix} {model}@{channel} back: {move.previous} → {move.version} ({move.event})")
-    if report.breached:
-        raise PolicyError(f"monitors breached: {report.summary()}")
+    if refusal:
+        raise refusal
 
 
 @webhook_app.command("serve")

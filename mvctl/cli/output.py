@@ -34,13 +34,31 @@ class CliState:
 def stdout() -> Console:
     from rich.console import Console
 
-    return Console(highlight=False, soft_wrap=False)
+    # No highlighting and no :emoji: codes: user text prints as typed.
+    return Console(highlight=False, emoji=False, soft_wrap=False)
 
 
 def stderr() -> Console:
     from rich.console import Console
 
-    return Console(stderr=True, highlight=False)
+    return Console(stderr=True, highlight=False, emoji=False)
+
+
+def esc(value: object) -> str:
+    """``value`` as Rich markup that prints it verbatim.
+
+    Everything a user or a registry wrote (reasons, identities, params, metric keys, column
+    names, paths) goes through here before it joins a markup string or a table cell: a
+    ``[/x]`` in it would otherwise crash the command, and ``[bold red]...[/]`` restyle it.
+    """
+    text = str(value)
+    # Only a '[' or a trailing backslash (which would escape the next tag) can mean markup;
+    # skipping the rest keeps a 10,000-row table fast.
+    if "[" not in text and not text.endswith("\\"):
+        return text
+    from rich.markup import escape
+
+    return escape(text)
 
 
 def say(text: str, *, mark: str = "✓", color: str = "green") -> None:
@@ -55,8 +73,42 @@ def print_json(data: Any) -> None:
     sys.stdout.write(json.dumps(data, indent=indent, default=str, ensure_ascii=False) + "\n")
 
 
+def print_error_json(
+    message: str, hint: str | None, exit_code: int, report: dict[str, Any] | None = None
+) -> None:
+    """An error for machines: one object on stdout (DESIGN.md), a refused report's fields
+    alongside when the command has one (``passed``, ``results``... stay where scripts read
+    them)."""
+    error: dict[str, Any] = {"error": message, "hint": hint, "exit": exit_code}
+    print_json(error | {k: v for k, v in (report or {}).items() if k not in error})
+
+
+class ReportedError(Exception):
+    """An MvctlError that follows a report: under --json both go out as one object."""
+
+    def __init__(self, error: MvctlError, report: dict[str, Any]) -> None:
+        super().__init__(error.message)
+        self.error = error
+        self.report = report
+
+
+def print_json_or_refuse(report: dict[str, Any], refusal: MvctlError | None) -> None:
+    """--json output of a command that may refuse after reporting (validate, check, monitor):
+    the report alone, or, with the refusal, one error object that carries it."""
+    if refusal is None:
+        print_json(report)
+        return
+    raise ReportedError(refusal, report)
+
+
+def wants_json(params: dict[str, Any]) -> bool:
+    """Whether a command's parameters ask for JSON: ``--json`` or ``--format json``."""
+    return bool(params.get("as_json")) or str(params.get("fmt", "")) == "json"
+
+
 def handled(func: Callable[P, R]) -> Callable[..., R]:
-    """Run a command, turning MvctlError into a red one-line message, a hint and its exit code.
+    """Run a command, turning MvctlError into a red one-line message, a hint and its exit code
+    (and, under --json, the same as one JSON object on stdout).
 
     The wrapper takes Typer's context as an extra first parameter so it can read the global
     ``--traceback`` flag without module state.
@@ -66,14 +118,19 @@ def handled(func: Callable[P, R]) -> Callable[..., R]:
     def wrapper(ctx: typer.Context, *args: Any, **kwargs: Any) -> R:
         state = ctx.find_root().obj
         show_traceback = isinstance(state, CliState) and state.traceback
+        as_json = wants_json(kwargs)
         try:
             return func(*args, **kwargs)
-        except MvctlError as exc:
+        except (MvctlError, ReportedError) as caught:
             if show_traceback:
                 raise
+            exc = caught.error if isinstance(caught, ReportedError) else caught
+            report = caught.report if isinstance(caught, ReportedError) else None
             typer.echo(f"{typer.style('error:', fg='red', bold=True)} {exc.message}", err=True)
             if exc.hint:
                 typer.echo(f"{typer.style('hint:', dim=True)} {exc.hint}", err=True)
+            if as_json:
+                print_error_json(exc.message, exc.hint, exc.exit_code, report)
             raise typer.Exit(exc.exit_code) from None
         except KeyboardInterrupt:
             if show_traceback:
@@ -81,6 +138,8 @@ def handled(func: Callable[P, R]) -> Callable[..., R]:
             typer.echo(
                 f"{typer.style('interrupted', fg='red')}; nothing was left half-done", err=True
             )
+            if as_json:
+                print_error_json("interrupted; nothing was left half-done", None, 130)
             raise typer.Exit(130) from None
 
     params = list(inspect.signature(func, eval_str=True).parameters.values())
@@ -106,7 +165,7 @@ class RichProgress:
 
         self._progress = Progress(
             SpinnerColumn(),
-            TextColumn("{task.description}"),
+            TextColumn("{task.description}", markup=False),  # labels hold paths
             BarColumn(),
             DownloadColumn(),
             TransferSpeedColumn(),

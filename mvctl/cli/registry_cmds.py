@@ -7,7 +7,7 @@ from typing import Annotated, Any
 
 import typer
 
-from mvctl.cli.output import RichProgress, handled, print_json, stderr, stdout
+from mvctl.cli.output import RichProgress, esc, handled, print_json, stderr, stdout
 
 JsonOpt = Annotated[bool, typer.Option("--json", help="Print JSON for machines.")]
 DryRunOpt = Annotated[
@@ -47,8 +47,8 @@ def init(
         return
     out = stdout()
     if not result.changed:
-        out.print(f"[green]✓[/] {result.root} is already an mvctl registry")
-    remote = f"DVC remote {result.remote[0]!r} -> {result.remote[1]}"
+        out.print(f"[green]✓[/] {esc(result.root)} is already an mvctl registry")
+    remote = esc(f"DVC remote {result.remote[0]!r} -> {result.remote[1]}")
     for done, would, did in (
         (result.dvc_initialised, "would initialise DVC", "initialised DVC"),
         (result.config_written, "would write mvctl.yaml", "wrote mvctl.yaml"),
@@ -58,7 +58,8 @@ def init(
             out.print(f"[green]✓[/] {would if dry_run else did}")
     if result.commit:
         out.print(f"[green]✓[/] committed {result.commit[:12]}")
-    out.print(f"artifacts go to DVC remote [bold]{result.remote[0]}[/] ({result.remote[1]})")
+    name, url = (esc(part) for part in result.remote)
+    out.print(f"artifacts go to DVC remote [bold]{name}[/] ({url})")
 
 
 @handled
@@ -145,23 +146,22 @@ def register(
 
     out = stdout()
     m = result.manifest
+    name, tag = esc(f"{m.model} {m.version}"), esc(result.tag)
     if result.dry_run:
-        out.print(f"would register [bold]{m.model} {m.version}[/] (tag {result.tag})")
+        out.print(f"would register [bold]{name}[/] (tag {tag})")
     else:
-        out.print(
-            f"[green]✓[/] registered [bold]{m.model} {m.version}[/] "
-            f"at {(result.commit or '')[:12]} (tag {result.tag})"
-        )
+        commit = esc((result.commit or "")[:12])
+        out.print(f"[green]✓[/] registered [bold]{name}[/] at {commit} (tag {tag})")
     for w in m.weights:
-        out.print(f"  weights  {w.path}  sha256 {w.sha256[:16] or '-'}  {_size(w.size)}")
+        out.print(esc(f"  weights  {w.path}  sha256 {w.sha256[:16] or '-'}  {_size(w.size)}"))
     for d in m.dataset:
-        out.print(f"  data     {d.path}  md5 {d.md5[:16] or '-'}")
+        out.print(esc(f"  data     {d.path}  md5 {d.md5[:16] or '-'}"))
     if m.parent:
-        out.print(f"  parent   {m.parent}")
+        out.print(esc(f"  parent   {m.parent}"))
     if m.metrics:
-        out.print("  metrics  " + ", ".join(f"{k}={v}" for k, v in _flat(m.metrics).items()))
+        out.print(esc("  metrics  " + ", ".join(f"{k}={v}" for k, v in _flat(m.metrics).items())))
     if result.pushed:
-        out.print(f"[green]✓[/] pushed commit and tag to {remote}")
+        out.print(f"[green]✓[/] pushed commit and tag to {esc(remote)}")
 
 
 @handled
@@ -182,7 +182,7 @@ def list_(
         table = Table("model", "latest", "versions", "channels", title="models")
         for m in models:
             channels = ", ".join(f"{c}={v}" for c, v in m.channels.items()) or "-"
-            table.add_row(m.model, m.latest or "-", str(m.count), channels)
+            table.add_row(esc(m.model), esc(m.latest or "-"), str(m.count), esc(channels))
         stdout().print(table if models else "no models registered yet")
         return
     versions = list_versions(Path.cwd(), model)
@@ -190,19 +190,19 @@ def list_(
         print_json({"model": model, "versions": [v.to_dict() for v in versions]})
         return
     keys = _key_metrics([v.metrics for v in versions])
-    table = Table(title=model)
+    table = Table(title=esc(model))
     table.add_column("version", no_wrap=True)
     table.add_column("created (UTC)", no_wrap=True)
     for column in ("author", *keys, "channels"):
-        table.add_column(column)
+        table.add_column(esc(column))
     for v in reversed(versions):
-        name = f"[strike]{v.version}[/]" if v.deregistered else v.version
+        name = f"[strike]{esc(v.version)}[/]" if v.deregistered else esc(v.version)
         table.add_row(
             name,
-            v.created.replace("T", " ")[:16],
-            v.author.split(" <")[0],
-            *(_num(v.metrics.get(k)) for k in keys),
-            ", ".join(v.channels) or "",
+            esc(v.created.replace("T", " ")[:16]),
+            esc(v.author.split(" <")[0]),
+            *(esc(_num(v.metrics.get(k))) for k in keys),
+            esc(", ".join(v.channels)),
         )
     stdout().print(table)
 
@@ -224,9 +224,10 @@ def show(
         return
     info = shown.info
     out = stdout()
-    held = f"  channels: {', '.join(info.channels)}" if info.channels else ""
+    held = esc(f"  channels: {', '.join(info.channels)}") if info.channels else ""
     retired = "  [red](deregistered)[/]" if info.deregistered else ""
-    out.print(f"[bold]{info.model} {info.version}[/]  commit {info.commit[:12]}{held}{retired}")
+    name, commit = esc(f"{info.model} {info.version}"), esc(info.commit[:12])
+    out.print(f"[bold]{name}[/]  commit {commit}{held}{retired}")
     out.print(Syntax(yamlio.dumps(shown.manifest), "yaml", theme="ansi_dark", word_wrap=True))
 
 

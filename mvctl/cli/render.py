@@ -10,6 +10,7 @@ from rich.table import Table
 from rich.text import Text
 from rich.tree import Tree
 
+from mvctl.cli.output import esc
 from mvctl.diff import VersionDiff
 from mvctl.lineage import LineageNode, LineageReport
 from mvctl.markdown import delta as _delta
@@ -106,35 +107,40 @@ def diff_rich(d: VersionDiff) -> RenderableType:
         return Text(f"{title}: identical", style="bold green")
     parts: list[RenderableType] = [Text(title, style="bold")]
 
+    # Every cell is registry text (paths, param values, metric keys, package names): escaped.
     paths = Table("", "path", "status", "detail", title="artifacts", title_justify="left")
     for kind, group in (("weights", d.weights), ("data", d.dataset)):
         for p in group:
             style = "" if p.status == "same" else "yellow"
-            paths.add_row(kind, p.path, Text(p.status, style=style), _path_detail(p))
+            paths.add_row(kind, esc(p.path), Text(p.status, style=style), esc(_path_detail(p)))
     parts.append(paths)
     if d.params:
         table = Table("param", "old", "new", title="params", title_justify="left")
         for c in d.params:
-            table.add_row(c.key, _num(c.old), _num(c.new))
+            table.add_row(esc(c.key), esc(_num(c.old)), esc(_num(c.new)))
         parts.append(table)
     if d.environment or d.packages:
         table = Table(
             "environment", "change", "old", "new", title="environment", title_justify="left"
         )
         for c in d.environment:
-            table.add_row(c.key, c.status, _num(c.old), _num(c.new))
+            table.add_row(esc(c.key), esc(c.status), esc(_num(c.old)), esc(_num(c.new)))
         for pkg in d.packages:
-            table.add_row(pkg.name, pkg.change, pkg.old or "-", pkg.new or "-")
+            table.add_row(esc(pkg.name), esc(pkg.change), esc(pkg.old or "-"), esc(pkg.new or "-"))
         parts.append(table)
     if d.metrics:
         table = Table("metric", "old", "new", "Δ", "Δ%", title="metrics", title_justify="left")
         for m in d.metrics:
-            table.add_row(m.key, _num(m.old), _num(m.new), *_delta(m))
+            table.add_row(
+                esc(m.key), esc(_num(m.old)), esc(_num(m.new)), *(esc(x) for x in _delta(m))
+            )
         parts.append(table)
     if d.code:
         table = Table("file", "status", "+", "-", title="code", title_justify="left")
         for change in d.code:
-            table.add_row(change.path, change.status, _num(change.added), _num(change.deleted))
+            table.add_row(
+                esc(change.path), esc(change.status), _num(change.added), _num(change.deleted)
+            )
         parts.append(table)
     parts.extend(Text(f"note: {note}", style="dim") for note in d.notes)
     return Group(*parts)

@@ -9,7 +9,7 @@ from typing import TYPE_CHECKING, Annotated
 
 import typer
 
-from mvctl.cli.output import handled, print_json, say, stdout
+from mvctl.cli.output import esc, handled, print_json, print_json_or_refuse, say, stdout
 
 if TYPE_CHECKING:
     from mvctl.errors import MvctlError
@@ -40,9 +40,9 @@ def _print_status(served: Served | None, dest: Path, as_json: bool) -> None:
         return
     from rich.table import Table
 
-    table = Table(show_header=False, title=f"{dest}", title_justify="left")
+    table = Table(show_header=False, title=esc(dest), title_justify="left")
     for key, value in served.to_dict().items():
-        table.add_row(key, ", ".join(value) if isinstance(value, list) else str(value))
+        table.add_row(esc(key), esc(", ".join(value) if isinstance(value, list) else value))
     stdout().print(table)
 
 
@@ -100,16 +100,19 @@ def pull(
     )
     if not watch:
         result = serving.pull(request)
-        if as_json:
-            print_json(result.to_dict())
-        else:
-            say(_describe(result))
+        refusal = None
         if result.hook and result.hook.returncode != 0:
-            raise OperationalError(
+            refusal = OperationalError(
                 f"--on-change exited {result.hook.returncode} after the swap to "
                 f"{result.served.version}",
                 hint="the new version is in place; fix the command or restart the server",
             )
+        if as_json:
+            print_json_or_refuse(result.to_dict(), refusal)
+        else:
+            say(_describe(result))
+        if refusal:
+            raise refusal
         return
     _watch(request, interval, as_json)
 
