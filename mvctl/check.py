@@ -1,6 +1,7 @@
 """``mvctl check``: is the registry consistent? Aliases agree with their newest events, every
 event and alias points at a registered (not deregistered) version of its model, and every
-version's manifest is schema-valid and matches its tag, its DVC file and dvc.yaml."""
+version's manifest is schema-valid and matches its tag, its DVC file and dvc.yaml; mvctl.yaml
+is valid and gives gates or monitors only to registered models."""
 
 from __future__ import annotations
 
@@ -8,7 +9,7 @@ from dataclasses import dataclass
 from pathlib import Path, PurePosixPath
 from typing import Any
 
-from mvctl import channels, tags, yamlio
+from mvctl import channels, config, tags, yamlio
 from mvctl._adapters.git import GitRepo
 from mvctl.errors import MvctlError
 from mvctl.manifest import manifest_path, problems
@@ -112,12 +113,22 @@ def _version_problems(git: GitRepo, state: channels.ModelState) -> list[str]:
     return found
 
 
+def _config_problems(root: Path, registered: set[str]) -> list[str]:
+    if not (root / config.CONFIG_FILE).is_file():
+        return []
+    try:
+        return config.load(root).unregistered_problems(registered)
+    except MvctlError as exc:
+        return [exc.message]
+
+
 def check(root: Path) -> CheckReport:
     git = GitRepo.open(root)
     models = sorted(
         {parsed.model for r in git.tags("refs/tags/") if (parsed := tags.parse(r.name))}
     )
     found: list[str] = []
+    registered: set[str] = set()
     versions = events = 0
     for model in models:
         state = channels.load(git, model)
@@ -126,6 +137,8 @@ def check(root: Path) -> CheckReport:
         if not state.tags.versions:
             found.append(f"{model} has channel tags but no registered version")
             continue
+        registered.add(model)
         found += _channel_problems(state)
         found += _version_problems(git, state)
+    found += _config_problems(git.root, registered)
     return CheckReport(len(models), versions, events, tuple(found))

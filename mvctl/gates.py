@@ -172,9 +172,17 @@ def _package_rule(
         return GateResult(f"{name} == {want}", have == want, f"{name} {have or 'missing'}")
     if rule.get("same"):
         label = f"{name} unchanged"
+        # A misspelled package is missing on both sides, and None == None must not pass.
         if holder is None:
+            if have is None:
+                return GateResult(
+                    label, False, f"package {name} is not in the candidate's environment (a typo?)"
+                )
             return GateResult(label, True, "the channel holds no version yet: nothing to compare")
         old = ((holder.get("environment") or {}).get("packages") or {}).get(name)
+        if have is None and old is None:
+            detail = f"package {name} is in neither the candidate's nor the holder's environment"
+            return GateResult(label, False, f"{detail} (a typo?)")
         return GateResult(label, have == old, f"{old or 'missing'} -> {have or 'missing'}")
     return GateResult(f"{name}: ?", False, "package rules take version: X or same: true")
 

@@ -132,7 +132,8 @@ def gate_report(
     if holder is not None:
         current = read_manifest(git, model, holder, state.tags.versions[holder].commit)
     check = _data_check(git, cfg, model, commit, eval_data) if eval_data else None
-    results = evaluate(cfg.model(model).gates(channel), candidate, current, check)
+    rules = cfg.rules_for(model, "gates", channel, lambda m: bool(git.tags(tags.version_glob(m))))
+    results = evaluate(rules, candidate, current, check)
     return GateReport(model, version, channel, holder, results)
 
 

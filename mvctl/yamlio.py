@@ -2,25 +2,123 @@
 
 from __future__ import annotations
 
+from collections.abc import Hashable
+from functools import cache
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from mvctl.errors import OperationalError
+
+if TYPE_CHECKING:
+    import yaml
 
 # PyYAML is imported on first use: a rollback reads only JSON-bodied tags and never pays
 # for it.
 
 
-def loads(text: str, source: str = "<text>") -> Any:
+class _Refused(Exception):
+    """Raised inside the loader; ``loads`` adds the source and turns it into a one-liner."""
+
+    def __init__(self, line: int, message: str) -> None:
+        super().__init__(message)
+        self.line = line
+        self.message = message
+
+
+@cache
+def _strict_loader() -> type[yaml.SafeLoader]:
+    """The safe loader (C-accelerated when available) that also refuses a duplicate key,
+    which PyYAML would silently resolve to the last value, and any alias or merge key: an
+    alias bomb composes in linear time but constructs in exponential time."""
     import yaml
 
-    loader: type[yaml.SafeLoader] = getattr(yaml, "CSafeLoader", yaml.SafeLoader)
+    base: type[yaml.SafeLoader] = getattr(yaml, "CSafeLoader", yaml.SafeLoader)
+
+    class StrictLoader(base):  # type: ignore[valid-type,misc]
+        def construct_object(self, node: yaml.Node, deep: bool = False) -> Any:
+            # The composer hands an alias over as the very node it refers to, so a node
+            # constructed (or being constructed) before is an alias.
+            if node in self.constructed_objects or node in self.recursive_objects:
+                raise _Refused(0, "YAML aliases (*name) are not allowed")
+            return super().construct_object(node, deep)
+
+        def construct_mapping(self, node: yaml.Node, deep: bool = False) -> dict[Any, Any]:
+            if not isinstance(node, yaml.MappingNode):
+                return super().construct_mapping(node, deep)  # type: ignore[no-any-return]
+            mapping: dict[Any, Any] = {}
+            for key_node, value_node in node.value:
+                line = key_node.start_mark.line + 1
+                if key_node.tag == "tag:yaml.org,2002:merge":
+                    raise _Refused(line, "YAML merge keys (<<) are not allowed")
+                key = self.construct_object(key_node, deep)
+                if not isinstance(key, Hashable):
+                    raise _Refused(line, "a mapping key must be a plain value")
+                if key in mapping:
+                    first = next(
+                        k.start_mark.line + 1
+                        for k, _ in node.value
+                        if k is not key_node and self.constructed_objects.get(k) == key
+                    )
+                    raise _Refused(line, f"duplicate key {key!r} (first on line {first})")
+                mapping[key] = self.construct_object(value_node, deep)
+            return mapping
+
+    return StrictLoader
+
+
+def loads(text: str, source: str = "<text>") -> Any:
+    """Safe-load ``text``; a duplicate key, an alias or a syntax error is an
+    OperationalError that names ``source`` (and the line)."""
+    import yaml
+
     try:
-        return yaml.load(text, Loader=loader)  # noqa: S506 - the loader is a SafeLoader
+        return yaml.load(text, Loader=_strict_loader())  # noqa: S506 - a SafeLoader
+    except _Refused as exc:
+        line = exc.line or _first_alias_line(text)
+        raise OperationalError(
+            f"{source}:{line}: {exc.message}", hint="fix the file and retry"
+        ) from None
     except yaml.YAMLError as exc:
         raise OperationalError(
             f"{source} is not valid YAML: {_one_line(exc)}", hint="fix the file's syntax"
         ) from exc
+
+
+def _first_alias_line(text: str) -> int:
+    """Where the first alias is: its node is the anchored one, so only the events know."""
+    import yaml
+
+    loader = getattr(yaml, "CSafeLoader", yaml.SafeLoader)
+    for event in yaml.parse(text, Loader=loader):
+        if isinstance(event, yaml.AliasEvent) and event.start_mark is not None:
+            return int(event.start_mark.line) + 1
+    return 1
+
+
+def line_of(text: str, path: tuple[str | int, ...]) -> int | None:
+    """The line of the entry at ``path`` (mapping keys, sequence indexes) in ``text``, or of
+    the deepest part of it that exists. Composes the node tree, so meant for error paths."""
+    import yaml
+
+    node = yaml.compose(text, Loader=getattr(yaml, "CSafeLoader", yaml.SafeLoader))
+    if node is None or node.start_mark is None:
+        return None
+    line = int(node.start_mark.line) + 1
+    for part in path:
+        if isinstance(node, yaml.SequenceNode) and isinstance(part, int):
+            if not 0 <= part < len(node.value):
+                break
+            node = node.value[part]
+            at = node
+        elif isinstance(node, yaml.MappingNode):
+            pairs = [(k, v) for k, v in node.value if getattr(k, "value", None) == str(part)]
+            if not pairs:
+                break
+            at, node = pairs[0]
+        else:
+            break
+        line = int(at.start_mark.line) + 1 if at.start_mark is not None else line
+    return line
 
 
 def load_file(path: Path) -> Any:
