@@ -62,6 +62,7 @@ class ModelState:
     tags: ModelTags
     events: tuple[Event, ...]  # every channel, by counter
     _versions_at: dict[str, str] = field(default_factory=dict, repr=False)
+    records: tuple[TagRecord, ...] = field(default=(), repr=False)  # every tag, as read
 
     def version_at(self, commit: str) -> str | None:
         return self._versions_at.get(commit)
@@ -100,8 +101,20 @@ class ModelState:
                 continue
             if held is not None and held != item.version:
                 result[held] = "bad" if item.kind == "rollback" else "gold"
+            # Promoting a version again is a human's word that it is fit to serve.
+            if item.kind != "rollback" and item.version and result.get(item.version) == "bad":
+                del result[item.version]
             held = item.version
         return result
+
+    def held_before(self, channel: str) -> set[str]:
+        """Versions ``channel`` served at some point, other than the one it holds now."""
+        current = self.holder(channel)
+        return {
+            e.version
+            for e in self.channel_events(channel)
+            if e.version is not None and e.version != current
+        }
 
     def rollback_target(self, channel: str) -> tuple[str | None, str]:
         """The last gold version the channel held before its current one, and why."""
@@ -165,4 +178,4 @@ def load(git: GitRepo, model: str) -> ModelState:
     versions_at = {r.commit: v for v, r in model_tags.versions.items()}
     events = [e for r in records if (e := _event(r, versions_at)) is not None]
     events.sort(key=lambda e: e.counter)
-    return ModelState(model, model_tags, tuple(events), versions_at)
+    return ModelState(model, model_tags, tuple(events), versions_at, tuple(records))

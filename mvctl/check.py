@@ -21,6 +21,7 @@ class CheckReport:
     versions: int
     events: int
     problems: tuple[str, ...]
+    notes: tuple[str, ...] = ()
 
     @property
     def ok(self) -> bool:
@@ -33,6 +34,7 @@ class CheckReport:
             "versions": self.versions,
             "events": self.events,
             "problems": list(self.problems),
+            "notes": list(self.notes),
         }
 
 
@@ -122,7 +124,55 @@ def _config_problems(root: Path, registered: set[str]) -> list[str]:
         return [exc.message]
 
 
-def check(root: Path) -> CheckReport:
+def _history_problems(state: channels.ModelState) -> list[str]:
+    """What a clone sees when moves were made somewhere and never all published: a version
+    naming a parent nobody registered here, a gap in the event counter."""
+    found = []
+    model = state.model
+    for version, record in sorted(state.tags.versions.items()):
+        _, body = tags.parse_message(record.message)
+        parent = body.get("parent")
+        if isinstance(parent, str) and parent and parent not in state.tags.versions:
+            found.append(
+                f"{model}@{version} names parent {parent}, which is not registered here "
+                "(was it never pushed?)"
+            )
+    counters = {e.counter for e in state.events}
+    missing = sorted(set(range(1, max(counters, default=0) + 1)) - counters)
+    if missing:
+        shown = ", ".join(str(n) for n in missing[:10]) + (" ..." if len(missing) > 10 else "")
+        found.append(
+            f"{model}: assignment event(s) {shown} are missing (moves made elsewhere and "
+            "never pushed?)"
+        )
+    return found
+
+
+def _remote_problems(root: Path, remote: str) -> tuple[list[str], list[str]]:
+    """Local tags the remote lacks (problems), or why the remote could not be compared."""
+    from mvctl import publish
+
+    try:
+        found = publish.status(root, remote)
+    except MvctlError as exc:
+        return [], [f"not compared with {remote}: {exc.message}"]
+    problems = [
+        f"{name} is not on {remote}: hosts following it do not see it (run 'mvctl push')"
+        for name in found.tags
+    ]
+    problems += [
+        f"{name} on {remote} is behind the local one: hosts follow {remote}'s (run 'mvctl push')"
+        if old
+        else f"{name} is not on {remote}: hosts following it do not see it (run 'mvctl push')"
+        for name, old in sorted(found.aliases.items())
+    ]
+    problems += [f"{name} differs from {remote}'s" for name in found.conflicts]
+    return problems, []
+
+
+def check(root: Path, *, remote: str = "origin", offline: bool = False) -> CheckReport:
+    """Consistency of the local registry and, unless ``offline`` (or there is no such git
+    remote), what ``remote`` lacks of it."""
     git = GitRepo.open(root)
     models = sorted(
         {parsed.model for r in git.tags("refs/tags/") if (parsed := tags.parse(r.name))}
@@ -139,6 +189,11 @@ def check(root: Path) -> CheckReport:
             continue
         registered.add(model)
         found += _channel_problems(state)
+        found += _history_problems(state)
         found += _version_problems(git, state)
     found += _config_problems(git.root, registered)
-    return CheckReport(len(models), versions, events, tuple(found))
+    notes: list[str] = []
+    if not offline and models and git.remote_url(remote) is not None:
+        remote_found, notes = _remote_problems(git.root, remote)
+        found += remote_found
+    return CheckReport(len(models), versions, events, tuple(found), tuple(notes))

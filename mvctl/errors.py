@@ -36,3 +36,9 @@ class ConflictError(MvctlError):
     """Someone else changed the same ref first; nothing was changed, retrying is safe."""
 
     exit_code = 4
+
+
+class Interrupted(MvctlError):
+    """SIGINT or SIGTERM stopped a command; the message says which state it left."""
+
+    exit_code = 130

@@ -23,7 +23,7 @@ gates on validation data (``--eval-data``), where a missing input fails closed i
 from __future__ import annotations
 
 from collections.abc import Mapping, Sequence
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, Literal, cast
 
@@ -39,7 +39,7 @@ from mvctl.drift import (
     corrected,
     drifted_share,
 )
-from mvctl.errors import OperationalError, UsageError
+from mvctl.errors import MvctlError, OperationalError, UsageError
 from mvctl.values import flatten
 
 if TYPE_CHECKING:
@@ -80,6 +80,8 @@ class MonitorReport:
     evaluation: Evaluation
     rollback: ChannelMove | None = None
     notes: tuple[str, ...] = field(default_factory=tuple)
+    # A rollback asked for but refused or failed: the report still stands, then the error.
+    rollback_error: MvctlError | None = field(default=None, compare=False)
 
     @property
     def breached(self) -> bool:
@@ -99,6 +101,15 @@ class MonitorReport:
             "drift": [d.to_dict() for d in self.evaluation.drift],
             "bias": [b.to_dict() for b in self.evaluation.bias],
             "rollback": self.rollback.to_dict() if self.rollback else None,
+            "rollback_error": (
+                {
+                    "error": self.rollback_error.message,
+                    "hint": self.rollback_error.hint,
+                    "exit": self.rollback_error.exit_code,
+                }
+                if self.rollback_error
+                else None
+            ),
             "notes": list(self.notes),
         }
 
@@ -309,7 +320,7 @@ def monitor(
     predictions: Path | None = None,
     metrics_file: Path | None = None,
     rollback: bool = False,
-    push: bool = False,
+    push: bool | None = None,
     remote: str = "origin",
     dry_run: bool = False,
 ) -> MonitorReport:
@@ -340,14 +351,17 @@ def monitor(
     if report.breached and rollback:
         from mvctl.promotion import rollback as roll_back
 
-        move = roll_back(
-            git.root,
-            model,
-            channel,
-            reason=f"monitor: {report.summary()}",
-            push=push,
-            remote=remote,
-            dry_run=dry_run,
-        )
-        report = MonitorReport(model, channel, version, evaluation, move, tuple(notes))
+        try:
+            move = roll_back(
+                git.root,
+                model,
+                channel,
+                reason=f"monitor: {report.summary()}",
+                push=push,
+                remote=remote,
+                dry_run=dry_run,
+            )
+        except MvctlError as exc:
+            return replace(report, rollback_error=exc)
+        report = replace(report, rollback=move)
     return report

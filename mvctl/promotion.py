@@ -1,106 +1,32 @@
 """Moving channels: promote (through gates), roll back, mark gold, retire.
 
-Every move writes an assignment event ``MODEL#CHANNEL#N`` and moves the alias
-``MODEL@CHANNEL`` in one ``git update-ref --stdin`` transaction: the event is created only if
-its name is free and the alias moves only if it still points where we read it (compare-and-
-swap). With ``push`` the same two refs go to the remote in one atomic push with
-``--force-with-lease`` on the alias; a loser of any race gets ConflictError (exit 4) and
-nothing it wrote remains.
+How a move is written and published is mvctl.moves; this module decides *which* move a
+command means. Decisions are idempotent by intent, never by local state alone: a retry of an
+interrupted move completes it (publishes it as it is) instead of taking a further step, and
+an automatic rollback acts once per release it is about.
 """
 
 from __future__ import annotations
 
 from dataclasses import dataclass, replace
-from datetime import UTC, datetime
+from datetime import datetime
 from pathlib import Path
 from typing import Any, Literal
 
-from mvctl import channels, config, tags
+from mvctl import channels, config, interrupts, moves, publish, tags
 from mvctl._adapters.git import GitRepo
 from mvctl.errors import OperationalError, PolicyError, UsageError
 from mvctl.gates import GateReport, evaluate
+from mvctl.moves import ChannelMove, MoveKind, now
 from mvctl.names import Version, check_channel, check_model
 from mvctl.registry import read_manifest, unknown_model
-from mvctl.sync import check_remote_name, sync_git
+from mvctl.sync import sync_git
 
-MoveKind = Literal["promote", "rollback", "override"]
+__all__ = ["ChannelMove", "MoveKind", "promote", "rollback", "validate"]
 
-
-@dataclass(frozen=True)
-class ChannelMove:
-    model: str
-    channel: str
-    version: str
-    previous: str | None
-    kind: MoveKind
-    event: str  # the event tag written (or that would be written)
-    reason: str
-    actor: str
-    time: str
-    gates: GateReport | None = None
-    request: str | None = None
-    pushed: bool = False
-    dry_run: bool = False
-    changed: bool = True  # False when the channel already held the version
-    incident: str | None = None
-
-    def to_dict(self) -> dict[str, Any]:
-        return {
-            "model": self.model,
-            "channel": self.channel,
-            "version": self.version,
-            "previous": self.previous,
-            "kind": self.kind,
-            "event": self.event,
-            "reason": self.reason,
-            "actor": self.actor,
-            "time": self.time,
-            "gates": self.gates.to_dict() if self.gates else None,
-            "request": self.request,
-            "incident": self.incident,
-            "pushed": self.pushed,
-            "dry_run": self.dry_run,
-            "changed": self.changed,
-        }
-
-
-@dataclass(frozen=True)
-class _Context:
-    git: GitRepo
-    state: channels.ModelState
-    remote_alias: str | None  # the alias object on the remote, when pushing ("" = none)
-
-    def config(self) -> config.RegistryConfig:
-        return config.load(self.git.root)
-
-
-def _known_channel(git: GitRepo, channel: str) -> config.RegistryConfig:
-    cfg = config.load(git.root)
-    if channel not in cfg.channels:
-        raise UsageError(
-            f"unknown channel {channel!r}",
-            hint=f"channels in mvctl.yaml: {', '.join(cfg.channels)}",
-        )
-    return cfg
-
-
-def _open(
-    root: Path, model: str, channel: str, push: bool, remote: str, *, need_config: bool = True
-) -> _Context:
-    check_model(model)
-    check_channel(channel)
-    git = GitRepo.open(root)
-    if need_config:
-        _known_channel(git, channel)
-    remote_alias = None
-    if push:
-        # Decide on the remote's state: fetch it first; the lease below covers the rest.
-        synced = sync_git(git, check_remote_name(remote), model)
-        remote_alias = synced.remote_objects.get(tags.alias_tag(model, channel), "")
-    state = channels.load(git, model)
-    if not state.tags.versions:
-        raise unknown_model(model)
-    return _Context(git, state, remote_alias)
+# A plain rollback this soon after the channel's last rollback is taken as a retry of it:
+# the panic button never rolls back further than asked (say --to VERSION to go further).
+RETRY_WINDOW_S = 600
 
 
 def _require_version(state: channels.ModelState, version: str) -> None:
@@ -160,79 +86,9 @@ def validate(
     root: Path, model: str, version: str, channel: str, eval_data: Path | None = None
 ) -> GateReport:
     """Run ``channel``'s gates for ``version`` without moving anything."""
-    ctx = _open(root, model, channel, push=False, remote="origin")
+    ctx = moves.open_channel(root, model, channel, push=False, remote="origin")
     _require_version(ctx.state, version)
     return gate_report(ctx.git, ctx.config(), ctx.state, version, channel, eval_data)
-
-
-def _now() -> str:
-    return datetime.now(UTC).strftime("%Y-%m-%dT%H:%M:%SZ")
-
-
-def _write(ctx: _Context, move: ChannelMove, remote: str) -> ChannelMove:
-    """The event and the alias, locally by CAS and, with a remote, by an atomic leased push."""
-    git, state = ctx.git, ctx.state
-    commit = state.tags.versions[move.version].commit
-    counter = tags.parse(move.event)
-    assert counter is not None  # noqa: S101 - built by tags.event_tag just before
-    body: dict[str, Any] = {
-        "kind": move.kind,
-        "model": move.model,
-        "channel": move.channel,
-        "version": move.version,
-        "previous": move.previous,
-        "counter": counter.counter,
-        "reason": move.reason,
-        "actor": move.actor,
-        "time": move.time,
-        "gates": [r.to_dict() for r in move.gates.results] if move.gates else [],
-        "request": move.request,
-        "incident": move.incident,
-    }
-    titles = {
-        "promote": f"Promote {move.model} {move.version} to {move.channel}",
-        "override": f"Promote {move.model} {move.version} to {move.channel} (gates overridden)",
-        "rollback": f"Roll back {move.model} {move.channel} from {move.previous} to {move.version}",
-    }
-    alias = tags.alias_tag(move.model, move.channel)
-    alias_body = {
-        "kind": "alias",
-        "model": move.model,
-        "channel": move.channel,
-        "version": move.version,
-        "event": move.event,
-        "counter": counter.counter,
-    }
-    event_obj, alias_obj = git.make_tags(
-        [
-            (move.event, commit, tags.format_message(titles[move.kind], body)),
-            (alias, commit, tags.format_message(f"{alias} -> {move.version}", alias_body)),
-        ]
-    )
-    old = state.alias(move.channel)
-    alias_cmd = (
-        f"update refs/tags/{alias} {alias_obj} {old.object}"
-        if old
-        else f"create refs/tags/{alias} {alias_obj}"
-    )
-    git.update_refs([f"create refs/tags/{move.event} {event_obj}", alias_cmd], what=alias)
-    if ctx.remote_alias is None:
-        return move
-    try:
-        git.push(
-            remote,
-            [f"refs/tags/{move.event}", f"refs/tags/{alias}"],
-            leases={f"refs/tags/{alias}": ctx.remote_alias},
-        )
-    except BaseException:
-        undo_alias = (
-            f"update refs/tags/{alias} {old.object} {alias_obj}"
-            if old
-            else f"delete refs/tags/{alias} {alias_obj}"
-        )
-        git.update_refs([f"delete refs/tags/{move.event} {event_obj}", undo_alias], what=alias)
-        raise
-    return replace(move, pushed=True)
 
 
 def promote(
@@ -243,14 +99,16 @@ def promote(
     *,
     reason: str = "",
     force: bool = False,
-    push: bool = False,
+    push: bool | None = None,
     remote: str = "origin",
     dry_run: bool = False,
     request: str | None = None,
     eval_data: Path | None = None,
 ) -> ChannelMove:
-    """Move ``channel`` to ``version`` if the gates pass (or ``force`` with a reason)."""
-    ctx = _open(root, model, channel, push and not dry_run, remote)
+    """Move ``channel`` to ``version`` if the gates pass (or ``force`` with a reason).
+    ``push``: True publishes (an error without the remote), False keeps the move local, None
+    follows the registry's rule (publish when the remote exists, unless ``push: never``)."""
+    ctx = moves.open_channel(root, model, channel, push, remote, dry_run=dry_run)
     cfg = ctx.config()
     if channel in cfg.model(model).review and request is None:
         raise PolicyError(
@@ -259,6 +117,8 @@ def promote(
         )
     _require_version(ctx.state, version)
     holder = ctx.state.holder(channel)
+    if holder == version and ctx.alias_pending(channel):
+        return moves.complete(ctx, channel, f"published the pending move to {version}")
     report = gate_report(ctx.git, cfg, ctx.state, version, channel, eval_data)
     kind: MoveKind = "promote"
     if not report.passed:
@@ -280,15 +140,97 @@ def promote(
         event=tags.event_tag(model, channel, ctx.state.next_counter()),
         reason=reason,
         actor=ctx.git.ident(),
-        time=_now(),
+        time=now(ctx.git),
         gates=report,
         request=request,
         dry_run=dry_run,
         changed=holder != version,
+        remote=ctx.remote,
     )
     if dry_run or holder == version:
         return move
-    return _write(ctx, move, remote)
+    return moves.write(ctx, move)
+
+
+def _seconds_between(then: str, until: str) -> float:
+    try:
+        start, end = (datetime.fromisoformat(t.replace("Z", "+00:00")) for t in (then, until))
+    except ValueError:
+        return float("inf")
+    if start.tzinfo is None or end.tzinfo is None:
+        return float("inf")
+    return (end - start).total_seconds()
+
+
+def _retry_of(ctx: moves.Context, channel: str, incident: str | None) -> ChannelMove | None:
+    """When a plain rollback is a retry of one already made, the answer to it: publish the
+    earlier one if its push never happened, else nothing. None: it is a new rollback."""
+    state = ctx.state
+    pending = ctx.unpublished(channel)
+    if incident is not None:
+        done = [e for e in state.channel_events(channel) if e.incident == incident]
+        if not done:
+            return None
+        if done[-1] in pending:
+            return moves.complete(ctx, channel, f"published the pending rollback {done[-1].name}")
+        return _no_move(ctx, channel, done[-1], f"incident already handled by {done[-1].name}")
+    if pending and pending[-1].kind == "rollback":
+        return moves.complete(ctx, channel, f"published the pending rollback {pending[-1].name}")
+    events = state.channel_events(channel)
+    last = events[-1] if events else None
+    if last is not None and last.kind == "rollback":
+        age = _seconds_between(last.time, now(ctx.git))
+        if age < RETRY_WINDOW_S:
+            return _no_move(
+                ctx,
+                channel,
+                last,
+                f"{state.model}@{channel} was rolled back from {last.previous} to "
+                f"{last.version} {age:.0f} s ago ({last.name}); taken as a retry: nothing done. "
+                "To roll back further, say --to VERSION",
+            )
+    return None
+
+
+def _no_move(ctx: moves.Context, channel: str, event: channels.Event, note: str) -> ChannelMove:
+    return ChannelMove(
+        model=ctx.state.model,
+        channel=channel,
+        version=ctx.state.holder(channel) or event.version or "?",
+        previous=event.previous,
+        kind="rollback",
+        event=event.name,
+        reason=event.reason,
+        actor=event.actor,
+        time=event.time,
+        incident=event.incident,
+        changed=False,
+        remote=ctx.remote,
+        note=note,
+    )
+
+
+def _explicit_target(state: channels.ModelState, channel: str, to: str) -> None:
+    """``rollback --to`` goes back: to a version the channel served before and that was not
+    rolled back away from there. Anything else (a version it never served, or undoing a
+    rollback) is a forward move: a promotion, with its gates, which clears a bad mark."""
+    _require_version(state, to)
+    model, current = state.model, state.holder(channel)
+    if to == current:
+        return
+    promote_hint = f"run 'mvctl promote {model} {to} --to {channel}' (gates run; --force --reason)"
+    if to not in state.held_before(channel):
+        raise PolicyError(
+            f"{model}@{channel} never served {to}: a rollback returns to a version the "
+            "channel served before",
+            hint=promote_hint,
+        )
+    if state.standing(channel).get(to) == "bad":
+        raise PolicyError(
+            f"{model}@{channel} was rolled back away from {to}: going back to it is a "
+            "forward move, a promotion (which clears its bad mark)",
+            hint=promote_hint,
+        )
 
 
 def rollback(
@@ -298,27 +240,53 @@ def rollback(
     *,
     reason: str,
     to: str | None = None,
-    push: bool = False,
+    push: bool | None = None,
     remote: str = "origin",
     dry_run: bool = False,
     incident: str | None = None,
 ) -> ChannelMove:
     """Move ``channel`` back: to ``to``, or to the last gold version it held before. Never
-    runs gates and never waits for review: the panic button must work. ``incident`` names the
-    alert that caused it (recorded, so the same incident never rolls back twice)."""
+    runs gates and never waits for review: the panic button must work. ``incident`` names
+    what caused it (recorded: the same incident never rolls back twice). A retry of an
+    interrupted rollback publishes it; a plain rollback right after another is a retry."""
     if not reason.strip():
         raise UsageError("a rollback needs --reason: it is recorded in the channel history")
     # The panic button reads no config on its way: a channel with an alias is a channel.
-    ctx = _open(root, model, channel, push and not dry_run, remote, need_config=False)
+    ctx = moves.open_channel(root, model, channel, push, remote, need_config=False, dry_run=dry_run)
+    return rollback_on(ctx, channel, reason=reason, to=to, dry_run=dry_run, incident=incident)
+
+
+def rollback_on(
+    ctx: moves.Context,
+    channel: str,
+    *,
+    reason: str,
+    to: str | None = None,
+    dry_run: bool = False,
+    incident: str | None = None,
+) -> ChannelMove:
+    """``rollback`` on a context the caller opened (and fetched) already."""
     state = ctx.state
+    model = state.model
     current = state.holder(channel)
-    if current is None:
-        _known_channel(ctx.git, channel)
-        raise PolicyError(f"{model}@{channel} holds no version: nothing to roll back")
+    if current is None and not (to is not None and state.held_before(channel)):
+        moves.known_channel(ctx.git, channel)
+        raise PolicyError(
+            f"{model}@{channel} holds no version: nothing to roll back",
+            hint=f"to put a version on {channel}, promote it",
+        )
     if to is not None:
-        _require_version(state, to)
-        target = to
+        _explicit_target(state, channel, to)
+        if to == current:
+            if ctx.alias_pending(channel):
+                return moves.complete(ctx, channel, f"published the pending move to {to}")
+            target = to
+        else:
+            target = to
     else:
+        retried = _retry_of(ctx, channel, incident)
+        if retried is not None:
+            return retried
         found, why = state.rollback_target(channel)
         if found is None:
             raise PolicyError(
@@ -335,14 +303,15 @@ def rollback(
         event=tags.event_tag(model, channel, state.next_counter()),
         reason=reason,
         actor=ctx.git.ident(),
-        time=_now(),
+        time=now(ctx.git),
         dry_run=dry_run,
         changed=target != current,
         incident=incident,
+        remote=ctx.remote,
     )
     if dry_run or target == current:
         return move  # already there: idempotent, so a repeated alert or retry is harmless
-    return _write(ctx, move, remote)
+    return moves.write(ctx, move)
 
 
 @dataclass(frozen=True)
@@ -353,6 +322,8 @@ class VersionMark:
     reason: str
     pushed: bool = False
     dry_run: bool = False
+    remote: str | None = None
+    published: tuple[str, ...] = ()
 
     def to_dict(self) -> dict[str, Any]:
         return {
@@ -361,6 +332,8 @@ class VersionMark:
             "tag": self.tag,
             "reason": self.reason,
             "pushed": self.pushed,
+            "remote": self.remote,
+            "published": list(self.published),
             "dry_run": self.dry_run,
         }
 
@@ -371,14 +344,14 @@ def _mark(
     version: str,
     kind: Literal["gold", "deregister"],
     reason: str,
-    push: bool,
+    push: bool | None,
     remote: str,
     dry_run: bool,
 ) -> VersionMark:
     check_model(model)
     git = GitRepo.open(root)
-    if push and not dry_run:
-        sync_git(git, check_remote_name(remote), model)
+    where = publish.target(git, push, remote)
+    synced = sync_git(git, where, model) if where and not dry_run else None
     state = channels.load(git, model)
     _require_version(state, version)
     name = tags.gold_tag(model, version) if kind == "gold" else tags.deregister_tag(model, version)
@@ -389,30 +362,36 @@ def _mark(
                 f"{model} {version} is held by {', '.join(sorted(holders))}",
                 hint="promote or roll back those channels to another version first",
             )
-    elif version in state.tags.gold:
-        return VersionMark(model, version, name, reason, dry_run=dry_run)
-    mark = VersionMark(model, version, name, reason, dry_run=dry_run)
-    if dry_run:
+    mark = VersionMark(model, version, name, reason, dry_run=dry_run, remote=where)
+    already = version in (state.tags.gold if kind == "gold" else state.tags.deregistered)
+    if dry_run or (already and synced is None):
         return mark
-    title = f"{'Mark' if kind == 'gold' else 'Deregister'} {model} {version}"
-    body = {
-        "kind": kind,
-        "model": model,
-        "version": version,
-        "reason": reason,
-        "actor": git.ident(),
-        "time": _now(),
-    }
-    obj = git.create_annotated_tag(
-        name, state.tags.versions[version].commit, tags.format_message(title, body)
-    )
-    if push:
-        try:
-            git.push(remote, [f"refs/tags/{name}"])
-        except BaseException:
-            git.update_refs([f"delete refs/tags/{name} {obj}"], what=name)
-            raise
-    return replace(mark, pushed=push)
+    obj = None
+    if not already:
+        title = f"{'Mark' if kind == 'gold' else 'Deregister'} {model} {version}"
+        body = {
+            "kind": kind,
+            "model": model,
+            "version": version,
+            "reason": reason,
+            "actor": git.ident(),
+            "time": now(git),
+        }
+        obj = git.create_annotated_tag(
+            name, state.tags.versions[version].commit, tags.format_message(title, body)
+        )
+    if synced is None:
+        return mark
+    try:
+        records = git.tags(f"{tags.TAG_PREFIX}{model}@*", f"{tags.TAG_PREFIX}{model}#*")
+        names = publish.push_refs(git, publish.pending(records, synced))
+        interrupts.settle()
+    except BaseException:
+        if obj is not None:
+            with interrupts.shielded():
+                git.update_refs([f"delete refs/tags/{name} {obj}"], what=name)
+        raise
+    return replace(mark, pushed=True, published=tuple(names))
 
 
 def mark_gold(
@@ -421,7 +400,7 @@ def mark_gold(
     version: str,
     *,
     reason: str = "",
-    push: bool = False,
+    push: bool | None = None,
     remote: str = "origin",
     dry_run: bool = False,
 ) -> VersionMark:
@@ -435,7 +414,7 @@ def retire(
     version: str,
     *,
     reason: str = "",
-    push: bool = False,
+    push: bool | None = None,
     remote: str = "origin",
     dry_run: bool = False,
 ) -> VersionMark:

@@ -7,7 +7,7 @@ from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from pathlib import Path, PurePosixPath
 
-from mvctl import config, environment, lineage, tags, values
+from mvctl import config, environment, interrupts, lineage, publish, tags, values
 from mvctl._adapters import dvc
 from mvctl._adapters.git import GitRepo
 from mvctl.errors import OperationalError, PolicyError, UsageError
@@ -24,6 +24,7 @@ from mvctl.manifest import (
 from mvctl.names import Bump, Version, check_model, next_version
 from mvctl.progress import NoProgress, ProgressSink
 from mvctl.registry import model_tags
+from mvctl.sync import SyncResult, sync_git
 from mvctl.transaction import Undo, write_atomic
 
 
@@ -42,7 +43,7 @@ class RegisterRequest:
     version: str | None = None
     bump: Bump = "minor"
     allow_dirty: bool = False
-    push: bool = False
+    push: bool | None = None  # None: publish when the git remote exists (mvctl.publish)
     git_remote: str = "origin"
     description: str = ""
     labels: tuple[str, ...] = ()
@@ -57,6 +58,8 @@ class RegisterResult:
     pushed: bool = False
     dry_run: bool = False
     written: tuple[str, ...] = field(default_factory=tuple)
+    remote: str | None = None  # where it was (or would be) published; None: kept local
+    published: tuple[str, ...] = ()  # every tag the push carried
 
 
 @dataclass(frozen=True)
@@ -79,12 +82,15 @@ def register(req: RegisterRequest, progress: ProgressSink | None = None) -> Regi
     if head is None:
         raise OperationalError("the repository has no commits yet", hint="run 'mvctl init' first")
 
+    remote = publish.target(git, req.push, req.git_remote)
+    synced = None
+    if remote is not None and not req.dry_run:
+        # Refuse an unreachable git remote before anything is written or uploaded, and learn
+        # the versions others published, so the number chosen is free there too.
+        synced = sync_git(git, remote, model)
     version = _choose_version(git, model, req)
     inputs = _read_inputs(root, req, cfg)
     dirty = _check_clean(git, model, req, inputs)
-    if req.push:
-        # Refuse an unreachable git remote before anything is written or uploaded.
-        git.check_remote(_remote_name(req.git_remote))
     tag = tags.version_tag(model, version)
     created = datetime.now(UTC).strftime("%Y-%m-%dT%H:%M:%SZ")
     author = git.ident()
@@ -108,7 +114,7 @@ def register(req: RegisterRequest, progress: ProgressSink | None = None) -> Regi
             description=req.description,
             labels=req.labels,
         )
-        return RegisterResult(planned, tag, None, dry_run=True)
+        return RegisterResult(planned, tag, None, dry_run=True, remote=remote)
 
     touched = _own_paths(model, inputs)
     undo = Undo(git, head)
@@ -150,12 +156,20 @@ def register(req: RegisterRequest, progress: ProgressSink | None = None) -> Regi
         undo.committed(commit)
         message = version_tag_message(record, code_digest(git, head, bool(dirty)))
         undo.tagged(tag, git.create_annotated_tag(tag, commit, message))
-        if req.push:
-            _push(git, req.git_remote, tag)
+        names = _publish(git, model, synced) if synced is not None else []
     except BaseException:
-        undo.rollback()
+        with interrupts.shielded():
+            undo.rollback()
         raise
-    return RegisterResult(record, tag, commit, pushed=req.push, written=tuple(written))
+    return RegisterResult(
+        record,
+        tag,
+        commit,
+        pushed=synced is not None,
+        written=tuple(written),
+        remote=remote,
+        published=tuple(names),
+    )
 
 
 def code_digest(git: GitRepo, commit: str, dirty: bool) -> str:
@@ -395,16 +409,10 @@ def _env_dict(env: environment.Environment) -> dict[str, object]:
     return data
 
 
-def _remote_name(remote: str) -> str:
-    if not remote or remote.startswith("-") or any(c.isspace() for c in remote):
-        raise UsageError(f"invalid git remote {remote!r}")
-    return remote
-
-
-def _push(git: GitRepo, remote: str, tag: str) -> None:
-    remote = _remote_name(remote)
+def _publish(git: GitRepo, model: str, synced: SyncResult) -> list[str]:
+    """The branch and every tag of ``model`` the remote lacks (earlier versions registered
+    locally included, so the new version never names a parent the remote lacks)."""
     branch = git.current_branch()
-    refspecs = [f"refs/tags/{tag}"]
-    if branch:
-        refspecs.insert(0, f"HEAD:refs/heads/{branch}")
-    git.push(remote, refspecs)
+    records = git.tags(f"{tags.TAG_PREFIX}{model}@*", f"{tags.TAG_PREFIX}{model}#*")
+    extra = [f"HEAD:refs/heads/{branch}"] if branch else []
+    return publish.push_refs(git, publish.pending(records, synced), extra=extra)

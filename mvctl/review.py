@@ -176,16 +176,22 @@ def _request_problem(data: Any, model: str, request_id: str) -> str:
 def apply(
     root: Path,
     *,
-    push: bool = False,
+    push: bool | None = None,
     remote: str = "origin",
     dry_run: bool = False,
     eval_data: Path | None = None,
 ) -> list[Applied]:
     """Perform every request at HEAD that no event has performed yet, with the gates
-    (``eval_data`` feeds drift and bias gates, as for ``promote``)."""
+    (``eval_data`` feeds drift and bias gates, as for ``promote``). Whether an event
+    performed a request is judged on the remote's tags, fetched first: a request performed
+    here whose push was interrupted is published, not performed again."""
+    from mvctl import publish, tags
     from mvctl.promotion import promote
+    from mvctl.sync import SyncResult, sync_git
 
     git = GitRepo.open(root)
+    where = publish.target(git, push, remote)
+    synced: dict[str, SyncResult] = {}
     outcomes: list[Applied] = []
     for path, request, problem in _requests(git):
         if request is None:
@@ -194,9 +200,23 @@ def apply(
             continue
         rid, model = str(request["id"]), str(request["model"])
         version, channel = str(request["version"]), str(request["channel"])
+        if where is not None and not dry_run and model not in synced:
+            synced[model] = sync_git(git, where, model)
         performed = [e for e in channels.load(git, model).events if e.request == rid]
         if performed:
             detail = f"performed by {performed[0].name}"
+            known = synced.get(model)
+            if known is not None and performed[0].name not in known.remote_objects:
+                records = git.tags(f"{tags.TAG_PREFIX}{model}@*", f"{tags.TAG_PREFIX}{model}#*")
+                try:
+                    publish.push_refs(git, publish.pending(records, known))
+                except MvctlError as exc:
+                    outcomes.append(Applied(rid, model, version, channel, "conflict", exc.message))
+                    continue
+                del synced[model]  # the remote changed: fetch again for the next request
+                detail += f" (published to {where} now: its push had not happened)"
+                outcomes.append(Applied(rid, model, version, channel, "performed", detail))
+                continue
             outcomes.append(Applied(rid, model, version, channel, "already", detail))
             continue
         reason = f"request {rid}" + (f": {request['reason']}" if request.get("reason") else "")

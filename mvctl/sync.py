@@ -3,6 +3,8 @@
 Everything is fetched into a private namespace first (``refs/mvctl/sync/``), then applied by
 compare-and-swap: immutable tags (versions, events, deregistrations, gold marks) are created
 when missing; an alias moves only when the remote's names a newer event than the local one.
+With ``discard_local`` the local channel tags (events and aliases) are made exactly the
+remote's instead: moves that were never published are dropped.
 """
 
 from __future__ import annotations
@@ -26,7 +28,9 @@ class SyncResult:
     moved: tuple[str, ...] = ()  # aliases moved forward
     kept: tuple[str, ...] = ()  # local aliases newer than the remote's (not yet pushed)
     conflicts: tuple[str, ...] = ()  # immutable tags that differ locally and remotely
+    discarded: tuple[str, ...] = ()  # local channel tags dropped or reset (discard_local)
     remote_objects: dict[str, str] = field(default_factory=dict)  # tag -> object on remote
+    remote_records: dict[str, TagRecord] = field(default_factory=dict, repr=False)
 
     def to_dict(self) -> dict[str, Any]:
         return {
@@ -35,6 +39,7 @@ class SyncResult:
             "moved": list(self.moved),
             "kept": list(self.kept),
             "conflicts": list(self.conflicts),
+            "discarded": list(self.discarded),
         }
 
 
@@ -51,7 +56,12 @@ def _counter(record: TagRecord) -> int:
 
 
 def sync_git(
-    git: GitRepo, remote: str = "origin", model: str | None = None, *, dry_run: bool = False
+    git: GitRepo,
+    remote: str = "origin",
+    model: str | None = None,
+    *,
+    dry_run: bool = False,
+    discard_local: bool = False,
 ) -> SyncResult:
     check_remote_name(remote)
     patterns = [f"{model}@*", f"{model}#*"] if model else ["*"]
@@ -61,17 +71,23 @@ def sync_git(
     git.fetch(remote, [f"+refs/tags/{p}:{SYNC_NS}{p}" for p in patterns])
     fetched = git.tags(*(f"{SYNC_NS}{p}" for p in patterns))
     local = {r.name: r for r in git.tags(*(f"{tags.TAG_PREFIX}{p}" for p in patterns))}
-    created, moved, kept, conflicts = [], [], [], []
+    created, moved, kept, conflicts, discarded = [], [], [], [], []
     commands: list[str] = []
     remote_objects: dict[str, str] = {}
+    remote_records: dict[str, TagRecord] = {}
     for record in fetched:
         name = record.name.removeprefix(SYNC_NS)
         parsed = tags.parse(name)
         if parsed is None:
             continue
         remote_objects[name] = record.object
+        remote_records[name] = record
         mine = local.get(name)
-        if parsed.kind != "alias":
+        if discard_local and parsed.kind in ("event", "alias") and mine is not None:
+            if mine.object != record.object:
+                commands.append(f"update refs/tags/{name} {record.object} {mine.object}")
+                discarded.append(name)
+        elif parsed.kind != "alias":
             if mine is None:
                 commands.append(f"create refs/tags/{name} {record.object}")
                 created.append(name)
@@ -86,6 +102,12 @@ def sync_git(
                 moved.append(name)
             else:
                 kept.append(name)
+    if discard_local:
+        for name, mine in local.items():
+            parsed = tags.parse(name)
+            if parsed and parsed.kind in ("event", "alias") and name not in remote_objects:
+                commands.append(f"delete refs/tags/{name} {mine.object}")
+                discarded.append(name)
     if dry_run:
         commands = []  # report what would move; only the private fetch refs go
     commands += [f"delete {ref}" for ref in git.refs(SYNC_NS)]
@@ -97,13 +119,20 @@ def sync_git(
         tuple(moved),
         tuple(kept),
         tuple(conflicts),
+        tuple(discarded),
         remote_objects,
+        remote_records,
     )
 
 
 def sync(
-    root: Path, remote: str = "origin", model: str | None = None, *, dry_run: bool = False
+    root: Path,
+    remote: str = "origin",
+    model: str | None = None,
+    *,
+    dry_run: bool = False,
+    discard_local: bool = False,
 ) -> SyncResult:
     if model is not None:
         check_model(model)
-    return sync_git(GitRepo.open(root), remote, model, dry_run=dry_run)
+    return sync_git(GitRepo.open(root), remote, model, dry_run=dry_run, discard_local=discard_local)

@@ -129,3 +129,91 @@ def registry(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Iterator[Regist
     reg = make_registry(tmp_path)
     monkeypatch.chdir(reg.root)
     yield reg
+
+
+def build_template(base: Path, config_text: str, aucs: dict[str, float]) -> Registry:
+    """A registry under ``base`` with ``config_text`` as mvctl.yaml and one published
+    version per entry of ``aucs`` (the metric each reports); copy it with copy_registry."""
+    from mvctl.register import RegisterRequest, register
+
+    reg = make_registry(base)
+    reg.write("mvctl.yaml", config_text)
+    reg.git("commit", "-q", "-am", "Registry config")
+    for version, auc in aucs.items():
+        reg.train(weights=version.encode(), auc=auc)
+        register(
+            RegisterRequest(
+                model="fraud",
+                cwd=reg.root,
+                weights="models/model.bin",
+                data=("data/train.csv",),
+                metrics_file="metrics.json",
+                version=version,
+                push=True,
+            )
+        )
+    return reg
+
+
+def copy_registry(template: Path, tmp_path: Path) -> Registry:
+    """A private copy of a template registry (repo, bare origin, DVC store), rewired."""
+    import shutil
+
+    base = tmp_path / "copy"
+    shutil.copytree(template, base, symlinks=True, ignore=shutil.ignore_patterns("home"))
+    registry = Registry(base / "repo", base / "origin.git", base / "dvc-storage")
+    registry.git("remote", "set-url", "origin", str(registry.origin))
+    run("dvc", "remote", "modify", "mvctl", "url", str(registry.storage), cwd=registry.root)
+    registry.git("commit", "-q", "-am", "Storage of this copy")
+    registry.git("push", "-q", "origin", "main")
+    return registry
+
+
+def remote_tags(origin: Path) -> dict[str, str]:
+    """tag name -> object id, as the bare remote (what every host follows) has them."""
+    out = git(origin, "for-each-ref", "--format=%(refname:short) %(objectname)", "refs/tags/")
+    return dict(line.split(" ", 1) for line in out.splitlines())
+
+
+def remote_holder(origin: Path, model: str, channel: str) -> str | None:
+    """The version the remote's alias points at (by the version tag on its commit)."""
+    out = git(origin, "for-each-ref", "--format=%(refname:short) %(*objectname)", "refs/tags/")
+    peeled = dict(line.split(" ", 1) for line in out.splitlines())
+    commit = peeled.get(f"{model}@{channel}")
+    versions = [
+        name.split("@", 1)[1]
+        for name, obj in peeled.items()
+        if name.startswith(f"{model}@v") and obj == commit and name[-1] not in "!d"
+    ]
+    return versions[0] if versions else None
+
+
+def git_shim(directory: Path, real_git: str) -> Path:
+    """A ``git`` first on PATH that runs the real one, and on the Nth call (or the first call
+    whose subcommand is MVCTL_SHIM_ON) signals its parent (the mvctl process) with
+    MVCTL_SHIM_SIGNAL: before that call runs (MVCTL_SHIM_WHEN=before) or after it (after).
+    MVCTL_SHIM_COUNT names a file counting the calls. A fault injector for tests only."""
+    directory.mkdir(parents=True, exist_ok=True)
+    shim = directory / "git"
+    shim.write_text(
+        f"""#!/bin/sh
+count_file="${{MVCTL_SHIM_COUNT:-/dev/null}}"
+n=$(( $(cat "$count_file" 2>/dev/null || echo 0) + 1 ))
+[ "$count_file" = /dev/null ] || echo "$n" > "$count_file"
+hit=no
+[ -n "$MVCTL_SHIM_AT" ] && [ "$n" = "$MVCTL_SHIM_AT" ] && hit=yes
+[ -n "$MVCTL_SHIM_ON" ] && [ "$1" = "$MVCTL_SHIM_ON" ] && hit=yes
+[ -n "$MVCTL_SHIM_ON" ] && [ "$1" = "--git-dir" ] && [ "$3" = "$MVCTL_SHIM_ON" ] && hit=yes
+if [ "$hit" = yes ] && [ "${{MVCTL_SHIM_WHEN:-after}}" = before ]; then
+  kill -s "${{MVCTL_SHIM_SIGNAL:-KILL}}" "$PPID"; sleep 5; exit 1
+fi
+"{real_git}" "$@"
+code=$?
+if [ "$hit" = yes ]; then
+  kill -s "${{MVCTL_SHIM_SIGNAL:-KILL}}" "$PPID"; sleep 5
+fi
+exit $code
+"""
+    )
+    shim.chmod(0o755)
+    return shim

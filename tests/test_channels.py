@@ -77,7 +77,9 @@ def holder(reg: Registry, channel: str = "production") -> str | None:
     return channels.load(GitRepo.open(reg.root), "fraud").holder(channel)
 
 
-def test_promote_through_gates_override_and_roll_back_twice(reg: Registry) -> None:
+def test_promote_through_gates_override_and_roll_back_twice(
+    reg: Registry, monkeypatch: pytest.MonkeyPatch
+) -> None:
     first = promote(reg.root, "fraud", "v0.1.0", "production", reason="launch")
     assert (first.kind, first.previous, first.event) == ("promote", None, "fraud#production#1")
     assert first.gates is not None and first.gates.passed
@@ -95,10 +97,15 @@ def test_promote_through_gates_override_and_roll_back_twice(reg: Registry) -> No
     third = promote(reg.root, "fraud", "v0.3.0", "production")
     assert third.previous == "v0.2.0" and holder(reg) == "v0.3.0"
 
+    monkeypatch.setenv("GIT_COMMITTER_DATE", "2026-06-01T12:00:00+00:00")
     back = rollback(reg.root, "fraud", reason="false positives up")
     assert (back.previous, back.version) == ("v0.3.0", "v0.2.0")  # v0.2.0 was replaced: gold
+    retried = rollback(reg.root, "fraud", reason="still bad")  # right after: a retry
+    assert not retried.changed and "retry" in retried.note and holder(reg) == "v0.2.0"
+    monkeypatch.setenv("GIT_COMMITTER_DATE", "2026-06-01T12:30:00+00:00")
     again = rollback(reg.root, "fraud", reason="still bad")
     assert (again.previous, again.version) == ("v0.2.0", "v0.1.0")  # v0.3.0 is bad now
+    monkeypatch.setenv("GIT_COMMITTER_DATE", "2026-06-01T13:00:00+00:00")
     with pytest.raises(PolicyError, match="rolled back away from"):
         rollback(reg.root, "fraud", reason="once more")
     assert holder(reg) == "v0.1.0"
@@ -149,7 +156,10 @@ def test_rollback_refusals_and_explicit_targets(reg: Registry) -> None:
         rollback(reg.root, "fraud", reason="x")
     with pytest.raises(UsageError, match="--reason"):
         rollback(reg.root, "fraud", reason=" ", to="v0.2.0")
-    # A human can always choose the target: no gates, even for a version that fails them.
+    promote(reg.root, "fraud", "v0.2.0", "production", force=True, reason="hotfix")
+    promote(reg.root, "fraud", "v0.3.0", "production")
+    # A human chooses among the versions the channel served: no gates, even for a version
+    # that fails them (v0.2.0's auc is under the production gate).
     moved = rollback(reg.root, "fraud", reason="known good", to="v0.2.0")
     assert moved.version == "v0.2.0" and moved.kind == "rollback"
     tags_before = reg.tags()
@@ -160,8 +170,9 @@ def test_rollback_refusals_and_explicit_targets(reg: Registry) -> None:
 
 
 def test_mark_gold_and_retire(reg: Registry) -> None:
+    promote(reg.root, "fraud", "v0.1.0", "staging")
     promote(reg.root, "fraud", "v0.3.0", "staging")
-    rollback(reg.root, "fraud", channel="staging", to="v0.1.0", reason="try v1")
+    rollback(reg.root, "fraud", channel="staging", reason="try v1")
     promote(reg.root, "fraud", "v0.2.0", "staging")
     # v0.1.0 was replaced by a promotion: gold. v0.3.0 was rolled back from: bad.
     assert (
@@ -249,20 +260,24 @@ def _race(commands: list[list[str]], cwds: list[Path]) -> list[str | None]:
 
 
 def test_local_race_every_command_succeeds_or_exits_4(reg: Registry) -> None:
-    promote(reg.root, "fraud", "v0.1.0", "staging")
-    targets = ["v0.2.0", "v0.3.0", "v0.1.0", "v0.2.0", "v0.3.0", "v0.1.0"]
+    for version in ("v0.1.0", "v0.2.0", "v0.3.0"):  # every version served staging: gold
+        promote(reg.root, "fraud", version, "staging", push=False)
+    # Rollbacks all go to v0.1.0, which nothing rolls back away from: each racer's move
+    # stays allowed whatever the others did first.
+    targets = ["v0.1.0", "v0.3.0", "v0.1.0", "v0.2.0", "v0.1.0", "v0.3.0"]
     commands = [
-        ["promote", "fraud", v, "--to", "staging"]
+        ["promote", "fraud", v, "--to", "staging", "--local"]
         if i % 2
-        else ["rollback", "fraud", "--channel", "staging", "--to", v, "--reason", "race"]
+        else ["rollback", "fraud", "-c", "staging", "--to", v, "--reason", "race", "--local"]
         for i, v in enumerate(targets)
     ]
     written = _race(commands, [reg.root] * len(commands))
     assert any(written)
-    assert check(reg.root).ok
+    assert check(reg.root, offline=True).ok
     state = channels.load(GitRepo.open(reg.root), "fraud")
-    # Exactly the events the winners wrote (plus the first promotion): none orphaned.
-    assert {e.name for e in state.events} == {"fraud#staging#1"} | {w for w in written if w}
+    # Exactly the events the winners wrote (plus the first promotions): none orphaned.
+    first = {"fraud#staging#1", "fraud#staging#2", "fraud#staging#3"}
+    assert {e.name for e in state.events} == first | {w for w in written if w}
 
 
 def test_remote_race_against_one_bare_remote(reg: Registry, tmp_path: Path) -> None:
@@ -316,11 +331,15 @@ def test_sync_moves_aliases_only_forward(reg: Registry, tmp_path: Path) -> None:
     assert "fraud@shadow" in result.moved and "fraud#shadow#2" in result.created
     assert holder(reg, "shadow") == "v0.3.0"
     # A newer local, unpushed move is kept.
-    rollback(reg.root, "fraud", channel="shadow", to="v0.1.0", reason="local")
+    rollback(reg.root, "fraud", channel="shadow", to="v0.1.0", reason="local", push=False)
     kept = sync(reg.root)
     assert kept.kept == ("fraud@shadow",) and holder(reg, "shadow") == "v0.1.0"
     assert not GitRepo.open(reg.root).refs("refs/mvctl/")
-    assert check(reg.root).ok
+    assert check(reg.root, offline=True).ok
+    # ... and check says what the fleet does not see yet.
+    problems = check(reg.root).problems
+    assert any(p.startswith("fraud#shadow#3 is not on origin") for p in problems)
+    assert any(p.startswith("fraud@shadow on origin is behind") for p in problems)
 
 
 def test_review_by_pull_request(reg: Registry) -> None:

@@ -5,12 +5,12 @@ from __future__ import annotations
 
 import json
 import os
-import shutil
 import socket
 import subprocess
 import sys
 import time
 from collections.abc import Iterator
+from datetime import UTC, datetime
 from pathlib import Path
 
 import httpx
@@ -22,7 +22,7 @@ from mvctl.errors import UsageError
 from mvctl.monitor import monitor
 from mvctl.promotion import history, promote, validate
 from mvctl.register import RegisterRequest, register
-from tests.conftest import Registry, isolate, make_registry, mvctl
+from tests.conftest import Registry, copy_registry, isolate, make_registry, mvctl
 
 CONFIG = """version: 1
 channels: [production, staging, canary, shadow]
@@ -80,9 +80,9 @@ def template(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Path]:
 
 @pytest.fixture
 def reg(template: Path, tmp_path: Path) -> Registry:
-    base = tmp_path / "copy"
-    shutil.copytree(template, base, symlinks=True, ignore=shutil.ignore_patterns("home"))
-    return Registry(base / "repo", base / "origin.git", base / "dvc-storage")
+    # Its own origin and DVC store: moves publish by default, and must not reach the
+    # template's remote (the next test's starting point).
+    return copy_registry(template, tmp_path)
 
 
 def write(tmp_path: Path, name: str, frame: pd.DataFrame) -> Path:
@@ -202,7 +202,10 @@ def server(reg: Registry) -> Iterator[tuple[str, subprocess.Popen[str]]]:
     proc.communicate(timeout=30)
 
 
-def alert(status: str = "firing", starts: str = "2026-11-26T10:00:00Z") -> dict[str, object]:
+def alert(status: str = "firing", starts: str | None = None) -> dict[str, object]:
+    """A version-4 payload; the alert started now (after the release it is about) unless
+    ``starts`` says when."""
+    starts = starts or datetime.now(UTC).strftime("%Y-%m-%dT%H:%M:%S.%fZ")
     return {
         "version": "4",
         "groupKey": '{}:{alertname="FraudFalsePositives"}',
@@ -252,8 +255,9 @@ def test_a_firing_alert_repeated_five_times_rolls_back_once(
 ) -> None:
     url, proc = server
     actions = []
+    firing = alert()  # Alertmanager repeats the same alerts, with the same startsAt
     for _ in range(5):
-        response = httpx.post(f"{url}/alerts", json=alert(), headers=AUTH, timeout=30)
+        response = httpx.post(f"{url}/alerts", json=firing, headers=AUTH, timeout=30)
         assert response.status_code == 200
         actions += [d["action"] for d in response.json()["decisions"]]
     assert actions == ["rolled_back"] + ["already"] * 4

@@ -59,6 +59,7 @@ def _git(
     action: str,
     stdin: str | None = None,
     env: dict[str, str] | None = None,
+    timeout: float | None = None,
 ) -> str:
     try:
         proc = subprocess.run(
@@ -68,7 +69,10 @@ def _git(
             input=stdin.encode("utf-8") if stdin is not None else None,
             capture_output=True,
             check=False,
+            timeout=timeout,
         )
+    except subprocess.TimeoutExpired as exc:
+        raise OperationalError(f"git took over {timeout:g} s to {action}") from exc
     except OSError as exc:
         raise OperationalError(
             f"could not run git to {action}: {exc.strerror}", hint="is git installed?"
@@ -242,6 +246,14 @@ class GitRepo:
             commit, *parents = line.split()
             graph[commit] = parents
         return graph
+
+    def remote_url(self, remote: str) -> str | None:
+        """The URL configured for ``remote``, or None when there is no such remote."""
+        try:
+            out = self.run("config", "--get", f"remote.{remote}.url", action="read remotes")
+        except GitFailed:
+            return None
+        return out.strip() or None
 
     def check_remote(self, remote: str) -> None:
         """Fail unless ``remote`` answers (one cheap ls-remote of HEAD)."""
@@ -449,6 +461,19 @@ class GitRepo:
                     hint="nothing was changed; run 'mvctl sync' and try again",
                 ) from exc
             raise
+
+    def remote_objects(
+        self, remote: str, refs: Sequence[str], *, timeout: float | None = None
+    ) -> dict[str, str]:
+        """ref -> object id on ``remote`` for those of ``refs`` it has (one ls-remote)."""
+        out = _git(
+            ["ls-remote", "--", remote, *refs], self.root, f"reach remote {remote}", timeout=timeout
+        )
+        found: dict[str, str] = {}
+        for line in out.splitlines():
+            obj, _, name = line.partition("\t")
+            found[name] = obj
+        return found
 
     def fetch(self, remote: str, refspecs: Sequence[str]) -> None:
         self.run(

@@ -7,8 +7,15 @@ from typing import Annotated
 
 import typer
 
-from mvctl import __version__
-from mvctl.cli import channel_cmds, lineage_cmds, monitor_cmds, registry_cmds, serving_cmds
+from mvctl import __version__, interrupts
+from mvctl.cli import (
+    channel_cmds,
+    lineage_cmds,
+    monitor_cmds,
+    publish_cmds,
+    registry_cmds,
+    serving_cmds,
+)
 from mvctl.cli.output import CliState, print_error_json
 
 app = typer.Typer(
@@ -57,6 +64,8 @@ app.command()(channel_cmds.sync)
 app.command()(channel_cmds.propose)
 app.command()(channel_cmds.apply)
 app.command()(channel_cmds.check)
+app.command()(publish_cmds.push)
+app.command()(publish_cmds.status)
 app.command()(serving_cmds.pull)
 app.command()(monitor_cmds.monitor)
 app.add_typer(monitor_cmds.webhook_app, name="webhook")
@@ -74,6 +83,8 @@ def _json_requested(args: list[str]) -> bool:
 
 
 def main() -> None:
+    # SIGTERM (systemd, CI cancellation, `timeout`) interrupts like Ctrl-C: undo runs.
+    interrupts.install()
     args = sys.argv[1:]
     if not _json_requested(args):
         app()

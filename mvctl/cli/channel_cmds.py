@@ -9,7 +9,15 @@ from typing import TYPE_CHECKING, Annotated
 
 import typer
 
-from mvctl.cli.output import esc, handled, print_json, print_json_or_refuse, say, stdout
+from mvctl.cli.output import (
+    esc,
+    handled,
+    print_json,
+    print_json_or_refuse,
+    say,
+    say_published,
+    stdout,
+)
 
 if TYPE_CHECKING:
     from mvctl.errors import MvctlError
@@ -21,9 +29,14 @@ DryRunOpt = Annotated[
     bool, typer.Option("--dry-run", help="Say what would happen; change nothing.")
 ]
 PushOpt = Annotated[
-    bool, typer.Option("--push", help="Also push the tags to the git remote (atomic, leased).")
+    bool | None,
+    typer.Option(
+        "--push/--local",
+        help="Publish to the git remote the hosts follow (the default when it exists; "
+        "atomic, leased), or keep the move in this clone only.",
+    ),
 ]
-RemoteOpt = Annotated[str, typer.Option("--remote", help="Git remote for --push.")]
+RemoteOpt = Annotated[str, typer.Option("--remote", help="Git remote to publish to.")]
 EvalDataOpt = Annotated[
     Path | None,
     typer.Option("--eval-data", help="Validation data (CSV/Parquet) for drift and bias gates."),
@@ -42,9 +55,20 @@ def _print_move(move: ChannelMove, as_json: bool) -> None:
         return
     out = stdout()
     if not move.changed:
+        if move.note:
+            out.print(f"[yellow]=[/] {esc(move.note)}")
+        else:
+            out.print(
+                f"[green]✓[/] {esc(move.model)}@{esc(move.channel)} already holds "
+                f"{esc(move.version)}"
+            )
+        return
+    if move.completed:
         out.print(
-            f"[green]✓[/] {esc(move.model)}@{esc(move.channel)} already holds {esc(move.version)}"
+            f"[green]✓[/] {esc(move.model)}@{esc(move.channel)}: {esc(move.note)} "
+            f"({esc(move.previous or 'nothing')} → [bold]{esc(move.version)}[/])"
         )
+        say_published(move.pushed, move.remote, move.published)
         return
     verb = {
         "promote": "promoted",
@@ -59,8 +83,7 @@ def _print_move(move: ChannelMove, as_json: bool) -> None:
     )
     if move.gates and move.gates.results:
         _print_gates(move.gates)
-    if move.pushed:
-        out.print("[green]✓[/] pushed event and alias")
+    say_published(move.pushed, move.remote, move.published, move.dry_run)
 
 
 def _print_gates(report: GateReport) -> None:
@@ -83,7 +106,7 @@ def promote(
     force: Annotated[
         bool, typer.Option("--force", help="Override failed gates (needs --reason).")
     ] = False,
-    push: PushOpt = False,
+    push: PushOpt = None,
     remote: RemoteOpt = "origin",
     eval_data: EvalDataOpt = None,
     dry_run: DryRunOpt = False,
@@ -116,7 +139,7 @@ def rollback(
         str | None,
         typer.Option("--to", help="Target version (default: the last gold one it held)."),
     ] = None,
-    push: PushOpt = False,
+    push: PushOpt = None,
     remote: RemoteOpt = "origin",
     dry_run: DryRunOpt = False,
     as_json: JsonOpt = False,
@@ -205,6 +228,7 @@ def _print_mark(mark: VersionMark, verb: str, as_json: bool) -> None:
         return
     prefix = "would be " if mark.dry_run else ""
     say(f"{mark.model} {mark.version} {prefix}{verb} ({mark.tag})")
+    say_published(mark.pushed, mark.remote, mark.published, mark.dry_run)
 
 
 @handled
@@ -212,7 +236,7 @@ def mark_gold(
     model: Annotated[str, typer.Argument(help="Model name.")],
     version: Annotated[str, typer.Argument(help="Version to vouch for.")],
     reason: Annotated[str, typer.Option("--reason", help="Why.")] = "",
-    push: PushOpt = False,
+    push: PushOpt = None,
     remote: RemoteOpt = "origin",
     dry_run: DryRunOpt = False,
     as_json: JsonOpt = False,
@@ -229,7 +253,7 @@ def retire(
     model: Annotated[str, typer.Argument(help="Model name.")],
     version: Annotated[str, typer.Argument(help="Version to deregister.")],
     reason: Annotated[str, typer.Option("--reason", help="Why.")] = "",
-    push: PushOpt = False,
+    push: PushOpt = None,
     remote: RemoteOpt = "origin",
     dry_run: DryRunOpt = False,
     as_json: JsonOpt = False,
@@ -245,13 +269,20 @@ def retire(
 def sync(
     model: Annotated[str | None, typer.Argument(help="Only this model.")] = None,
     remote: Annotated[str, typer.Option("--remote", help="Git remote.")] = "origin",
+    discard_local: Annotated[
+        bool,
+        typer.Option(
+            "--discard-local",
+            help="Make local channel tags exactly the remote's: unpublished moves are dropped.",
+        ),
+    ] = False,
     dry_run: DryRunOpt = False,
     as_json: JsonOpt = False,
 ) -> None:
     """Fetch channel tags from the remote; local aliases only move forward."""
     from mvctl.sync import sync as run_sync
 
-    result = run_sync(Path.cwd(), remote, model, dry_run=dry_run)
+    result = run_sync(Path.cwd(), remote, model, dry_run=dry_run, discard_local=discard_local)
     if as_json:
         print_json(result.to_dict())
         return
@@ -264,18 +295,29 @@ def sync(
     for name in result.moved:
         out.print(f"  moved {esc(name)}")
     for name in result.kept:
-        out.print(f"  kept {esc(name)} (local is newer: push it)")
+        out.print(f"  kept {esc(name)} (local is newer: 'mvctl push' publishes it)")
+    for name in result.discarded:
+        out.print(f"  [yellow]discarded[/] local {esc(name)} (never published)")
     for name in result.conflicts:
         out.print(f"  [red]differs[/] {esc(name)} (immutable tag differs from the remote's)")
 
 
 @handled
-def check(as_json: JsonOpt = False) -> None:
-    """Check the registry: aliases vs events, manifests, DVC files. Exit 1 on a mismatch."""
+def check(
+    remote: Annotated[
+        str, typer.Option("--remote", help="Also report what this git remote lacks.")
+    ] = "origin",
+    offline: Annotated[
+        bool, typer.Option("--offline", help="Do not compare with the git remote.")
+    ] = False,
+    as_json: JsonOpt = False,
+) -> None:
+    """Check the registry (aliases vs events, manifests, DVC files) and what the git remote
+    lacks. Exit 1 on a mismatch."""
     from mvctl.check import check as run_check
     from mvctl.errors import PolicyError
 
-    report = run_check(Path.cwd())
+    report = run_check(Path.cwd(), remote=remote, offline=offline)
     refusal = None
     if not report.ok:
         refusal = PolicyError(f"{len(report.problems)} consistency problem(s) found")
@@ -285,6 +327,8 @@ def check(as_json: JsonOpt = False) -> None:
         out = stdout()
         for problem in report.problems:
             out.print(f"[red]✗[/] {esc(problem)}")
+        for note in report.notes:
+            out.print(f"[dim]note: {esc(note)}[/]")
         if report.ok:
             out.print(
                 f"[green]✓[/] registry consistent: {report.models} models, "
@@ -327,7 +371,7 @@ def propose(
 
 @handled
 def apply(
-    push: Annotated[bool, typer.Option("--push", help="Push events and aliases.")] = False,
+    push: PushOpt = None,
     remote: RemoteOpt = "origin",
     eval_data: EvalDataOpt = None,
     dry_run: DryRunOpt = False,

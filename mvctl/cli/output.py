@@ -186,3 +186,24 @@ class RichProgress:
     def running(self) -> Iterator[RichProgress]:
         with self._progress:
             yield self
+
+
+def say_published(
+    pushed: bool, remote: str | None, published: tuple[str, ...], dry_run: bool = False
+) -> None:
+    """One line on where a write went: the remote the fleet follows, or only this clone."""
+    if dry_run:
+        where = f"would be published to {remote}" if remote else "would stay local"
+        say(where, mark="·", color="white")
+    elif pushed:
+        shown = ", ".join(published[:4]) + (
+            f" and {len(published) - 4} more" if len(published) > 4 else ""
+        )
+        say(f"published to {remote}: {shown}")
+    else:
+        say(
+            "kept local (--local, 'push: never' or no git remote): serving hosts will not "
+            "see it until 'mvctl push'",
+            mark="!",
+            color="yellow",
+        )

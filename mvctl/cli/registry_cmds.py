@@ -7,7 +7,7 @@ from typing import Annotated, Any
 
 import typer
 
-from mvctl.cli.output import RichProgress, esc, handled, print_json, stderr, stdout
+from mvctl.cli.output import RichProgress, esc, handled, print_json, say_published, stderr, stdout
 
 JsonOpt = Annotated[bool, typer.Option("--json", help="Print JSON for machines.")]
 DryRunOpt = Annotated[
@@ -95,9 +95,14 @@ def register(
         bool, typer.Option("--allow-dirty", help="Register with uncommitted code changes.")
     ] = False,
     push: Annotated[
-        bool, typer.Option("--push", help="Also push the commit and tag to the git remote.")
-    ] = False,
-    remote: Annotated[str, typer.Option("--remote", help="Git remote for --push.")] = "origin",
+        bool | None,
+        typer.Option(
+            "--push/--local",
+            help="Publish the commit and tag to the git remote (the default when it exists), "
+            "or keep them in this clone only.",
+        ),
+    ] = None,
+    remote: Annotated[str, typer.Option("--remote", help="Git remote to publish to.")] = "origin",
     description: Annotated[str, typer.Option("--description", help="Free text.")] = "",
     label: Annotated[list[str] | None, typer.Option("--label", help="Label (repeatable).")] = None,
     dry_run: DryRunOpt = False,
@@ -137,6 +142,8 @@ def register(
                 "tag": result.tag,
                 "commit": result.commit,
                 "pushed": result.pushed,
+                "remote": result.remote,
+                "published": list(result.published),
                 "dry_run": result.dry_run,
                 "manifest": result.manifest.to_dict(),
             }
@@ -160,8 +167,7 @@ def register(
         out.print(esc(f"  parent   {m.parent}"))
     if m.metrics:
         out.print(esc("  metrics  " + ", ".join(f"{k}={v}" for k, v in _flat(m.metrics).items())))
-    if result.pushed:
-        out.print(f"[green]✓[/] pushed commit and tag to {esc(remote)}")
+    say_published(result.pushed, result.remote, result.published, result.dry_run)
 
 
 @handled

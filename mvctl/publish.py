@@ -1,0 +1,193 @@
+"""Publishing: the registry's tags reach the git remote that serving hosts follow.
+
+One rule for every command that writes registry tags (register, promote, rollback,
+mark-gold, retire): in a registry with a git remote it publishes by default, together with
+everything of that model still pending (tags written locally that the remote lacks), so a
+pushed version never names a parent the remote lacks and event counters never leave gaps.
+``--local`` (``push=False``) or ``push: never`` in mvctl.yaml keep a move local.
+
+Pending state is always computed against the remote's tags as fetched just now
+(``sync_git``), never against what mvctl believes it pushed: a move interrupted between its
+local write and its push shows up as pending, and the next publishing command completes it.
+"""
+
+from __future__ import annotations
+
+import re
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+from mvctl import tags
+from mvctl._adapters.git import GitRepo, TagRecord
+from mvctl.config import CONFIG_FILE
+from mvctl.errors import ConflictError, UsageError
+from mvctl.names import check_model
+from mvctl.sync import SyncResult, check_remote_name, sync_git
+
+_PUSH_KEY = re.compile(r"^push\s*:", re.MULTILINE)
+
+
+def push_setting(root: Path) -> str:
+    """mvctl.yaml's ``push`` (``auto`` unless set). A rollback must stay fast, so the file
+    is only parsed when it mentions the key at all."""
+    from mvctl import config
+
+    try:
+        text = (root / CONFIG_FILE).read_text(encoding="utf-8")
+    except (OSError, UnicodeDecodeError):
+        return "auto"  # commands that need the config report the problem themselves
+    if not _PUSH_KEY.search(text):
+        return "auto"
+    return config.loads(text).push
+
+
+def target(git: GitRepo, push: bool | None, remote: str) -> str | None:
+    """Where a write command publishes: ``remote``, or None to keep the move local.
+
+    ``push`` True insists (an error without such a remote), False keeps local, None follows
+    the registry's rule: publish when ``remote`` is configured and mvctl.yaml does not say
+    ``push: never``."""
+    check_remote_name(remote)
+    if push is False:
+        return None
+    configured = git.remote_url(remote) is not None
+    if push is True:
+        if not configured:
+            raise UsageError(
+                f"there is no git remote {remote!r} to publish to",
+                hint=f"add one with 'git remote add {remote} URL', or use --local",
+            )
+        return remote
+    if not configured or push_setting(git.root) == "never":
+        return None
+    return remote
+
+
+@dataclass(frozen=True)
+class Pending:
+    """What the remote lacks of the local registry tags (for one model, or all)."""
+
+    remote: str
+    tags: tuple[str, ...]  # immutable tags (versions, events, marks) only local
+    aliases: dict[str, str]  # alias tag -> the remote's object ("" = absent there)
+    conflicts: tuple[str, ...] = ()  # immutable tags that differ from the remote's
+
+    @property
+    def empty(self) -> bool:
+        return not self.tags and not self.aliases
+
+    def names(self) -> list[str]:
+        return [*self.tags, *self.aliases]
+
+    def to_dict(self) -> dict[str, Any]:
+        return {
+            "remote": self.remote,
+            "tags": list(self.tags),
+            "aliases": sorted(self.aliases),
+            "conflicts": list(self.conflicts),
+        }
+
+
+def pending(records: list[TagRecord], synced: SyncResult) -> Pending:
+    """Local ``records`` the remote lacks, after ``synced`` brought the remote's in."""
+    immutable: list[str] = []
+    aliases: dict[str, str] = {}
+    for record in records:
+        parsed = tags.parse(record.name)
+        if parsed is None:
+            continue
+        theirs = synced.remote_objects.get(record.name)
+        if parsed.kind == "alias":
+            # sync moved every alias the remote had newer: a difference left is ours.
+            if theirs != record.object:
+                aliases[record.name] = theirs or ""
+        elif theirs is None:
+            immutable.append(record.name)
+    return Pending(synced.remote, tuple(immutable), aliases, synced.conflicts)
+
+
+def refuse_conflicts(found: Pending) -> None:
+    if found.conflicts:
+        shown = ", ".join(found.conflicts[:3])
+        raise ConflictError(
+            f"local {shown} differ from {found.remote}'s: moves made here were never "
+            f"published and someone else published the same events first",
+            hint=f"run 'mvctl sync --discard-local --remote {found.remote}' to take "
+            f"{found.remote}'s channel tags (unpublished local moves are dropped), then retry",
+        )
+
+
+def push_refs(
+    git: GitRepo,
+    found: Pending,
+    extra: list[str] | None = None,
+    leases: dict[str, str] | None = None,
+) -> list[str]:
+    """One atomic push of everything in ``found`` (aliases leased on the remote's value) and
+    ``extra`` refs; returns the tag names pushed."""
+    refuse_conflicts(found)
+    names = list(dict.fromkeys([*found.tags, *found.aliases]))
+    all_leases = {f"refs/tags/{a}": old for a, old in found.aliases.items()}
+    all_leases.update(leases or {})
+    refspecs = list(dict.fromkeys([*(f"refs/tags/{n}" for n in names), *(extra or [])]))
+    if refspecs:
+        git.push(found.remote, refspecs, leases=all_leases)
+    return names
+
+
+@dataclass(frozen=True)
+class PushResult:
+    remote: str
+    pushed: tuple[str, ...]
+    behind: tuple[str, ...]  # aliases the remote had newer (moved forward locally)
+    dry_run: bool = False
+
+    def to_dict(self) -> dict[str, Any]:
+        return {
+            "remote": self.remote,
+            "pushed": list(self.pushed),
+            "moved_forward": list(self.behind),
+            "dry_run": self.dry_run,
+        }
+
+
+def _model_patterns(model: str | None) -> list[str]:
+    if model is None:
+        return [tags.TAG_PREFIX]
+    return [f"{tags.TAG_PREFIX}{model}@*", f"{tags.TAG_PREFIX}{model}#*"]
+
+
+def status(root: Path, remote: str = "origin", model: str | None = None) -> Pending:
+    """What ``remote`` lacks (tags and aliases), from a fresh fetch; nothing local moves."""
+    if model is not None:
+        check_model(model)
+    git = GitRepo.open(root)
+    synced = sync_git(git, check_remote_name(remote), model, dry_run=True)
+    records = git.tags(*_model_patterns(model))
+    local_only = pending(records, synced)
+    # A dry-run sync moved nothing: an alias the remote has newer is not ours to push.
+    behind = set(synced.moved)
+    aliases = {a: old for a, old in local_only.aliases.items() if a not in behind}
+    return Pending(remote, local_only.tags, aliases, synced.conflicts)
+
+
+def push(
+    root: Path, remote: str = "origin", model: str | None = None, *, dry_run: bool = False
+) -> PushResult:
+    """``mvctl push``: publish everything pending, in one atomic, leased push."""
+    if model is not None:
+        check_model(model)
+    git = GitRepo.open(root)
+    remote = check_remote_name(remote)
+    if git.remote_url(remote) is None:
+        raise UsageError(f"there is no git remote {remote!r}", hint="see 'git remote -v'")
+    synced = sync_git(git, remote, model, dry_run=dry_run)
+    found = pending(git.tags(*_model_patterns(model)), synced)
+    if dry_run:
+        refuse_conflicts(found)
+        behind = set(synced.moved)
+        names = [n for n in found.names() if n not in behind]
+        return PushResult(remote, tuple(names), tuple(synced.moved), dry_run=True)
+    pushed = push_refs(git, found)
+    return PushResult(remote, tuple(pushed), tuple(synced.moved))
