@@ -31,14 +31,14 @@ step mvctl init --storage "$work/dvc-storage"
 
 step python train.py
 step mvctl register cancer --weights models/cancer.pkl --data data/train.csv \
-  --metrics metrics.json --params params.yaml --description "baseline" --push
+  --metrics metrics.json --params params.yaml --description "baseline"
 
 # A new experiment: stronger regularisation, committed like any code change.
 printf 'train:\n  C: 0.05\n  max_iter: 500\n' > params.yaml
 git commit -q -am "Stronger regularisation"
 step python train.py
 step mvctl register cancer --weights models/cancer.pkl --data data/train.csv \
-  --metrics metrics.json --params params.yaml --push
+  --metrics metrics.json --params params.yaml
 
 step mvctl list
 step mvctl list cancer
@@ -65,12 +65,12 @@ YAML
 sed -i 's/^models: {}$/models:/' mvctl.yaml
 git commit -q -am "Production gates for cancer"
 step mvctl validate cancer v0.1.0 --channel production
-step mvctl promote cancer v0.1.0 --to production --reason "first release" --push
+step mvctl promote cancer v0.1.0 --to production --reason "first release"
 # A serving host: no clone, just the git URL; it downloads, verifies and swaps.
 step mvctl pull "$work/origin.git" cancer --channel production --dest "$work/host"
-step mvctl promote cancer v0.2.0 --to production --push
+step mvctl promote cancer v0.2.0 --to production
 step mvctl pull "$work/origin.git" cancer --channel production --dest "$work/host"
-step mvctl rollback cancer --reason "false positives up on live traffic" --push
+step mvctl rollback cancer --reason "false positives up on live traffic"
 # The serving host follows: v0.1.0 is still on its disk, so this is a local swap.
 step mvctl pull "$work/origin.git" cancer --channel production --dest "$work/host"
 step mvctl pull --status --dest "$work/host"
