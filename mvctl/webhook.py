@@ -15,6 +15,7 @@ not a version-4 payload 400; none of them changes anything.
 
 from __future__ import annotations
 
+import asyncio
 import hashlib
 import hmac
 import json
@@ -24,12 +25,14 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Literal
 
-from mvctl.errors import MvctlError, UsageError
+from mvctl import httpserver
+from mvctl.errors import ConflictError, MvctlError, OperationalError, UsageError
 from mvctl.names import NAME_RE
 
 MAX_BODY = 1 << 20  # 1 MiB: Alertmanager's batches are far smaller
 DEFAULT_PORT = 9465
 TOKEN_ENV = "MVCTL_WEBHOOK_TOKEN"  # noqa: S105 - the variable's name, not a secret
+RETRY_AFTER = 10  # seconds, in a 503 (Alertmanager retries with its own backoff anyway)
 
 Action = Literal["rolled_back", "would_roll_back", "already", "ignored", "failed"]
 
@@ -41,14 +44,16 @@ class Decision:
     incident: str
     action: Action
     detail: str
+    retry: bool = False  # a transient failure: the sender should try again (HTTP 503)
 
-    def to_dict(self) -> dict[str, str]:
+    def to_dict(self) -> dict[str, str | bool]:
         return {
             "model": self.model,
             "channel": self.channel,
             "incident": self.incident,
             "action": self.action,
             "detail": self.detail,
+            "retry": self.retry,
         }
 
 
@@ -142,7 +147,10 @@ def handle(
                 incident=incident,
             )
         except MvctlError as exc:
-            decisions.append(Decision(model, channel, incident, "failed", exc.message))
+            # Git unreachable or a race lost may pass: the sender should try again.
+            transient = isinstance(exc, OperationalError | ConflictError)
+            failed = Decision(model, channel, incident, "failed", exc.message, retry=transient)
+            decisions.append(failed)
             continue
         action: Action = "would_roll_back" if dry_run else "rolled_back"
         detail = f"{move.previous} -> {move.version} ({move.event})"
@@ -158,13 +166,16 @@ def create_app(
     push: bool = False,
     remote: str = "origin",
     max_body: int = MAX_BODY,
+    read_timeout: float = httpserver.READ_TIMEOUT,
     log: Callable[[str], None] = lambda _: None,
 ) -> Any:
-    """The ASGI app (Starlette)."""
+    """The ASGI app (Starlette). It answers 503 when a decision failed for a reason that may
+    pass (git unreachable, a race lost), so Alertmanager retries rather than waiting for its
+    repeat interval; a body not received within ``read_timeout`` seconds gets 408."""
     from starlette.applications import Starlette
     from starlette.concurrency import run_in_threadpool
-    from starlette.requests import Request
-    from starlette.responses import JSONResponse, PlainTextResponse
+    from starlette.requests import ClientDisconnect, Request
+    from starlette.responses import JSONResponse, PlainTextResponse, Response
     from starlette.routing import Route
 
     expected = f"Bearer {token}".encode()
@@ -174,7 +185,16 @@ def create_app(
         with one_at_a_time:
             return handle(root, payload, dry_run=dry_run, push=push, remote=remote)
 
-    async def alerts(request: Request) -> JSONResponse:
+    async def read_body(request: Request) -> bytes | None:
+        """The body, or None once it exceeds ``max_body``."""
+        body = b""
+        async for chunk in request.stream():
+            body += chunk
+            if len(body) > max_body:
+                return None
+        return body
+
+    async def alerts(request: Request) -> Response:
         given = request.headers.get("authorization", "").encode()
         if not hmac.compare_digest(given, expected):
             log(f"401 from {request.client.host if request.client else '?'}: bad or no token")
@@ -187,23 +207,37 @@ def create_app(
         if declared is not None and (not declared.isdigit() or int(declared) > max_body):
             log(f"413: body of {declared} bytes refused")
             return JSONResponse({"error": "payload too large"}, status_code=413)
-        body = b""
-        async for chunk in request.stream():
-            body += chunk
-            if len(body) > max_body:
-                log("413: body over the limit refused")
-                return JSONResponse({"error": "payload too large"}, status_code=413)
+        try:
+            # One deadline for the whole body, so a byte every few seconds does not reset it.
+            body = await asyncio.wait_for(read_body(request), read_timeout)
+        except TimeoutError:
+            log(f"408: body not received within {read_timeout:g} s")
+            return JSONResponse(
+                {"error": "request body not received in time"},
+                status_code=408,
+                headers={"Connection": "close"},
+            )
+        except ClientDisconnect:
+            log("client went away before sending its body")
+            return Response(status_code=400)
+        if body is None:
+            log("413: body over the limit refused")
+            return JSONResponse({"error": "payload too large"}, status_code=413)
         try:
             payload = json.loads(body)
             decisions = await run_in_threadpool(decide, payload)
-        except (ValueError, BadPayload) as exc:
+        except (ValueError, RecursionError) as exc:  # BadPayload; nesting too deep to parse
             log(f"400: {exc}")
             return JSONResponse({"error": f"bad payload: {exc}"}, status_code=400)
         for d in decisions:
             log(f"{d.action}: {d.model}@{d.channel} incident {d.incident}: {d.detail}")
         if not decisions:
             log("200: no firing alert names mvctl_model; nothing to do")
-        return JSONResponse({"decisions": [d.to_dict() for d in decisions]})
+        answer = {"decisions": [d.to_dict() for d in decisions]}
+        if any(d.retry for d in decisions):
+            log("503: a transient failure; Alertmanager will retry the notification")
+            return JSONResponse(answer, status_code=503, headers={"Retry-After": str(RETRY_AFTER)})
+        return JSONResponse(answer)
 
     async def healthz(_: Request) -> PlainTextResponse:
         return PlainTextResponse("ok")
@@ -213,7 +247,15 @@ def create_app(
     )
 
 
-def serve(app: Any, host: str, port: int) -> None:
-    import uvicorn
-
-    uvicorn.run(app, host=host, port=port, log_level="warning", access_log=False)
+def serve(
+    app: Any,
+    host: str,
+    port: int,
+    limits: httpserver.Limits | None = None,
+    *,
+    ready: Callable[[str], None] = lambda _: None,
+    log: Callable[[str], None] = lambda _: None,
+) -> None:
+    """Serve ``app`` until SIGINT/SIGTERM, with read timeouts and a connection cap so that
+    stalled or flooding peers cannot keep Alertmanager out; ``ready`` gets "host:port"."""
+    httpserver.run(app, host, port, limits or httpserver.Limits(), ready=ready, log=log)

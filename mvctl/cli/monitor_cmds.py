@@ -144,11 +144,26 @@ def webhook_serve(
     dry_run: Annotated[
         bool, typer.Option("--dry-run", help="Decide and log; roll nothing.")
     ] = False,
+    read_timeout: Annotated[
+        float,
+        typer.Option(
+            "--read-timeout", help="Seconds a client has to send a request's headers, and its body."
+        ),
+    ] = 10.0,
+    max_connections: Annotated[
+        int,
+        typer.Option(
+            "--max-connections",
+            help="Open connections at most; beyond, the longest stalled one is dropped.",
+        ),
+    ] = 64,
 ) -> None:
     """Receive Alertmanager webhooks (POST /alerts) and roll back named channels."""
-    from mvctl import webhook
+    from mvctl import httpserver, webhook
     from mvctl._adapters.git import GitRepo
 
+    limits = httpserver.Limits(read_timeout=read_timeout, max_connections=max_connections)
+    httpserver.check_port(port)
     token = webhook.load_token(token_file, os.environ)
     root = GitRepo.open(Path.cwd()).root
 
@@ -156,9 +171,18 @@ def webhook_serve(
         stamp = datetime.now(UTC).strftime("%Y-%m-%dT%H:%M:%SZ")
         typer.echo(f"{stamp} {text}", err=True)
 
-    app = webhook.create_app(root, token, dry_run=dry_run, push=push, remote=remote, log=log)
-    log(
-        f"mvctl webhook on http://{host}:{port}/alerts for {root}"
-        + (" (dry run)" if dry_run else "")
+    app = webhook.create_app(
+        root,
+        token,
+        dry_run=dry_run,
+        push=push,
+        remote=remote,
+        read_timeout=limits.read_timeout,
+        log=log,
     )
-    webhook.serve(app, host, port)
+
+    def ready(where: str) -> None:
+        suffix = " (dry run)" if dry_run else ""
+        log(f"mvctl webhook on http://{where}/alerts for {root}{suffix}")
+
+    webhook.serve(app, host, port, limits, ready=ready, log=log)
