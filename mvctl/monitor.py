@@ -27,7 +27,7 @@ from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, Literal, cast
 
-from mvctl import config, profile
+from mvctl import config, profile, tags
 from mvctl.bias import BiasReport, assess
 from mvctl.drift import (
     ALPHA,
@@ -336,12 +336,16 @@ def monitor(
     if live is None and predictions is None and metrics_file is None:
         raise UsageError("monitor needs --live, --predictions or --metrics")
     git = GitRepo.open(root)
-    cfg = config.load(git.root).model(model)
+    registry_cfg = config.load(git.root)
+    cfg = registry_cfg.model(model)
     state = channels.load(git, model)
     version = state.holder(channel)
     if version is None:
         raise OperationalError(f"{model}@{channel} holds no version to monitor")
-    rules = cfg.monitors(channel)
+    # A monitors table under a misspelled model must not leave the channel unwatched.
+    rules = registry_cfg.rules_for(
+        model, "monitors", channel, lambda m: bool(git.tags(tags.version_glob(m)))
+    )
     notes = [] if rules else [f"no monitors configured for {channel} in mvctl.yaml"]
     reference = read_profile(git, model, state.tags.versions[version].commit)
     frame = load_live(live, predictions)

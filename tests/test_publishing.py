@@ -367,3 +367,17 @@ def test_monitor_rollback_without_target_still_prints_its_report(
     document = json.loads(machine.stdout)
     assert document["breached"] and document["results"][0]["level"] == "breach"
     assert document["rollback_error"]["exit"] == 1 and document["exit"] == 1
+
+
+def test_monitors_under_a_misspelled_model_are_an_error_not_silence(
+    reg: Registry, tmp_path: Path
+) -> None:
+    reg.write("mvctl.yaml", CONFIG.replace("  fraud:\n", "  frad:\n").replace(
+        "    gates:\n", "    monitors:\n      production:\n"
+        "        - {metric: error_rate, max: 0.01}\n    gates:\n"))  # fmt: skip
+    reg.git("commit", "-q", "-am", "Monitors for a typo")
+    live = tmp_path / "live.json"
+    live.write_text(json.dumps({"error_rate": 0.2}))
+    proc = mvctl(reg.root, "monitor", "fraud", "--metrics", str(live), "--rollback")
+    assert proc.returncode == 3 and "models.frad has" in proc.stderr
+    assert remote_holder(reg.origin, "fraud", "production") == "v0.3.0"
