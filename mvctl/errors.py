@@ -32,6 +32,10 @@ class OperationalError(MvctlError):
     exit_code = 3
 
 
+class NotFoundError(OperationalError):
+    """The registry has no such model (or version): looking again will not find it."""
+
+
 class ConflictError(MvctlError):
     """Someone else changed the same ref first; nothing was changed, retrying is safe."""
 

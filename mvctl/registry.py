@@ -9,7 +9,7 @@ from typing import Any
 from mvctl import manifest as manifest_schema
 from mvctl import tags
 from mvctl._adapters.git import GitRepo, TagRecord
-from mvctl.errors import OperationalError, UsageError
+from mvctl.errors import NotFoundError, OperationalError, UsageError
 from mvctl.names import Version, check_channel, check_model
 
 
@@ -144,8 +144,8 @@ def model_info(model: str, version: str, mt: ModelTags) -> VersionInfo:
     )
 
 
-def unknown_model(model: str) -> OperationalError:
-    return OperationalError(
+def unknown_model(model: str) -> NotFoundError:
+    return NotFoundError(
         f"model {model!r} has no registered versions", hint="see 'mvctl list' for models"
     )
 

@@ -5,10 +5,13 @@
                    channel back to its last gold version
     GET  /healthz  liveness probe, no authentication
 
-At most one rollback per incident however often Alertmanager repeats a notification: the
-incident key (alert group, model, channel and the earliest ``startsAt`` of its firing
-alerts) is recorded in the rollback event, and an incident already recorded is not acted on
-again, by this process, a restarted one or another replica sharing the git remote.
+An alert is about the *release* the channel served when it started: it rolls a channel back
+only away from that version, and is skipped when the channel moved after the alert's
+``startsAt`` (the alert is then about an earlier version, or was handled already). Each
+release gets one rollback, whatever the alert group, the alerts' start times or the replica:
+the incident id is derived from the channel and the event that put its version there, and is
+recorded in the rollback event. Decisions are taken on the remote's tags, fetched first, and
+published in a push leased on them, so a stale replica decides like a fresh one.
 Requests without the bearer token get 401, bodies over the size limit 413, anything that is
 not a version-4 payload 400; none of them changes anything.
 """
@@ -19,15 +22,24 @@ import asyncio
 import hashlib
 import hmac
 import json
+import re
 import threading
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass
+from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Any, Literal
 
-from mvctl import httpserver
-from mvctl.errors import ConflictError, MvctlError, OperationalError, UsageError
+from mvctl import channels, httpserver, moves, tags
+from mvctl.errors import (
+    ConflictError,
+    MvctlError,
+    NotFoundError,
+    OperationalError,
+    UsageError,
+)
 from mvctl.names import NAME_RE
+from mvctl.promotion import rollback_on
 
 MAX_BODY = 1 << 20  # 1 MiB: Alertmanager's batches are far smaller
 DEFAULT_PORT = 9465
@@ -35,6 +47,7 @@ TOKEN_ENV = "MVCTL_WEBHOOK_TOKEN"  # noqa: S105 - the variable's name, not a sec
 RETRY_AFTER = 10  # seconds, in a 503 (Alertmanager retries with its own backoff anyway)
 
 Action = Literal["rolled_back", "would_roll_back", "already", "ignored", "failed"]
+ATTEMPTS = 3  # a lost race is decided again on the remote's new state, this many times
 
 
 @dataclass(frozen=True)
@@ -79,13 +92,12 @@ def load_token(token_file: Path | None, environ: Mapping[str, str]) -> str:
     return token
 
 
-def _incidents(payload: Any) -> dict[tuple[str, str], tuple[str, list[Mapping[str, Any]]]]:
-    """(model, channel) -> (incident key, firing alerts), from a validated payload."""
+def _firing(payload: Any) -> dict[tuple[str, str], list[Mapping[str, Any]]]:
+    """(model, channel) -> its firing alerts, from a validated payload."""
     if not isinstance(payload, dict) or str(payload.get("version")) != "4":
         raise BadPayload("not an Alertmanager webhook payload of version 4")
     alerts = payload.get("alerts")
-    group = payload.get("groupKey")
-    if not isinstance(alerts, list) or not isinstance(group, str):
+    if not isinstance(alerts, list) or not isinstance(payload.get("groupKey"), str):
         raise BadPayload("payload needs groupKey and a list of alerts")
     grouped: dict[tuple[str, str], list[Mapping[str, Any]]] = {}
     for alert in alerts:
@@ -98,12 +110,27 @@ def _incidents(payload: Any) -> dict[tuple[str, str], tuple[str, list[Mapping[st
         labels = alert["labels"]
         key = (str(labels["mvctl_model"]), str(labels.get("mvctl_channel", "production")))
         grouped.setdefault(key, []).append(alert)
-    result = {}
-    for (model, channel), firing in grouped.items():
-        started = min(str(a.get("startsAt", "")) for a in firing)
-        raw = f"{group}\n{model}\n{channel}\n{started}".encode()
-        result[(model, channel)] = (hashlib.sha256(raw).hexdigest()[:16], firing)
-    return result
+    return grouped
+
+
+_FRACTION = re.compile(r"(\.\d{1,6})\d*")
+
+
+def parse_time(text: object) -> datetime | None:
+    """An RFC 3339 time (Alertmanager's nanosecond fractions accepted), as UTC."""
+    if not isinstance(text, str) or not text:
+        return None
+    try:
+        when = datetime.fromisoformat(_FRACTION.sub(r"\1", text.replace("Z", "+00:00"), 1))
+    except ValueError:
+        return None
+    return when if when.tzinfo else when.replace(tzinfo=UTC)
+
+
+def _latest_start(alerts: list[Mapping[str, Any]]) -> datetime | None:
+    """The newest ``startsAt``: the strongest evidence against the version serving now."""
+    starts = [t for a in alerts if (t := parse_time(a.get("startsAt"))) is not None]
+    return max(starts, default=None)
 
 
 def _reason(alerts: list[Mapping[str, Any]], incident: str) -> str:
@@ -116,45 +143,100 @@ def _reason(alerts: list[Mapping[str, Any]], incident: str) -> str:
     return f"alert {name}{more}: {summary} [incident {incident}]".replace(": [", " [")
 
 
+def _tenure(ctx: moves.Context, channel: str) -> tuple[str, channels.Event | None]:
+    """The version the fleet is served on ``channel`` and the event that put it there."""
+    model = ctx.state.model
+    alias = ctx.published_alias(channel)
+    held = ctx.state.version_at(alias.commit) if alias else None
+    if alias is None or held is None:
+        raise NoRelease(f"{model}@{channel} serves no version: nothing to roll back")
+    _, body = tags.parse_message(alias.message)
+    named = body.get("event")
+    events = ctx.state.channel_events(channel)
+    by_name = [e for e in events if e.name == named]
+    by_commit = [e for e in events if e.commit == alias.commit]
+    found = by_name or by_commit
+    return held, found[-1] if found else None
+
+
+class NoRelease(MvctlError):
+    """The channel serves nothing an alert could be about (not worth a retry)."""
+
+    exit_code = 1
+
+
+def incident_id(model: str, channel: str, version: str, event: str) -> str:
+    """One id per release on a channel: every alert, group and replica derives the same."""
+    raw = f"{model}\n{channel}\n{version}\n{event}".encode()
+    return hashlib.sha256(raw).hexdigest()[:16]
+
+
+def _decide(
+    root: Path,
+    model: str,
+    channel: str,
+    alerts: list[Mapping[str, Any]],
+    *,
+    dry_run: bool,
+    push: bool | None,
+    remote: str,
+) -> Decision:
+    ctx = moves.open_channel(root, model, channel, push, remote, need_config=False, dry_run=dry_run)
+    held, event = _tenure(ctx, channel)
+    incident = incident_id(model, channel, held, event.name if event else "")
+    started = _latest_start(alerts)
+    since = parse_time(event.time) if event else None
+    # Event times have whole seconds: an alert that started within the second the channel
+    # moved counts as older (Prometheus needs evaluations after a deploy to fire anyway).
+    if started is not None and since is not None and started < since + timedelta(seconds=1):
+        detail = (
+            f"{model}@{channel} moved to {held} at {event.time if event else '?'}, after the "
+            f"alert started ({started:%Y-%m-%dT%H:%M:%SZ}): the alert is about an earlier "
+            "version, or was handled already"
+        )
+        return Decision(model, channel, incident, "already", detail)
+    move = rollback_on(
+        ctx, channel, reason=_reason(alerts, incident), dry_run=dry_run, incident=incident
+    )
+    if not move.changed:
+        return Decision(model, channel, incident, "already", move.note or "nothing to do")
+    action: Action = "would_roll_back" if dry_run else "rolled_back"
+    detail = f"{move.previous} -> {move.version} ({move.event})"
+    if move.completed:
+        detail += f"; {move.note}"
+    return Decision(model, channel, incident, action, detail)
+
+
 def handle(
-    root: Path, payload: Any, *, dry_run: bool = False, push: bool = False, remote: str = "origin"
+    root: Path,
+    payload: Any,
+    *,
+    dry_run: bool = False,
+    push: bool | None = None,
+    remote: str = "origin",
 ) -> list[Decision]:
     """Decide on (and perform) the rollbacks a payload asks for; raises BadPayload."""
-    from mvctl import channels
-    from mvctl._adapters.git import GitRepo
-    from mvctl.promotion import rollback
-
     decisions = []
-    for (model, channel), (incident, alerts) in sorted(_incidents(payload).items()):
+    for (model, channel), alerts in sorted(_firing(payload).items()):
         if not NAME_RE.match(model) or not NAME_RE.match(channel):
-            decisions.append(Decision(model, channel, incident, "ignored", "invalid name"))
+            decisions.append(Decision(model, channel, "", "ignored", "invalid name"))
             continue
-        try:
-            state = channels.load(GitRepo.open(root), model)
-            done = [e for e in state.events if e.incident == incident]
-            if done:
-                detail = f"incident already handled by {done[0].name}"
-                decisions.append(Decision(model, channel, incident, "already", detail))
-                continue
-            move = rollback(
-                root,
-                model,
-                channel,
-                reason=_reason(alerts, incident),
-                push=push,
-                remote=remote,
-                dry_run=dry_run,
-                incident=incident,
-            )
-        except MvctlError as exc:
-            # Git unreachable or a race lost may pass: the sender should try again.
-            transient = isinstance(exc, OperationalError | ConflictError)
-            failed = Decision(model, channel, incident, "failed", exc.message, retry=transient)
-            decisions.append(failed)
-            continue
-        action: Action = "would_roll_back" if dry_run else "rolled_back"
-        detail = f"{move.previous} -> {move.version} ({move.event})"
-        decisions.append(Decision(model, channel, incident, action, detail))
+        for attempt in range(1, ATTEMPTS + 1):
+            try:
+                decision = _decide(
+                    root, model, channel, alerts, dry_run=dry_run, push=push, remote=remote
+                )
+            except ConflictError as exc:
+                if attempt < ATTEMPTS:
+                    continue  # someone moved the channel first: decide again on their state
+                decision = Decision(model, channel, "", "failed", exc.message, retry=True)
+            except NotFoundError as exc:  # a typo in mvctl_model: no retry will find it
+                decision = Decision(model, channel, "", "ignored", exc.message)
+            except MvctlError as exc:
+                transient = isinstance(exc, OperationalError | ConflictError)
+                decision = Decision(model, channel, "", "failed", exc.message, retry=transient)
+            break
+        decisions.append(decision)
     return decisions
 
 
@@ -163,7 +245,7 @@ def create_app(
     token: str,
     *,
     dry_run: bool = False,
-    push: bool = False,
+    push: bool | None = None,
     remote: str = "origin",
     max_body: int = MAX_BODY,
     read_timeout: float = httpserver.READ_TIMEOUT,

@@ -9,7 +9,7 @@ from typing import TYPE_CHECKING, Annotated
 
 import typer
 
-from mvctl.cli.output import esc, handled, print_json_or_refuse, say, stdout
+from mvctl.cli.output import esc, handled, print_json_or_refuse, say, say_published, stdout
 
 if TYPE_CHECKING:
     from mvctl.monitor import MonitorReport
@@ -97,13 +97,20 @@ def monitor(
     rollback: Annotated[
         bool, typer.Option("--rollback", help="On a breach, roll the channel back.")
     ] = False,
-    push: Annotated[bool, typer.Option("--push", help="Push the rollback.")] = False,
-    remote: Annotated[str, typer.Option("--remote", help="Git remote for --push.")] = "origin",
+    push: Annotated[
+        bool | None,
+        typer.Option(
+            "--push/--local",
+            help="Publish the rollback to the git remote (the default when it exists), or "
+            "keep it local.",
+        ),
+    ] = None,
+    remote: Annotated[str, typer.Option("--remote", help="Git remote to publish to.")] = "origin",
     dry_run: Annotated[bool, typer.Option("--dry-run", help="Roll back only on paper.")] = False,
     as_json: Annotated[bool, typer.Option("--json", help="Print JSON for machines.")] = False,
 ) -> None:
     """Check live data and metrics against the channel's monitors; exit 1 on a breach."""
-    from mvctl.errors import PolicyError
+    from mvctl.errors import MvctlError, PolicyError
     from mvctl.monitor import monitor as run_monitor
 
     report = run_monitor(
@@ -118,7 +125,9 @@ def monitor(
         remote=remote,
         dry_run=dry_run,
     )
-    refusal = PolicyError(f"monitors breached: {report.summary()}") if report.breached else None
+    breach = PolicyError(f"monitors breached: {report.summary()}") if report.breached else None
+    # A rollback that could not be made is reported after the breach report, not instead.
+    refusal: MvctlError | None = report.rollback_error or breach
     if as_json:
         print_json_or_refuse(report.to_dict(), refusal)
     else:
@@ -126,7 +135,14 @@ def monitor(
         if report.rollback is not None:
             move = report.rollback
             prefix = "would roll" if move.dry_run else "rolled"
-            say(f"{prefix} {model}@{channel} back: {move.previous} → {move.version} ({move.event})")
+            if move.changed:
+                say(
+                    f"{prefix} {model}@{channel} back: {move.previous} → {move.version} "
+                    f"({move.event})"
+                )
+            else:
+                say(move.note or f"{model}@{channel} already holds {move.version}", mark="=")
+            say_published(move.pushed, move.remote, move.published, move.dry_run)
     if refusal:
         raise refusal
 
@@ -139,8 +155,15 @@ def webhook_serve(
     token_file: Annotated[
         Path | None, typer.Option("--token-file", help="File holding the bearer token.")
     ] = None,
-    push: Annotated[bool, typer.Option("--push", help="Push rollbacks.")] = False,
-    remote: Annotated[str, typer.Option("--remote", help="Git remote for --push.")] = "origin",
+    push: Annotated[
+        bool | None,
+        typer.Option(
+            "--push/--local",
+            help="Publish rollbacks to the git remote (the default when it exists), or keep "
+            "them local.",
+        ),
+    ] = None,
+    remote: Annotated[str, typer.Option("--remote", help="Git remote to publish to.")] = "origin",
     dry_run: Annotated[
         bool, typer.Option("--dry-run", help="Decide and log; roll nothing.")
     ] = False,
@@ -185,4 +208,7 @@ def webhook_serve(
         suffix = " (dry run)" if dry_run else ""
         log(f"mvctl webhook on http://{where}/alerts for {root}{suffix}")
 
-    webhook.serve(app, host, port, limits, ready=ready, log=log)
+    try:
+        webhook.serve(app, host, port, limits, ready=ready, log=log)
+    except KeyboardInterrupt:  # SIGINT/SIGTERM: a server asked to stop stops cleanly
+        log("stopped")
