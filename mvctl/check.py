@@ -9,7 +9,7 @@ from dataclasses import dataclass
 from pathlib import Path, PurePosixPath
 from typing import Any
 
-from mvctl import channels, config, tags, yamlio
+from mvctl import channels, config, recovery, tags, yamlio
 from mvctl._adapters.git import GitRepo
 from mvctl.errors import MvctlError
 from mvctl.manifest import manifest_path, problems
@@ -192,6 +192,10 @@ def check(root: Path, *, remote: str = "origin", offline: bool = False) -> Check
         found += _history_problems(state)
         found += _version_problems(git, state)
     found += _config_problems(git.root, registered)
+    found += [
+        f"{left.describe()} (run 'mvctl register {left.model} --resume' at it)"
+        for left in recovery.unfinished(git)
+    ]
     notes: list[str] = []
     if not offline and models and git.remote_url(remote) is not None:
         remote_found, notes = _remote_problems(git.root, remote)

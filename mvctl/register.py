@@ -6,8 +6,9 @@ from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from pathlib import Path, PurePosixPath
+from typing import Any
 
-from mvctl import config, environment, interrupts, lineage, publish, tags, values
+from mvctl import config, environment, interrupts, lineage, publish, recovery, tags, values
 from mvctl._adapters import dvc
 from mvctl._adapters.git import GitRepo
 from mvctl.errors import OperationalError, PolicyError, UsageError
@@ -81,6 +82,9 @@ def register(req: RegisterRequest, progress: ProgressSink | None = None) -> Regi
     head = git.head_commit()
     if head is None:
         raise OperationalError("the repository has no commits yet", hint="run 'mvctl init' first")
+    left = recovery.unfinished_at_head(git, model)
+    if left is not None:
+        raise recovery.unfinished_error(left)
 
     remote = publish.target(git, req.push, req.git_remote)
     synced = None
@@ -156,7 +160,8 @@ def register(req: RegisterRequest, progress: ProgressSink | None = None) -> Regi
         undo.committed(commit)
         message = version_tag_message(record, code_digest(git, head, bool(dirty)))
         undo.tagged(tag, git.create_annotated_tag(tag, commit, message))
-        names = _publish(git, model, synced) if synced is not None else []
+        names = publish_registration(git, model, synced) if synced is not None else []
+        interrupts.settle()
     except BaseException:
         with interrupts.shielded():
             undo.rollback()
@@ -196,17 +201,21 @@ def code_digest(git: GitRepo, commit: str, dirty: bool) -> str:
 def version_tag_message(record: Manifest, code: str) -> str:
     """The version tag's message: a title and the fields `list` and `lineage` read, so that
     neither has to open a manifest."""
-    data = record.to_dict()
+    return version_tag_message_of(record.to_dict(), code)
+
+
+def version_tag_message_of(data: dict[str, Any], code: str) -> str:
+    """:func:`version_tag_message` of a manifest as stored (a mapping)."""
     return tags.format_message(
-        f"Register {record.model} {record.version}",
+        f"Register {data['model']} {data['version']}",
         {
             "kind": "version",
-            "model": record.model,
-            "version": record.version,
-            "created": record.created,
-            "author": record.author,
-            "parent": record.parent,
-            "metrics": values.flatten(record.metrics),
+            "model": data["model"],
+            "version": data["version"],
+            "created": data.get("created"),
+            "author": data.get("author"),
+            "parent": data.get("parent"),
+            "metrics": values.flatten(data.get("metrics") or {}),
             "fingerprint": fingerprint(data, code),
         },
     )
@@ -409,7 +418,7 @@ def _env_dict(env: environment.Environment) -> dict[str, object]:
     return data
 
 
-def _publish(git: GitRepo, model: str, synced: SyncResult) -> list[str]:
+def publish_registration(git: GitRepo, model: str, synced: SyncResult) -> list[str]:
     """The branch and every tag of ``model`` the remote lacks (earlier versions registered
     locally included, so the new version never names a parent the remote lacks)."""
     branch = git.current_branch()

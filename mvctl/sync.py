@@ -65,24 +65,36 @@ def sync_git(
 ) -> SyncResult:
     check_remote_name(remote)
     patterns = [f"{model}@*", f"{model}#*"] if model else ["*"]
-    stale = git.refs(SYNC_NS)
-    if stale:
-        git.update_refs([f"delete {ref}" for ref in stale], what="mvctl's sync refs")
-    git.fetch(remote, [f"+refs/tags/{p}:{SYNC_NS}{p}" for p in patterns])
-    fetched = git.tags(*(f"{SYNC_NS}{p}" for p in patterns))
+    advertised = git.remote_tags(remote, [f"{tags.TAG_PREFIX}{p}" for p in patterns])
     local = {r.name: r for r in git.tags(*(f"{tags.TAG_PREFIX}{p}" for p in patterns))}
+    # Only tags that differ are fetched: a sync with nothing new is one ls-remote, whatever
+    # the number of versions and events (fetching them all wrote and deleted a ref each).
+    wanted = [
+        name
+        for name, obj in advertised.items()
+        if tags.parse(name) is not None and (name not in local or local[name].object != obj)
+    ]
+    fetched: dict[str, TagRecord] = {}
+    if wanted:
+        stale = git.refs(SYNC_NS)
+        if stale:
+            git.update_refs([f"delete {ref}" for ref in stale], what="mvctl's sync refs")
+        git.fetch(remote, [f"+refs/tags/{n}:{SYNC_NS}{n}" for n in wanted])
+        fetched = {r.name.removeprefix(SYNC_NS): r for r in git.tags(SYNC_NS)}
     created, moved, kept, conflicts, discarded = [], [], [], [], []
     commands: list[str] = []
     remote_objects: dict[str, str] = {}
     remote_records: dict[str, TagRecord] = {}
-    for record in fetched:
-        name = record.name.removeprefix(SYNC_NS)
+    for name in advertised:
         parsed = tags.parse(name)
-        if parsed is None:
-            continue
+        record = fetched.get(name) or local.get(name)
+        if parsed is None or record is None:
+            continue  # not mvctl's, or gone from the remote between the two calls
         remote_objects[name] = record.object
         remote_records[name] = record
         mine = local.get(name)
+        if record is mine:
+            continue  # the same object on both sides
         if discard_local and parsed.kind in ("event", "alias") and mine is not None:
             if mine.object != record.object:
                 commands.append(f"update refs/tags/{name} {record.object} {mine.object}")
@@ -110,7 +122,8 @@ def sync_git(
                 discarded.append(name)
     if dry_run:
         commands = []  # report what would move; only the private fetch refs go
-    commands += [f"delete {ref}" for ref in git.refs(SYNC_NS)]
+    if fetched:
+        commands += [f"delete {SYNC_NS}{name} {r.object}" for name, r in fetched.items()]
     if commands:
         git.update_refs(commands, what="channel tags")
     return SyncResult(

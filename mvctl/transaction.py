@@ -25,6 +25,29 @@ def write_atomic(path: Path, text: str) -> None:
             tmp.unlink()
 
 
+def _restore(path: Path, content: bytes | None) -> None:
+    """Put ``path`` back as it was, touching it only if it changed, and atomically: a disk
+    that is full makes the restore fail, never truncate a file (a user's edit included)."""
+    if content is None:
+        path.unlink(missing_ok=True)
+        return
+    try:
+        if path.read_bytes() == content:
+            return
+    except OSError:
+        pass  # gone or unreadable: write it back
+    tmp = path.with_name(f".{path.name}.mvctl-undo")
+    try:
+        with tmp.open("wb") as handle:
+            handle.write(content)
+            handle.flush()
+            os.fsync(handle.fileno())
+        tmp.replace(path)
+    finally:
+        with contextlib.suppress(FileNotFoundError):
+            tmp.unlink()
+
+
 class Undo:
     """Records what a write command changes and reverses it all on failure."""
 
@@ -65,12 +88,8 @@ class Undo:
         with contextlib.suppress(Exception):
             self._git.unstage(list(self._files), self._head)
         for rel, content in self._files.items():
-            path = self._git.root / rel
             with contextlib.suppress(OSError):
-                if content is None:
-                    path.unlink(missing_ok=True)
-                else:
-                    path.write_bytes(content)
+                _restore(self._git.root / rel, content)
         for directory in self._created_dirs:
             with contextlib.suppress(OSError):
                 directory.rmdir()

@@ -404,3 +404,80 @@ def test_dvc_never_phones_home(registry: Registry, monkeypatch: pytest.MonkeyPat
         check=True,
     )
     assert out.stdout.strip() == "1"
+
+
+def test_a_full_disk_never_truncates_a_file_register_did_not_change(registry: Registry) -> None:
+    # The undo wrote every file it had snapshotted back, non-atomically: on a full disk an
+    # uncommitted user edit to dvc.yaml was truncated to the size limit and lost.
+    import resource
+    import signal
+
+    registry.train()
+    register(request(registry, push=False))
+    edited = (registry.root / "dvc.yaml").read_text() + "".join(
+        f"# note {i}: thresholds agreed with the risk team\n" for i in range(80)
+    )
+    registry.write("dvc.yaml", edited)
+    registry.write("models/model.bin", b"x" * 200_000)  # more than the disk may take
+    before = registry.snapshot()
+
+    def full_disk() -> None:
+        signal.signal(signal.SIGXFSZ, signal.SIG_IGN)
+        resource.setrlimit(resource.RLIMIT_FSIZE, (2048, 2048))
+
+    proc = subprocess.run(
+        [sys.executable, "-m", "mvctl", "register", "fraud", "--weights", "models/model.bin",
+         "--data", "data/train.csv", "--local"],
+        cwd=registry.root, preexec_fn=full_disk, capture_output=True, text=True, check=False,
+    )  # fmt: skip
+    assert proc.returncode == 3, proc.stderr
+    assert "Traceback" not in proc.stderr
+    assert (registry.root / "dvc.yaml").read_text() == edited
+    assert registry.snapshot() == before
+
+
+def test_a_register_killed_before_its_tag_is_noticed_and_resumed(
+    registry: Registry, tmp_path: Path
+) -> None:
+    import os
+    import shutil
+
+    from tests.conftest import git_shim, remote_tags
+
+    registry.train()
+    real = shutil.which("git")
+    assert real is not None
+    git_shim(tmp_path / "shim", str(Path(real).resolve()))
+    env = {
+        **os.environ,
+        "PATH": f"{tmp_path / 'shim'}{os.pathsep}{os.environ['PATH']}",
+        "MVCTL_SHIM_ON": "update-ref",  # the version tag's compare-and-swap
+        "MVCTL_SHIM_WHEN": "before",
+    }
+    argv = [sys.executable, "-m", "mvctl", "register", "fraud", "--weights", "models/model.bin",
+            "--data", "data/train.csv", "--local"]  # fmt: skip
+    killed = subprocess.run(argv, cwd=registry.root, env=env, capture_output=True, check=False)
+    assert killed.returncode == -9
+    assert git(registry.root, "log", "-1", "--format=%s").strip() == "Register fraud v0.1.0"
+    assert "fraud@v0.1.0" not in registry.tags()
+    # The next register refuses to stack a version on it, and check names it.
+    again = subprocess.run(argv, cwd=registry.root, capture_output=True, text=True, check=False)
+    assert again.returncode == 1 and "interrupted registration" in again.stderr
+    assert "mvctl register fraud --resume" in again.stderr
+    checked = subprocess.run(
+        [sys.executable, "-m", "mvctl", "check", "--offline"],
+        cwd=registry.root, capture_output=True, text=True, check=False,
+    )  # fmt: skip
+    assert checked.returncode == 1 and "has no tag fraud@v0.1.0" in checked.stdout
+    resumed = subprocess.run(
+        [sys.executable, "-m", "mvctl", "register", "fraud", "--resume", "--json"],
+        cwd=registry.root, capture_output=True, text=True, check=False,
+    )  # fmt: skip
+    assert resumed.returncode == 0, resumed.stderr
+    assert json.loads(resumed.stdout)["pushed"]
+    assert "fraud@v0.1.0" in registry.tags() and "fraud@v0.1.0" in remote_tags(registry.origin)
+    clone = tmp_path / "clone"
+    run("git", "clone", "-q", str(registry.origin), clone, cwd=tmp_path)
+    from mvctl.check import check
+
+    assert check(clone).ok and check(registry.root).ok

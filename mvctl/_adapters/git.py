@@ -475,9 +475,30 @@ class GitRepo:
             found[name] = obj
         return found
 
+    def remote_tags(self, remote: str, patterns: Sequence[str]) -> dict[str, str]:
+        """Tag name (without refs/tags/) -> object id on ``remote``, for the refs matching
+        ``patterns``: one ls-remote, no ref written."""
+        out = self.run(
+            "ls-remote",
+            "--refs",
+            "--tags",
+            "--",
+            remote,
+            *patterns,
+            action=f"reach remote {remote}",
+        )
+        found: dict[str, str] = {}
+        for line in out.splitlines():
+            obj, _, name = line.partition("\t")
+            found[name.removeprefix("refs/tags/")] = obj
+        return found
+
     def fetch(self, remote: str, refspecs: Sequence[str]) -> None:
-        self.run(
-            "fetch", "--quiet", "--no-tags", "--", remote, *refspecs, action=f"fetch from {remote}"
+        """Fetch ``refspecs`` (read from stdin, so thousands fit) without tags following."""
+        self._run_stdin(
+            ["fetch", "--quiet", "--no-tags", "--stdin", "--", remote],
+            "\n".join(refspecs) + "\n",
+            action=f"fetch from {remote}",
         )
 
     def refs(self, prefix: str) -> list[str]:

@@ -105,6 +105,12 @@ def register(
     remote: Annotated[str, typer.Option("--remote", help="Git remote to publish to.")] = "origin",
     description: Annotated[str, typer.Option("--description", help="Free text.")] = "",
     label: Annotated[list[str] | None, typer.Option("--label", help="Label (repeatable).")] = None,
+    resume: Annotated[
+        bool,
+        typer.Option(
+            "--resume", help="Finish a registration interrupted after its commit (tag, publish)."
+        ),
+    ] = False,
     dry_run: DryRunOpt = False,
     as_json: JsonOpt = False,
 ) -> None:
@@ -112,6 +118,10 @@ def register(
     from mvctl.errors import UsageError
     from mvctl.register import RegisterRequest
     from mvctl.register import register as run_register
+
+    if resume:
+        _resume(model, push, remote, as_json)
+        return
 
     if bump not in ("major", "minor", "patch"):
         raise UsageError(f"--bump must be major, minor or patch, not {bump!r}")
@@ -168,6 +178,20 @@ def register(
     if m.metrics:
         out.print(esc("  metrics  " + ", ".join(f"{k}={v}" for k, v in _flat(m.metrics).items())))
     say_published(result.pushed, result.remote, result.published, result.dry_run)
+
+
+def _resume(model: str, push: bool | None, remote: str, as_json: bool) -> None:
+    from mvctl.resume import resume as run_resume
+
+    done = run_resume(Path.cwd(), model, push=push, remote=remote)
+    if as_json:
+        print_json(done.to_dict())
+        return
+    stdout().print(
+        f"[green]✓[/] finished the registration of [bold]{esc(done.model)} {esc(done.version)}"
+        f"[/] at {esc(done.commit[:12])} (tag {esc(done.tag)})"
+    )
+    say_published(done.pushed, done.remote, done.published)
 
 
 @handled
