@@ -450,11 +450,7 @@ def load(root: Path) -> RegistryConfig:
         raise OperationalError(
             f"{root} is not an mvctl registry (no {CONFIG_FILE})", hint="run 'mvctl init' first"
         )
-    try:
-        text = path.read_text(encoding="utf-8")
-    except OSError as exc:
-        raise OperationalError(f"cannot read {path}: {exc.strerror}") from exc
-    return loads(text)
+    return loads(yamlio.read_text(path))  # capped, and UTF-8 or a one-line error
 
 
 def loads(text: str) -> RegistryConfig:

@@ -14,6 +14,9 @@ from typing import Any
 from mvctl import yamlio
 from mvctl.errors import OperationalError
 
+# The largest lockfiles (conda-lock, uv and poetry locks of big projects) are a few MiB.
+MAX_LOCKFILE_BYTES = 16 * 1024 * 1024
+
 
 @dataclass(frozen=True)
 class Lockfile:
@@ -72,10 +75,22 @@ def capture(lock_path: Path | None = None, lock_display: str | None = None) -> E
     if lock_path is None:
         return Environment(python, plat, installed_packages())
     try:
+        if lock_path.stat().st_size > MAX_LOCKFILE_BYTES:
+            raise OperationalError(
+                f"lockfile {lock_path} is larger than {yamlio.size_words(MAX_LOCKFILE_BYTES)}",
+                hint="give the environment's lockfile, not another file",
+            )
         data = lock_path.read_bytes()
     except OSError as exc:
         raise OperationalError(f"cannot read lockfile {lock_path}: {exc.strerror}") from exc
-    pins = parse_lockfile(lock_path.name, data.decode("utf-8", "replace"))
+    try:
+        text = data.decode("utf-8")
+    except UnicodeDecodeError as exc:
+        raise OperationalError(
+            f"lockfile {lock_path} is not UTF-8 text (byte {exc.start})",
+            hint="give the environment's lockfile, saved as UTF-8",
+        ) from None
+    pins = parse_lockfile(lock_path.name, text)
     return Environment(
         python,
         plat,
@@ -97,8 +112,10 @@ def parse_lockfile(filename: str, text: str) -> dict[str, str]:
         if lower == "pipfile.lock":
             return _pipfile(text)
         if lower.endswith((".yml", ".yaml")):
-            return _conda(yamlio.loads(text, filename))
-    except (tomllib.TOMLDecodeError, ValueError, KeyError, TypeError) as exc:
+            return _conda(yamlio.loads(text, filename, MAX_LOCKFILE_BYTES))
+    except RecursionError:
+        raise OperationalError(f"cannot parse lockfile {filename}: nested too deeply") from None
+    except (tomllib.TOMLDecodeError, ValueError, KeyError, TypeError, AttributeError) as exc:
         raise OperationalError(f"cannot parse lockfile {filename}: {exc}") from exc
     return _requirements(text)
 

@@ -10,10 +10,12 @@ from mvctl import config
 from mvctl._adapters import dvc
 from mvctl._adapters.git import GitRepo
 from mvctl.errors import PolicyError, UsageError
+from mvctl.names import redacted_url, secret_in_url, shown
 from mvctl.transaction import Undo, write_atomic
 
 EMBEDDED_STORE = ".mvctl/storage"
 _URL_RE = re.compile(r"^[a-z][a-z0-9+.-]*://", re.IGNORECASE)
+_CONTROL = re.compile(r"[\x00-\x1f\x7f]")
 
 
 @dataclass(frozen=True)
@@ -32,9 +34,22 @@ class InitResult:
 
 
 def storage_url(storage: str, cwd: Path) -> str:
-    """A DVC remote URL from ``--storage``: any URL as given, or a local path made absolute."""
-    if not storage or storage.startswith("-") or "\n" in storage:
-        raise UsageError(f"invalid --storage {storage!r}", hint="give a path or a DVC remote URL")
+    """A DVC remote URL from ``--storage``: any URL as given, or a local path made absolute.
+    A URL carrying a credential is refused: it would be committed to .dvc/config."""
+    if not storage or storage.startswith("-") or _CONTROL.search(storage):
+        raise UsageError(
+            f"invalid --storage {shown(redacted_url(storage))}",
+            hint="give a path or a DVC remote URL",
+        )
+    secret = secret_in_url(storage)
+    if secret is not None:
+        raise UsageError(
+            f"--storage {shown(redacted_url(storage))} carries {secret}, which would be"
+            " committed to .dvc/config",
+            hint="give the URL without it, then keep the secret out of git:"
+            f" 'dvc remote modify --local {dvc.DEFAULT_REMOTE} password ...' (or"
+            " access_key_id/secret_access_key), or the environment (AWS_SECRET_ACCESS_KEY...)",
+        )
     if _URL_RE.match(storage):
         return storage
     return str((cwd / storage).expanduser().resolve())
@@ -49,14 +64,17 @@ def init(cwd: Path, storage: str | None = None, *, dry_run: bool = False) -> Ini
     current = None if need_dvc else dvc.default_remote(root)
     if current is not None and wanted is not None and current[1] != wanted:
         raise PolicyError(
-            f"DVC remote {current[0]!r} already points at {current[1]}",
+            f"DVC remote {current[0]!r} already points at {redacted_url(current[1])}",
             hint=f"change it with 'dvc remote modify {current[0]} url ...' instead",
         )
     need_remote = current is None
     # An embedded store lives inside the work tree, ignored by git, at an absolute path so
     # that clones on this machine reach it too.
     url = wanted or str(root / EMBEDDED_STORE)
-    remote = current or (dvc.DEFAULT_REMOTE, url)
+    # The remote as reported: an existing one may hold a password (set by hand, or in
+    # .dvc/config.local), and what init reports gets printed.
+    name, shown_url = current or (dvc.DEFAULT_REMOTE, url)
+    remote = (name, redacted_url(shown_url))
     if dry_run or not (need_dvc or need_config or need_remote):
         return InitResult(root, need_dvc, need_config, remote, need_remote, None, dry_run)
 

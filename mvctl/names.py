@@ -8,22 +8,114 @@ from typing import Literal
 
 from mvctl.errors import UsageError
 
-NAME_RE = re.compile(r"^[a-z0-9]([a-z0-9_-]{0,62}[a-z0-9])?$")
+# '$' also matches before a trailing newline, so '^...$' alone lets 'fraud\n' through. The
+# compiled patterns refuse any newline with a lookahead, which keeps them whole-string
+# matches for .match() and keeps the '^...$' form that other modules embed with
+# .pattern.strip("^$"); NAME_PATTERN and SEMVER_PATTERN are the bare forms to embed.
+_NO_NEWLINE = r"(?![^\n]*\n)"
+NAME_PATTERN = r"[a-z0-9](?:[a-z0-9_-]{0,62}[a-z0-9])?"
+NAME_RE = re.compile(rf"^{_NO_NEWLINE}{NAME_PATTERN}$")
+
+# A tag name stays within 128 characters (git and the file systems that store loose refs
+# refuse long names, and only after the artifacts were uploaded): a 64-character model, '@',
+# the version and '#gold' leave 58 for the version, 'v' included. The lookahead caps the
+# run of version characters, so the cap holds wherever the pattern is embedded, and no
+# number ever reaches int() with more digits than it can convert.
+MAX_VERSION_LENGTH = 58
 _NUM = r"0|[1-9]\d*"
 _PRE_ID = r"(?:0|[1-9]\d*|\d*[a-zA-Z-][0-9a-zA-Z-]*)"
-SEMVER_RE = re.compile(
-    rf"^v(?P<major>{_NUM})\.(?P<minor>{_NUM})\.(?P<patch>{_NUM})"
+SEMVER_PATTERN = (
+    rf"v(?=[0-9A-Za-z.+-]{{5,{MAX_VERSION_LENGTH - 1}}}(?![0-9A-Za-z.+-]))"
+    rf"(?P<major>{_NUM})\.(?P<minor>{_NUM})\.(?P<patch>{_NUM})"
     rf"(?:-(?P<pre>{_PRE_ID}(?:\.{_PRE_ID})*))?"
-    r"(?:\+(?P<build>[0-9a-zA-Z-]+(?:\.[0-9a-zA-Z-]+)*))?$"
+    r"(?:\+(?P<build>[0-9a-zA-Z-]+(?:\.[0-9a-zA-Z-]+)*))?"
 )
+SEMVER_RE = re.compile(rf"^{_NO_NEWLINE}{SEMVER_PATTERN}$")
+_SHOWN = 40  # characters of a refused value an error message repeats
+
+
+def shown(text: str) -> str:
+    """``text`` for an error message: quoted, with control characters escaped, and cut
+    short, so a hostile value never floods the terminal or forges a line of output."""
+    if len(text) <= _SHOWN:
+        return repr(text)
+    return f"{text[:_SHOWN]!r}... ({len(text)} characters)"
+
 
 Bump = Literal["major", "minor", "patch"]
+
+# Query parameters that carry a secret in the URLs of DVC's remotes and of git hosts: S3 and
+# MinIO keys, presigned S3/GCS signatures, Azure SAS tokens, WebDAV/HTTP passwords, OAuth.
+SECRET_PARAMS = frozenset(
+    {
+        "access_key",
+        "access_key_id",
+        "secret",
+        "secret_key",
+        "secret_access_key",
+        "aws_access_key_id",
+        "aws_secret_access_key",
+        "aws_session_token",
+        "session_token",
+        "security_token",
+        "token",
+        "access_token",
+        "refresh_token",
+        "auth",
+        "password",
+        "passwd",
+        "pwd",
+        "key",
+        "api_key",
+        "apikey",
+        "account_key",
+        "sas_token",
+        "sig",
+        "signature",
+        "client_secret",
+        "credential",
+        "credentials",
+        "x-amz-credential",
+        "x-amz-signature",
+        "x-amz-security-token",
+        "x-goog-credential",
+        "x-goog-signature",
+    }
+)
+_USERINFO = re.compile(r"(?P<scheme>[A-Za-z][A-Za-z0-9+.-]*://)(?P<user>[^/@:?#]*):[^/?#]*@")
+_QUERY_PAIR = re.compile(r"(?P<key>(?<=[?&;])[^=&;#]+)=(?P<value>[^&;#]*)")
+
+
+def secret_in_url(url: str) -> str | None:
+    """What in ``url`` is a credential (a password in its user info, a secret query
+    parameter), in words that never repeat it; None when it carries none."""
+    if _USERINFO.search(url):
+        return "a password in its user info (user:password@)"
+    _, _, query = url.partition("?")
+    for match in _QUERY_PAIR.finditer(f"?{query.partition('#')[0]}" if query else ""):
+        if match["key"].lower() in SECRET_PARAMS:
+            return f"the secret query parameter {match['key']!r}"
+    return None
+
+
+def redacted_url(url: str) -> str:
+    """``url`` fit to print: a password and the values of secret query parameters masked."""
+    text = _USERINFO.sub(r"\g<scheme>\g<user>:***@", url)
+    head, sep, query = text.partition("?")
+    if not sep:
+        return text
+
+    def mask(match: re.Match[str]) -> str:
+        secret = match["key"].lower() in SECRET_PARAMS
+        return f"{match['key']}={'***' if secret else match['value']}"
+
+    return head + sep + _QUERY_PAIR.sub(mask, f"?{query}")[1:]
 
 
 def check_model(name: str) -> str:
     if not NAME_RE.match(name):
         raise UsageError(
-            f"invalid model name {name!r}",
+            f"invalid model name {shown(name)}",
             hint="use lowercase letters, digits, '-' and '_' (1-64 chars), "
             "starting and ending with a letter or digit",
         )
@@ -33,7 +125,7 @@ def check_model(name: str) -> str:
 def check_channel(name: str) -> str:
     if not NAME_RE.match(name):
         raise UsageError(
-            f"invalid channel name {name!r}",
+            f"invalid channel name {shown(name)}",
             hint="channel names follow the model name rule, e.g. production",
         )
     return name
@@ -53,8 +145,13 @@ class Version:
     def parse(cls, text: str) -> Version:
         match = SEMVER_RE.match(text)
         if not match:
+            if len(text) > MAX_VERSION_LENGTH:
+                raise UsageError(
+                    f"version {shown(text)} is too long",
+                    hint=f"a version has at most {MAX_VERSION_LENGTH} characters",
+                )
             raise UsageError(
-                f"invalid version {text!r}", hint="versions are 'v' + SemVer, e.g. v1.4.0"
+                f"invalid version {shown(text)}", hint="versions are 'v' + SemVer, e.g. v1.4.0"
             )
         return cls(
             int(match["major"]),

@@ -22,7 +22,7 @@ from mvctl.manifest import (
     fingerprint,
     manifest_path,
 )
-from mvctl.names import Bump, Version, check_model, next_version
+from mvctl.names import Bump, Version, check_model, next_version, shown
 from mvctl.progress import NoProgress, ProgressSink
 from mvctl.registry import model_tags
 from mvctl.sync import SyncResult, sync_git
@@ -237,15 +237,20 @@ def _choose_version(git: GitRepo, model: str, req: RegisterRequest) -> Version:
 
 
 def _repo_path(root: Path, base: Path, given: str, what: str) -> str:
-    """Validate a user path: inside the work tree, outside .git/.dvc; return it repo-relative."""
-    if not given or "\0" in given:
-        raise UsageError(f"empty or invalid {what} path")
-    full = (base / given).resolve()
+    """Validate a user path: inside the work tree, outside .git/.dvc/registry; return it
+    repo-relative. Control characters are refused: DVC writes these paths into .gitignore
+    files, one per line, where a newline would add a rule of its own."""
+    if not given or any(ord(c) < 32 or ord(c) == 127 for c in given) or len(given) > 4096:
+        raise UsageError(f"empty or invalid {what} path {shown(given)}")
+    try:
+        full = (base / given).resolve()
+    except (OSError, RuntimeError) as exc:  # a symlink loop, a name too long for the OS
+        raise UsageError(f"{what} path {shown(given)} cannot be resolved: {exc}") from None
     if not full.is_relative_to(root):
-        raise UsageError(f"{what} path {given!r} is outside the repository {root}")
+        raise UsageError(f"{what} path {shown(given)} is outside the repository {root}")
     rel = PurePosixPath(full.relative_to(root).as_posix())
-    if not rel.parts or rel.parts[0] in (".git", ".dvc", "registry"):
-        raise UsageError(f"{what} path {given!r} is not a place for artifacts")
+    if not rel.parts or rel.parts[0] in (".git", ".dvc", ".mvctl", "registry"):
+        raise UsageError(f"{what} path {shown(given)} is not a place for artifacts")
     return str(rel)
 
 
@@ -286,7 +291,29 @@ def _read_inputs(root: Path, req: RegisterRequest, cfg: config.ModelConfig) -> _
     if lock and not (root / lock).is_file():
         raise OperationalError(f"lockfile {lock} does not exist")
     env = environment.capture(root / lock if lock else None, lock)
+    _profile_source(root, cfg, data)  # a bad profile: path is refused before any upload
     return _Inputs(weights, data, metrics, params, env, metrics_file)
+
+
+def _profile_source(root: Path, cfg: config.ModelConfig, data: tuple[str, ...]) -> str | None:
+    """The file to profile: the model's ``profile:`` path (validated like every other repo
+    path: its profile is committed), else its first CSV/Parquet data file; None without."""
+    from mvctl import profile
+
+    configured = cfg.raw.get("profile")
+    if configured:
+        path = _repo_path(root, root, str(configured), "profile")
+        if not path.lower().endswith(profile.TABULAR):
+            raise UsageError(
+                f"profile path {shown(path)} is neither CSV nor Parquet",
+                hint="point profile: at a .csv or .parquet file in the repository",
+            )
+        if not (root / path).is_file():
+            raise OperationalError(f"profile source {path} does not exist")
+        return path
+    return next(
+        (p for p in data if p.lower().endswith(profile.TABULAR) and (root / p).is_file()), None
+    )
 
 
 def _write_profile(
@@ -299,12 +326,7 @@ def _write_profile(
     from mvctl import profile
 
     target = root / profile.profile_path(model)
-    configured = cfg.raw.get("profile")
-    candidates = [str(configured)] if configured else list(inputs.data)
-    source = next(
-        (p for p in candidates if p.lower().endswith(profile.TABULAR) and (root / p).is_file()),
-        None,
-    )
+    source = _profile_source(root, cfg, inputs.data)
     if source is None:
         target.unlink(missing_ok=True)  # never leave the previous version's profile behind
         return None

@@ -21,19 +21,21 @@ from typing import Any, Literal
 
 from mvctl import yamlio
 from mvctl.errors import MvctlError
-from mvctl.names import NAME_RE, SEMVER_RE, Version
+from mvctl.names import NAME_PATTERN, SEMVER_PATTERN, Version
 
 TagKind = Literal["version", "deregister", "event", "alias", "gold"]
 
 TAG_PREFIX = "refs/tags/"
-_NAME = NAME_RE.pattern.strip("^$")
-_SEMVER = SEMVER_RE.pattern.strip("^$")
+_NAME = NAME_PATTERN
+_SEMVER = SEMVER_PATTERN
+# \A...\Z, not ^...$: '$' matches before a trailing newline. The counter is capped at 18
+# digits so int() of it stays cheap and exact.
 _TAG_RE = re.compile(
-    rf"^(?P<model>{_NAME})(?:"
+    rf"\A(?P<model>{_NAME})(?:"
     rf"@(?P<version>{_SEMVER})(?:(?P<cancel>!)|(?P<gold>\#gold))?"
-    rf"|#(?P<channel>{_NAME})#(?P<counter>[1-9]\d*)"
+    rf"|#(?P<channel>{_NAME})#(?P<counter>[1-9]\d{{0,17}})"
     rf"|@(?P<alias>{_NAME})"
-    r")$"
+    r")\Z"
 )
 
 

@@ -79,9 +79,18 @@ def load_token(token_file: Path | None, environ: Mapping[str, str]) -> str:
     token = ""
     if token_file is not None:
         try:
-            token = token_file.read_text(encoding="utf-8").strip()
+            with token_file.open("rb") as handle:
+                raw = handle.read(4097)  # a token is one line: never read a stray big file
+            if len(raw) > 4096:
+                raise OperationalError(f"--token-file {token_file} is longer than 4 KiB")
+            token = raw.decode("utf-8").strip()
         except OSError as exc:
             raise UsageError(f"cannot read --token-file {token_file}: {exc.strerror}") from exc
+        except UnicodeDecodeError:
+            raise OperationalError(
+                f"--token-file {token_file} is not UTF-8 text",
+                hint="write the token as one line of plain text",
+            ) from None
     else:
         token = environ.get(TOKEN_ENV, "").strip()
     if len(token) < 16:

@@ -15,6 +15,11 @@ if TYPE_CHECKING:
 # PyYAML is imported on first use: a rollback reads only JSON-bodied tags and never pays
 # for it.
 
+# YAML that mvctl reads is config, manifests (a weights directory lists its files), params
+# and lock files: kilobytes, rarely megabytes. The cap keeps a stray data file, or a crafted
+# registry commit, from taking seconds and gigabytes to load. Callers may pass a lower one.
+MAX_BYTES = 16 * 1024 * 1024
+
 
 class _Refused(Exception):
     """Raised inside the loader; ``loads`` adds the source and turns it into a one-liner."""
@@ -66,13 +71,19 @@ def _strict_loader() -> type[yaml.SafeLoader]:
     return StrictLoader
 
 
-def loads(text: str, source: str = "<text>") -> Any:
-    """Safe-load ``text``; a duplicate key, an alias or a syntax error is an
-    OperationalError that names ``source`` (and the line)."""
+def loads(text: str, source: str = "<text>", max_bytes: int = MAX_BYTES) -> Any:
+    """Safe-load ``text``; a duplicate key, an alias, a syntax error or more than
+    ``max_bytes`` of text is an OperationalError that names ``source`` (and the line)."""
     import yaml
 
+    if len(text) > max_bytes // 4 and len(text.encode("utf-8", "surrogatepass")) > max_bytes:
+        raise _too_big(source, max_bytes)
     try:
         return yaml.load(text, Loader=_strict_loader())  # noqa: S506 - a SafeLoader
+    except RecursionError:
+        raise OperationalError(
+            f"{source} is nested too deeply to read", hint="fix the file and retry"
+        ) from None
     except _Refused as exc:
         line = exc.line or _first_alias_line(text)
         raise OperationalError(
@@ -121,12 +132,43 @@ def line_of(text: str, path: tuple[str | int, ...]) -> int | None:
     return line
 
 
-def load_file(path: Path) -> Any:
+def read_text(path: Path, max_bytes: int = MAX_BYTES) -> str:
+    """A user's text file, refused before it is read when larger than ``max_bytes``, and
+    refused when it is not UTF-8: one-line OperationalErrors, never a traceback."""
     try:
-        text = path.read_text(encoding="utf-8")
+        size = path.stat().st_size
+        if size > max_bytes:
+            raise _too_big(str(path), max_bytes)
+        data = path.read_bytes()
     except OSError as exc:
         raise OperationalError(f"cannot read {path}: {exc.strerror}") from exc
-    return loads(text, str(path))
+    if len(data) > max_bytes:  # it grew since stat()
+        raise _too_big(str(path), max_bytes)
+    try:
+        return data.decode("utf-8")
+    except UnicodeDecodeError as exc:
+        raise OperationalError(
+            f"{path} is not UTF-8 text (byte {exc.start} is {data[exc.start]:#04x})",
+            hint="save the file as UTF-8 and retry",
+        ) from None
+
+
+def load_file(path: Path, max_bytes: int = MAX_BYTES) -> Any:
+    return loads(read_text(path, max_bytes), str(path), max_bytes)
+
+
+def size_words(size: int) -> str:
+    """A cap in words: 1 MiB, 512 KiB."""
+    if size >= 1024 * 1024 and size % (1024 * 1024) == 0:
+        return f"{size // (1024 * 1024)} MiB"
+    return f"{size // 1024} KiB" if size >= 1024 else f"{size} bytes"
+
+
+def _too_big(source: str, max_bytes: int) -> OperationalError:
+    return OperationalError(
+        f"{source} is larger than {size_words(max_bytes)}, the most mvctl reads",
+        hint="point mvctl at the small summary file, not at data",
+    )
 
 
 def dumps(data: Any) -> str:
