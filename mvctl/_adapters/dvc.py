@@ -5,6 +5,7 @@ from __future__ import annotations
 import json
 import logging
 import os
+import re
 from collections.abc import Callable, Iterator, Sequence
 from contextlib import contextmanager
 from dataclasses import dataclass
@@ -243,72 +244,210 @@ class DvcProject:
             )
 
 
-def download(
+# --- the serving host: everything read from a registry commit is untrusted ---------------
+
+OBJECT_ID_RE = re.compile(r"[0-9a-f]{32}(\.dir)?")
+_REMOTE_NAME_RE = re.compile(r"[A-Za-z0-9][A-Za-z0-9_.-]{0,63}")
+# Schemes of DVC's remote types; anything else in a committed config is refused.
+_SCHEMES = frozenset(
+    "s3 gs gcs azure az ssh hdfs webhdfs http https webdav webdavs oss gdrive file".split()  # noqa: SIM905
+)
+_CHUNK = 1 << 20
+_LISTING_CAP = 64 << 20  # a .dir listing of a million files is ~100 MB: refuse the absurd
+HOST_REMOTE = "mvctl-host"
+
+
+def check_object_id(value: object, what: str) -> str:
+    """A DVC object id (md5, '.dir' for a directory) and nothing else: DVC joins it into a
+    path, so an id with a '/' would name any file on the host."""
+    if not isinstance(value, str) or not OBJECT_ID_RE.fullmatch(value):
+        raise OperationalError(f"{what} has an invalid object id {_shown(value)}")
+    return value
+
+
+def _shown(value: object) -> str:
+    text = repr(value)
+    return text if len(text) <= 50 else text[:47] + "..."
+
+
+def check_remote_url(url: str, what: str) -> str:
+    """A remote URL a host may use: a known DVC scheme or an absolute local path, with
+    nothing that could end a config line or start an option."""
+    if (
+        not url
+        or len(url) > 2048
+        or url.startswith("-")
+        or any(c in url for c in "\n\r\0\"'#;[]")
+        or url != url.strip()
+    ):
+        raise OperationalError(f"{what} has an invalid DVC remote URL {_shown(url)}")
+    scheme, sep, rest = url.partition("://")
+    if sep:
+        if scheme.lower() not in _SCHEMES or not rest:
+            raise OperationalError(f"{what} has a DVC remote of unknown kind {_shown(url)}")
+        return url
+    if not url.startswith("/") or ".." in url.split("/"):
+        raise OperationalError(
+            f"{what} has a DVC remote that is not an absolute path or URL: {_shown(url)}",
+            hint="on the host, name the store with --dvc-remote",
+        )
+    return url
+
+
+def remote_from_config(text: str, what: str) -> tuple[str, str]:
+    """The default remote (name, url) of a registry's committed ``.dvc/config``. Nothing
+    else in it applies on a host (cache and site-cache dirs, remote options, core flags)."""
+    from configobj import ConfigObj, ConfigObjError  # type: ignore[import-untyped]
+
+    try:
+        conf = ConfigObj(text.splitlines(), interpolation=False, list_values=False)
+    except (ConfigObjError, ValueError, TypeError) as exc:
+        raise OperationalError(f"{what} is not a valid DVC config: {_one_line(exc)}") from None
+    core = conf.get("core")
+    name = core.get("remote") if isinstance(core, dict) else None
+    if not isinstance(name, str) or not _REMOTE_NAME_RE.fullmatch(name):
+        raise OperationalError(
+            f"{what} names no valid default DVC remote", hint="pass --dvc-remote NAME|URL"
+        )
+    for section, values in conf.items():
+        match = re.fullmatch(r'\s*remote\s*"(.*)"\s*', str(section))
+        if match and match[1] == name and isinstance(values, dict):
+            url = values.get("url")
+            if isinstance(url, str):
+                return name, check_remote_url(url, what)
+    raise OperationalError(f"{what} has no URL for its default DVC remote {name!r}")
+
+
+class SizeExceeded(OperationalError):
+    """The remote sent more bytes than the manifest declares."""
+
+
+class RemoteStore:
+    """A registry's DVC remote, opened for reading objects by (validated) id."""
+
+    def __init__(self, odb: Any, progress: Callable[[int], None] | None) -> None:
+        self._odb = odb
+        self._progress = progress
+
+    def fetch(self, md5: str, dest: Path, max_size: int) -> None:
+        """Stream object ``md5`` into the new file ``dest``; fail once it exceeds
+        ``max_size`` bytes (an endless or oversized object never fills the disk)."""
+        check_object_id(md5, "a download")
+        source = self._odb.oid_to_path(md5)
+        with _converted(f"download object {md5}"):
+            if not self._odb.fs.exists(source):
+                raise OperationalError(
+                    f"object {md5} is missing from the DVC remote",
+                    hint="was the version's data pushed? ('dvc push' in the registry repo)",
+                )
+            flags = os.O_WRONLY | os.O_CREAT | os.O_EXCL | getattr(os, "O_NOFOLLOW", 0)
+            fd = os.open(dest, flags, 0o644)
+            written = 0
+            with os.fdopen(fd, "wb") as out, self._odb.fs.open(source, mode="rb") as src:
+                while chunk := src.read(min(_CHUNK, max_size - written + 1)):
+                    written += len(chunk)
+                    if written > max_size:
+                        raise SizeExceeded(
+                            f"object {md5} in the DVC remote is larger than the "
+                            f"{max_size} bytes the manifest declares",
+                            hint="the DVC remote holds a wrong object; "
+                            "the host keeps serving what it had",
+                        )
+                    out.write(chunk)
+                    if self._progress:
+                        self._progress(len(chunk))
+
+    def listing(self, md5: str, scratch: Path) -> list[tuple[str, str]]:
+        """(relpath, md5) of each file of directory object ``md5``, validated: relative
+        paths with no '..', each once, and object ids only."""
+        if not md5.endswith(".dir"):
+            raise OperationalError(f"object {md5} is not a directory listing")
+        self.fetch(md5, scratch, _LISTING_CAP)
+        try:
+            entries = json.loads(scratch.read_text(encoding="utf-8"))
+        except (OSError, ValueError) as exc:
+            raise OperationalError(f"DVC's listing of directory {md5} is corrupt") from exc
+        finally:
+            scratch.unlink(missing_ok=True)
+        if not isinstance(entries, list):
+            raise OperationalError(f"DVC's listing of directory {md5} is corrupt")
+        found: list[tuple[str, str]] = []
+        for entry in entries:
+            relpath = entry.get("relpath") if isinstance(entry, dict) else None
+            oid = entry.get("md5") if isinstance(entry, dict) else None
+            if not isinstance(relpath, str) or not _safe_relpath(relpath):
+                raise OperationalError(f"directory listing {md5} names an unsafe path")
+            found.append((relpath, check_object_id(oid, f"directory listing {md5}")))
+        if len({p for p, _ in found}) != len(found) or any(o.endswith(".dir") for _, o in found):
+            raise OperationalError(f"DVC's listing of directory {md5} is corrupt")
+        return found
+
+
+def _safe_relpath(path: str) -> bool:
+    parts = path.split("/")
+    return (
+        0 < len(path) <= 4096
+        and not any(c in path for c in "\0\\")
+        and all(p not in ("", ".", "..") for p in parts)
+    )
+
+
+@contextmanager
+def remote_store(
     workdir: Path,
-    config_text: str,
-    objects: Sequence[tuple[str, Path]],
+    registry_remote: tuple[str, str] | None,
     remote: str | None = None,
     progress: Callable[[int], None] | None = None,
-) -> None:
-    """Download DVC objects (md5, destination) straight from a registry's DVC remote, with
-    no git repo and no DVC cache: ``config_text`` is the registry's ``.dvc/config``; the
-    host's own DVC config (credentials) applies on top; ``remote`` names a remote from any of
-    them, or is a URL that replaces the default. A ``.dir`` object becomes a directory."""
+) -> Iterator[RemoteStore]:
+    """Open a registry's DVC remote with no git repo and no DVC cache. ``registry_remote``
+    is the (name, url) taken from the registry's committed config, validated; the host's
+    own DVC config (credentials) applies on top; ``remote`` names a remote of the host's
+    config, or is a URL that replaces the registry's. Every file DVC writes (its site
+    cache, temp files, state) stays inside ``workdir``."""
     disable_analytics()
-    from dvc.repo import Repo
+    from configobj import ConfigObj
 
-    _quiet_logging()
+    default: str | None = registry_remote[0] if registry_remote else None
+    if remote is not None:
+        if "://" in remote or remote.startswith("/"):
+            registry_remote = (HOST_REMOTE, check_remote_url(remote, "--dvc-remote"))
+            default = HOST_REMOTE
+        elif _REMOTE_NAME_RE.fullmatch(remote):
+            registry_remote, default = None, remote  # a remote of the host's own config
+        else:
+            raise OperationalError(f"invalid DVC remote {_shown(remote)}")
     dvc_dir = workdir / ".dvc"
     dvc_dir.mkdir(parents=True, exist_ok=True)
-    (dvc_dir / "config").write_text(config_text, encoding="utf-8")
-    local = "[core]\n    no_scm = true\n"
-    name = remote
-    if remote and any(c in remote for c in "\n\r\"'[]"):
-        raise OperationalError(f"invalid DVC remote {remote!r}")
-    if remote and ("://" in remote or remote.startswith("/")):
-        name = "mvctl-host"
-        local += f"['remote \"{name}\"']\n    url = {remote}\n"
-    (dvc_dir / "config.local").write_text(local, encoding="utf-8")
-    with _converted("download artifacts from its remote"):
-        repo = Repo(os.fspath(workdir))
+    site = workdir / "site-cache"
+    config = ConfigObj(interpolation=False, list_values=False)
+    config["core"] = {"no_scm": "true", "site_cache_dir": os.fspath(site)}
+    if default:
+        config["core"]["remote"] = default
+    if registry_remote:
+        config[f'remote "{registry_remote[0]}"'] = {"url": registry_remote[1]}
+    with (dvc_dir / "config").open("wb") as handle:
+        config.write(handle)
+    _quiet_logging()
+    # The environment outranks any config: a host's site cache lives in workdir too.
+    saved = {k: os.environ.get(k) for k in ("DVC_SITE_CACHE_DIR",)}
+    os.environ["DVC_SITE_CACHE_DIR"] = os.fspath(site)
+    try:
+        from dvc.repo import Repo
+
+        with _converted("open its remote"):
+            repo = Repo(os.fspath(workdir))
         try:
-            odb = repo.cloud.get_remote_odb(name, "mvctl pull")
-            for md5, dest in objects:
-                _download_object(odb, md5, dest, progress)
+            with _converted("open its remote"):
+                odb = repo.cloud.get_remote_odb(default or None, "mvctl pull")
+            yield RemoteStore(odb, progress)
         finally:
             repo.close()
-
-
-def _download_object(
-    odb: Any, md5: str, dest: Path, progress: Callable[[int], None] | None
-) -> None:
-    def fetch(oid: str, target: Path) -> None:
-        target.parent.mkdir(parents=True, exist_ok=True)
-        source = odb.oid_to_path(oid)
-        if not odb.fs.exists(source):
-            raise OperationalError(
-                f"object {oid} is missing from the DVC remote",
-                hint="was the version's data pushed? ('dvc push' in the registry repo)",
-            )
-        odb.fs.get_file(source, os.fspath(target))
-        if progress:
-            progress(target.stat().st_size)
-
-    if not md5.endswith(".dir"):
-        fetch(md5, dest)
-        return
-    listing = dest.parent / f".{dest.name}.dir"
-    fetch(md5, listing)
-    try:
-        entries = json.loads(listing.read_text(encoding="utf-8"))
     finally:
-        listing.unlink(missing_ok=True)
-    dest.mkdir(parents=True, exist_ok=True)
-    for entry in entries:
-        relpath = Path(str(entry["relpath"]))
-        if relpath.is_absolute() or ".." in relpath.parts:
-            raise OperationalError(f"directory listing {md5} names an unsafe path {relpath}")
-        fetch(str(entry["md5"]), dest / relpath)
+        for key, value in saved.items():
+            if value is None:
+                os.environ.pop(key, None)
+            else:
+                os.environ[key] = value
 
 
 def _declared_in(path: Path, name: str) -> Any:

@@ -86,8 +86,11 @@ def pull(
         return
     if repo is None or model is None:
         raise UsageError("pull needs REPO_URL and MODEL (or --status)")
-    if interval <= 0:
-        raise UsageError("--interval must be positive")
+    serving.check_interval(interval)
+    try:
+        argv = tuple(shlex.split(on_change)) if on_change else ()
+    except ValueError as exc:  # an unterminated quote
+        raise UsageError(f"--on-change cannot be split: {exc}") from None
     request = serving.PullRequest(
         repo=repo,
         model=model,
@@ -95,7 +98,7 @@ def pull(
         dest=dest,
         keep=keep,
         dvc_remote=dvc_remote,
-        on_change=tuple(shlex.split(on_change)) if on_change else (),
+        on_change=argv,
         shell=shell,
     )
     if not watch:
