@@ -37,6 +37,7 @@ class Event:
     gates: tuple[dict[str, Any], ...] = ()
     request: str | None = None
     incident: str | None = None  # set by automatic rollbacks (webhook alerts)
+    alerts: tuple[str, ...] = ()  # the alert instances an automatic rollback acted on
 
     def to_dict(self) -> dict[str, Any]:
         return {
@@ -53,6 +54,7 @@ class Event:
             "gates": list(self.gates),
             "request": self.request,
             "incident": self.incident,
+            "alerts": list(self.alerts),
         }
 
 
@@ -168,6 +170,7 @@ def _event(record: TagRecord, versions_at: dict[str, str]) -> Event | None:
         gates=tuple(g for g in body.get("gates") or [] if isinstance(g, dict)),
         request=body.get("request") if isinstance(body.get("request"), str) else None,
         incident=body.get("incident") if isinstance(body.get("incident"), str) else None,
+        alerts=tuple(a for a in body.get("alerts") or [] if isinstance(a, str)),
     )
 
 

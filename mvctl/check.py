@@ -137,10 +137,22 @@ def _history_problems(state: channels.ModelState) -> list[str]:
                 f"{model}@{version} names parent {parent}, which is not registered here "
                 "(was it never pushed?)"
             )
-    counters = {e.counter for e in state.events}
-    missing = sorted(set(range(1, max(counters, default=0) + 1)) - counters)
-    if missing:
-        shown = ", ".join(str(n) for n in missing[:10]) + (" ..." if len(missing) > 10 else "")
+    gaps: list[str] = []
+    seen: dict[int, str] = {}
+    previous = 0
+    for event in state.events:  # in counter order
+        if event.counter in seen:
+            found.append(
+                f"{model}: event number {event.counter} is used twice ({seen[event.counter]},"
+                f" {event.name}); numbers count per model across channels"
+            )
+        elif event.counter > previous + 1:
+            first, last = previous + 1, event.counter - 1
+            gaps.append(str(first) if first == last else f"{first}-{last}")
+        seen.setdefault(event.counter, event.name)
+        previous = max(previous, event.counter)
+    if gaps:
+        shown = ", ".join(gaps[:10]) + (" ..." if len(gaps) > 10 else "")
         found.append(
             f"{model}: assignment event(s) {shown} are missing (moves made elsewhere and "
             "never pushed?)"

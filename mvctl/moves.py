@@ -51,6 +51,7 @@ class ChannelMove:
     completed: bool = False  # this call published an earlier, interrupted move
     published: tuple[str, ...] = ()  # every tag the push carried
     note: str = ""  # why nothing moved, or what else happened
+    alerts: tuple[str, ...] = ()  # alert instances an automatic rollback acts on
 
     def to_dict(self) -> dict[str, Any]:
         return {
@@ -73,6 +74,7 @@ class ChannelMove:
             "dry_run": self.dry_run,
             "changed": self.changed,
             "note": self.note,
+            "alerts": list(self.alerts),
         }
 
 
@@ -173,6 +175,8 @@ def _tag_objects(ctx: Context, move: ChannelMove) -> tuple[str, str]:
         "request": move.request,
         "incident": move.incident,
     }
+    if move.alerts:
+        body["alerts"] = list(move.alerts)
     alias = tags.alias_tag(move.model, move.channel)
     alias_body = {
         "kind": "alias",
@@ -211,20 +215,43 @@ def write(ctx: Context, move: ChannelMove) -> ChannelMove:
         else f"delete refs/tags/{alias} {alias_obj}",
     ]
     move = replace(move, remote=ctx.remote)
+    skipped = _refuse_own_conflicts(ctx, move.channel)
     try:
         git.update_refs([f"create refs/tags/{move.event} {event_obj}", alias_cmd], what=alias)
         if ctx.remote is None or ctx.synced is None:
             interrupts.settle()
             return move
         found = publish.pending(_model_records(ctx), ctx.synced)
-        names = publish.push_refs(git, found)
+        try:
+            names = publish.push_refs(git, found, skip_conflicted=True)
+        except publish.Unsettled as unsettled:
+            names = publish.settle(unsettled, lambda: _undo(git, undo, alias))
         interrupts.settle()
+    except (publish.Unsettled, Interrupted):
+        raise  # settled: the state it left is the one its message names
     except KeyboardInterrupt:
         raise _interrupted(ctx, move, alias, alias_obj, undo) from None
     except BaseException:
         _undo(git, undo, alias)
         raise
-    return replace(move, pushed=True, published=tuple(names))
+    return replace(move, pushed=True, published=tuple(names), note=skipped)
+
+
+def _refuse_own_conflicts(ctx: Context, channel: str) -> str:
+    """A move cannot be published over a conflict on its own channel (refused, exit 4);
+    conflicts on other channels are left out of the push, and named in the note."""
+    if ctx.synced is None:
+        return ""
+    found = publish.pending(list(ctx.state.records), ctx.synced)
+    own = [n for n in found.conflicts if (p := tags.parse(n)) is not None and p.channel == channel]
+    if own:
+        publish.refuse_conflicts(replace(found, conflicts=tuple(own)))
+    if not found.conflicts:
+        return ""
+    return (
+        f"not published: {', '.join(found.conflicts)} (conflicting with {ctx.remote}'s; "
+        "'mvctl sync --discard-local' drops them)"
+    )
 
 
 def _undo(git: GitRepo, undo: list[str], alias: str) -> None:
@@ -279,9 +306,10 @@ def complete(ctx: Context, channel: str, note: str) -> ChannelMove:
     state = ctx.state
     event = events[-1] if events else state.channel_events(channel)[-1]
     version = state.holder(channel) or event.version or "?"
+    _refuse_own_conflicts(ctx, channel)
     found = publish.pending(list(state.records), ctx.synced)
     try:
-        names = publish.push_refs(ctx.git, found)
+        names = publish.push_refs(ctx.git, found, skip_conflicted=True)
         interrupts.settle()
     except KeyboardInterrupt:
         alias = state.alias(channel)

@@ -15,7 +15,7 @@ from typing import Any, Literal
 
 from mvctl import channels, config, interrupts, moves, publish, tags
 from mvctl._adapters.git import GitRepo
-from mvctl.errors import OperationalError, PolicyError, UsageError
+from mvctl.errors import Interrupted, OperationalError, PolicyError, UsageError
 from mvctl.gates import GateReport, evaluate
 from mvctl.moves import ChannelMove, MoveKind, now
 from mvctl.names import Version, check_channel, check_model
@@ -27,6 +27,7 @@ __all__ = ["ChannelMove", "MoveKind", "promote", "rollback", "validate"]
 # A plain rollback this soon after the channel's last rollback is taken as a retry of it:
 # the panic button never rolls back further than asked (say --to VERSION to go further).
 RETRY_WINDOW_S = 600
+CLOCK_SKEW_S = 60  # a last rollback stamped further ahead than this is no reason to wait
 
 
 def _require_version(state: channels.ModelState, version: str) -> None:
@@ -164,32 +165,51 @@ def _seconds_between(then: str, until: str) -> float:
 
 def _retry_of(ctx: moves.Context, channel: str, incident: str | None) -> ChannelMove | None:
     """When a plain rollback is a retry of one already made, the answer to it: publish the
-    earlier one if its push never happened, else nothing. None: it is a new rollback."""
+    earlier one if the remote does not have it, else nothing. None: it is a new rollback.
+    A plain rollback is about what the fleet serves, so a channel whose local alias is ahead
+    of the remote's by anything but a rollback is refused: that decision is the user's."""
     state = ctx.state
     pending = ctx.unpublished(channel)
-    if incident is not None:
-        done = [e for e in state.channel_events(channel) if e.incident == incident]
-        if not done:
-            return None
-        if done[-1] in pending:
-            return moves.complete(ctx, channel, f"published the pending rollback {done[-1].name}")
-        return _no_move(ctx, channel, done[-1], f"incident already handled by {done[-1].name}")
-    if pending and pending[-1].kind == "rollback":
-        return moves.complete(ctx, channel, f"published the pending rollback {pending[-1].name}")
     events = state.channel_events(channel)
     last = events[-1] if events else None
-    if last is not None and last.kind == "rollback":
+    if incident is not None:
+        done = [e for e in events if e.incident == incident]
+        if done and (done[-1] in pending or (ctx.alias_pending(channel) and done[-1] == last)):
+            return moves.complete(ctx, channel, f"published the pending rollback {done[-1].name}")
+        if done:
+            return _no_move(ctx, channel, done[-1], f"incident already handled by {done[-1].name}")
+    elif ctx.alias_pending(channel) and last is not None and last.kind == "rollback":
+        # Its push never happened, or the remote's alias was put back since: either way the
+        # fleet does not have this rollback; publishing it is the retry.
+        return moves.complete(ctx, channel, f"published the pending rollback {last.name}")
+    if ctx.alias_pending(channel):
+        _refuse_unpublished(ctx, channel, pending)
+    if incident is None and last is not None and last.kind == "rollback":
         age = _seconds_between(last.time, now(ctx.git))
-        if age < RETRY_WINDOW_S:
+        if -CLOCK_SKEW_S <= age < RETRY_WINDOW_S:
             return _no_move(
                 ctx,
                 channel,
                 last,
                 f"{state.model}@{channel} was rolled back from {last.previous} to "
-                f"{last.version} {age:.0f} s ago ({last.name}); taken as a retry: nothing done. "
-                "To roll back further, say --to VERSION",
+                f"{last.version} {max(age, 0):.0f} s ago ({last.name}); taken as a retry: "
+                "nothing done. To roll back further, say --to VERSION",
             )
     return None
+
+
+def _refuse_unpublished(ctx: moves.Context, channel: str, pending: list[channels.Event]) -> None:
+    alias = ctx.published_alias(channel)
+    fleet = ctx.state.version_at(alias.commit) if alias else None
+    here = ctx.state.holder(channel)
+    made = ", ".join(f"{e.kind} {e.version} ({e.name})" for e in pending) or "an alias move"
+    raise PolicyError(
+        f"{ctx.state.model}@{channel} is {here} here but {fleet or 'nothing'} on {ctx.remote}: "
+        f"this clone has unpublished moves ({made}), so a rollback from here would not be "
+        "about what the fleet serves",
+        hint="drop them and roll back the fleet: 'mvctl sync --discard-local', then the "
+        "rollback again; or publish them first with 'mvctl push'",
+    )
 
 
 def _no_move(ctx: moves.Context, channel: str, event: channels.Event, note: str) -> ChannelMove:
@@ -264,8 +284,10 @@ def rollback_on(
     to: str | None = None,
     dry_run: bool = False,
     incident: str | None = None,
+    alerts: tuple[str, ...] = (),
 ) -> ChannelMove:
-    """``rollback`` on a context the caller opened (and fetched) already."""
+    """``rollback`` on a context the caller opened (and fetched) already; ``alerts`` names
+    the alert instances it acts on (recorded, so a repeat of them never acts again)."""
     state = ctx.state
     model = state.model
     current = state.holder(channel)
@@ -308,6 +330,7 @@ def rollback_on(
         changed=target != current,
         incident=incident,
         remote=ctx.remote,
+        alerts=alerts,
     )
     if dry_run or target == current:
         return move  # already there: idempotent, so a repeated alert or retry is harmless
@@ -382,14 +405,23 @@ def _mark(
         )
     if synced is None:
         return mark
-    try:
-        records = git.tags(f"{tags.TAG_PREFIX}{model}@*", f"{tags.TAG_PREFIX}{model}#*")
-        names = publish.push_refs(git, publish.pending(records, synced))
-        interrupts.settle()
-    except BaseException:
+
+    def undo() -> None:
         if obj is not None:
             with interrupts.shielded():
                 git.update_refs([f"delete refs/tags/{name} {obj}"], what=name)
+
+    try:
+        records = git.tags(f"{tags.TAG_PREFIX}{model}@*", f"{tags.TAG_PREFIX}{model}#*")
+        try:
+            names = publish.push_refs(git, publish.pending(records, synced))
+        except publish.Unsettled as unsettled:
+            names = publish.settle(unsettled, undo)
+        interrupts.settle()
+    except (publish.Unsettled, Interrupted):
+        raise  # settled: the state it left is the one its message names
+    except BaseException:
+        undo()
         raise
     return replace(mark, pushed=True, published=tuple(names))
 

@@ -13,19 +13,24 @@ local write and its push shows up as pending, and the next publishing command co
 
 from __future__ import annotations
 
-import re
-from dataclasses import dataclass
+from collections.abc import Callable
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from mvctl import tags
-from mvctl._adapters.git import GitRepo, TagRecord
+from mvctl import interrupts, tags
+from mvctl._adapters.git import (
+    Declined,
+    GitFailed,
+    GitRepo,
+    PushInterrupted,
+    Refused,
+    TagRecord,
+)
 from mvctl.config import CONFIG_FILE
-from mvctl.errors import ConflictError, UsageError
+from mvctl.errors import ConflictError, Interrupted, MvctlError, OperationalError, UsageError
 from mvctl.names import check_model
 from mvctl.sync import SyncResult, check_remote_name, sync_git
-
-_PUSH_KEY = re.compile(r"^push\s*:", re.MULTILINE)
 
 
 def push_setting(root: Path) -> str:
@@ -37,8 +42,8 @@ def push_setting(root: Path) -> str:
         text = (root / CONFIG_FILE).read_text(encoding="utf-8")
     except (OSError, UnicodeDecodeError):
         return "auto"  # commands that need the config report the problem themselves
-    if not _PUSH_KEY.search(text):
-        return "auto"
+    if not any("push" in line.split("#", 1)[0] for line in text.splitlines()):
+        return "auto"  # no key could say it (comments aside): skip the YAML parse
     return config.loads(text).push
 
 
@@ -72,6 +77,7 @@ class Pending:
     tags: tuple[str, ...]  # immutable tags (versions, events, marks) only local
     aliases: dict[str, str]  # alias tag -> the remote's object ("" = absent there)
     conflicts: tuple[str, ...] = ()  # immutable tags that differ from the remote's
+    local: dict[str, str] = field(default_factory=dict, repr=False)  # tag -> local object
 
     @property
     def empty(self) -> bool:
@@ -93,6 +99,14 @@ def pending(records: list[TagRecord], synced: SyncResult) -> Pending:
     """Local ``records`` the remote lacks, after ``synced`` brought the remote's in."""
     immutable: list[str] = []
     aliases: dict[str, str] = {}
+    conflicts = list(synced.conflicts)
+    # Event numbers count per model across channels: a local-only event whose number the
+    # remote already uses (on another channel) conflicts as surely as one with its name.
+    taken = {
+        (parsed.model, parsed.counter)
+        for name in synced.remote_objects
+        if (parsed := tags.parse(name)) is not None and parsed.kind == "event"
+    }
     for record in records:
         parsed = tags.parse(record.name)
         if parsed is None:
@@ -103,8 +117,12 @@ def pending(records: list[TagRecord], synced: SyncResult) -> Pending:
             if theirs != record.object:
                 aliases[record.name] = theirs or ""
         elif theirs is None:
-            immutable.append(record.name)
-    return Pending(synced.remote, tuple(immutable), aliases, synced.conflicts)
+            if parsed.kind == "event" and (parsed.model, parsed.counter) in taken:
+                conflicts.append(record.name)
+            else:
+                immutable.append(record.name)
+    local = {r.name: r.object for r in records}
+    return Pending(synced.remote, tuple(immutable), aliases, tuple(conflicts), local)
 
 
 def refuse_conflicts(found: Pending) -> None:
@@ -118,22 +136,141 @@ def refuse_conflicts(found: Pending) -> None:
         )
 
 
+class Unsettled(OperationalError):
+    """A push that neither clearly landed nor was clearly refused: interrupted, or failed
+    in a way (a connection lost) that does not say whether the remote took it. ``landed``
+    is what the remote says now (True, False, or None when it cannot be asked)."""
+
+    def __init__(
+        self,
+        remote: str,
+        what: str,
+        landed: bool | None,
+        interrupted: bool,
+        names: list[str],
+        cause: MvctlError | None,
+    ) -> None:
+        self.remote, self.what, self.landed = remote, what, landed
+        self.interrupted, self.names, self.cause = interrupted, names, cause
+        said = f" ({cause.message})" if cause else ""
+        if landed is True:
+            message = f"interrupted after the push landed: {what} is on {remote}"
+        elif landed is False:
+            verb = "interrupted before the push landed" if interrupted else "the push failed"
+            message = f"{verb}: {remote} does not have {what}{said}"
+        else:
+            verb = "interrupted during the push" if interrupted else "the push failed"
+            message = f"{verb}, and it is not known whether {remote} has {what}{said}"
+        super().__init__(
+            message,
+            hint=f"'mvctl status' shows what {remote} lacks; the same command again (or "
+            "'mvctl push') publishes it, never a further step",
+        )
+        self.exit_code = 130 if interrupted else 3
+
+
+def _landed(git: GitRepo, remote: str, name: str, obj: str) -> bool | None:
+    ref = f"refs/tags/{name}"
+    try:
+        return git.remote_objects(remote, [ref], timeout=15).get(ref) == obj
+    except MvctlError:
+        return None
+
+
 def push_refs(
     git: GitRepo,
     found: Pending,
     extra: list[str] | None = None,
     leases: dict[str, str] | None = None,
+    *,
+    skip_conflicted: bool = False,
 ) -> list[str]:
     """One atomic push of everything in ``found`` (aliases leased on the remote's value) and
-    ``extra`` refs; returns the tag names pushed."""
-    refuse_conflicts(found)
+    ``extra`` refs; returns the tag names pushed. A clean refusal (a lost race, declining
+    hooks) raises as it is: nothing landed. Anything less clear raises Unsettled, after
+    asking the remote whether it has the push's last tag. ``skip_conflicted`` leaves out
+    tags that conflict with the remote's, and the aliases of their channels, instead of
+    refusing: a rollback of production must not wait on someone's unpublished staging."""
+    if skip_conflicted:
+        found = _without_conflicts(found)
+    else:
+        refuse_conflicts(found)
     names = list(dict.fromkeys([*found.tags, *found.aliases]))
     all_leases = {f"refs/tags/{a}": old for a, old in found.aliases.items()}
     all_leases.update(leases or {})
     refspecs = list(dict.fromkeys([*(f"refs/tags/{n}" for n in names), *(extra or [])]))
-    if refspecs:
+    if not refspecs:
+        return names
+    witness = names[-1] if names else None
+
+    def landed_now() -> bool | None:
+        if witness is None:
+            return None
+        return _landed(git, found.remote, witness, found.local.get(witness, ""))
+
+    what = witness or "the push"
+    try:
         git.push(found.remote, refspecs, leases=all_leases)
+    except PushInterrupted as exc:
+        landed: bool | None
+        if exc.returncode == 0:
+            landed = True
+        elif isinstance(exc.error, Refused | Declined):
+            landed = False
+        else:
+            landed = landed_now()
+        raise Unsettled(found.remote, what, landed, True, names, exc.error) from None
+    except (Refused, Declined):
+        raise
+    except GitFailed as exc:
+        landed = landed_now()
+        if landed is True:
+            return names  # the connection dropped after the remote took it all
+        raise Unsettled(found.remote, what, landed, False, names, exc) from None
     return names
+
+
+def _without_conflicts(found: Pending) -> Pending:
+    hit = {
+        (parsed.model, parsed.channel)
+        for name in found.conflicts
+        if (parsed := tags.parse(name)) is not None and parsed.kind == "event"
+    }
+
+    def clear(name: str) -> bool:
+        parsed = tags.parse(name)
+        return (
+            parsed is None
+            or parsed.kind not in ("event", "alias")
+            or (
+                parsed.model,
+                parsed.channel,
+            )
+            not in hit
+        )
+
+    aliases = {name: old for name, old in found.aliases.items() if clear(name)}
+    kept = tuple(name for name in found.tags if clear(name))
+    return Pending(found.remote, kept, aliases, (), found.local)
+
+
+def settle(unsettled: Unsettled, undo: Callable[[], None]) -> list[str]:
+    """After an Unsettled push of a change made here: keep the change where the remote has
+    it, take it back where the remote does not, and say which. Returns the names pushed
+    only for a push that landed uninterrupted (the caller's success)."""
+    if unsettled.landed is True and not unsettled.interrupted:
+        return unsettled.names
+    if unsettled.landed is False:
+        with interrupts.shielded():
+            undo()
+        verb = "interrupted before the push landed" if unsettled.interrupted else "the push failed"
+        cause = f" ({unsettled.cause.message})" if unsettled.cause else ""
+        error = Interrupted if unsettled.interrupted else OperationalError
+        raise error(
+            f"{verb}: nothing changed, locally or on {unsettled.remote}{cause}",
+            hint="run the command again",
+        ) from None
+    raise unsettled
 
 
 @dataclass(frozen=True)

@@ -11,7 +11,7 @@ from typing import Any
 from mvctl import config, environment, interrupts, lineage, publish, recovery, tags, values
 from mvctl._adapters import dvc
 from mvctl._adapters.git import GitRepo
-from mvctl.errors import OperationalError, PolicyError, UsageError
+from mvctl.errors import Interrupted, OperationalError, PolicyError, UsageError
 from mvctl.hashing import FileHash, sha256_file, sha256_tree, total_size
 from mvctl.manifest import (
     DatasetEntry,
@@ -160,8 +160,13 @@ def register(req: RegisterRequest, progress: ProgressSink | None = None) -> Regi
         undo.committed(commit)
         message = version_tag_message(record, code_digest(git, head, bool(dirty)))
         undo.tagged(tag, git.create_annotated_tag(tag, commit, message))
-        names = publish_registration(git, model, synced) if synced is not None else []
+        try:
+            names = publish_registration(git, model, synced) if synced is not None else []
+        except publish.Unsettled as unsettled:
+            names = publish.settle(unsettled, undo.rollback)
         interrupts.settle()
+    except (publish.Unsettled, Interrupted):
+        raise  # settled: the state it left is the one its message names
     except BaseException:
         with interrupts.shielded():
             undo.rollback()
@@ -446,4 +451,6 @@ def publish_registration(git: GitRepo, model: str, synced: SyncResult) -> list[s
     branch = git.current_branch()
     records = git.tags(f"{tags.TAG_PREFIX}{model}@*", f"{tags.TAG_PREFIX}{model}#*")
     extra = [f"HEAD:refs/heads/{branch}"] if branch else []
-    return publish.push_refs(git, publish.pending(records, synced), extra=extra)
+    return publish.push_refs(
+        git, publish.pending(records, synced), extra=extra, skip_conflicted=True
+    )

@@ -12,7 +12,7 @@ from typing import Any
 from mvctl import interrupts, publish, recovery, tags
 from mvctl._adapters import dvc
 from mvctl._adapters.git import GitRepo
-from mvctl.errors import OperationalError, PolicyError
+from mvctl.errors import Interrupted, OperationalError, PolicyError
 from mvctl.manifest import manifest_path, parse
 from mvctl.names import check_model
 from mvctl.register import code_digest, publish_registration, version_tag_message_of
@@ -73,11 +73,20 @@ def resume(root: Path, model: str, *, push: bool | None = None, remote: str = "o
     obj = git.create_annotated_tag(tag, left.commit, message)
     names: list[str] = []
     if synced is not None:
-        try:
-            names = publish_registration(git, model, synced)
-            interrupts.settle()
-        except BaseException:
+
+        def undo() -> None:
             with interrupts.shielded():
                 git.update_refs([f"delete refs/tags/{tag} {obj}"], what=tag)
+
+        try:
+            try:
+                names = publish_registration(git, model, synced)
+            except publish.Unsettled as unsettled:
+                names = publish.settle(unsettled, undo)
+            interrupts.settle()
+        except (publish.Unsettled, Interrupted):
+            raise
+        except BaseException:
+            undo()
             raise
     return Resumed(model, left.version, tag, left.commit, bool(synced), where, tuple(names))

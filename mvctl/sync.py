@@ -109,7 +109,7 @@ def sync_git(
             commands.append(f"create refs/tags/{name} {record.object}")
             moved.append(name)
         elif mine.object != record.object:
-            if _counter(record) > _counter(mine):
+            if _counter(record) >= _counter(mine):  # the same number: the remote's is the truth
                 commands.append(f"update refs/tags/{name} {record.object} {mine.object}")
                 moved.append(name)
             else:

@@ -131,11 +131,13 @@ def parse_message(message: str) -> tuple[str, dict[str, Any]]:
     if rest.strip():
         try:
             body = json.loads(rest)
+        except RecursionError:
+            body = None  # a body nested thousands deep is no body of ours (nor a crash)
         except ValueError:
             # A hand-written (or block-style) body: read it as the YAML it is, and never
             # reject a tag message that is not ours.
             try:
                 body = yamlio.loads(rest, "tag message")
-            except MvctlError:
+            except (MvctlError, RecursionError):
                 body = None
     return title.strip(), body if isinstance(body, dict) else {}

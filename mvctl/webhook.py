@@ -136,6 +136,14 @@ def parse_time(text: object) -> datetime | None:
     return when if when.tzinfo else when.replace(tzinfo=UTC)
 
 
+def alert_id(alert: Mapping[str, Any]) -> str:
+    """An alert instance, as Alertmanager keeps it: its labels and when it started. The
+    same alert repeated (or re-sent after a restart) has the same id."""
+    labels = alert.get("labels") or {}
+    raw = json.dumps([sorted((str(k), str(v)) for k, v in labels.items()), alert.get("startsAt")])
+    return hashlib.sha256(raw.encode()).hexdigest()[:16]
+
+
 def _latest_start(alerts: list[Mapping[str, Any]]) -> datetime | None:
     """The newest ``startsAt``: the strongest evidence against the version serving now."""
     starts = [t for a in alerts if (t := parse_time(a.get("startsAt"))) is not None]
@@ -193,6 +201,12 @@ def _decide(
     ctx = moves.open_channel(root, model, channel, push, remote, need_config=False, dry_run=dry_run)
     held, event = _tenure(ctx, channel)
     incident = incident_id(model, channel, held, event.name if event else "")
+    ids = tuple(sorted({alert_id(a) for a in alerts}))
+    acted = {a: e.name for e in ctx.state.channel_events(channel) for a in e.alerts}
+    if all(i in acted for i in ids) and not ctx.alias_pending(channel):
+        # Repeats of alerts a rollback already acted on, whatever their start times say.
+        detail = f"these alerts were acted on by {acted[ids[0]]}"
+        return Decision(model, channel, incident, "already", detail)
     started = _latest_start(alerts)
     since = parse_time(event.time) if event else None
     # Event times have whole seconds: an alert that started within the second the channel
@@ -205,7 +219,12 @@ def _decide(
         )
         return Decision(model, channel, incident, "already", detail)
     move = rollback_on(
-        ctx, channel, reason=_reason(alerts, incident), dry_run=dry_run, incident=incident
+        ctx,
+        channel,
+        reason=_reason(alerts, incident),
+        dry_run=dry_run,
+        incident=incident,
+        alerts=ids,
     )
     if not move.changed:
         return Decision(model, channel, incident, "already", move.note or "nothing to do")

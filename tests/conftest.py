@@ -192,7 +192,9 @@ def git_shim(directory: Path, real_git: str) -> Path:
     """A ``git`` first on PATH that runs the real one, and on the Nth call (or the first call
     whose subcommand is MVCTL_SHIM_ON) signals its parent (the mvctl process) with
     MVCTL_SHIM_SIGNAL: before that call runs (MVCTL_SHIM_WHEN=before) or after it (after).
-    MVCTL_SHIM_COUNT names a file counting the calls. A fault injector for tests only."""
+    With MVCTL_SHIM_EXIT it signals nothing and fails that call after it ran (a connection
+    lost once the remote had the push). MVCTL_SHIM_COUNT names a file counting the calls.
+    A fault injector for tests only."""
     directory.mkdir(parents=True, exist_ok=True)
     shim = directory / "git"
     shim.write_text(
@@ -209,6 +211,9 @@ if [ "$hit" = yes ] && [ "${{MVCTL_SHIM_WHEN:-after}}" = before ]; then
 fi
 "{real_git}" "$@"
 code=$?
+if [ "$hit" = yes ] && [ -n "$MVCTL_SHIM_EXIT" ]; then
+  echo "fatal: the remote end hung up unexpectedly" >&2; exit "$MVCTL_SHIM_EXIT"
+fi
 if [ "$hit" = yes ]; then
   kill -s "${{MVCTL_SHIM_SIGNAL:-KILL}}" "$PPID"; sleep 5
 fi

@@ -13,7 +13,9 @@ import os
 import shutil
 import subprocess
 import sys
+import time
 from collections.abc import Iterator
+from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
 import pytest
@@ -190,12 +192,17 @@ def test_sync_discard_local_takes_the_remotes_channel_tags(reg: Registry, tmp_pa
     promote(reg.root, "fraud", "v0.1.0", "staging", push=False)  # local event 4
     other = clone(reg, tmp_path, "other")
     promote(other, "fraud", "v0.2.0", "staging")  # origin's event 4
-    refused = mvctl(reg.root, "promote", "fraud", "v0.3.0", "--to", "canary")
+    # Moving staging over it is refused; another channel is published without it.
+    refused = mvctl(reg.root, "promote", "fraud", "v0.3.0", "--to", "staging")
     assert refused.returncode == 4 and "sync --discard-local" in refused.stderr
+    canary = mvctl(reg.root, "promote", "fraud", "v0.3.0", "--to", "canary")
+    assert canary.returncode == 0, canary.stderr
+    assert "not published: fraud#staging#4" in canary.stdout
+    assert remote_holder(reg.origin, "fraud", "canary") == "v0.3.0"
     proc = mvctl(reg.root, "sync", "--discard-local")
     assert proc.returncode == 0 and "discarded" in proc.stdout
     assert channels.load(GitRepo.open(reg.root), "fraud").holder("staging") == "v0.2.0"
-    assert mvctl(reg.root, "promote", "fraud", "v0.3.0", "--to", "canary").returncode == 0
+    assert mvctl(reg.root, "promote", "fraud", "v0.3.0", "--to", "staging").returncode == 0
     assert check(reg.root).ok
 
 
@@ -381,3 +388,151 @@ def test_monitors_under_a_misspelled_model_are_an_error_not_silence(
     proc = mvctl(reg.root, "monitor", "fraud", "--metrics", str(live), "--rollback")
     assert proc.returncode == 3 and "models.frad has" in proc.stderr
     assert remote_holder(reg.origin, "fraud", "production") == "v0.3.0"
+
+
+# --- found by attacking the above ---------------------------------------------------------
+
+
+def test_a_plain_rollback_over_an_unpublished_promote_is_refused(reg: Registry) -> None:
+    # It rolled back the clone's v0.2.0 "to" v0.3.0, printed success, and the fleet stayed
+    # on v0.3.0 with the good v0.2.0 marked bad.
+    promote(reg.root, "fraud", "v0.2.0", "production", push=False)
+    before = remote_tags(reg.origin)
+    proc = mvctl(reg.root, "rollback", "fraud", "--reason", "v0.3.0 is bad")
+    assert proc.returncode == 1, proc.stdout
+    assert "unpublished moves" in proc.stderr and "sync --discard-local" in proc.stderr
+    assert remote_tags(reg.origin) == before
+    assert mvctl(reg.root, "sync", "--discard-local").returncode == 0
+    assert mvctl(reg.root, "rollback", "fraud", "--reason", "v0.3.0 is bad").returncode == 0
+    assert remote_holder(reg.origin, "fraud", "production") == "v0.2.0"
+
+
+def test_a_remote_alias_put_back_by_a_stale_clone_is_rolled_back_again(
+    reg: Registry, tmp_path: Path
+) -> None:
+    stale = clone(reg, tmp_path, "stale")
+    rollback(reg.root, "fraud", reason="bad")
+    run("git", "push", "-q", "--force", "--tags", "origin", cwd=stale)  # a clumsy colleague
+    assert remote_holder(reg.origin, "fraud", "production") == "v0.3.0"
+    proc = mvctl(reg.root, "rollback", "fraud", "--reason", "fleet on v0.3.0 again", "--json")
+    assert proc.returncode == 0, proc.stderr
+    assert json.loads(proc.stdout)["completed"]
+    assert remote_holder(reg.origin, "fraud", "production") == "v0.2.0"
+    fresh = clone(reg, tmp_path, "fresh")
+    assert check(fresh).ok
+
+
+def test_a_poisoned_tag_on_the_remote_breaks_nothing(reg: Registry, tmp_path: Path) -> None:
+    evil = clone(reg, tmp_path, "evil")
+    (tmp_path / "msg").write_text("x\n\n" + "[" * 5000 + "\n")
+    run("git", "tag", "-a", "-F", str(tmp_path / "msg"), "fraud#canary#9", "fraud@v0.1.0^{}",
+        cwd=evil)  # fmt: skip
+    run("git", "push", "-q", "origin", "fraud#canary#9", cwd=evil)
+    for args in (("rollback", "fraud", "--reason", "bad"), ("history", "fraud"), ("status",),
+                 ("check",), ("list", "fraud")):  # fmt: skip
+        proc = mvctl(reg.root, *args)
+        assert "Traceback" not in proc.stderr, (args, proc.stderr)
+        assert proc.returncode in (0, 1), (args, proc.stderr)
+    assert remote_holder(reg.origin, "fraud", "production") == "v0.2.0"
+
+
+def test_sigterm_during_a_slow_push_lets_it_land_and_says_so(reg: Registry) -> None:
+    # The push was killed, its ls-remote said "nothing changed", and the orphaned
+    # receive-pack applied the move seconds later.
+    hook = reg.origin / "hooks" / "pre-receive"
+    marker = reg.origin / "receiving"
+    hook.write_text(f"#!/bin/sh\ncat >/dev/null\ntouch {marker}\nsleep 2\nexit 0\n")
+    hook.chmod(0o755)
+    proc = subprocess.Popen(
+        [sys.executable, "-m", "mvctl", "rollback", "fraud", "--reason", "bad"],
+        cwd=reg.root, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
+    )  # fmt: skip
+    deadline = time.monotonic() + 60
+    while not marker.exists():
+        assert proc.poll() is None and time.monotonic() < deadline
+        time.sleep(0.02)
+    proc.terminate()
+    _, err = proc.communicate(timeout=60)
+    assert proc.returncode == 130, err
+    assert "interrupted after the push landed" in err
+    assert remote_holder(reg.origin, "fraud", "production") == "v0.2.0"
+    assert channels.load(GitRepo.open(reg.root), "fraud").holder("production") == "v0.2.0"
+
+
+@pytest.mark.parametrize("command", ["register", "mark-gold", "push"])
+def test_sigterm_after_a_push_landed_keeps_both_sides_new(
+    reg: Registry, shim: Path, command: str
+) -> None:
+    if command == "register":
+        reg.train(weights=b"v4", auc=0.94)
+        args: tuple[str, ...] = ("register", "fraud", "--weights", "models/model.bin",
+                                 "--data", "data/train.csv")  # fmt: skip
+        tag = "fraud@v0.4.0"
+    elif command == "mark-gold":
+        args, tag = ("mark-gold", "fraud", "v0.1.0", "--reason", "served Q2"), "fraud@v0.1.0#gold"
+    else:
+        promote(reg.root, "fraud", "v0.1.0", "staging", push=False)
+        args, tag = ("push",), "fraud@staging"
+    proc = _killed(reg, {"MVCTL_SHIM_ON": "push", "MVCTL_SHIM_SIGNAL": "TERM"}, *args)
+    assert proc.returncode == 130, proc.stderr
+    assert "interrupted after the push landed" in proc.stderr
+    assert tag in remote_tags(reg.origin) and tag in reg.tags()
+    if command == "register":  # and the next one is not refused forever
+        reg.train(weights=b"v5", auc=0.95)
+        assert mvctl(reg.root, *args).returncode == 0
+    assert check(reg.root).ok
+
+
+def test_a_push_reported_failed_after_it_landed_is_a_success(reg: Registry, shim: Path) -> None:
+    proc = _killed(reg, {"MVCTL_SHIM_ON": "push", "MVCTL_SHIM_EXIT": "128"},
+                   "rollback", "fraud", "--reason", "bad")  # fmt: skip
+    assert proc.returncode == 0, proc.stderr
+    assert remote_holder(reg.origin, "fraud", "production") == "v0.2.0"
+    assert channels.load(GitRepo.open(reg.root), "fraud").holder("production") == "v0.2.0"
+
+
+def test_a_quoted_push_never_keeps_moves_local(reg: Registry) -> None:
+    reg.write("mvctl.yaml", CONFIG + '"push": never\n')
+    reg.git("commit", "-q", "-am", "Keep moves local")
+    proc = mvctl(reg.root, "rollback", "fraud", "--reason", "try here first")
+    assert proc.returncode == 0 and "kept local" in proc.stdout
+    assert remote_holder(reg.origin, "fraud", "production") == "v0.3.0"
+
+
+def test_a_rollback_stamped_in_the_future_does_not_block_the_next(
+    reg: Registry, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    other = clone(reg, tmp_path, "other")
+    ahead = datetime.now(UTC) + timedelta(hours=3)
+    monkeypatch.setenv("GIT_COMMITTER_DATE", ahead.strftime("%Y-%m-%dT%H:%M:%S+00:00"))
+    rollback(other, "fraud", reason="bad v0.3.0")
+    monkeypatch.delenv("GIT_COMMITTER_DATE")
+    move = rollback(reg.root, "fraud", reason="v0.2.0 is bad too")
+    assert move.changed and move.version == "v0.1.0"
+
+
+def test_check_survives_a_huge_event_number_and_names_duplicates(
+    reg: Registry, tmp_path: Path
+) -> None:
+    evil = clone(reg, tmp_path, "evil")
+    run("git", "tag", "-a", "-m", "x", "fraud#canary#99999999999", "fraud@v0.1.0^{}", cwd=evil)
+    run("git", "tag", "-a", "-m", "x", "fraud#staging#3", "fraud@v0.1.0^{}", cwd=evil)
+    run("git", "push", "-q", "origin", "fraud#canary#99999999999", "fraud#staging#3", cwd=evil)
+    fresh = clone(reg, tmp_path, "fresh")
+    problems = check(fresh).problems
+    assert any("4-99999999998 are missing" in p for p in problems)
+    assert any("event number 3 is used twice" in p for p in problems)
+
+
+def test_an_event_number_taken_on_another_channel_is_a_conflict(
+    reg: Registry, tmp_path: Path
+) -> None:
+    other = clone(reg, tmp_path, "other")
+    promote(reg.root, "fraud", "v0.1.0", "staging", push=False)  # local #4
+    promote(other, "fraud", "v0.2.0", "canary")  # origin's #4
+    proc = mvctl(reg.root, "push")
+    assert proc.returncode == 4 and "sync --discard-local" in proc.stderr
+    assert "fraud#staging#4" not in remote_tags(reg.origin)
+    # ... and it does not hold up the panic button of another channel.
+    assert rollback(reg.root, "fraud", reason="bad").pushed
+    assert remote_holder(reg.origin, "fraud", "production") == "v0.2.0"

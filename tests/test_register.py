@@ -366,9 +366,9 @@ def test_unreachable_git_remote_is_refused_before_anything_is_written(registry: 
     registry.train()
     registry.git("remote", "set-url", "origin", str(registry.root.parent / "missing.git"))
     before = registry.snapshot()
-    with pytest.raises(OperationalError, match="fetch from origin"):
+    with pytest.raises(OperationalError, match="reach remote origin"):
         register(request(registry, push=True))
-    with pytest.raises(OperationalError, match="fetch from origin"):
+    with pytest.raises(OperationalError, match="reach remote origin"):
         register(request(registry))  # publishing is the default with a remote
     assert registry.snapshot() == before
 

@@ -241,3 +241,20 @@ def test_an_alert_for_an_unknown_model_is_ignored_not_retried(reg: Registry) -> 
     [decision] = webhook.handle(reg.root, body)
     assert (decision.action, decision.retry) == ("ignored", False)
     assert "no registered versions" in decision.detail
+
+
+@pytest.mark.parametrize("starts", [None, "garbage", "2999-01-01T00:00:00Z"])
+def test_a_repeated_alert_without_a_usable_start_rolls_back_once(
+    reg: Registry, monkeypatch: pytest.MonkeyPatch, starts: str | None
+) -> None:
+    # With no start time (or one from a clock far ahead) the alert could not be scoped to a
+    # release, and each delivery rolled back one more version.
+    release(reg, "v0.3.0", monkeypatch)
+    body = payload("E", ("E", "firing", starts or ""))
+    if starts is None:
+        del body["alerts"][0]["startsAt"]
+    assert actions(reg.root, body) == ["rolled_back"]
+    assert actions(reg.root, body) == ["already"]
+    assert actions(reg.root, body) == ["already"]
+    assert remote_holder(reg.origin, "fraud", "production") == "v0.2.0"
+    assert len(rollbacks_on_remote(reg)) == 1

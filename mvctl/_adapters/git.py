@@ -10,6 +10,7 @@ options: names are validated before they get here, and paths are always passed a
 from __future__ import annotations
 
 import subprocess
+import time
 from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import Path
@@ -434,33 +435,45 @@ class GitRepo:
     ) -> None:
         """One atomic push. ``leases`` maps refs to the value the remote must still have
         ("" for must-not-exist): `--force-with-lease` makes the push a remote compare-and-
-        swap. A rejection is a ConflictError; an unreachable remote an OperationalError."""
-        args = ["push", "--porcelain", "--atomic"]
+        swap. A rejection is a Refused (ConflictError, or the remote's hooks declining):
+        nothing landed. Any other failure is a GitFailed: the push may or may not have
+        landed (a connection lost after the remote took it).
+
+        SIGINT/SIGTERM while the push runs do not kill it (it runs in a session of its own,
+        and is let finish for up to ``PUSH_GRACE`` seconds): killed mid-way, the remote may
+        still apply it after we looked. The signal then surfaces as PushInterrupted, which
+        says how the push ended."""
+        args = ["git", "push", "--porcelain", "--atomic"]
         args += [f"--force-with-lease={ref}:{old}" for ref, old in (leases or {}).items()]
-        try:
-            self.run(*args, "--", remote, *refspecs, action=f"push to {remote}")
-        except GitFailed as exc:
-            said = exc.stdout + exc.stderr
-            if "hook declined" in said:
-                raise OperationalError(
-                    f"{remote} declined the push: {_stderr_line(exc.stderr)}",
-                    hint="the remote's hooks refuse it; ask its owners",
-                ) from exc
-            raced = (
-                "rejected]",
-                "stale info",
-                "atomic push failed",
-                "cannot lock ref",
-                "failed to update ref",
-                "remote failure",
-                "already exists",
-            )
-            if any(text in said for text in raced):
-                raise ConflictError(
-                    f"{remote} refused the push: someone else changed it first",
-                    hint="nothing was changed; run 'mvctl sync' and try again",
-                ) from exc
-            raise
+        proc = subprocess.Popen(
+            [*args, "--", remote, *refspecs],
+            cwd=self.root,
+            stdin=subprocess.DEVNULL,
+            stdout=subprocess.PIPE,
+            stderr=subprocess.PIPE,
+            start_new_session=True,
+        )
+        interrupted, deadline = False, 0.0
+        while True:
+            try:
+                wait = max(deadline - time.monotonic(), 0.0) if interrupted else None
+                out, err = proc.communicate(timeout=wait)
+                break
+            except KeyboardInterrupt:
+                if not interrupted:
+                    interrupted, deadline = True, time.monotonic() + PUSH_GRACE
+            except subprocess.TimeoutExpired:
+                proc.kill()
+                out, err = proc.communicate()
+                break
+        error = None
+        if proc.returncode != 0:
+            stdout, stderr = out.decode("utf-8", "replace"), err.decode("utf-8", "replace")
+            error = _push_error(remote, stdout, stderr)
+        if interrupted:
+            raise PushInterrupted(proc.returncode, error)
+        if error is not None:
+            raise error
 
     def remote_objects(
         self, remote: str, refs: Sequence[str], *, timeout: float | None = None
@@ -504,6 +517,52 @@ class GitRepo:
     def refs(self, prefix: str) -> list[str]:
         out = self.run("for-each-ref", "--format=%(refname)", prefix, action="list refs")
         return out.split()
+
+
+PUSH_GRACE = 30.0  # seconds a push may finish after SIGINT/SIGTERM before it is killed
+
+
+class Refused(ConflictError):
+    """The remote refused a push as a whole (atomic): nothing of it landed."""
+
+
+class Declined(OperationalError):
+    """The remote's hooks declined a push: nothing of it landed."""
+
+
+class PushInterrupted(KeyboardInterrupt):
+    """SIGINT/SIGTERM arrived during a push; ``returncode`` and ``error`` say how it ended
+    (0 and None: it landed; a Refused/Declined error: nothing landed; anything else:
+    unknown, including a push killed by the signal itself)."""
+
+    def __init__(self, returncode: int, error: OperationalError | ConflictError | None) -> None:
+        super().__init__("interrupted during a push")
+        self.returncode = returncode
+        self.error = error
+
+
+def _push_error(remote: str, stdout: str, stderr: str) -> OperationalError | ConflictError:
+    said = stdout + stderr
+    if "hook declined" in said:
+        return Declined(
+            f"{remote} declined the push: {_stderr_line(stderr)}",
+            hint="the remote's hooks refuse it; ask its owners",
+        )
+    raced = (
+        "rejected]",
+        "stale info",
+        "atomic push failed",
+        "cannot lock ref",
+        "failed to update ref",
+        "remote failure",
+        "already exists",
+    )
+    if any(text in said for text in raced):
+        return Refused(
+            f"{remote} refused the push: someone else changed it first",
+            hint="nothing was changed; run 'mvctl sync' and try again",
+        )
+    return GitFailed(f"git failed to push to {remote}: {_stderr_line(stderr)}", stderr, stdout)
 
 
 def check_url(url: str) -> str:

@@ -84,6 +84,8 @@ def _print_move(move: ChannelMove, as_json: bool) -> None:
     if move.gates and move.gates.results:
         _print_gates(move.gates)
     say_published(move.pushed, move.remote, move.published, move.dry_run)
+    if move.note:
+        say(move.note, mark="!", color="yellow")
 
 
 def _print_gates(report: GateReport) -> None:
