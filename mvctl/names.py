@@ -210,3 +210,17 @@ def next_version(existing: list[Version], bump: Bump) -> Version:
     while candidate.sort_key() in taken:
         candidate = candidate.bump("patch")
     return candidate
+
+
+MAX_TEXT = 2000  # characters of a reason, description or label: a sentence, not a file
+_CONTROL = re.compile(r"[\x00-\x08\x0b-\x1f\x7f]")
+
+
+def check_text(value: str, what: str, limit: int = MAX_TEXT) -> str:
+    """Free text that goes into tag messages and tables: bounded, and without control
+    characters (a newline is allowed in a description, not a terminal escape)."""
+    if len(value) > limit:
+        raise UsageError(f"{what} is {len(value)} characters; at most {limit}")
+    if _CONTROL.search(value):
+        raise UsageError(f"{what} contains control characters", hint="use plain text")
+    return value

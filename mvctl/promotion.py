@@ -18,7 +18,7 @@ from mvctl._adapters.git import GitRepo
 from mvctl.errors import Interrupted, OperationalError, PolicyError, UsageError
 from mvctl.gates import GateReport, evaluate
 from mvctl.moves import ChannelMove, MoveKind, now
-from mvctl.names import Version, check_channel, check_model
+from mvctl.names import Version, check_channel, check_model, check_text
 from mvctl.registry import read_manifest, unknown_model
 from mvctl.sync import sync_git
 
@@ -109,6 +109,7 @@ def promote(
     """Move ``channel`` to ``version`` if the gates pass (or ``force`` with a reason).
     ``push``: True publishes (an error without the remote), False keeps the move local, None
     follows the registry's rule (publish when the remote exists, unless ``push: never``)."""
+    check_text(reason, "--reason")
     ctx = moves.open_channel(root, model, channel, push, remote, dry_run=dry_run)
     cfg = ctx.config()
     if channel in cfg.model(model).review and request is None:
@@ -269,6 +270,7 @@ def rollback(
     runs gates and never waits for review: the panic button must work. ``incident`` names
     what caused it (recorded: the same incident never rolls back twice). A retry of an
     interrupted rollback publishes it; a plain rollback right after another is a retry."""
+    check_text(reason, "--reason")
     if not reason.strip():
         raise UsageError("a rollback needs --reason: it is recorded in the channel history")
     # The panic button reads no config on its way: a channel with an alias is a channel.
@@ -372,6 +374,7 @@ def _mark(
     dry_run: bool,
 ) -> VersionMark:
     check_model(model)
+    check_text(reason, "--reason")
     git = GitRepo.open(root)
     where = publish.target(git, push, remote)
     synced = sync_git(git, where, model) if where and not dry_run else None

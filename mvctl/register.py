@@ -22,7 +22,7 @@ from mvctl.manifest import (
     fingerprint,
     manifest_path,
 )
-from mvctl.names import Bump, Version, check_model, next_version, shown
+from mvctl.names import Bump, Version, check_model, check_text, next_version, shown
 from mvctl.progress import NoProgress, ProgressSink
 from mvctl.registry import model_tags
 from mvctl.sync import SyncResult, sync_git
@@ -76,6 +76,9 @@ class _Inputs:
 def register(req: RegisterRequest, progress: ProgressSink | None = None) -> RegisterResult:
     sink = progress or NoProgress()
     model = check_model(req.model)
+    check_text(req.description.replace("\n", " "), "--description")
+    for label in req.labels:
+        check_text(label, "--label", limit=200)
     git = GitRepo.open(req.cwd)
     root = git.root
     cfg = config.load(root).model(model)

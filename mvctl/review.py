@@ -21,7 +21,7 @@ from mvctl.gates import GateReport
 from mvctl.names import NAME_RE, Version, check_channel, check_model
 
 REQUEST_SCHEMA = "mvctl/request/v1"
-_ID_RE = re.compile(r"^[a-z0-9][a-z0-9._-]{0,150}$")
+_ID_RE = re.compile(r"\A[a-z0-9][a-z0-9._-]{0,150}\Z")
 
 
 def request_path(model: str, request_id: str) -> str:

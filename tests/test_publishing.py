@@ -536,3 +536,26 @@ def test_an_event_number_taken_on_another_channel_is_a_conflict(
     # ... and it does not hold up the panic button of another channel.
     assert rollback(reg.root, "fraud", reason="bad").pushed
     assert remote_holder(reg.origin, "fraud", "production") == "v0.2.0"
+
+
+@pytest.mark.parametrize(
+    "args",
+    [
+        ("rollback", "fraud", "--reason", "x" * 5000),
+        ("rollback", "fraud", "--reason", "cpu \x1b[31mred\x1b[0m"),
+        ("promote", "fraud", "v0.1.0", "--to", "staging", "--reason", "y" * 3000),
+        ("mark-gold", "fraud", "v0.1.0", "--reason", "z" * 3000),
+    ],
+)
+def test_reasons_are_bounded_plain_text(reg: Registry, args: tuple[str, ...]) -> None:
+    before = remote_tags(reg.origin), reg.tags()
+    proc = mvctl(reg.root, *args)
+    assert proc.returncode == 2 and "Traceback" not in proc.stderr
+    assert (remote_tags(reg.origin), reg.tags()) == before
+
+
+def test_a_password_in_a_pull_url_is_never_printed(tmp_path: Path) -> None:
+    url = "https://ada:hunter2-secret@127.0.0.1:1/ml/registry.git"
+    proc = mvctl(tmp_path, "pull", url, "fraud", "--dest", str(tmp_path / "host"))
+    assert proc.returncode == 3
+    assert "hunter2-secret" not in proc.stdout + proc.stderr

@@ -16,6 +16,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from mvctl.errors import ConflictError, OperationalError
+from mvctl.names import redacted_url
 
 _FIELD = "%00"
 _REF_FORMAT = _FIELD.join(
@@ -568,13 +569,14 @@ def _push_error(remote: str, stdout: str, stderr: str) -> OperationalError | Con
 def check_url(url: str) -> str:
     """A repository URL or path as git takes it; never something git could read as an option."""
     if not url or url.startswith("-") or any(c in url for c in "\n\r\0"):
-        raise OperationalError(f"invalid repository URL {url!r}")
+        raise OperationalError(f"invalid repository URL {redacted_url(url)!r}")
     return url
 
 
 def ls_remote_commit(url: str, ref: str, cwd: Path) -> str | None:
     """The commit ``ref`` (a tag) points at on the remote, from one `git ls-remote`."""
-    out = _git(["ls-remote", "--", check_url(url), ref, f"{ref}^{{}}"], cwd, f"reach {url}")
+    where = redacted_url(url)  # a password in the URL never reaches output
+    out = _git(["ls-remote", "--", check_url(url), ref, f"{ref}^{{}}"], cwd, f"reach {where}")
     found: dict[str, str] = {}
     for line in out.splitlines():
         obj, _, name = line.partition("\t")
@@ -608,7 +610,7 @@ class GitDir:
             "--",
             check_url(url),
             f"+{ref}:{into}",
-            action=f"fetch {ref} from {url}",
+            action=f"fetch {ref} from {redacted_url(url)}",
         )
         return self.run("rev-parse", "--verify", f"{into}^{{commit}}", action="read it").strip()
 
