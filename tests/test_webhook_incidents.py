@@ -258,3 +258,36 @@ def test_a_repeated_alert_without_a_usable_start_rolls_back_once(
     assert actions(reg.root, body) == ["already"]
     assert remote_holder(reg.origin, "fraud", "production") == "v0.2.0"
     assert len(rollbacks_on_remote(reg)) == 1
+
+
+@pytest.mark.slow
+def test_two_real_replicas_two_groups_repeated_one_rollback_and_the_fleet_follows(
+    reg: Registry, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """The whole reproduction over sockets: two `mvctl webhook serve` replicas (clones of
+    one bare remote), Alertmanager's error-rate and latency groups for one bad release,
+    each repeated to both, and a serving host following production."""
+    import httpx
+
+    from tests.test_webhook_server import AUTH, webhook
+
+    release(reg, "v0.3.0", monkeypatch)
+    host = tmp_path / "host"
+    pulled = run(sys.executable, "-m", "mvctl", "pull", str(reg.origin), "fraud",
+                 "--dest", str(host), cwd=tmp_path)  # fmt: skip
+    assert json.loads((host / "state.json").read_text())["version"] == "v0.3.0", pulled.stderr
+    errors = payload("HighErrorRate", ("HighErrorRate", "firing", at(-30)))
+    latency = payload("HighLatency", ("HighLatency", "firing", at(-20)))
+    second = Registry(replica(reg, tmp_path, "replica-2"), reg.origin, reg.storage)
+    decided: list[str] = []
+    with webhook(reg) as (one, _), webhook(second) as (two, _):
+        for url, body in [(one, errors), (two, latency), (two, errors), (one, latency)] * 2:
+            response = httpx.post(f"{url}/alerts", json=body, headers=AUTH, timeout=60)
+            assert response.status_code == 200, response.text
+            decided += [d["action"] for d in response.json()["decisions"]]
+    assert decided == ["rolled_back"] + ["already"] * 7
+    assert remote_holder(reg.origin, "fraud", "production") == "v0.2.0"
+    assert len(rollbacks_on_remote(reg)) == 1
+    run(sys.executable, "-m", "mvctl", "pull", str(reg.origin), "fraud", "--dest", str(host),
+        cwd=tmp_path)  # fmt: skip
+    assert json.loads((host / "state.json").read_text())["version"] == "v0.2.0"
