@@ -31,7 +31,7 @@ from _common import (
 )
 from bench_registry import MODEL, build
 
-from mvctl import tags
+from mvctl.formats import tags
 
 
 def add_events(root: Path, env: dict[str, str], versions: int) -> None:

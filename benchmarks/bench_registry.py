@@ -29,11 +29,12 @@ from _common import (
     write_section,
 )
 
-from mvctl import tags, yamlio
 from mvctl._adapters.git import GitRepo
-from mvctl.environment import capture
-from mvctl.manifest import DatasetEntry, Manifest, WeightsEntry, manifest_path
-from mvctl.register import code_digest, version_tag_message
+from mvctl.common import yamlio
+from mvctl.formats import tags
+from mvctl.formats.manifest import DatasetEntry, Manifest, WeightsEntry, manifest_path
+from mvctl.registry.environment import capture
+from mvctl.registry.register import code_digest, version_tag_message
 
 MODEL = "fraud"
 

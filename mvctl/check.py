@@ -9,10 +9,13 @@ from dataclasses import dataclass
 from pathlib import Path, PurePosixPath
 from typing import Any
 
-from mvctl import channels, config, recovery, tags, yamlio
 from mvctl._adapters.git import GitRepo
+from mvctl.channels import state as channels
+from mvctl.common import yamlio
 from mvctl.errors import MvctlError
-from mvctl.manifest import manifest_path, problems
+from mvctl.formats import config, tags
+from mvctl.formats.manifest import manifest_path, problems
+from mvctl.registry import recovery
 
 
 @dataclass(frozen=True)
@@ -162,7 +165,7 @@ def _history_problems(state: channels.ModelState) -> list[str]:
 
 def _remote_problems(root: Path, remote: str) -> tuple[list[str], list[str]]:
     """Local tags the remote lacks (problems), or why the remote could not be compared."""
-    from mvctl import publish
+    from mvctl.publishing import publish
 
     try:
         found = publish.status(root, remote)

@@ -16,7 +16,7 @@ from pathlib import Path
 
 import pytest
 
-from mvctl.initialise import init
+from mvctl.registry.initialise import init
 
 
 def run(*args: str | Path, cwd: Path, check: bool = True) -> subprocess.CompletedProcess[str]:
@@ -134,7 +134,7 @@ def registry(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Iterator[Regist
 def build_template(base: Path, config_text: str, aucs: dict[str, float]) -> Registry:
     """A registry under ``base`` with ``config_text`` as mvctl.yaml and one published
     version per entry of ``aucs`` (the metric each reports); copy it with copy_registry."""
-    from mvctl.register import RegisterRequest, register
+    from mvctl.registry.register import RegisterRequest, register
 
     reg = make_registry(base)
     reg.write("mvctl.yaml", config_text)

@@ -12,15 +12,15 @@ from pathlib import Path
 
 import pytest
 
-from mvctl import channels
 from mvctl._adapters.git import GitRepo
+from mvctl.channels import state as channels
+from mvctl.channels.promotion import history, mark_gold, promote, retire, rollback, validate
+from mvctl.channels.review import apply, propose
 from mvctl.check import check
 from mvctl.errors import OperationalError, PolicyError, UsageError
-from mvctl.promotion import history, mark_gold, promote, retire, rollback, validate
-from mvctl.register import RegisterRequest, register
-from mvctl.registry import show
-from mvctl.review import apply, propose
-from mvctl.sync import sync
+from mvctl.publishing.sync import sync
+from mvctl.registry.read import show
+from mvctl.registry.register import RegisterRequest, register
 from tests.conftest import Registry, git, isolate, make_registry, mvctl, run
 
 GATES = """version: 1

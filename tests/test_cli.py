@@ -168,7 +168,7 @@ def test_interrupted_under_json(registry: Registry, monkeypatch: pytest.MonkeyPa
     def interrupted(_cwd: Path) -> None:
         raise KeyboardInterrupt
 
-    monkeypatch.setattr("mvctl.registry.list_models", interrupted)
+    monkeypatch.setattr("mvctl.registry.read.list_models", interrupted)
     result = runner.invoke(app, ["list", "--json"])
     assert result.exit_code == 130
     assert json.loads(result.stdout) == {

@@ -11,12 +11,13 @@ from typing import Any
 
 import pytest
 
-from mvctl import config, yamlio
+from mvctl.channels.gates import evaluate
+from mvctl.channels.promotion import promote, validate
 from mvctl.check import check
+from mvctl.common import yamlio
 from mvctl.errors import OperationalError, PolicyError
-from mvctl.gates import evaluate
-from mvctl.promotion import promote, validate
-from mvctl.register import RegisterRequest, register
+from mvctl.formats import config
+from mvctl.registry.register import RegisterRequest, register
 from tests.conftest import Registry, git, isolate, make_registry, mvctl, run
 
 HEAD = "version: 1\nchannels: [production, staging, canary, shadow]\n"

@@ -5,9 +5,9 @@ from __future__ import annotations
 import pytest
 import yaml
 
-from mvctl import config, tags
 from mvctl.errors import OperationalError, UsageError
-from mvctl.names import Version, check_channel, check_model, next_version
+from mvctl.formats import config, tags
+from mvctl.formats.names import Version, check_channel, check_model, next_version
 
 
 @pytest.mark.parametrize("name", ["fraud", "a", "m2", "fraud-detector_v2", "x" * 64])

@@ -6,7 +6,7 @@ from typing import Any
 
 import pytest
 
-from mvctl.gates import evaluate
+from mvctl.channels.gates import evaluate
 
 
 def manifest(metrics: dict[str, Any], python: str = "3.11.7", **packages: str) -> dict[str, Any]:

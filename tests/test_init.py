@@ -6,9 +6,9 @@ from pathlib import Path
 
 import pytest
 
-from mvctl import config
 from mvctl.errors import OperationalError, PolicyError
-from mvctl.initialise import init
+from mvctl.formats import config
+from mvctl.registry.initialise import init
 from tests.conftest import git, mvctl, run
 
 

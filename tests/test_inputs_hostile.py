@@ -11,8 +11,8 @@ from pathlib import Path
 
 import pytest
 
-from mvctl import tags
-from mvctl.names import NAME_RE, SEMVER_RE, Version, redacted_url, secret_in_url
+from mvctl.formats import tags
+from mvctl.formats.names import NAME_RE, SEMVER_RE, Version, redacted_url, secret_in_url
 from tests.conftest import Registry, git, isolate, make_registry, mvctl, run
 
 LONG_PRE = "v1.0.0-" + "a" * 300
@@ -40,8 +40,8 @@ def trained(registry: Registry) -> Registry:
 @pytest.fixture(scope="module")
 def registered(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Registry]:
     """fraud v0.1.0, published; built once: the tests that use it must change nothing."""
-    from mvctl.register import RegisterRequest
-    from mvctl.register import register as run_register
+    from mvctl.registry.register import RegisterRequest
+    from mvctl.registry.register import register as run_register
 
     base = tmp_path_factory.mktemp("hostile")
     (base / "home").mkdir()
@@ -197,7 +197,7 @@ def test_register_refuses_huge_metrics_and_params(
 
 
 def test_yaml_text_is_capped(tmp_path: Path) -> None:
-    from mvctl import yamlio
+    from mvctl.common import yamlio
     from mvctl.errors import OperationalError
 
     with pytest.raises(OperationalError, match="larger than"):

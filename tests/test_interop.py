@@ -8,8 +8,8 @@ from pathlib import Path
 
 import pytest
 
-from mvctl.register import RegisterRequest, register
-from mvctl.registry import list_versions
+from mvctl.registry.read import list_versions
+from mvctl.registry.register import RegisterRequest, register
 from tests.conftest import Registry, run
 
 

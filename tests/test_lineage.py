@@ -9,10 +9,10 @@ from pathlib import Path
 
 import pytest
 
-from mvctl.diff import diff
 from mvctl.errors import OperationalError, UsageError
-from mvctl.lineage import report
-from mvctl.register import RegisterRequest, register
+from mvctl.lineage.diff import diff
+from mvctl.lineage.tree import report
+from mvctl.registry.register import RegisterRequest, register
 from tests.conftest import Registry, git, isolate, make_registry, mvctl, run
 
 LOCK = "numpy=={numpy}\nscikit-learn==1.5.0\n"

@@ -18,10 +18,10 @@ import numpy as np
 import pandas as pd
 import pytest
 
+from mvctl.channels.promotion import history, promote, validate
 from mvctl.errors import UsageError
-from mvctl.monitor import monitor
-from mvctl.promotion import history, promote, validate
-from mvctl.register import RegisterRequest, register
+from mvctl.monitoring.monitor import monitor
+from mvctl.registry.register import RegisterRequest, register
 from tests.conftest import Registry, copy_registry, isolate, make_registry, mvctl
 
 CONFIG = """version: 1
@@ -286,14 +286,14 @@ def test_webhook_refuses_to_start_without_a_token(reg: Registry) -> None:
     )
     assert proc.returncode == 2
     assert "needs a bearer token" in proc.stderr
-    from mvctl.webhook import load_token
+    from mvctl.web.webhook import load_token
 
     with pytest.raises(UsageError):
         load_token(None, {"MVCTL_WEBHOOK_TOKEN": "short"})
 
 
 def test_apply_feeds_evaluation_data_to_drift_gates(reg: Registry, tmp_path: Path) -> None:
-    from mvctl.review import apply, propose
+    from mvctl.channels.review import apply, propose
 
     reg.write("mvctl.yaml", CONFIG.replace("    gates:", "    review: [staging]\n    gates:"))
     reg.git("commit", "-q", "-am", "staging needs review")

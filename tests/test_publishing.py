@@ -20,11 +20,11 @@ from pathlib import Path
 
 import pytest
 
-from mvctl import channels
 from mvctl._adapters.git import GitRepo
+from mvctl.channels import state as channels
+from mvctl.channels.promotion import promote, rollback
 from mvctl.check import check
-from mvctl.promotion import promote, rollback
-from mvctl.register import RegisterRequest, register
+from mvctl.registry.register import RegisterRequest, register
 from tests.conftest import (
     Registry,
     build_template,

@@ -7,8 +7,8 @@ import json
 import pytest
 
 from mvctl.errors import OperationalError, UsageError
-from mvctl.register import RegisterRequest, register
-from mvctl.registry import list_models, list_versions, show
+from mvctl.registry.read import list_models, list_versions, show
+from mvctl.registry.register import RegisterRequest, register
 from tests.conftest import Registry, mvctl
 
 

@@ -12,8 +12,8 @@ import pytest
 import yaml
 
 from mvctl.errors import ConflictError, OperationalError, PolicyError, UsageError
-from mvctl.manifest import SCHEMA, problems
-from mvctl.register import RegisterRequest, register
+from mvctl.formats.manifest import SCHEMA, problems
+from mvctl.registry.register import RegisterRequest, register
 from tests.conftest import Registry, git, run
 
 
@@ -171,7 +171,7 @@ def test_data_already_tracked_by_dvc_and_imported_data(registry: Registry, tmp_p
     (source / "README.md").write_text("source\n")
     git(source, "add", "README.md")
     git(source, "commit", "-q", "-m", "initial")
-    from mvctl.initialise import init
+    from mvctl.registry.initialise import init
 
     init(source, str(tmp_path / "source-storage"))
     (source / "features.csv").write_text("a,b\n1,2\n")

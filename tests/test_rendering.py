@@ -13,8 +13,8 @@ from pathlib import Path
 
 import pytest
 
-from mvctl.promotion import promote, rollback
-from mvctl.register import RegisterRequest, register
+from mvctl.channels.promotion import promote, rollback
+from mvctl.registry.register import RegisterRequest, register
 from tests.conftest import Registry, isolate, make_registry, mvctl
 
 CONFIG = """version: 1

@@ -18,9 +18,9 @@ from pathlib import Path
 import pytest
 
 from mvctl import serving
+from mvctl.channels.promotion import promote, rollback
 from mvctl.errors import OperationalError, PolicyError
-from mvctl.promotion import promote, rollback
-from mvctl.register import RegisterRequest, register
+from mvctl.registry.register import RegisterRequest, register
 from tests.conftest import Registry, isolate, make_registry, mvctl
 
 WEIGHTS = {"v0.1.0": b"one" * 1000, "v0.2.0": b"two" * 2000, "v0.3.0": b"three" * 3000}

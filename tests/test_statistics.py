@@ -10,7 +10,7 @@ import pandas as pd
 import pytest
 from scipy.stats import chi2_contingency, false_discovery_control, ks_2samp
 
-from mvctl import bias, drift, profile
+from mvctl.analysis import bias, drift, profile
 from mvctl.errors import OperationalError
 
 

@@ -7,9 +7,9 @@ from pathlib import Path
 
 import pytest
 
-from mvctl.environment import capture, parse_lockfile
 from mvctl.errors import OperationalError, UsageError
-from mvctl.values import flatten, merge, parse_metric_options, read_metrics, read_params
+from mvctl.formats.values import flatten, merge, parse_metric_options, read_metrics, read_params
+from mvctl.registry.environment import capture, parse_lockfile
 
 
 def test_metrics_files_json_and_yaml(tmp_path: Path) -> None:

@@ -19,10 +19,11 @@ from typing import Any
 
 import pytest
 
-from mvctl import channels, webhook
 from mvctl._adapters.git import GitRepo
+from mvctl.channels import state as channels
+from mvctl.channels.promotion import promote
 from mvctl.check import check
-from mvctl.promotion import promote
+from mvctl.web import webhook
 from tests.conftest import (
     Registry,
     build_template,
@@ -182,7 +183,7 @@ def test_concurrent_replicas_race_to_one_rollback(
     starts = at(-30)
     clones = [replica(reg, tmp_path, f"r{i}") for i in range(4)]
     script = (
-        "import json, sys; from pathlib import Path; from mvctl import webhook; "
+        "import json, sys; from pathlib import Path; from mvctl.web import webhook; "
         "print(json.dumps([d.to_dict() for d in webhook.handle(Path.cwd(), "
         "json.loads(sys.argv[1]))]))"
     )
@@ -210,7 +211,7 @@ def test_a_replica_killed_before_its_push_completes_on_the_repeat(
     git_shim(shim_dir, str(Path(real).resolve()))
     body = payload("HighErrorRate", ("HighErrorRate", "firing", at(-30)))
     script = (
-        "import json, sys; from pathlib import Path; from mvctl import webhook; "
+        "import json, sys; from pathlib import Path; from mvctl.web import webhook; "
         "webhook.handle(Path.cwd(), json.loads(sys.argv[1]))"
     )
     env = {

@@ -21,8 +21,8 @@ from pathlib import Path
 import httpx
 import pytest
 
-from mvctl.promotion import promote
-from mvctl.register import RegisterRequest, register
+from mvctl.channels.promotion import promote
+from mvctl.registry.register import RegisterRequest, register
 from tests.conftest import Registry, isolate, make_registry, mvctl, run
 
 TOKEN = "s3cret-token-for-tests-0123456789"

@@ -451,7 +451,7 @@ def remote_store(
 
 
 def _declared_in(path: Path, name: str) -> Any:
-    from mvctl import yamlio
+    from mvctl.common import yamlio
 
     if not path.is_file():
         return None

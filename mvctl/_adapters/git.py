@@ -16,7 +16,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from mvctl.errors import ConflictError, OperationalError
-from mvctl.names import redacted_url
+from mvctl.formats.names import redacted_url
 
 _FIELD = "%00"
 _REF_FORMAT = _FIELD.join(
@@ -433,7 +433,7 @@ class GitRepo:
         refspecs: Sequence[str],
         *,
         leases: dict[str, str] | None = None,
-    ) -> None:
+    ) -> list[str]:
         """One atomic push. ``leases`` maps refs to the value the remote must still have
         ("" for must-not-exist): `--force-with-lease` makes the push a remote compare-and-
         swap. A rejection is a Refused (ConflictError, or the remote's hooks declining):
@@ -475,6 +475,13 @@ class GitRepo:
             raise PushInterrupted(proc.returncode, error)
         if error is not None:
             raise error
+        # --porcelain: "=" marks a ref the remote already had at that value (someone else
+        # pushed byte-identical tags first: the same move, made once).
+        return [
+            line.split("\t")[1].split(":", 1)[0]
+            for line in out.decode("utf-8", "replace").splitlines()
+            if line.startswith("=\t")
+        ]
 
     def remote_objects(
         self, remote: str, refs: Sequence[str], *, timeout: float | None = None

@@ -7,16 +7,10 @@ from typing import Annotated
 
 import typer
 
-from mvctl import __version__, interrupts
-from mvctl.cli import (
-    channel_cmds,
-    lineage_cmds,
-    monitor_cmds,
-    publish_cmds,
-    registry_cmds,
-    serving_cmds,
-)
+from mvctl import __version__
+from mvctl.cli import channels, lineage, monitoring, publishing, registry, serving
 from mvctl.cli.output import CliState, print_error_json
+from mvctl.common import interrupts
 
 app = typer.Typer(
     name="mvctl",
@@ -48,27 +42,27 @@ def root(
     ctx.obj = CliState(traceback=traceback)
 
 
-app.command()(registry_cmds.init)
-app.command()(registry_cmds.register)
-app.command("list")(registry_cmds.list_)
-app.command()(registry_cmds.show)
-app.command()(lineage_cmds.lineage)
-app.command()(lineage_cmds.diff)
-app.command()(channel_cmds.validate)
-app.command()(channel_cmds.promote)
-app.command()(channel_cmds.rollback)
-app.command()(channel_cmds.history)
-app.command("mark-gold")(channel_cmds.mark_gold)
-app.command()(channel_cmds.retire)
-app.command()(channel_cmds.sync)
-app.command()(channel_cmds.propose)
-app.command()(channel_cmds.apply)
-app.command()(channel_cmds.check)
-app.command()(publish_cmds.push)
-app.command()(publish_cmds.status)
-app.command()(serving_cmds.pull)
-app.command()(monitor_cmds.monitor)
-app.add_typer(monitor_cmds.webhook_app, name="webhook")
+app.command()(registry.init)
+app.command()(registry.register)
+app.command("list")(registry.list_)
+app.command()(registry.show)
+app.command()(lineage.lineage)
+app.command()(lineage.diff)
+app.command()(channels.validate)
+app.command()(channels.promote)
+app.command()(channels.rollback)
+app.command()(channels.history)
+app.command("mark-gold")(channels.mark_gold)
+app.command()(channels.retire)
+app.command()(channels.sync)
+app.command()(channels.propose)
+app.command()(channels.apply)
+app.command()(channels.check)
+app.command()(publishing.push)
+app.command()(publishing.status)
+app.command()(serving.pull)
+app.command()(monitoring.monitor)
+app.add_typer(monitoring.webhook_app, name="webhook")
 
 
 def _json_requested(args: list[str]) -> bool:

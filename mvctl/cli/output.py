@@ -13,8 +13,8 @@ from typing import TYPE_CHECKING, Any, ParamSpec, TypeVar
 
 import typer
 
+from mvctl.common.progress import Advance
 from mvctl.errors import MvctlError
-from mvctl.progress import Advance
 
 if TYPE_CHECKING:
     from rich.console import Console

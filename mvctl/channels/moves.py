@@ -1,0 +1,351 @@
+"""Writing a channel move: an assignment event ``MODEL#CHANNEL#N`` and the alias
+``MODEL@CHANNEL``, locally in one ``git update-ref --stdin`` transaction (the event is created
+only if its name is free, the alias moves only if it still points where we read it) and, when
+publishing, in one atomic push leased on the remote's alias, together with everything of the
+model still pending. The loser of any race gets ConflictError (exit 4) and nothing it wrote
+remains.
+
+Decisions are taken on the remote's state as fetched just now: ``open_channel`` fetches the
+model's tags first, so a stale clone or a restarted replica decides like everyone else, and
+the push is leased on exactly what it fetched. A move interrupted between its local write and
+its push is *pending*; the retry publishes it (``complete``) instead of taking another step.
+"""
+
+from __future__ import annotations
+
+import contextlib
+from dataclasses import dataclass, replace
+from datetime import UTC, datetime
+from pathlib import Path
+from typing import Any, Literal
+
+from mvctl._adapters.git import GitRepo, TagRecord
+from mvctl.channels import state as channels
+from mvctl.channels.gates import GateReport
+from mvctl.common import interrupts
+from mvctl.errors import ConflictError, Interrupted, MvctlError, UsageError
+from mvctl.formats import config, tags
+from mvctl.formats.names import check_channel, check_model
+from mvctl.publishing import publish
+from mvctl.publishing.sync import SyncResult, sync_git
+from mvctl.registry.read import unknown_model
+
+MoveKind = Literal["promote", "rollback", "override"]
+
+
+@dataclass(frozen=True)
+class ChannelMove:
+    model: str
+    channel: str
+    version: str
+    previous: str | None
+    kind: MoveKind
+    event: str  # the event tag written (or that would be written, or completed)
+    reason: str
+    actor: str
+    time: str
+    gates: GateReport | None = None
+    request: str | None = None
+    pushed: bool = False
+    dry_run: bool = False
+    changed: bool = True  # False when nothing moved (already there, or a retry of a done move)
+    incident: str | None = None
+    remote: str | None = None  # where it was (or will be) published; None: kept local
+    completed: bool = False  # this call published an earlier, interrupted move
+    published: tuple[str, ...] = ()  # every tag the push carried
+    note: str = ""  # why nothing moved, or what else happened
+    alerts: tuple[str, ...] = ()  # alert instances an automatic rollback acts on
+
+    def to_dict(self) -> dict[str, Any]:
+        return {
+            "model": self.model,
+            "channel": self.channel,
+            "version": self.version,
+            "previous": self.previous,
+            "kind": self.kind,
+            "event": self.event,
+            "reason": self.reason,
+            "actor": self.actor,
+            "time": self.time,
+            "gates": self.gates.to_dict() if self.gates else None,
+            "request": self.request,
+            "incident": self.incident,
+            "pushed": self.pushed,
+            "remote": self.remote,
+            "completed": self.completed,
+            "published": list(self.published),
+            "dry_run": self.dry_run,
+            "changed": self.changed,
+            "note": self.note,
+            "alerts": list(self.alerts),
+        }
+
+
+@dataclass(frozen=True)
+class Context:
+    git: GitRepo
+    state: channels.ModelState
+    remote: str | None  # where moves are published; None keeps them local
+    synced: SyncResult | None  # the remote's tags, fetched just now
+
+    def config(self) -> config.RegistryConfig:
+        return config.load(self.git.root)
+
+    def unpublished(self, channel: str) -> list[channels.Event]:
+        """``channel``'s events the remote lacks, oldest first (none when keeping local)."""
+        if self.synced is None:
+            return []
+        known = self.synced.remote_objects
+        return [e for e in self.state.channel_events(channel) if e.name not in known]
+
+    def alias_pending(self, channel: str) -> bool:
+        if self.synced is None:
+            return False
+        alias = self.state.alias(channel)
+        theirs = self.synced.remote_objects.get(tags.alias_tag(self.state.model, channel))
+        return alias is not None and alias.object != theirs
+
+    def published_alias(self, channel: str) -> TagRecord | None:
+        """The alias as the fleet sees it: the remote's when publishing, else the local one."""
+        if self.synced is None:
+            return self.state.alias(channel)
+        return self.synced.remote_records.get(tags.alias_tag(self.state.model, channel))
+
+
+def known_channel(git: GitRepo, channel: str) -> config.RegistryConfig:
+    cfg = config.load(git.root)
+    if channel not in cfg.channels:
+        raise UsageError(
+            f"unknown channel {channel!r}",
+            hint=f"channels in mvctl.yaml: {', '.join(cfg.channels)}",
+        )
+    return cfg
+
+
+def open_channel(
+    root: Path,
+    model: str,
+    channel: str,
+    push: bool | None,
+    remote: str,
+    *,
+    need_config: bool = True,
+    dry_run: bool = False,
+) -> Context:
+    check_model(model)
+    check_channel(channel)
+    git = GitRepo.open(root)
+    if need_config:
+        known_channel(git, channel)
+    where = publish.target(git, push, remote)
+    synced = sync_git(git, where, model) if where and not dry_run else None
+    state = channels.load(git, model)
+    if not state.tags.versions:
+        raise unknown_model(model)
+    return Context(git, state, where, synced)
+
+
+def now(git: GitRepo) -> str:
+    """The time of the acting identity, as git records it on the tags (GIT_COMMITTER_DATE
+    included), so event bodies and tag dates never disagree."""
+    stamp = git.committer().rsplit(" ", 2)[1]
+    when = datetime.fromtimestamp(int(stamp), UTC) if stamp.isdigit() else datetime.now(UTC)
+    return when.strftime("%Y-%m-%dT%H:%M:%SZ")
+
+
+_TITLES = {
+    "promote": "Promote {m.model} {m.version} to {m.channel}",
+    "override": "Promote {m.model} {m.version} to {m.channel} (gates overridden)",
+    "rollback": "Roll back {m.model} {m.channel} from {m.previous} to {m.version}",
+}
+
+
+def _tag_objects(ctx: Context, move: ChannelMove) -> tuple[str, str]:
+    commit = ctx.state.tags.versions[move.version].commit
+    counter = tags.parse(move.event)
+    assert counter is not None  # noqa: S101 - built by tags.event_tag
+    body: dict[str, Any] = {
+        "kind": move.kind,
+        "model": move.model,
+        "channel": move.channel,
+        "version": move.version,
+        "previous": move.previous,
+        "counter": counter.counter,
+        "reason": move.reason,
+        "actor": move.actor,
+        "time": move.time,
+        "gates": [r.to_dict() for r in move.gates.results] if move.gates else [],
+        "request": move.request,
+        "incident": move.incident,
+    }
+    if move.alerts:
+        body["alerts"] = list(move.alerts)
+    alias = tags.alias_tag(move.model, move.channel)
+    alias_body = {
+        "kind": "alias",
+        "model": move.model,
+        "channel": move.channel,
+        "version": move.version,
+        "event": move.event,
+        "counter": counter.counter,
+    }
+    event_obj, alias_obj = ctx.git.make_tags(
+        [
+            (move.event, commit, tags.format_message(_TITLES[move.kind].format(m=move), body)),
+            (alias, commit, tags.format_message(f"{alias} -> {move.version}", alias_body)),
+        ]
+    )
+    return event_obj, alias_obj
+
+
+def write(ctx: Context, move: ChannelMove) -> ChannelMove:
+    """The event and the alias, locally by CAS and, when publishing, by an atomic leased push
+    that also carries everything of the model still pending. Interrupted (SIGINT/SIGTERM) at
+    any point, it leaves the old state or the new one on both sides, and says which."""
+    git = ctx.git
+    alias = tags.alias_tag(move.model, move.channel)
+    event_obj, alias_obj = _tag_objects(ctx, move)
+    old = ctx.state.alias(move.channel)
+    alias_cmd = (
+        f"update refs/tags/{alias} {alias_obj} {old.object}"
+        if old
+        else f"create refs/tags/{alias} {alias_obj}"
+    )
+    undo = [
+        f"delete refs/tags/{move.event} {event_obj}",
+        f"update refs/tags/{alias} {old.object} {alias_obj}"
+        if old
+        else f"delete refs/tags/{alias} {alias_obj}",
+    ]
+    move = replace(move, remote=ctx.remote)
+    skipped = _refuse_own_conflicts(ctx, move.channel)
+    try:
+        git.update_refs([f"create refs/tags/{move.event} {event_obj}", alias_cmd], what=alias)
+        if ctx.remote is None or ctx.synced is None:
+            interrupts.settle()
+            return move
+        found = publish.pending(_model_records(ctx), ctx.synced)
+        try:
+            names = publish.push_refs(git, found, skip_conflicted=True)
+        except publish.Unsettled as unsettled:
+            names = publish.settle(unsettled, lambda: _undo(git, undo, alias))
+        interrupts.settle()
+    except (publish.Unsettled, Interrupted):
+        raise  # settled: the state it left is the one its message names
+    except KeyboardInterrupt:
+        raise _interrupted(ctx, move, alias, alias_obj, undo) from None
+    except BaseException:
+        _undo(git, undo, alias)
+        raise
+    return replace(move, pushed=True, published=tuple(names), note=skipped)
+
+
+def _refuse_own_conflicts(ctx: Context, channel: str) -> str:
+    """A move cannot be published over a conflict on its own channel (refused, exit 4);
+    conflicts on other channels are left out of the push, and named in the note."""
+    if ctx.synced is None:
+        return ""
+    found = publish.pending(list(ctx.state.records), ctx.synced)
+    own = [n for n in found.conflicts if (p := tags.parse(n)) is not None and p.channel == channel]
+    if own:
+        publish.refuse_conflicts(replace(found, conflicts=tuple(own)))
+    if not found.conflicts:
+        return ""
+    return (
+        f"not published: {', '.join(found.conflicts)} (conflicting with {ctx.remote}'s; "
+        "'mvctl sync --discard-local' drops them)"
+    )
+
+
+def _undo(git: GitRepo, undo: list[str], alias: str) -> None:
+    """Take the local event and alias back; a no-op when they were never written."""
+    with interrupts.shielded(), contextlib.suppress(ConflictError):
+        git.update_refs(undo, what=alias)
+
+
+def _model_records(ctx: Context) -> list[TagRecord]:
+    model = ctx.state.model
+    return ctx.git.tags(f"{tags.TAG_PREFIX}{model}@*", f"{tags.TAG_PREFIX}{model}#*")
+
+
+def _interrupted(
+    ctx: Context, move: ChannelMove, alias: str, alias_obj: str, undo: list[str]
+) -> Interrupted:
+    """SIGINT/SIGTERM during the move: find out whether the push landed, and leave both sides
+    in the same state (the new one if it landed, the old one if not)."""
+    remote = ctx.remote
+    theirs: dict[str, str] | None = {}
+    with interrupts.shielded():
+        if remote is not None:
+            try:
+                theirs = ctx.git.remote_objects(remote, [f"refs/tags/{alias}"], timeout=15)
+            except MvctlError:
+                theirs = None
+        if theirs is not None and theirs.get(f"refs/tags/{alias}") == alias_obj:
+            return Interrupted(
+                f"interrupted after the push landed: {move.model}@{move.channel} is "
+                f"{move.version} locally and on {remote} ({move.event})",
+                hint="nothing to do: the move is complete",
+            )
+        _undo(ctx.git, undo, alias)
+    if theirs is None:
+        return Interrupted(
+            f"interrupted during the push; {remote} did not answer, so it is not known "
+            f"whether {move.event} landed there (the local move was undone)",
+            hint=f"run 'mvctl status {move.model}' to see, then retry: a retry never takes "
+            "a further step",
+        )
+    where = f"locally or on {remote}" if remote else "locally"
+    return Interrupted(
+        f"interrupted before the move was made: nothing changed, {where}",
+        hint="run the command again",
+    )
+
+
+def complete(ctx: Context, channel: str, note: str) -> ChannelMove:
+    """Publish ``channel``'s pending move (a move whose push never happened) as it is."""
+    assert ctx.remote is not None and ctx.synced is not None  # noqa: S101 - publishing only
+    events = ctx.unpublished(channel)
+    state = ctx.state
+    event = events[-1] if events else state.channel_events(channel)[-1]
+    version = state.holder(channel) or event.version or "?"
+    _refuse_own_conflicts(ctx, channel)
+    found = publish.pending(list(state.records), ctx.synced)
+    try:
+        names = publish.push_refs(ctx.git, found, skip_conflicted=True)
+        interrupts.settle()
+    except KeyboardInterrupt:
+        alias = state.alias(channel)
+        ref = f"refs/tags/{tags.alias_tag(state.model, channel)}"
+        with interrupts.shielded():
+            try:
+                landed = ctx.git.remote_objects(ctx.remote, [ref], timeout=15).get(ref)
+            except MvctlError:
+                landed = None
+        if alias is not None and landed == alias.object:
+            raise Interrupted(
+                f"interrupted after the push landed: {event.name} is published on {ctx.remote}",
+                hint="nothing to do: the move is complete",
+            ) from None
+        raise Interrupted(
+            f"interrupted: {event.name} is still only local ({ctx.remote} did not take it)",
+            hint="run the command again: it publishes the move, never a further one",
+        ) from None
+    return ChannelMove(
+        model=state.model,
+        channel=channel,
+        version=version,
+        previous=event.previous,
+        kind=event.kind if event.kind in ("promote", "rollback", "override") else "promote",
+        event=event.name,
+        reason=event.reason,
+        actor=event.actor,
+        time=event.time,
+        incident=event.incident,
+        request=event.request,
+        pushed=True,
+        remote=ctx.remote,
+        completed=True,
+        published=tuple(names),
+        note=note,
+    )

@@ -1,0 +1,247 @@
+"""Promotion by pull request: ``propose`` commits a request on a new branch; ``apply`` (CI on
+the main branch) performs every merged request not yet performed, exactly once.
+
+A request is ``registry/MODEL/requests/ID.yaml`` with a Markdown gate report beside it. It is
+performed when an event of MODEL records ``request: ID``; apply checks that before
+promoting, and the event's compare-and-swap settles races between concurrent applies.
+"""
+
+from __future__ import annotations
+
+import re
+from dataclasses import dataclass
+from datetime import UTC, datetime
+from pathlib import Path
+from typing import Any, Literal
+
+from mvctl._adapters.git import GitRepo
+from mvctl.channels import state as channels
+from mvctl.channels.gates import GateReport
+from mvctl.common import yamlio
+from mvctl.errors import ConflictError, MvctlError, OperationalError, UsageError
+from mvctl.formats import config
+from mvctl.formats.names import NAME_RE, Version, check_channel, check_model
+
+REQUEST_SCHEMA = "mvctl/request/v1"
+_ID_RE = re.compile(r"\A[a-z0-9][a-z0-9._-]{0,150}\Z")
+
+
+def request_path(model: str, request_id: str) -> str:
+    return f"registry/{model}/requests/{request_id}.yaml"
+
+
+@dataclass(frozen=True)
+class Proposal:
+    request_id: str
+    branch: str
+    commit: str | None
+    path: str
+    report: GateReport
+    pushed: bool = False
+    dry_run: bool = False
+
+    def to_dict(self) -> dict[str, Any]:
+        return {
+            "request": self.request_id,
+            "branch": self.branch,
+            "commit": self.commit,
+            "path": self.path,
+            "gates": self.report.to_dict(),
+            "pushed": self.pushed,
+            "dry_run": self.dry_run,
+        }
+
+
+def report_markdown(root: Path, report: GateReport) -> str:
+    """The gate report plus, when the channel holds a version, the diff against it."""
+    from mvctl.lineage.diff import diff
+    from mvctl.lineage.markdown import diff_markdown, gates_markdown
+
+    text = gates_markdown(report)
+    if report.holder is not None:
+        text += "\n" + diff_markdown(diff(root, report.model, report.holder, report.version))
+    return text
+
+
+def propose(
+    root: Path,
+    model: str,
+    version: str,
+    channel: str,
+    *,
+    reason: str = "",
+    push: bool = False,
+    remote: str = "origin",
+    dry_run: bool = False,
+) -> Proposal:
+    from mvctl.channels.promotion import gate_report
+    from mvctl.publishing.sync import check_remote_name
+
+    check_model(model)
+    check_channel(channel)
+    Version.parse(version)
+    git = GitRepo.open(root)
+    cfg = config.load(git.root)
+    if channel not in cfg.channels:
+        raise UsageError(f"unknown channel {channel!r}")
+    state = channels.load(git, model)
+    if version not in state.tags.versions or version in state.tags.deregistered:
+        raise OperationalError(f"{model} has no registered version {version}")
+    report = gate_report(git, cfg, state, version, channel)
+    head = git.head_commit()
+    if head is None:
+        raise OperationalError("the repository has no commits yet")
+    stamp = datetime.now(UTC)
+    safe_version = re.sub(r"[^a-z0-9.-]", "-", version.lower())
+    request_id = f"{model}-{channel}-{safe_version}-{stamp.strftime('%Y%m%dt%H%M%Sz')}"
+    branch = f"mvctl/{request_id}"
+    path = request_path(model, request_id)
+    if dry_run:
+        return Proposal(request_id, branch, None, path, report, dry_run=True)
+    request = {
+        "schema": REQUEST_SCHEMA,
+        "id": request_id,
+        "model": model,
+        "version": version,
+        "channel": channel,
+        "reason": reason,
+        "requested_by": git.ident(),
+        "created": stamp.strftime("%Y-%m-%dT%H:%M:%SZ"),
+        "gates": report.to_dict(),
+    }
+    files = {
+        path: yamlio.dumps(request),
+        path.removesuffix(".yaml") + ".md": report_markdown(git.root, report),
+    }
+    title = f"Promote {model} {version} to {channel}"
+    commit = git.commit_on_new_branch(branch, head, files, f"{title}\n\n{reason}".strip())
+    if push:
+        try:
+            git.push(check_remote_name(remote), [f"refs/heads/{branch}"])
+        except MvctlError:
+            git.update_refs([f"delete refs/heads/{branch} {commit}"], what=branch)
+            raise
+    return Proposal(request_id, branch, commit, path, report, pushed=push)
+
+
+@dataclass(frozen=True)
+class Applied:
+    request_id: str
+    model: str
+    version: str
+    channel: str
+    status: Literal["performed", "already", "refused", "conflict", "invalid"]
+    detail: str
+
+    def to_dict(self) -> dict[str, Any]:
+        return {
+            "request": self.request_id,
+            "model": self.model,
+            "version": self.version,
+            "channel": self.channel,
+            "status": self.status,
+            "detail": self.detail,
+        }
+
+
+def _requests(git: GitRepo) -> list[tuple[str, dict[str, Any] | None, str]]:
+    """(path, request or None, problem) for every request file at HEAD."""
+    found = []
+    for _, _, path in git.tree_entries("HEAD"):
+        parts = path.split("/")
+        if len(parts) != 4 or parts[0] != "registry" or parts[2] != "requests":
+            continue
+        if not path.endswith(".yaml"):
+            continue
+        try:
+            data = yamlio.loads(git.read_blob("HEAD", path) or "", path)
+        except MvctlError as exc:
+            found.append((path, None, exc.message))
+            continue
+        problem = _request_problem(data, parts[1], parts[3].removesuffix(".yaml"))
+        found.append((path, None if problem else data, problem))
+    return sorted(found, key=lambda item: item[0])
+
+
+def _request_problem(data: Any, model: str, request_id: str) -> str:
+    if not isinstance(data, dict) or data.get("schema") != REQUEST_SCHEMA:
+        return "not an mvctl request"
+    if data.get("id") != request_id or data.get("model") != model or not _ID_RE.match(request_id):
+        return "id or model does not match the file's path"
+    if not (isinstance(data.get("channel"), str) and NAME_RE.match(data["channel"])):
+        return "invalid channel"
+    if not (isinstance(data.get("version"), str) and Version.is_valid(data["version"])):
+        return "invalid version"
+    return ""
+
+
+def apply(
+    root: Path,
+    *,
+    push: bool | None = None,
+    remote: str = "origin",
+    dry_run: bool = False,
+    eval_data: Path | None = None,
+) -> list[Applied]:
+    """Perform every request at HEAD that no event has performed yet, with the gates
+    (``eval_data`` feeds drift and bias gates, as for ``promote``). Whether an event
+    performed a request is judged on the remote's tags, fetched first: a request performed
+    here whose push was interrupted is published, not performed again."""
+    from mvctl.channels.promotion import promote
+    from mvctl.formats import tags
+    from mvctl.publishing import publish
+    from mvctl.publishing.sync import SyncResult, sync_git
+
+    git = GitRepo.open(root)
+    where = publish.target(git, push, remote)
+    synced: dict[str, SyncResult] = {}
+    outcomes: list[Applied] = []
+    for path, request, problem in _requests(git):
+        if request is None:
+            name = path.rsplit("/", 1)[-1].removesuffix(".yaml")
+            outcomes.append(Applied(name, path.split("/")[1], "", "", "invalid", problem))
+            continue
+        rid, model = str(request["id"]), str(request["model"])
+        version, channel = str(request["version"]), str(request["channel"])
+        if where is not None and not dry_run and model not in synced:
+            synced[model] = sync_git(git, where, model)
+        performed = [e for e in channels.load(git, model).events if e.request == rid]
+        if performed:
+            detail = f"performed by {performed[0].name}"
+            known = synced.get(model)
+            if known is not None and performed[0].name not in known.remote_objects:
+                records = git.tags(f"{tags.TAG_PREFIX}{model}@*", f"{tags.TAG_PREFIX}{model}#*")
+                try:
+                    publish.push_refs(git, publish.pending(records, known))
+                except MvctlError as exc:
+                    outcomes.append(Applied(rid, model, version, channel, "conflict", exc.message))
+                    continue
+                del synced[model]  # the remote changed: fetch again for the next request
+                detail += f" (published to {where} now: its push had not happened)"
+                outcomes.append(Applied(rid, model, version, channel, "performed", detail))
+                continue
+            outcomes.append(Applied(rid, model, version, channel, "already", detail))
+            continue
+        reason = f"request {rid}" + (f": {request['reason']}" if request.get("reason") else "")
+        try:
+            move = promote(
+                git.root,
+                model,
+                version,
+                channel,
+                reason=reason,
+                push=push,
+                remote=remote,
+                dry_run=dry_run,
+                request=rid,
+                eval_data=eval_data,
+            )
+        except ConflictError as exc:
+            outcomes.append(Applied(rid, model, version, channel, "conflict", exc.message))
+            continue
+        except MvctlError as exc:
+            outcomes.append(Applied(rid, model, version, channel, "refused", exc.message))
+            continue
+        detail = ("would write " if dry_run else "wrote ") + move.event
+        outcomes.append(Applied(rid, model, version, channel, "performed", detail))
+    return outcomes

@@ -1,0 +1,184 @@
+"""Channel state, read from tags: assignment events, aliases, gold and bad versions.
+
+Events (``MODEL#CHANNEL#N``) never move and are totally ordered by N, a counter shared by all
+channels of a model. The alias (``MODEL@CHANNEL``) is what a serving host reads; it must
+agree with the newest event of its channel (``mvctl check``). A version becomes *gold* on a
+channel when a promotion replaces it there (it served and was not rolled back away from), or
+by ``mvctl mark-gold``; it becomes *bad* when a rollback moves the channel away from it.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from datetime import UTC, datetime
+from typing import Any, Literal
+
+from mvctl._adapters.git import GitRepo, TagRecord
+from mvctl.formats import tags
+from mvctl.registry.read import ModelTags, group_tags
+
+EventKind = Literal["promote", "rollback", "override", "assign"]
+Standing = Literal["gold", "bad"]
+
+
+@dataclass(frozen=True)
+class Event:
+    name: str
+    counter: int
+    channel: str
+    kind: EventKind  # "assign": an event mvctl did not write (e.g. `gto assign`)
+    version: str | None  # the version registered on the event's commit
+    previous: str | None
+    reason: str
+    actor: str
+    time: str
+    commit: str
+    object: str
+    gates: tuple[dict[str, Any], ...] = ()
+    request: str | None = None
+    incident: str | None = None  # set by automatic rollbacks (webhook alerts)
+    alerts: tuple[str, ...] = ()  # the alert instances an automatic rollback acted on
+
+    def to_dict(self) -> dict[str, Any]:
+        return {
+            "event": self.name,
+            "counter": self.counter,
+            "channel": self.channel,
+            "kind": self.kind,
+            "version": self.version,
+            "previous": self.previous,
+            "reason": self.reason,
+            "actor": self.actor,
+            "time": self.time,
+            "commit": self.commit,
+            "gates": list(self.gates),
+            "request": self.request,
+            "incident": self.incident,
+            "alerts": list(self.alerts),
+        }
+
+
+@dataclass(frozen=True)
+class ModelState:
+    model: str
+    tags: ModelTags
+    events: tuple[Event, ...]  # every channel, by counter
+    _versions_at: dict[str, str] = field(default_factory=dict, repr=False)
+    records: tuple[TagRecord, ...] = field(default=(), repr=False)  # every tag, as read
+
+    def version_at(self, commit: str) -> str | None:
+        return self._versions_at.get(commit)
+
+    def holder(self, channel: str) -> str | None:
+        alias = self.tags.aliases.get(channel)
+        return self.version_at(alias.commit) if alias else None
+
+    def alias(self, channel: str) -> TagRecord | None:
+        return self.tags.aliases.get(channel)
+
+    def channel_events(self, channel: str) -> tuple[Event, ...]:
+        return tuple(e for e in self.events if e.channel == channel)
+
+    def next_counter(self) -> int:
+        return max((e.counter for e in self.events), default=0) + 1
+
+    def is_live(self, version: str) -> bool:
+        return version in self.tags.versions and version not in self.tags.deregistered
+
+    def standing(self, channel: str) -> dict[str, Standing]:
+        """Gold or bad, per version, on ``channel`` (absent: neither)."""
+        events = self.channel_events(channel)
+        # Events keep their counter order; a gold mark slots in after the events before it.
+        timeline: list[tuple[float, Event | str]] = [(float(i), e) for i, e in enumerate(events)]
+        times = [_when(e.time) for e in events] if self.tags.gold else []
+        for version, record in self.tags.gold.items():
+            marked = _when(record.date)
+            timeline.append((sum(1 for t in times if t <= marked) - 0.5, version))
+        timeline.sort(key=lambda item: item[0])
+        result: dict[str, Standing] = {}
+        held: str | None = None
+        for _, item in timeline:
+            if isinstance(item, str):
+                result[item] = "gold"
+                continue
+            if held is not None and held != item.version:
+                result[held] = "bad" if item.kind == "rollback" else "gold"
+            # Promoting a version again is a human's word that it is fit to serve.
+            if item.kind != "rollback" and item.version and result.get(item.version) == "bad":
+                del result[item.version]
+            held = item.version
+        return result
+
+    def held_before(self, channel: str) -> set[str]:
+        """Versions ``channel`` served at some point, other than the one it holds now."""
+        current = self.holder(channel)
+        return {
+            e.version
+            for e in self.channel_events(channel)
+            if e.version is not None and e.version != current
+        }
+
+    def rollback_target(self, channel: str) -> tuple[str | None, str]:
+        """The last gold version the channel held before its current one, and why."""
+        current = self.holder(channel)
+        standing = self.standing(channel)
+        seen: set[str] = set()
+        skipped: list[str] = []
+        for event in reversed(self.channel_events(channel)):
+            version = event.version
+            if version is None or version == current or version in seen:
+                continue
+            seen.add(version)
+            if not self.is_live(version):
+                skipped.append(f"{version} is deregistered")
+            elif standing.get(version) == "bad":
+                skipped.append(f"{version} was rolled back away from")
+            elif standing.get(version) == "gold":
+                return version, f"last gold version {channel} held before {current}"
+            else:
+                skipped.append(f"{version} is not gold")
+        why = "; ".join(skipped) if skipped else f"{channel} held no other version"
+        return None, why
+
+
+def _when(text: str) -> datetime:
+    try:
+        when = datetime.fromisoformat(text.replace("Z", "+00:00"))
+    except ValueError:
+        return datetime.min.replace(tzinfo=UTC)
+    return when if when.tzinfo else when.replace(tzinfo=UTC)
+
+
+def _event(record: TagRecord, versions_at: dict[str, str]) -> Event | None:
+    parsed = tags.parse(record.name)
+    if parsed is None or parsed.kind != "event":
+        return None
+    _, body = tags.parse_message(record.message)
+    kind = body.get("kind")
+    return Event(
+        name=record.name,
+        counter=parsed.counter,
+        channel=parsed.channel,
+        kind=kind if kind in ("promote", "rollback", "override") else "assign",
+        version=versions_at.get(record.commit),
+        previous=body.get("previous") if isinstance(body.get("previous"), str) else None,
+        reason=str(body.get("reason") or ""),
+        actor=str(body.get("actor") or record.tagger),
+        time=str(body.get("time") or record.date),
+        commit=record.commit,
+        object=record.object,
+        gates=tuple(g for g in body.get("gates") or [] if isinstance(g, dict)),
+        request=body.get("request") if isinstance(body.get("request"), str) else None,
+        incident=body.get("incident") if isinstance(body.get("incident"), str) else None,
+        alerts=tuple(a for a in body.get("alerts") or [] if isinstance(a, str)),
+    )
+
+
+def load(git: GitRepo, model: str) -> ModelState:
+    """Every tag of ``model`` from one for-each-ref."""
+    records = git.tags(tags.version_glob(model).replace("@v*", "@*"), tags.event_glob(model))
+    model_tags = group_tags(records).get(model) or ModelTags({}, frozenset(), {})
+    versions_at = {r.commit: v for v, r in model_tags.versions.items()}
+    events = [e for r in records if (e := _event(r, versions_at)) is not None]
+    events.sort(key=lambda e: e.counter)
+    return ModelState(model, model_tags, tuple(events), versions_at, tuple(records))

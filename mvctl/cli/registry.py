@@ -1,0 +1,281 @@
+"""Commands that create and read versions: init, register, list, show."""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Annotated, Any
+
+import typer
+
+from mvctl.cli.output import RichProgress, esc, handled, print_json, say_published, stderr, stdout
+
+JsonOpt = Annotated[bool, typer.Option("--json", help="Print JSON for machines.")]
+DryRunOpt = Annotated[
+    bool, typer.Option("--dry-run", help="Say what would happen; change nothing.")
+]
+
+
+@handled
+def init(
+    storage: Annotated[
+        str | None,
+        typer.Option(
+            "--storage",
+            help="DVC remote for artifacts: a directory or any DVC URL (s3://, ssh://, ...). "
+            "Default: an embedded store at .mvctl/storage.",
+        ),
+    ] = None,
+    dry_run: DryRunOpt = False,
+    as_json: JsonOpt = False,
+) -> None:
+    """Make this git repository an mvctl registry (DVC, mvctl.yaml, a DVC remote)."""
+    from mvctl.registry.initialise import init as run_init
+
+    result = run_init(Path.cwd(), storage, dry_run=dry_run)
+    if as_json:
+        print_json(
+            {
+                "root": str(result.root),
+                "dvc_initialised": result.dvc_initialised,
+                "config_written": result.config_written,
+                "remote": {"name": result.remote[0], "url": result.remote[1]},
+                "remote_configured": result.remote_configured,
+                "commit": result.commit,
+                "dry_run": result.dry_run,
+            }
+        )
+        return
+    out = stdout()
+    if not result.changed:
+        out.print(f"[green]✓[/] {esc(result.root)} is already an mvctl registry")
+    remote = esc(f"DVC remote {result.remote[0]!r} -> {result.remote[1]}")
+    for done, would, did in (
+        (result.dvc_initialised, "would initialise DVC", "initialised DVC"),
+        (result.config_written, "would write mvctl.yaml", "wrote mvctl.yaml"),
+        (result.remote_configured, f"would set {remote}", f"set {remote}"),
+    ):
+        if done:
+            out.print(f"[green]✓[/] {would if dry_run else did}")
+    if result.commit:
+        out.print(f"[green]✓[/] committed {result.commit[:12]}")
+    name, url = (esc(part) for part in result.remote)
+    out.print(f"artifacts go to DVC remote [bold]{name}[/] ({url})")
+
+
+@handled
+def register(
+    model: Annotated[str, typer.Argument(help="Model name, e.g. fraud.")],
+    weights: Annotated[
+        str | None, typer.Option("--weights", "-w", help="Weights file or directory.")
+    ] = None,
+    data: Annotated[
+        list[str] | None,
+        typer.Option("--data", "-d", help="Dataset path (repeatable; DVC-tracked or imported)."),
+    ] = None,
+    metrics_file: Annotated[
+        str | None, typer.Option("--metrics", help="Metrics file (JSON or YAML).")
+    ] = None,
+    metric: Annotated[
+        list[str] | None, typer.Option("--metric", "-m", help="KEY=NUMBER (repeatable).")
+    ] = None,
+    params_file: Annotated[
+        str | None, typer.Option("--params", help="Params file (YAML or JSON).")
+    ] = None,
+    env_lock: Annotated[
+        str | None,
+        typer.Option("--env-lock", help="requirements/uv/poetry/conda lock to record."),
+    ] = None,
+    version: Annotated[
+        str | None, typer.Option("--version", help="Explicit version, e.g. v1.2.0.")
+    ] = None,
+    bump: Annotated[
+        str, typer.Option("--bump", help="major, minor or patch (without --version).")
+    ] = "minor",
+    allow_dirty: Annotated[
+        bool, typer.Option("--allow-dirty", help="Register with uncommitted code changes.")
+    ] = False,
+    push: Annotated[
+        bool | None,
+        typer.Option(
+            "--push/--local",
+            help="Publish the commit and tag to the git remote (the default when it exists), "
+            "or keep them in this clone only.",
+        ),
+    ] = None,
+    remote: Annotated[str, typer.Option("--remote", help="Git remote to publish to.")] = "origin",
+    description: Annotated[str, typer.Option("--description", help="Free text.")] = "",
+    label: Annotated[list[str] | None, typer.Option("--label", help="Label (repeatable).")] = None,
+    resume: Annotated[
+        bool,
+        typer.Option(
+            "--resume", help="Finish a registration interrupted after its commit (tag, publish)."
+        ),
+    ] = False,
+    dry_run: DryRunOpt = False,
+    as_json: JsonOpt = False,
+) -> None:
+    """Record a model version: DVC-track and push artifacts, write the manifest, commit, tag."""
+    from mvctl.errors import UsageError
+    from mvctl.registry.register import RegisterRequest
+    from mvctl.registry.register import register as run_register
+
+    if resume:
+        _resume(model, push, remote, as_json)
+        return
+
+    if bump not in ("major", "minor", "patch"):
+        raise UsageError(f"--bump must be major, minor or patch, not {bump!r}")
+    request = RegisterRequest(
+        model=model,
+        cwd=Path.cwd(),
+        weights=weights,
+        data=tuple(data or ()),
+        metrics_file=metrics_file,
+        metrics=tuple(metric or ()),
+        params_file=params_file,
+        env_lock=env_lock,
+        version=version,
+        bump=bump,  # type: ignore[arg-type]  # checked just above
+        allow_dirty=allow_dirty,
+        push=push,
+        git_remote=remote,
+        description=description,
+        labels=tuple(label or ()),
+        dry_run=dry_run,
+    )
+    progress = RichProgress(stderr())
+    with progress.running():
+        result = run_register(request, progress)
+    if as_json:
+        print_json(
+            {
+                "tag": result.tag,
+                "commit": result.commit,
+                "pushed": result.pushed,
+                "remote": result.remote,
+                "published": list(result.published),
+                "dry_run": result.dry_run,
+                "manifest": result.manifest.to_dict(),
+            }
+        )
+        return
+    from mvctl.lineage.markdown import size as _size
+
+    out = stdout()
+    m = result.manifest
+    name, tag = esc(f"{m.model} {m.version}"), esc(result.tag)
+    if result.dry_run:
+        out.print(f"would register [bold]{name}[/] (tag {tag})")
+    else:
+        commit = esc((result.commit or "")[:12])
+        out.print(f"[green]✓[/] registered [bold]{name}[/] at {commit} (tag {tag})")
+    for w in m.weights:
+        out.print(esc(f"  weights  {w.path}  sha256 {w.sha256[:16] or '-'}  {_size(w.size)}"))
+    for d in m.dataset:
+        out.print(esc(f"  data     {d.path}  md5 {d.md5[:16] or '-'}"))
+    if m.parent:
+        out.print(esc(f"  parent   {m.parent}"))
+    if m.metrics:
+        out.print(esc("  metrics  " + ", ".join(f"{k}={v}" for k, v in _flat(m.metrics).items())))
+    say_published(result.pushed, result.remote, result.published, result.dry_run)
+
+
+def _resume(model: str, push: bool | None, remote: str, as_json: bool) -> None:
+    from mvctl.registry.resume import resume as run_resume
+
+    done = run_resume(Path.cwd(), model, push=push, remote=remote)
+    if as_json:
+        print_json(done.to_dict())
+        return
+    stdout().print(
+        f"[green]✓[/] finished the registration of [bold]{esc(done.model)} {esc(done.version)}"
+        f"[/] at {esc(done.commit[:12])} (tag {esc(done.tag)})"
+    )
+    say_published(done.pushed, done.remote, done.published)
+
+
+@handled
+def list_(
+    model: Annotated[str | None, typer.Argument(help="Show this model's versions.")] = None,
+    as_json: JsonOpt = False,
+) -> None:
+    """List models, or one model's versions."""
+    from rich.table import Table
+
+    from mvctl.registry.read import list_models, list_versions
+
+    if model is None:
+        models = list_models(Path.cwd())
+        if as_json:
+            print_json({"models": [m.to_dict() for m in models]})
+            return
+        table = Table("model", "latest", "versions", "channels", title="models")
+        for m in models:
+            channels = ", ".join(f"{c}={v}" for c, v in m.channels.items()) or "-"
+            table.add_row(esc(m.model), esc(m.latest or "-"), str(m.count), esc(channels))
+        stdout().print(table if models else "no models registered yet")
+        return
+    versions = list_versions(Path.cwd(), model)
+    if as_json:
+        print_json({"model": model, "versions": [v.to_dict() for v in versions]})
+        return
+    keys = _key_metrics([v.metrics for v in versions])
+    table = Table(title=esc(model))
+    table.add_column("version", no_wrap=True)
+    table.add_column("created (UTC)", no_wrap=True)
+    for column in ("author", *keys, "channels"):
+        table.add_column(esc(column))
+    for v in reversed(versions):
+        name = f"[strike]{esc(v.version)}[/]" if v.deregistered else esc(v.version)
+        table.add_row(
+            name,
+            esc(v.created.replace("T", " ")[:16]),
+            esc(v.author.split(" <")[0]),
+            *(esc(_num(v.metrics.get(k))) for k in keys),
+            esc(", ".join(v.channels)),
+        )
+    stdout().print(table)
+
+
+@handled
+def show(
+    ref: Annotated[str, typer.Argument(help="MODEL, MODEL@vX.Y.Z or MODEL@CHANNEL.")],
+    as_json: JsonOpt = False,
+) -> None:
+    """Show a version's whole manifest."""
+    from rich.syntax import Syntax
+
+    from mvctl.common import yamlio
+    from mvctl.registry.read import show as run_show
+
+    shown = run_show(Path.cwd(), ref)
+    if as_json:
+        print_json(shown.to_dict())
+        return
+    info = shown.info
+    out = stdout()
+    held = esc(f"  channels: {', '.join(info.channels)}") if info.channels else ""
+    retired = "  [red](deregistered)[/]" if info.deregistered else ""
+    name, commit = esc(f"{info.model} {info.version}"), esc(info.commit[:12])
+    out.print(f"[bold]{name}[/]  commit {commit}{held}{retired}")
+    out.print(Syntax(yamlio.dumps(shown.manifest), "yaml", theme="ansi_dark", word_wrap=True))
+
+
+def _flat(metrics: dict[str, Any]) -> dict[str, Any]:
+    from mvctl.formats.values import flatten
+
+    return flatten(metrics)
+
+
+def _key_metrics(all_metrics: list[dict[str, Any]], limit: int = 4) -> list[str]:
+    seen: dict[str, None] = {}
+    for metrics in all_metrics:
+        for key in metrics:
+            seen.setdefault(key, None)
+    return list(seen)[:limit]
+
+
+def _num(value: Any) -> str:
+    if isinstance(value, float):
+        return f"{value:.4g}"
+    return "" if value is None else str(value)

@@ -1,0 +1,187 @@
+"""The one place that knows the manifest schema ``mvctl/manifest/v1`` (DESIGN.md)."""
+
+from __future__ import annotations
+
+import hashlib
+import json
+from collections.abc import Mapping
+from dataclasses import dataclass, field
+from typing import Any
+
+from mvctl.common import yamlio
+from mvctl.errors import OperationalError
+from mvctl.formats.names import NAME_RE, Version
+
+SCHEMA = "mvctl/manifest/v1"
+
+
+def manifest_path(model: str) -> str:
+    return f"registry/{model}/manifest.yaml"
+
+
+@dataclass(frozen=True)
+class WeightsFile:
+    path: str  # relative to the weights directory
+    md5: str
+    sha256: str
+    size: int
+
+
+@dataclass(frozen=True)
+class WeightsEntry:
+    """A weights file, or a directory (md5 ends in '.dir', sha256 is the tree hash)."""
+
+    path: str
+    md5: str
+    sha256: str
+    size: int
+    files: tuple[WeightsFile, ...] = ()
+
+    def to_dict(self) -> dict[str, Any]:
+        data: dict[str, Any] = {
+            "path": self.path,
+            "md5": self.md5,
+            "sha256": self.sha256,
+            "size": self.size,
+        }
+        if self.md5.endswith(".dir"):
+            data["nfiles"] = len(self.files)
+            data["files"] = [
+                {"path": f.path, "md5": f.md5, "sha256": f.sha256, "size": f.size}
+                for f in self.files
+            ]
+        return data
+
+
+@dataclass(frozen=True)
+class DatasetEntry:
+    path: str
+    md5: str
+    size: int | None
+    nfiles: int | None
+    source: dict[str, str] | None = None  # repo, rev, rev_lock, path for `dvc import`
+
+    def to_dict(self) -> dict[str, Any]:
+        data: dict[str, Any] = {
+            "path": self.path,
+            "md5": self.md5,
+            "size": self.size,
+            "nfiles": self.nfiles if self.nfiles is not None else 1,
+        }
+        if self.source:
+            data["source"] = dict(self.source)
+        return data
+
+
+@dataclass(frozen=True)
+class Manifest:
+    model: str
+    version: str
+    created: str
+    author: str
+    weights: tuple[WeightsEntry, ...]
+    dataset: tuple[DatasetEntry, ...]
+    environment: dict[str, Any]
+    metrics: dict[str, Any]
+    params: dict[str, Any]
+    code: dict[str, Any]
+    parent: str | None = None
+    description: str = ""
+    labels: tuple[str, ...] = field(default_factory=tuple)
+    profile: dict[str, Any] | None = None  # {path, source, sha256} of the reference profile
+
+    def to_dict(self) -> dict[str, Any]:
+        return {
+            "schema": SCHEMA,
+            "model": self.model,
+            "version": self.version,
+            "created": self.created,
+            "author": self.author,
+            "description": self.description,
+            "labels": list(self.labels),
+            "parent": self.parent,
+            "weights": [w.to_dict() for w in self.weights],
+            "dataset": [d.to_dict() for d in self.dataset],
+            "environment": self.environment,
+            "metrics": self.metrics,
+            "params": self.params,
+            "code": self.code,
+            "profile": self.profile,
+        }
+
+    def dumps(self) -> str:
+        return yamlio.dumps(self.to_dict())
+
+
+_REQUIRED: dict[str, type | tuple[type, ...]] = {
+    "schema": str,
+    "model": str,
+    "version": str,
+    "created": str,
+    "author": str,
+    "weights": list,
+    "dataset": list,
+    "environment": dict,
+    "metrics": dict,
+    "params": dict,
+    "code": dict,
+}
+
+
+def problems(data: Any) -> list[str]:
+    """Every way ``data`` fails the manifest schema (empty when valid)."""
+    if not isinstance(data, dict):
+        return ["manifest is not a mapping"]
+    found: list[str] = []
+    for key, kind in _REQUIRED.items():
+        if key not in data:
+            found.append(f"missing field {key!r}")
+        elif not isinstance(data[key], kind):
+            found.append(f"field {key!r} has the wrong type")
+    if data.get("schema") not in (None, SCHEMA):
+        found.append(f"unknown schema {data.get('schema')!r}")
+    if isinstance(data.get("model"), str) and not NAME_RE.match(data["model"]):
+        found.append(f"invalid model name {data['model']!r}")
+    if isinstance(data.get("version"), str) and not Version.is_valid(data["version"]):
+        found.append(f"invalid version {data['version']!r}")
+    for i, entry in enumerate(data.get("weights") or []):
+        if not isinstance(entry, dict) or not all(k in entry for k in ("path", "md5", "sha256")):
+            found.append(f"weights[{i}] needs path, md5 and sha256")
+    for i, entry in enumerate(data.get("dataset") or []):
+        if not isinstance(entry, dict) or not all(k in entry for k in ("path", "md5")):
+            found.append(f"dataset[{i}] needs path and md5")
+    code = data.get("code")
+    if isinstance(code, dict) and "commit" not in code:
+        found.append("code needs a commit")
+    return found
+
+
+def digest(value: Any) -> str:
+    """A short, stable digest of any JSON-able value."""
+    canonical = json.dumps(value, sort_keys=True, separators=(",", ":"), default=str)
+    return hashlib.sha256(canonical.encode()).hexdigest()[:16]
+
+
+def fingerprint(data: Mapping[str, Any], code: str) -> dict[str, Any]:
+    """A compact summary of a manifest: enough to say *what* changed between two versions
+    without reading either manifest (stored in the version tag's message). ``code`` is a
+    digest of the code tree the version was trained from."""
+    weights = data.get("weights") or []
+    env = data.get("environment") or {}
+    return {
+        "weights": digest([(w.get("path"), w.get("sha256")) for w in weights]),
+        "data": {str(d.get("path")): str(d.get("md5")) for d in data.get("dataset") or []},
+        "params": digest(data.get("params") or {}),
+        "env": digest([env.get("python"), env.get("platform"), env.get("packages") or {}]),
+        "code": code,
+    }
+
+
+def parse(text: str, source: str) -> dict[str, Any]:
+    """Load a stored manifest as a plain mapping, refusing one that fails the schema."""
+    data = yamlio.loads(text, source)
+    found = problems(data)
+    if found:
+        raise OperationalError(f"{source} is not a valid manifest: {'; '.join(found)}")
+    result: dict[str, Any] = data
+    return result

@@ -1,0 +1,151 @@
+"""``mvctl sync``: bring channel state from the git remote, moving local aliases only forward.
+
+Everything is fetched into a private namespace first (``refs/mvctl/sync/``), then applied by
+compare-and-swap: immutable tags (versions, events, deregistrations, gold marks) are created
+when missing; an alias moves only when the remote's names a newer event than the local one.
+With ``discard_local`` the local channel tags (events and aliases) are made exactly the
+remote's instead: moves that were never published are dropped.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+from mvctl._adapters.git import GitRepo, TagRecord
+from mvctl.errors import UsageError
+from mvctl.formats import tags
+from mvctl.formats.names import check_model
+
+SYNC_NS = "refs/mvctl/sync/"
+
+
+@dataclass(frozen=True)
+class SyncResult:
+    remote: str
+    created: tuple[str, ...] = ()
+    moved: tuple[str, ...] = ()  # aliases moved forward
+    kept: tuple[str, ...] = ()  # local aliases newer than the remote's (not yet pushed)
+    conflicts: tuple[str, ...] = ()  # immutable tags that differ locally and remotely
+    discarded: tuple[str, ...] = ()  # local channel tags dropped or reset (discard_local)
+    remote_objects: dict[str, str] = field(default_factory=dict)  # tag -> object on remote
+    remote_records: dict[str, TagRecord] = field(default_factory=dict, repr=False)
+
+    def to_dict(self) -> dict[str, Any]:
+        return {
+            "remote": self.remote,
+            "created": list(self.created),
+            "moved": list(self.moved),
+            "kept": list(self.kept),
+            "conflicts": list(self.conflicts),
+            "discarded": list(self.discarded),
+        }
+
+
+def check_remote_name(remote: str) -> str:
+    if not remote or remote.startswith("-") or any(c.isspace() for c in remote):
+        raise UsageError(f"invalid git remote {remote!r}")
+    return remote
+
+
+def _counter(record: TagRecord) -> int:
+    _, body = tags.parse_message(record.message)
+    counter = body.get("counter")
+    return counter if isinstance(counter, int) else 0
+
+
+def sync_git(
+    git: GitRepo,
+    remote: str = "origin",
+    model: str | None = None,
+    *,
+    dry_run: bool = False,
+    discard_local: bool = False,
+) -> SyncResult:
+    check_remote_name(remote)
+    patterns = [f"{model}@*", f"{model}#*"] if model else ["*"]
+    advertised = git.remote_tags(remote, [f"{tags.TAG_PREFIX}{p}" for p in patterns])
+    local = {r.name: r for r in git.tags(*(f"{tags.TAG_PREFIX}{p}" for p in patterns))}
+    # Only tags that differ are fetched: a sync with nothing new is one ls-remote, whatever
+    # the number of versions and events (fetching them all wrote and deleted a ref each).
+    wanted = [
+        name
+        for name, obj in advertised.items()
+        if tags.parse(name) is not None and (name not in local or local[name].object != obj)
+    ]
+    fetched: dict[str, TagRecord] = {}
+    if wanted:
+        stale = git.refs(SYNC_NS)
+        if stale:
+            git.update_refs([f"delete {ref}" for ref in stale], what="mvctl's sync refs")
+        git.fetch(remote, [f"+refs/tags/{n}:{SYNC_NS}{n}" for n in wanted])
+        fetched = {r.name.removeprefix(SYNC_NS): r for r in git.tags(SYNC_NS)}
+    created, moved, kept, conflicts, discarded = [], [], [], [], []
+    commands: list[str] = []
+    remote_objects: dict[str, str] = {}
+    remote_records: dict[str, TagRecord] = {}
+    for name in advertised:
+        parsed = tags.parse(name)
+        record = fetched.get(name) or local.get(name)
+        if parsed is None or record is None:
+            continue  # not mvctl's, or gone from the remote between the two calls
+        remote_objects[name] = record.object
+        remote_records[name] = record
+        mine = local.get(name)
+        if record is mine:
+            continue  # the same object on both sides
+        if discard_local and parsed.kind in ("event", "alias") and mine is not None:
+            if mine.object != record.object:
+                commands.append(f"update refs/tags/{name} {record.object} {mine.object}")
+                discarded.append(name)
+        elif parsed.kind != "alias":
+            if mine is None:
+                commands.append(f"create refs/tags/{name} {record.object}")
+                created.append(name)
+            elif mine.object != record.object:
+                conflicts.append(name)
+        elif mine is None:
+            commands.append(f"create refs/tags/{name} {record.object}")
+            moved.append(name)
+        elif mine.object != record.object:
+            if _counter(record) >= _counter(mine):  # the same number: the remote's is the truth
+                commands.append(f"update refs/tags/{name} {record.object} {mine.object}")
+                moved.append(name)
+            else:
+                kept.append(name)
+    if discard_local:
+        for name, mine in local.items():
+            parsed = tags.parse(name)
+            if parsed and parsed.kind in ("event", "alias") and name not in remote_objects:
+                commands.append(f"delete refs/tags/{name} {mine.object}")
+                discarded.append(name)
+    if dry_run:
+        commands = []  # report what would move; only the private fetch refs go
+    if fetched:
+        commands += [f"delete {SYNC_NS}{name} {r.object}" for name, r in fetched.items()]
+    if commands:
+        git.update_refs(commands, what="channel tags")
+    return SyncResult(
+        remote,
+        tuple(created),
+        tuple(moved),
+        tuple(kept),
+        tuple(conflicts),
+        tuple(discarded),
+        remote_objects,
+        remote_records,
+    )
+
+
+def sync(
+    root: Path,
+    remote: str = "origin",
+    model: str | None = None,
+    *,
+    dry_run: bool = False,
+    discard_local: bool = False,
+) -> SyncResult:
+    if model is not None:
+        check_model(model)
+    return sync_git(GitRepo.open(root), remote, model, dry_run=dry_run, discard_local=discard_local)

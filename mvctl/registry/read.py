@@ -1,0 +1,232 @@
+"""Reading the registry: models, versions, channel holders and manifests, from tags alone."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+from mvctl._adapters.git import GitRepo, TagRecord
+from mvctl.errors import NotFoundError, OperationalError, UsageError
+from mvctl.formats import manifest as manifest_schema
+from mvctl.formats import tags
+from mvctl.formats.names import Version, check_channel, check_model
+
+
+@dataclass(frozen=True)
+class VersionInfo:
+    model: str
+    version: str
+    commit: str
+    created: str
+    author: str
+    metrics: dict[str, Any] = field(default_factory=dict)
+    deregistered: bool = False
+    channels: tuple[str, ...] = ()
+    fingerprint: dict[str, Any] = field(default_factory=dict, compare=False)
+
+    def to_dict(self) -> dict[str, Any]:
+        return {
+            "model": self.model,
+            "version": self.version,
+            "commit": self.commit,
+            "created": self.created,
+            "author": self.author,
+            "metrics": self.metrics,
+            "deregistered": self.deregistered,
+            "channels": list(self.channels),
+        }
+
+
+@dataclass(frozen=True)
+class ModelSummary:
+    model: str
+    latest: str | None
+    count: int
+    channels: dict[str, str]  # channel -> version
+
+    def to_dict(self) -> dict[str, Any]:
+        return {
+            "model": self.model,
+            "latest": self.latest,
+            "versions": self.count,
+            "channels": self.channels,
+        }
+
+
+@dataclass(frozen=True)
+class ShownVersion:
+    info: VersionInfo
+    manifest: dict[str, Any]
+
+    def to_dict(self) -> dict[str, Any]:
+        return {**self.info.to_dict(), "manifest": self.manifest}
+
+
+@dataclass(frozen=True)
+class ModelTags:
+    """All mvctl tags of one model, parsed once."""
+
+    versions: dict[str, TagRecord]  # version -> tag
+    deregistered: frozenset[str]
+    aliases: dict[str, TagRecord]  # channel -> alias tag
+    gold: dict[str, TagRecord] = field(default_factory=dict)  # version -> mark-gold tag
+
+    def version_at(self, commit: str) -> str | None:
+        for version, record in self.versions.items():
+            if record.commit == commit:
+                return version
+        return None
+
+    def channels_of(self) -> dict[str, str]:
+        """channel -> version each alias points at (aliases at unknown commits are skipped)."""
+        by_commit = {record.commit: version for version, record in self.versions.items()}
+        return {
+            channel: by_commit[record.commit]
+            for channel, record in sorted(self.aliases.items())
+            if record.commit in by_commit
+        }
+
+
+def group_tags(records: list[TagRecord]) -> dict[str, ModelTags]:
+    """Sort version, deregistration, alias and gold tags by model (events are skipped)."""
+    versions: dict[str, dict[str, TagRecord]] = {}
+    dereg: dict[str, set[str]] = {}
+    aliases: dict[str, dict[str, TagRecord]] = {}
+    gold: dict[str, dict[str, TagRecord]] = {}
+    for record in records:
+        parsed = tags.parse(record.name)
+        if parsed is None or parsed.kind == "event":
+            continue
+        model = parsed.model
+        versions.setdefault(model, {})
+        if parsed.kind == "version":
+            versions[model][parsed.version] = record
+        elif parsed.kind == "deregister":
+            dereg.setdefault(model, set()).add(parsed.version)
+        elif parsed.kind == "gold":
+            gold.setdefault(model, {})[parsed.version] = record
+        else:
+            aliases.setdefault(model, {})[parsed.channel] = record
+    return {
+        model: ModelTags(
+            versions[model],
+            frozenset(dereg.get(model, set())),
+            aliases.get(model, {}),
+            gold.get(model, {}),
+        )
+        for model in versions
+    }
+
+
+def model_tags(git: GitRepo, model: str) -> ModelTags:
+    found = group_tags(git.tags(f"{tags.TAG_PREFIX}{model}@*")).get(model)
+    return found or ModelTags({}, frozenset(), {})
+
+
+def model_info(model: str, version: str, mt: ModelTags) -> VersionInfo:
+    """What the version tag of ``version`` says, plus the channels that hold it."""
+    record = mt.versions[version]
+    _, body = tags.parse_message(record.message)
+    metrics = body.get("metrics")
+    fingerprint = body.get("fingerprint")
+    holders = tuple(c for c, r in sorted(mt.aliases.items()) if r.commit == record.commit)
+    return VersionInfo(
+        model=model,
+        version=version,
+        commit=record.commit,
+        created=str(body.get("created") or record.date),
+        author=str(body.get("author") or record.tagger),
+        metrics=metrics if isinstance(metrics, dict) else {},
+        deregistered=version in mt.deregistered,
+        channels=holders,
+        fingerprint=fingerprint if isinstance(fingerprint, dict) else {},
+    )
+
+
+def unknown_model(model: str) -> NotFoundError:
+    return NotFoundError(
+        f"model {model!r} has no registered versions", hint="see 'mvctl list' for models"
+    )
+
+
+def sorted_versions(versions: list[str]) -> list[str]:
+    return sorted(versions, key=lambda v: Version.parse(v).sort_key())
+
+
+def list_models(root: Path) -> list[ModelSummary]:
+    git = GitRepo.open(root)
+    grouped = group_tags(git.tags(f"{tags.TAG_PREFIX}*@*"))
+    summaries = []
+    for model, mt in sorted(grouped.items()):
+        live = [v for v in mt.versions if v not in mt.deregistered]
+        ordered = sorted_versions(live)
+        summaries.append(
+            ModelSummary(
+                model=model,
+                latest=ordered[-1] if ordered else None,
+                count=len(mt.versions),
+                channels=mt.channels_of(),
+            )
+        )
+    return summaries
+
+
+def list_versions(root: Path, model: str) -> list[VersionInfo]:
+    check_model(model)
+    git = GitRepo.open(root)
+    mt = model_tags(git, model)
+    if not mt.versions:
+        raise unknown_model(model)
+    return [model_info(model, v, mt) for v in sorted_versions(list(mt.versions))]
+
+
+def resolve(git: GitRepo, ref: str) -> tuple[VersionInfo, ModelTags]:
+    """``MODEL``, ``MODEL@vX.Y.Z`` or ``MODEL@CHANNEL`` -> the version it names."""
+    model, sep, what = ref.partition("@")
+    check_model(model)
+    if sep and not what:
+        raise UsageError(f"{ref!r} names no version or channel", hint="e.g. fraud@v1.2.0")
+    mt = model_tags(git, model)
+    if not mt.versions:
+        raise unknown_model(model)
+    if not sep:
+        live = [v for v in mt.versions if v not in mt.deregistered]
+        if not live:
+            raise OperationalError(f"every version of {model!r} is deregistered")
+        version = sorted_versions(live)[-1]
+    elif what.startswith("v") and Version.is_valid(what):
+        if what not in mt.versions:
+            raise OperationalError(
+                f"{model} has no version {what}", hint=f"see 'mvctl list {model}'"
+            )
+        version = what
+    else:
+        check_channel(what)
+        alias = mt.aliases.get(what)
+        if alias is None:
+            raise OperationalError(f"channel {what!r} of {model!r} holds no version")
+        held = mt.version_at(alias.commit)
+        if held is None:
+            raise OperationalError(
+                f"{model}@{what} points at a commit with no version of {model}",
+                hint="run 'mvctl check'",
+            )
+        version = held
+    return model_info(model, version, mt), mt
+
+
+def read_manifest(git: GitRepo, model: str, version: str, commit: str) -> dict[str, Any]:
+    path = manifest_schema.manifest_path(model)
+    text = git.read_blob(commit, path)
+    if text is None:
+        raise OperationalError(
+            f"{model}@{version} has no {path} at {commit[:12]}", hint="run 'mvctl check'"
+        )
+    return manifest_schema.parse(text, f"{path} at {model}@{version}")
+
+
+def show(root: Path, ref: str) -> ShownVersion:
+    git = GitRepo.open(root)
+    info, _ = resolve(git, ref)
+    return ShownVersion(info, read_manifest(git, info.model, info.version, info.commit))
