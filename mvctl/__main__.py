@@ -1,3 +1,6 @@
+"""``python -m mvctl``: the same command as ``mvctl``."""
+
 from mvctl.cli.app import main
 
-main()
+if __name__ == "__main__":
+    main()
