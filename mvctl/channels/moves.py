@@ -219,8 +219,12 @@ def write(ctx: Context, move: ChannelMove) -> ChannelMove:
     ]
     move = replace(move, remote=ctx.remote)
     skipped = _refuse_own_conflicts(ctx, move.channel)
+    # Undo only what this call wrote: a racer's byte-identical tags (the same move, made in
+    # the same second) look exactly like ours, and are theirs to keep.
+    wrote: list[str] = []
     try:
         git.update_refs([f"create refs/tags/{move.event} {event_obj}", alias_cmd], what=alias)
+        wrote = undo
         if ctx.remote is None or ctx.synced is None:
             interrupts.settle()
             return move
@@ -233,9 +237,9 @@ def write(ctx: Context, move: ChannelMove) -> ChannelMove:
     except (publish.Unsettled, Interrupted):
         raise  # settled: the state it left is the one its message names
     except KeyboardInterrupt:
-        raise _interrupted(ctx, move, alias, alias_obj, undo) from None
+        raise _interrupted(ctx, move, alias, alias_obj, wrote) from None
     except BaseException:
-        _undo(git, undo, alias)
+        _undo(git, wrote, alias)
         raise
     return replace(move, pushed=True, published=tuple(names), note=skipped)
 
@@ -258,7 +262,9 @@ def _refuse_own_conflicts(ctx: Context, channel: str) -> str:
 
 
 def _undo(git: GitRepo, undo: list[str], alias: str) -> None:
-    """Take the local event and alias back; a no-op when they were never written."""
+    """Take the local event and alias back; nothing to do when they were never written."""
+    if not undo:
+        return
     with interrupts.shielded(), contextlib.suppress(ConflictError):
         git.update_refs(undo, what=alias)
 

@@ -8,7 +8,7 @@ from typing import Annotated
 import typer
 
 from mvctl import __version__
-from mvctl.cli import channels, lineage, monitoring, publishing, registry, serving
+from mvctl.cli import channels, check, lineage, monitoring, publishing, registry, serving, web
 from mvctl.cli.output import CliState, print_error_json
 from mvctl.common import interrupts
 
@@ -54,15 +54,15 @@ app.command()(channels.rollback)
 app.command()(channels.history)
 app.command("mark-gold")(channels.mark_gold)
 app.command()(channels.retire)
-app.command()(channels.sync)
+app.command()(publishing.sync)
 app.command()(channels.propose)
 app.command()(channels.apply)
-app.command()(channels.check)
+app.command()(check.check)
 app.command()(publishing.push)
 app.command()(publishing.status)
 app.command()(serving.pull)
 app.command()(monitoring.monitor)
-app.add_typer(monitoring.webhook_app, name="webhook")
+app.add_typer(web.webhook_app, name="webhook")
 
 
 def _json_requested(args: list[str]) -> bool:

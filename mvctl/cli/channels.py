@@ -1,5 +1,5 @@
-"""Commands that move and read channels: promote, rollback, validate, history, mark-gold,
-retire, sync."""
+"""Commands that move and read channels (mvctl.channels): validate, promote, rollback,
+history, mark-gold, retire, propose, apply."""
 
 from __future__ import annotations
 
@@ -9,94 +9,24 @@ from typing import TYPE_CHECKING, Annotated
 
 import typer
 
+from mvctl.cli.options import DryRunOpt, EvalDataOpt, JsonOpt, PushOpt, RemoteOpt
 from mvctl.cli.output import (
     esc,
     handled,
     print_json,
     print_json_or_refuse,
-    say,
-    say_published,
     stdout,
 )
+from mvctl.cli.render import channels as render
 
 if TYPE_CHECKING:
-    from mvctl.channels.gates import GateReport
-    from mvctl.channels.promotion import ChannelMove, VersionMark
     from mvctl.errors import MvctlError
-
-JsonOpt = Annotated[bool, typer.Option("--json", help="Print JSON for machines.")]
-DryRunOpt = Annotated[
-    bool, typer.Option("--dry-run", help="Say what would happen; change nothing.")
-]
-PushOpt = Annotated[
-    bool | None,
-    typer.Option(
-        "--push/--local",
-        help="Publish to the git remote the hosts follow (the default when it exists; "
-        "atomic, leased), or keep the move in this clone only.",
-    ),
-]
-RemoteOpt = Annotated[str, typer.Option("--remote", help="Git remote to publish to.")]
-EvalDataOpt = Annotated[
-    Path | None,
-    typer.Option("--eval-data", help="Validation data (CSV/Parquet) for drift and bias gates."),
-]
 
 
 class ReportFormat(StrEnum):
     rich = "rich"
     json = "json"
     markdown = "markdown"
-
-
-def _print_move(move: ChannelMove, as_json: bool) -> None:
-    if as_json:
-        print_json(move.to_dict())
-        return
-    out = stdout()
-    if not move.changed:
-        if move.note:
-            out.print(f"[yellow]=[/] {esc(move.note)}")
-        else:
-            out.print(
-                f"[green]✓[/] {esc(move.model)}@{esc(move.channel)} already holds "
-                f"{esc(move.version)}"
-            )
-        return
-    if move.completed:
-        out.print(
-            f"[green]✓[/] {esc(move.model)}@{esc(move.channel)}: {esc(move.note)} "
-            f"({esc(move.previous or 'nothing')} → [bold]{esc(move.version)}[/])"
-        )
-        say_published(move.pushed, move.remote, move.published)
-        return
-    verb = {
-        "promote": "promoted",
-        "override": "promoted (gates overridden)",
-        "rollback": "rolled back",
-    }
-    prefix = "would be " if move.dry_run else ""
-    frm = esc(move.previous or "nothing")
-    out.print(
-        f"[green]✓[/] {esc(move.model)}@{esc(move.channel)} {prefix}{verb[move.kind]}: "
-        f"{frm} → [bold]{esc(move.version)}[/] ({esc(move.event)})"
-    )
-    if move.gates and move.gates.results:
-        _print_gates(move.gates)
-    say_published(move.pushed, move.remote, move.published, move.dry_run)
-    if move.note:
-        say(move.note, mark="!", color="yellow")
-
-
-def _print_gates(report: GateReport) -> None:
-    from rich.table import Table
-
-    table = Table(
-        "gate", "result", "detail", title=f"{esc(report.channel)} gates", title_justify="left"
-    )
-    for r in report.results:
-        table.add_row(esc(r.gate), "[green]pass[/]" if r.ok else "[red]FAIL[/]", esc(r.detail))
-    stdout().print(table)
 
 
 @handled
@@ -129,7 +59,7 @@ def promote(
         dry_run=dry_run,
         eval_data=eval_data,
     )
-    _print_move(move, as_json)
+    render.move(move, as_json)
 
 
 @handled
@@ -159,7 +89,7 @@ def rollback(
         remote=remote,
         dry_run=dry_run,
     )
-    _print_move(move, as_json)
+    render.move(move, as_json)
 
 
 @handled
@@ -188,7 +118,7 @@ def validate(
 
         typer.echo(report_markdown(Path.cwd(), report), nl=False)
     else:
-        _print_gates(report)
+        render.gates(report)
     if refusal:
         raise refusal
 
@@ -224,15 +154,6 @@ def history(
     stdout().print(table if events else f"no channel events for {model} yet")
 
 
-def _print_mark(mark: VersionMark, verb: str, as_json: bool) -> None:
-    if as_json:
-        print_json(mark.to_dict())
-        return
-    prefix = "would be " if mark.dry_run else ""
-    say(f"{mark.model} {mark.version} {prefix}{verb} ({mark.tag})")
-    say_published(mark.pushed, mark.remote, mark.published, mark.dry_run)
-
-
 @handled
 def mark_gold(
     model: Annotated[str, typer.Argument(help="Model name.")],
@@ -247,7 +168,7 @@ def mark_gold(
     from mvctl.channels.promotion import mark_gold as run
 
     mark = run(Path.cwd(), model, version, reason=reason, push=push, remote=remote, dry_run=dry_run)
-    _print_mark(mark, "marked gold", as_json)
+    render.mark(mark, "marked gold", as_json)
 
 
 @handled
@@ -264,80 +185,7 @@ def retire(
     from mvctl.channels.promotion import retire as run
 
     mark = run(Path.cwd(), model, version, reason=reason, push=push, remote=remote, dry_run=dry_run)
-    _print_mark(mark, "retired", as_json)
-
-
-@handled
-def sync(
-    model: Annotated[str | None, typer.Argument(help="Only this model.")] = None,
-    remote: Annotated[str, typer.Option("--remote", help="Git remote.")] = "origin",
-    discard_local: Annotated[
-        bool,
-        typer.Option(
-            "--discard-local",
-            help="Make local channel tags exactly the remote's: unpublished moves are dropped.",
-        ),
-    ] = False,
-    dry_run: DryRunOpt = False,
-    as_json: JsonOpt = False,
-) -> None:
-    """Fetch channel tags from the remote; local aliases only move forward."""
-    from mvctl.publishing.sync import sync as run_sync
-
-    result = run_sync(Path.cwd(), remote, model, dry_run=dry_run, discard_local=discard_local)
-    if as_json:
-        print_json(result.to_dict())
-        return
-    out = stdout()
-    verb = "would sync" if dry_run else "synced"
-    out.print(
-        f"[green]✓[/] {verb} from {esc(remote)}: {len(result.created)} new tags, "
-        f"{len(result.moved)} aliases moved forward"
-    )
-    for name in result.moved:
-        out.print(f"  moved {esc(name)}")
-    for name in result.kept:
-        out.print(f"  kept {esc(name)} (local is newer: 'mvctl push' publishes it)")
-    for name in result.discarded:
-        out.print(f"  [yellow]discarded[/] local {esc(name)} (never published)")
-    for name in result.conflicts:
-        out.print(f"  [red]differs[/] {esc(name)} (immutable tag differs from the remote's)")
-
-
-@handled
-def check(
-    remote: Annotated[
-        str, typer.Option("--remote", help="Also report what this git remote lacks.")
-    ] = "origin",
-    offline: Annotated[
-        bool, typer.Option("--offline", help="Do not compare with the git remote.")
-    ] = False,
-    as_json: JsonOpt = False,
-) -> None:
-    """Check the registry (aliases vs events, manifests, DVC files) and what the git remote
-    lacks. Exit 1 on a mismatch."""
-    from mvctl.check import check as run_check
-    from mvctl.errors import PolicyError
-
-    report = run_check(Path.cwd(), remote=remote, offline=offline)
-    refusal = None
-    if not report.ok:
-        refusal = PolicyError(f"{len(report.problems)} consistency problem(s) found")
-    if as_json:
-        print_json_or_refuse(report.to_dict(), refusal)
-    else:
-        out = stdout()
-        for problem in report.problems:
-            out.print(f"[red]✗[/] {esc(problem)}")
-        for note in report.notes:
-            out.print(f"[dim]note: {esc(note)}[/]")
-        if report.ok:
-            out.print(
-                f"[green]✓[/] registry consistent: {report.models} models, "
-                f"{report.versions} versions, {report.events} events"
-            )
-    if refusal:
-        raise refusal
+    render.mark(mark, "retired", as_json)
 
 
 @handled
@@ -364,7 +212,7 @@ def propose(
     verb = "would commit" if dry_run else "committed"
     request, branch = esc(proposal.request_id), esc(proposal.branch)
     out.print(f"[green]✓[/] {verb} request {request} on branch {branch}")
-    _print_gates(proposal.report)
+    render.gates(proposal.report)
     if proposal.pushed:
         out.print(f"[green]✓[/] pushed {branch} to {esc(remote)}: open a pull request")
     elif not dry_run:

@@ -1,4 +1,4 @@
-"""Commands about what the git remote (and so the fleet) has: push, status."""
+"""Commands about what the git remote (and so the fleet) has: push, status, sync."""
 
 from __future__ import annotations
 
@@ -7,10 +7,10 @@ from typing import Annotated
 
 import typer
 
+from mvctl.cli.options import DryRunOpt, JsonOpt
 from mvctl.cli.output import esc, handled, print_json, say, stdout
 
 RemoteOpt = Annotated[str, typer.Option("--remote", help="Git remote the hosts follow.")]
-JsonOpt = Annotated[bool, typer.Option("--json", help="Print JSON for machines.")]
 
 
 @handled
@@ -67,3 +67,40 @@ def status(
         out.print(f"[red]differs[/] {esc(name)} (run 'mvctl sync --discard-local')")
     if not found.empty:
         out.print(f"run 'mvctl push' to publish {len(found.names())} tag(s) to {esc(remote)}")
+
+
+@handled
+def sync(
+    model: Annotated[str | None, typer.Argument(help="Only this model.")] = None,
+    remote: Annotated[str, typer.Option("--remote", help="Git remote.")] = "origin",
+    discard_local: Annotated[
+        bool,
+        typer.Option(
+            "--discard-local",
+            help="Make local channel tags exactly the remote's: unpublished moves are dropped.",
+        ),
+    ] = False,
+    dry_run: DryRunOpt = False,
+    as_json: JsonOpt = False,
+) -> None:
+    """Fetch channel tags from the remote; local aliases only move forward."""
+    from mvctl.publishing.sync import sync as run_sync
+
+    result = run_sync(Path.cwd(), remote, model, dry_run=dry_run, discard_local=discard_local)
+    if as_json:
+        print_json(result.to_dict())
+        return
+    out = stdout()
+    verb = "would sync" if dry_run else "synced"
+    out.print(
+        f"[green]✓[/] {verb} from {esc(remote)}: {len(result.created)} new tags, "
+        f"{len(result.moved)} aliases moved forward"
+    )
+    for name in result.moved:
+        out.print(f"  moved {esc(name)}")
+    for name in result.kept:
+        out.print(f"  kept {esc(name)} (local is newer: 'mvctl push' publishes it)")
+    for name in result.discarded:
+        out.print(f"  [yellow]discarded[/] local {esc(name)} (never published)")
+    for name in result.conflicts:
+        out.print(f"  [red]differs[/] {esc(name)} (immutable tag differs from the remote's)")

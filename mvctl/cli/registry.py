@@ -7,12 +7,8 @@ from typing import Annotated, Any
 
 import typer
 
+from mvctl.cli.options import DryRunOpt, JsonOpt
 from mvctl.cli.output import RichProgress, esc, handled, print_json, say_published, stderr, stdout
-
-JsonOpt = Annotated[bool, typer.Option("--json", help="Print JSON for machines.")]
-DryRunOpt = Annotated[
-    bool, typer.Option("--dry-run", help="Say what would happen; change nothing.")
-]
 
 
 @handled

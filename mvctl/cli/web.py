@@ -1,0 +1,83 @@
+"""``mvctl webhook serve``: the Alertmanager receiver (mvctl.web)."""
+
+from __future__ import annotations
+
+import os
+from datetime import UTC, datetime
+from pathlib import Path
+from typing import Annotated
+
+import typer
+
+from mvctl.cli.output import handled
+
+webhook_app = typer.Typer(
+    name="webhook", help="Alertmanager-compatible receiver that rolls back.", no_args_is_help=True
+)
+
+
+@webhook_app.command("serve")
+@handled
+def webhook_serve(
+    host: Annotated[str, typer.Option("--host", help="Address to bind.")] = "127.0.0.1",
+    port: Annotated[int, typer.Option("--port", help="Port to bind.")] = 9465,
+    token_file: Annotated[
+        Path | None, typer.Option("--token-file", help="File holding the bearer token.")
+    ] = None,
+    push: Annotated[
+        bool | None,
+        typer.Option(
+            "--push/--local",
+            help="Publish rollbacks to the git remote (the default when it exists), or keep "
+            "them local.",
+        ),
+    ] = None,
+    remote: Annotated[str, typer.Option("--remote", help="Git remote to publish to.")] = "origin",
+    dry_run: Annotated[
+        bool, typer.Option("--dry-run", help="Decide and log; roll nothing.")
+    ] = False,
+    read_timeout: Annotated[
+        float,
+        typer.Option(
+            "--read-timeout", help="Seconds a client has to send a request's headers, and its body."
+        ),
+    ] = 10.0,
+    max_connections: Annotated[
+        int,
+        typer.Option(
+            "--max-connections",
+            help="Open connections at most; beyond, the longest stalled one is dropped.",
+        ),
+    ] = 64,
+) -> None:
+    """Receive Alertmanager webhooks (POST /alerts) and roll back named channels."""
+    from mvctl._adapters.git import GitRepo
+    from mvctl.web import httpserver, webhook
+
+    limits = httpserver.Limits(read_timeout=read_timeout, max_connections=max_connections)
+    httpserver.check_port(port)
+    token = webhook.load_token(token_file, os.environ)
+    root = GitRepo.open(Path.cwd()).root
+
+    def log(text: str) -> None:
+        stamp = datetime.now(UTC).strftime("%Y-%m-%dT%H:%M:%SZ")
+        typer.echo(f"{stamp} {text}", err=True)
+
+    app = webhook.create_app(
+        root,
+        token,
+        dry_run=dry_run,
+        push=push,
+        remote=remote,
+        read_timeout=limits.read_timeout,
+        log=log,
+    )
+
+    def ready(where: str) -> None:
+        suffix = " (dry run)" if dry_run else ""
+        log(f"mvctl webhook on http://{where}/alerts for {root}{suffix}")
+
+    try:
+        webhook.serve(app, host, port, limits, ready=ready, log=log)
+    except KeyboardInterrupt:  # SIGINT/SIGTERM: a server asked to stop stops cleanly
+        log("stopped")
