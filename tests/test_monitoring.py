@@ -286,7 +286,7 @@ def test_webhook_refuses_to_start_without_a_token(reg: Registry) -> None:
     )
     assert proc.returncode == 2
     assert "needs a bearer token" in proc.stderr
-    from mvctl.web.webhook import load_token
+    from mvctl.web.auth import load_token
 
     with pytest.raises(UsageError):
         load_token(None, {"MVCTL_WEBHOOK_TOKEN": "short"})

@@ -52,18 +52,18 @@ def webhook_serve(
 ) -> None:
     """Receive Alertmanager webhooks (POST /alerts) and roll back named channels."""
     from mvctl._adapters.git import GitRepo
-    from mvctl.web import httpserver, webhook
+    from mvctl.web import auth, httpserver, receiver
 
     limits = httpserver.Limits(read_timeout=read_timeout, max_connections=max_connections)
     httpserver.check_port(port)
-    token = webhook.load_token(token_file, os.environ)
+    token = auth.load_token(token_file, os.environ)
     root = GitRepo.open(Path.cwd()).root
 
     def log(text: str) -> None:
         stamp = datetime.now(UTC).strftime("%Y-%m-%dT%H:%M:%SZ")
         typer.echo(f"{stamp} {text}", err=True)
 
-    app = webhook.create_app(
+    app = receiver.create_app(
         root,
         token,
         dry_run=dry_run,
@@ -78,6 +78,6 @@ def webhook_serve(
         log(f"mvctl webhook on http://{where}/alerts for {root}{suffix}")
 
     try:
-        webhook.serve(app, host, port, limits, ready=ready, log=log)
+        receiver.serve(app, host, port, limits, ready=ready, log=log)
     except KeyboardInterrupt:  # SIGINT/SIGTERM: a server asked to stop stops cleanly
         log("stopped")

@@ -18,13 +18,10 @@ not a version-4 payload 400; none of them changes anything.
 
 from __future__ import annotations
 
-import asyncio
 import hashlib
-import hmac
 import json
 import re
-import threading
-from collections.abc import Callable, Mapping
+from collections.abc import Mapping
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
@@ -38,16 +35,11 @@ from mvctl.errors import (
     MvctlError,
     NotFoundError,
     OperationalError,
-    UsageError,
 )
 from mvctl.formats import tags
 from mvctl.formats.names import NAME_RE
-from mvctl.web import httpserver
 
-MAX_BODY = 1 << 20  # 1 MiB: Alertmanager's batches are far smaller
 DEFAULT_PORT = 9465
-TOKEN_ENV = "MVCTL_WEBHOOK_TOKEN"  # noqa: S105 - the variable's name, not a secret
-RETRY_AFTER = 10  # seconds, in a 503 (Alertmanager retries with its own backoff anyway)
 
 Action = Literal["rolled_back", "would_roll_back", "already", "ignored", "failed"]
 ATTEMPTS = 3  # a lost race is decided again on the remote's new state, this many times
@@ -75,33 +67,6 @@ class Decision:
 
 class BadPayload(ValueError):
     """Not an Alertmanager version-4 webhook payload."""
-
-
-def load_token(token_file: Path | None, environ: Mapping[str, str]) -> str:
-    """The bearer token: from ``token_file``, else ``MVCTL_WEBHOOK_TOKEN``; none is an error."""
-    token = ""
-    if token_file is not None:
-        try:
-            with token_file.open("rb") as handle:
-                raw = handle.read(4097)  # a token is one line: never read a stray big file
-            if len(raw) > 4096:
-                raise OperationalError(f"--token-file {token_file} is longer than 4 KiB")
-            token = raw.decode("utf-8").strip()
-        except OSError as exc:
-            raise UsageError(f"cannot read --token-file {token_file}: {exc.strerror}") from exc
-        except UnicodeDecodeError:
-            raise OperationalError(
-                f"--token-file {token_file} is not UTF-8 text",
-                hint="write the token as one line of plain text",
-            ) from None
-    else:
-        token = environ.get(TOKEN_ENV, "").strip()
-    if len(token) < 16:
-        raise UsageError(
-            "the webhook needs a bearer token of at least 16 characters",
-            hint=f"set {TOKEN_ENV} or pass --token-file; the server refuses to run without one",
-        )
-    return token
 
 
 def _firing(payload: Any) -> dict[tuple[str, str], list[Mapping[str, Any]]]:
@@ -170,8 +135,7 @@ def _tenure(ctx: moves.Context, channel: str) -> tuple[str, channels.Event | Non
     held = ctx.state.version_at(alias.commit) if alias else None
     if alias is None or held is None:
         raise NoRelease(f"{model}@{channel} serves no version: nothing to roll back")
-    _, body = tags.parse_message(alias.message)
-    named = body.get("event")
+    named = tags.AliasBody.from_dict(tags.parse_message(alias.message)[1]).event
     events = ctx.state.channel_events(channel)
     by_name = [e for e in events if e.name == named]
     by_commit = [e for e in events if e.commit == alias.commit]
@@ -272,106 +236,3 @@ def handle(
             break
         decisions.append(decision)
     return decisions
-
-
-def create_app(
-    root: Path,
-    token: str,
-    *,
-    dry_run: bool = False,
-    push: bool | None = None,
-    remote: str = "origin",
-    max_body: int = MAX_BODY,
-    read_timeout: float = httpserver.READ_TIMEOUT,
-    log: Callable[[str], None] = lambda _: None,
-) -> Any:
-    """The ASGI app (Starlette). It answers 503 when a decision failed for a reason that may
-    pass (git unreachable, a race lost), so Alertmanager retries rather than waiting for its
-    repeat interval; a body not received within ``read_timeout`` seconds gets 408."""
-    from starlette.applications import Starlette
-    from starlette.concurrency import run_in_threadpool
-    from starlette.requests import ClientDisconnect, Request
-    from starlette.responses import JSONResponse, PlainTextResponse, Response
-    from starlette.routing import Route
-
-    expected = f"Bearer {token}".encode()
-    one_at_a_time = threading.Lock()  # decisions read, then write, channel state
-
-    def decide(payload: Any) -> list[Decision]:
-        with one_at_a_time:
-            return handle(root, payload, dry_run=dry_run, push=push, remote=remote)
-
-    async def read_body(request: Request) -> bytes | None:
-        """The body, or None once it exceeds ``max_body``."""
-        body = b""
-        async for chunk in request.stream():
-            body += chunk
-            if len(body) > max_body:
-                return None
-        return body
-
-    async def alerts(request: Request) -> Response:
-        given = request.headers.get("authorization", "").encode()
-        if not hmac.compare_digest(given, expected):
-            log(f"401 from {request.client.host if request.client else '?'}: bad or no token")
-            return JSONResponse(
-                {"error": "unauthorized"},
-                status_code=401,
-                headers={"WWW-Authenticate": "Bearer"},
-            )
-        declared = request.headers.get("content-length")
-        if declared is not None and (not declared.isdigit() or int(declared) > max_body):
-            log(f"413: body of {declared} bytes refused")
-            return JSONResponse({"error": "payload too large"}, status_code=413)
-        try:
-            # One deadline for the whole body, so a byte every few seconds does not reset it.
-            body = await asyncio.wait_for(read_body(request), read_timeout)
-        except TimeoutError:
-            log(f"408: body not received within {read_timeout:g} s")
-            return JSONResponse(
-                {"error": "request body not received in time"},
-                status_code=408,
-                headers={"Connection": "close"},
-            )
-        except ClientDisconnect:
-            log("client went away before sending its body")
-            return Response(status_code=400)
-        if body is None:
-            log("413: body over the limit refused")
-            return JSONResponse({"error": "payload too large"}, status_code=413)
-        try:
-            payload = json.loads(body)
-            decisions = await run_in_threadpool(decide, payload)
-        except (ValueError, RecursionError) as exc:  # BadPayload; nesting too deep to parse
-            log(f"400: {exc}")
-            return JSONResponse({"error": f"bad payload: {exc}"}, status_code=400)
-        for d in decisions:
-            log(f"{d.action}: {d.model}@{d.channel} incident {d.incident}: {d.detail}")
-        if not decisions:
-            log("200: no firing alert names mvctl_model; nothing to do")
-        answer = {"decisions": [d.to_dict() for d in decisions]}
-        if any(d.retry for d in decisions):
-            log("503: a transient failure; Alertmanager will retry the notification")
-            return JSONResponse(answer, status_code=503, headers={"Retry-After": str(RETRY_AFTER)})
-        return JSONResponse(answer)
-
-    async def healthz(_: Request) -> PlainTextResponse:
-        return PlainTextResponse("ok")
-
-    return Starlette(
-        routes=[Route("/alerts", alerts, methods=["POST"]), Route("/healthz", healthz)]
-    )
-
-
-def serve(
-    app: Any,
-    host: str,
-    port: int,
-    limits: httpserver.Limits | None = None,
-    *,
-    ready: Callable[[str], None] = lambda _: None,
-    log: Callable[[str], None] = lambda _: None,
-) -> None:
-    """Serve ``app`` until SIGINT/SIGTERM, with read timeouts and a connection cap so that
-    stalled or flooding peers cannot keep Alertmanager out; ``ready`` gets "host:port"."""
-    httpserver.run(app, host, port, limits or httpserver.Limits(), ready=ready, log=log)
