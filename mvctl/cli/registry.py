@@ -9,6 +9,7 @@ import typer
 
 from mvctl.cli.options import DryRunOpt, JsonOpt
 from mvctl.cli.output import RichProgress, esc, handled, print_json, say_published, stderr, stdout
+from mvctl.cli.render import registry as render
 
 
 @handled
@@ -143,37 +144,9 @@ def register(
     with progress.running():
         result = run_register(request, progress)
     if as_json:
-        print_json(
-            {
-                "tag": result.tag,
-                "commit": result.commit,
-                "pushed": result.pushed,
-                "remote": result.remote,
-                "published": list(result.published),
-                "dry_run": result.dry_run,
-                "manifest": result.manifest.to_dict(),
-            }
-        )
+        print_json(result.to_dict())
         return
-    from mvctl.lineage.markdown import size as _size
-
-    out = stdout()
-    m = result.manifest
-    name, tag = esc(f"{m.model} {m.version}"), esc(result.tag)
-    if result.dry_run:
-        out.print(f"would register [bold]{name}[/] (tag {tag})")
-    else:
-        commit = esc((result.commit or "")[:12])
-        out.print(f"[green]✓[/] registered [bold]{name}[/] at {commit} (tag {tag})")
-    for w in m.weights:
-        out.print(esc(f"  weights  {w.path}  sha256 {w.sha256[:16] or '-'}  {_size(w.size)}"))
-    for d in m.dataset:
-        out.print(esc(f"  data     {d.path}  md5 {d.md5[:16] or '-'}"))
-    if m.parent:
-        out.print(esc(f"  parent   {m.parent}"))
-    if m.metrics:
-        out.print(esc("  metrics  " + ", ".join(f"{k}={v}" for k, v in _flat(m.metrics).items())))
-    say_published(result.pushed, result.remote, result.published, result.dry_run)
+    render.registered(result)
 
 
 def _resume(model: str, push: bool | None, remote: str, as_json: bool) -> None:

@@ -66,6 +66,17 @@ class RegisterResult:
     remote: str | None = None  # where it was (or would be) published; None: kept local
     published: tuple[str, ...] = ()  # every tag the push carried
 
+    def to_dict(self) -> dict[str, object]:
+        return {
+            "tag": self.tag,
+            "commit": self.commit,
+            "pushed": self.pushed,
+            "remote": self.remote,
+            "published": list(self.published),
+            "dry_run": self.dry_run,
+            "manifest": self.manifest.to_dict(),
+        }
+
 
 @dataclass(frozen=True)
 class _Inputs:
