@@ -10,7 +10,7 @@ import json
 import os
 import subprocess
 import sys
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -131,41 +131,122 @@ def registry(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Iterator[Regist
     yield reg
 
 
-def build_template(base: Path, config_text: str, aucs: dict[str, float]) -> Registry:
-    """A registry under ``base`` with ``config_text`` as mvctl.yaml and one published
-    version per entry of ``aucs`` (the metric each reports); copy it with copy_registry."""
+@dataclass(frozen=True)
+class Release:
+    """One version a template registers as fraud (vX.Y.Z numbered in order unless given)."""
+
+    weights: bytes
+    auc: float = 0.91  # what metrics.json reports (Registry.train writes the inputs)
+    data: tuple[str, ...] = ("data/train.csv",)
+    metrics: bool = True  # register metrics.json
+    push: bool | None = None  # as RegisterRequest.push, and for the promotions below
+    promote: tuple[str, ...] = ()  # channels moved to this version right after it
+    date: str | None = None  # GIT_COMMITTER_DATE while it is registered and promoted
+    version: str | None = None
+    # Instead of Registry.train: the weights go to models/model.bin, these files beside.
+    files: tuple[tuple[str, str], ...] | None = None
+
+
+def build_registry(
+    base: Path,
+    mp: pytest.MonkeyPatch,
+    releases: tuple[Release, ...],
+    config: str | None = None,
+    promotions: tuple[tuple[str, str], ...] = (),
+) -> Registry:
+    """A registry under ``base``: ``config`` committed as mvctl.yaml, then each release
+    registered (and promoted), then each (version, channel) of ``promotions`` promoted."""
+    from mvctl.channels.promotion import promote
     from mvctl.registry.register import RegisterRequest, register
 
     reg = make_registry(base)
-    reg.write("mvctl.yaml", config_text)
-    reg.git("commit", "-q", "-am", "Registry config")
-    for version, auc in aucs.items():
-        reg.train(weights=version.encode(), auc=auc)
-        register(
+    if config is not None:
+        reg.write("mvctl.yaml", config)
+        reg.git("commit", "-q", "-am", "Registry config")
+    for release in releases:
+        if release.date:
+            mp.setenv("GIT_COMMITTER_DATE", release.date)
+        if release.files is None:
+            reg.train(weights=release.weights, auc=release.auc)
+        else:
+            reg.write("models/model.bin", release.weights)
+            for rel, content in release.files:
+                reg.write(rel, content)
+        version = register(
             RegisterRequest(
                 model="fraud",
                 cwd=reg.root,
                 weights="models/model.bin",
-                data=("data/train.csv",),
-                metrics_file="metrics.json",
-                version=version,
-                push=True,
+                data=release.data,
+                metrics_file="metrics.json" if release.metrics else None,
+                version=release.version,
+                push=release.push,
             )
-        )
+        ).manifest.version
+        for channel in release.promote:
+            promote(reg.root, "fraud", version, channel, push=release.push)
+    for version, channel in promotions:
+        promote(reg.root, "fraud", version, channel)
     return reg
 
 
-def copy_registry(template: Path, tmp_path: Path) -> Registry:
-    """A private copy of a template registry (repo, bare origin, DVC store), rewired."""
+RegistryFactory = Callable[..., Path]
+
+
+@pytest.fixture(scope="module")
+def registry_factory(tmp_path_factory: pytest.TempPathFactory) -> RegistryFactory:
+    """``registry_factory(*releases, config=..., promotions=...)``: the directory of a
+    template registry (see build_registry) built once per module and arguments, under its
+    own HOME. Tests take a private copy of it with copy_registry."""
+    built: dict[tuple[object, ...], Path] = {}
+
+    def factory(
+        *releases: Release,
+        config: str | None = None,
+        promotions: tuple[tuple[str, str], ...] = (),
+    ) -> Path:
+        key = (releases, config, promotions)
+        if key not in built:
+            base = tmp_path_factory.mktemp("template")
+            home = base / "home"
+            home.mkdir()
+            with pytest.MonkeyPatch.context() as mp:
+                isolate(mp, home)
+                build_registry(base, mp, releases, config, promotions)
+            built[key] = base
+        return built[key]
+
+    return factory
+
+
+def build_template(base: Path, config_text: str, aucs: dict[str, float]) -> Registry:
+    """A registry under ``base`` with ``config_text`` as mvctl.yaml and one published
+    version per entry of ``aucs`` (the metric each reports); copy it with copy_registry."""
+    releases = tuple(
+        Release(weights=version.encode(), auc=auc, version=version, push=True)
+        for version, auc in aucs.items()
+    )
+    with pytest.MonkeyPatch.context() as mp:
+        return build_registry(base, mp, releases, config_text)
+
+
+def copy_registry(
+    template: Path, tmp_path: Path, *, storage: bool = True, publish: bool = True
+) -> Registry:
+    """A private copy of a template registry (repo, bare origin, DVC store), rewired to its
+    own origin; with ``storage`` its committed DVC remote names the copy's store too (one
+    `dvc remote modify` and a commit, ~1 s), and with ``publish`` that commit is pushed."""
     import shutil
 
     base = tmp_path / "copy"
     shutil.copytree(template, base, symlinks=True, ignore=shutil.ignore_patterns("home"))
     registry = Registry(base / "repo", base / "origin.git", base / "dvc-storage")
     registry.git("remote", "set-url", "origin", str(registry.origin))
-    run("dvc", "remote", "modify", "mvctl", "url", str(registry.storage), cwd=registry.root)
-    registry.git("commit", "-q", "-am", "Storage of this copy")
-    registry.git("push", "-q", "origin", "main")
+    if storage:
+        run("dvc", "remote", "modify", "mvctl", "url", str(registry.storage), cwd=registry.root)
+        registry.git("commit", "-q", "-am", "Storage of this copy")
+        if publish:
+            registry.git("push", "-q", "origin", "main")
     return registry
 
 

@@ -4,10 +4,8 @@ races (locally and against one bare remote), and review by pull request."""
 from __future__ import annotations
 
 import json
-import shutil
 import subprocess
 import sys
-from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
@@ -20,8 +18,15 @@ from mvctl.check import check
 from mvctl.errors import OperationalError, PolicyError, UsageError
 from mvctl.publishing.sync import sync
 from mvctl.registry.read import show
-from mvctl.registry.register import RegisterRequest, register
-from tests.conftest import Registry, git, isolate, make_registry, mvctl, run
+from tests.conftest import (
+    Registry,
+    RegistryFactory,
+    Release,
+    copy_registry,
+    git,
+    mvctl,
+    run,
+)
 
 GATES = """version: 1
 channels: [production, staging, canary, shadow]
@@ -36,39 +41,15 @@ AUCS = {"v0.1.0": 0.91, "v0.2.0": 0.85, "v0.3.0": 0.93}
 
 
 @pytest.fixture(scope="module")
-def template(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Path]:
+def template(registry_factory: RegistryFactory) -> Path:
     """Three registered versions with production gates, built once and copied per test."""
-    base = tmp_path_factory.mktemp("channels-template")
-    home = base / "home"
-    home.mkdir()
-    with pytest.MonkeyPatch.context() as mp:
-        isolate(mp, home)
-        reg = make_registry(base)
-        reg.write("mvctl.yaml", GATES)
-        reg.git("commit", "-q", "-am", "Production gates")
-        for version, auc in AUCS.items():
-            reg.train(weights=version.encode(), auc=auc)
-            register(
-                RegisterRequest(
-                    model="fraud",
-                    cwd=reg.root,
-                    weights="models/model.bin",
-                    data=("data/train.csv",),
-                    metrics_file="metrics.json",
-                    push=True,
-                )
-            )
-    yield base
+    releases = (Release(weights=v.encode(), auc=auc, push=True) for v, auc in AUCS.items())
+    return registry_factory(*releases, config=GATES)
 
 
 @pytest.fixture
 def reg(template: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Registry:
-    base = tmp_path / "copy"
-    shutil.copytree(template, base, symlinks=True, ignore=shutil.ignore_patterns("home"))
-    registry = Registry(base / "repo", base / "origin.git", base / "dvc-storage")
-    registry.git("remote", "set-url", "origin", str(registry.origin))
-    run("dvc", "remote", "modify", "mvctl", "url", str(registry.storage), cwd=registry.root)
-    registry.git("commit", "-q", "-am", "Storage of this copy")
+    registry = copy_registry(template, tmp_path, publish=False)
     monkeypatch.chdir(registry.root)
     return registry
 

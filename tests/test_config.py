@@ -4,8 +4,6 @@ alias) is an error with its line, never a gate quietly switched off."""
 from __future__ import annotations
 
 import re
-import shutil
-from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
@@ -17,8 +15,14 @@ from mvctl.check import check
 from mvctl.common import yamlio
 from mvctl.errors import OperationalError, PolicyError
 from mvctl.formats import config
-from mvctl.registry.register import RegisterRequest, register
-from tests.conftest import Registry, git, isolate, make_registry, mvctl, run
+from tests.conftest import (
+    Registry,
+    RegistryFactory,
+    Release,
+    copy_registry,
+    git,
+    mvctl,
+)
 
 HEAD = "version: 1\nchannels: [production, staging, canary, shadow]\n"
 # What every broken config below means to say: v0.2.0 (auc 0.85) may not replace v0.1.0.
@@ -28,38 +32,16 @@ GOOD = (
 
 
 @pytest.fixture(scope="module")
-def template(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Path]:
+def template(registry_factory: RegistryFactory) -> Path:
     """fraud v0.1.0 (auc 0.91) in production, v0.2.0 (auc 0.85) registered; built once."""
-    base = tmp_path_factory.mktemp("config-template")
-    home = base / "home"
-    home.mkdir()
-    with pytest.MonkeyPatch.context() as mp:
-        isolate(mp, home)
-        reg = make_registry(base)
-        for auc in (0.91, 0.85):
-            reg.train(weights=str(auc).encode(), auc=auc)
-            register(
-                RegisterRequest(
-                    model="fraud",
-                    cwd=reg.root,
-                    weights="models/model.bin",
-                    data=("data/train.csv",),
-                    metrics_file="metrics.json",
-                )
-            )
-        promote(reg.root, "fraud", "v0.1.0", "production")
-    yield base
+    releases = (Release(weights=str(auc).encode(), auc=auc) for auc in (0.91, 0.85))
+    return registry_factory(*releases, promotions=(("v0.1.0", "production"),))
 
 
 @pytest.fixture
 def reg(template: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Registry:
-    base = tmp_path / "copy"
-    shutil.copytree(template, base, symlinks=True, ignore=shutil.ignore_patterns("home"))
-    registry = Registry(base / "repo", base / "origin.git", base / "dvc-storage")
     # Each copy publishes to its own remotes, never to the template's.
-    registry.git("remote", "set-url", "origin", str(registry.origin))
-    run("dvc", "remote", "modify", "mvctl", "url", str(registry.storage), cwd=registry.root)
-    registry.git("commit", "-q", "-am", "Storage of this copy")
+    registry = copy_registry(template, tmp_path, publish=False)
     monkeypatch.chdir(registry.root)
     return registry
 

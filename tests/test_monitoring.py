@@ -18,11 +18,16 @@ import numpy as np
 import pandas as pd
 import pytest
 
-from mvctl.channels.promotion import history, promote, validate
+from mvctl.channels.promotion import history, validate
 from mvctl.errors import UsageError
 from mvctl.monitoring.monitor import monitor
-from mvctl.registry.register import RegisterRequest, register
-from tests.conftest import Registry, copy_registry, isolate, make_registry, mvctl
+from tests.conftest import (
+    Registry,
+    RegistryFactory,
+    Release,
+    copy_registry,
+    mvctl,
+)
 
 CONFIG = """version: 1
 channels: [production, staging, canary, shadow]
@@ -56,26 +61,18 @@ def batch(rows: int, seed: int, shift: float = 0.0, biased: bool = False) -> pd.
 
 
 @pytest.fixture(scope="module")
-def template(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Path]:
-    base = tmp_path_factory.mktemp("monitoring-template")
-    home = base / "home"
-    home.mkdir()
-    with pytest.MonkeyPatch.context() as mp:
-        isolate(mp, home)
-        reg = make_registry(base)
-        reg.write("mvctl.yaml", CONFIG)
-        reg.git("commit", "-q", "-am", "Monitors")
-        for seed in (1, 2):
-            batch(4000, seed).to_csv(reg.root / "train.csv", index=False)
-            reg.write("models/model.bin", f"weights {seed}".encode())
-            register(
-                RegisterRequest(
-                    model="fraud", cwd=reg.root, weights="models/model.bin", data=("train.csv",)
-                )
-            )
-        promote(reg.root, "fraud", "v0.1.0", "production")
-        promote(reg.root, "fraud", "v0.2.0", "production")
-    yield base
+def template(registry_factory: RegistryFactory) -> Path:
+    releases = (
+        Release(
+            weights=f"weights {seed}".encode(),
+            data=("train.csv",),
+            metrics=False,
+            files=(("train.csv", batch(4000, seed).to_csv(index=False)),),
+        )
+        for seed in (1, 2)
+    )
+    production = (("v0.1.0", "production"), ("v0.2.0", "production"))
+    return registry_factory(*releases, config=CONFIG, promotions=production)
 
 
 @pytest.fixture

@@ -12,7 +12,7 @@ import subprocess
 import sys
 import threading
 import time
-from collections.abc import Callable, Iterator
+from collections.abc import Callable
 from pathlib import Path
 
 import pytest
@@ -21,34 +21,27 @@ from mvctl import serving
 from mvctl.channels.promotion import promote, rollback
 from mvctl.errors import OperationalError, PolicyError
 from mvctl.registry.register import RegisterRequest, register
-from tests.conftest import Registry, isolate, make_registry, mvctl
+from tests.conftest import (
+    Registry,
+    RegistryFactory,
+    Release,
+    copy_registry,
+    make_registry,
+    mvctl,
+)
 
 WEIGHTS = {"v0.1.0": b"one" * 1000, "v0.2.0": b"two" * 2000, "v0.3.0": b"three" * 3000}
 
 
 @pytest.fixture(scope="module")
-def template(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Path]:
-    base = tmp_path_factory.mktemp("serving-template")
-    home = base / "home"
-    home.mkdir()
-    with pytest.MonkeyPatch.context() as mp:
-        isolate(mp, home)
-        reg = make_registry(base)
-        for weights in WEIGHTS.values():
-            reg.train(weights=weights)
-            register(
-                RegisterRequest(model="fraud", cwd=reg.root, weights="models/model.bin", push=True)
-            )
-    yield base
+def template(registry_factory: RegistryFactory) -> Path:
+    releases = (Release(weights=w, data=(), metrics=False, push=True) for w in WEIGHTS.values())
+    return registry_factory(*releases)
 
 
 @pytest.fixture
 def reg(template: Path, tmp_path: Path) -> Registry:
-    base = tmp_path / "copy"
-    shutil.copytree(template, base, symlinks=True, ignore=shutil.ignore_patterns("home"))
-    registry = Registry(base / "repo", base / "origin.git", base / "dvc-storage")
-    registry.git("remote", "set-url", "origin", str(registry.origin))
-    return registry
+    return copy_registry(template, tmp_path, storage=False)
 
 
 @pytest.fixture

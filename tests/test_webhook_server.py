@@ -8,7 +8,6 @@ import json
 import os
 import resource
 import selectors
-import shutil
 import socket
 import subprocess
 import sys
@@ -21,9 +20,14 @@ from pathlib import Path
 import httpx
 import pytest
 
-from mvctl.channels.promotion import promote
-from mvctl.registry.register import RegisterRequest, register
-from tests.conftest import Registry, isolate, make_registry, mvctl, run
+from tests.conftest import (
+    Registry,
+    RegistryFactory,
+    Release,
+    copy_registry,
+    mvctl,
+    run,
+)
 
 TOKEN = "s3cret-token-for-tests-0123456789"
 AUTH = {"Authorization": f"Bearer {TOKEN}"}
@@ -36,40 +40,25 @@ models:
 
 
 @pytest.fixture(scope="module")
-def template(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Path]:
+def template(registry_factory: RegistryFactory) -> Path:
     """fraud v0.1.0 then v0.2.0 in production, published to the bare remote, released in
     January, so that an alert starting now is about the version production serves."""
-    base = tmp_path_factory.mktemp("webhook-template")
-    home = base / "home"
-    home.mkdir()
-    with pytest.MonkeyPatch.context() as mp:
-        isolate(mp, home)
-        reg = make_registry(base)
-        reg.write("mvctl.yaml", CONFIG)
-        reg.git("commit", "-q", "-am", "fraud")
-        for day, version in enumerate(("v0.1.0", "v0.2.0"), start=1):
-            mp.setenv("GIT_COMMITTER_DATE", f"2026-01-0{day}T12:00:00Z")
-            reg.train(weights=version.encode())
-            register(
-                RegisterRequest(
-                    model="fraud",
-                    cwd=reg.root,
-                    weights="models/model.bin",
-                    data=("data/train.csv",),
-                    push=True,
-                )
-            )
-            promote(reg.root, "fraud", version, "production", push=True)
-    yield base
+    releases = (
+        Release(
+            weights=version.encode(),
+            metrics=False,
+            push=True,
+            promote=("production",),
+            date=f"2026-01-0{day}T12:00:00Z",
+        )
+        for day, version in enumerate(("v0.1.0", "v0.2.0"), start=1)
+    )
+    return registry_factory(*releases, config=CONFIG)
 
 
 @pytest.fixture
 def reg(template: Path, tmp_path: Path) -> Registry:
-    base = tmp_path / "copy"
-    shutil.copytree(template, base, symlinks=True, ignore=shutil.ignore_patterns("home"))
-    registry = Registry(base / "repo", base / "origin.git", base / "dvc-storage")
-    registry.git("remote", "set-url", "origin", str(registry.origin))
-    return registry
+    return copy_registry(template, tmp_path, storage=False)
 
 
 def _free_port() -> int:
