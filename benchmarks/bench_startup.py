@@ -50,6 +50,13 @@ def _tree(rev: str | None, work: Path, label: str) -> Path:
     return path
 
 
+def _short(rev: str) -> str:
+    out = subprocess.run(
+        ["git", "rev-parse", "--short", rev], cwd=REPO, capture_output=True, text=True, check=True
+    )
+    return out.stdout.strip()
+
+
 def _drop_tree(path: Path) -> None:
     if path != REPO:
         subprocess.run(["git", "worktree", "remove", "--force", str(path)], cwd=REPO, check=False)
@@ -153,10 +160,14 @@ def main() -> None:
             _drop_tree(tree)
         shutil.rmtree(work, ignore_errors=True)
 
-    new_name = args.new_rev or "this checkout"
+    old_name = f"`{_short(args.old_rev)}`"
+    new_name = f"`{_short(args.new_rev)}`" if args.new_rev else "this checkout"
+    command = f"python benchmarks/bench_startup.py --old-rev {args.old_rev} --runs {args.runs}"
+    if args.new_rev:
+        command += f" --new-rev {args.new_rev}"
     rows = [
-        f"| command | `{args.old_rev}` wall (s) | {new_name} wall (s) | new / old"
-        f" | `{args.old_rev}` CPU (s) | {new_name} CPU (s) | new / old | goal (CPU) |",
+        f"| command | {old_name} wall (s) | {new_name} wall (s) | new / old"
+        f" | {old_name} CPU (s) | {new_name} CPU (s) | new / old | goal (CPU) |",
         "|---|---|---|---|---|---|---|---|",
     ]
     for name in cases:
@@ -185,9 +196,9 @@ def main() -> None:
         [
             "## Start-up: before and after the domain-package layout",
             "",
-            f"`python benchmarks/bench_startup.py --old-rev {args.old_rev} --runs {args.runs}`"
-            f" on {machine()}; medians of {args.runs} runs per tree after one warm-up round,"
-            " the trees alternating (AB, BA, ...), both with this virtualenv and compiled"
+            f"`{command}` on {machine()}; medians of {args.runs} runs per tree after one"
+            " warm-up round, the trees alternating (AB, BA, ...), both with this virtualenv and"
+            " compiled"
             f" bytecode. Registry: {versions} versions and {versions} production events, no"
             " remote; each rollback is a real step back (git's clock an hour later per round)."
             " CPU time (user + system of the command and its git subprocesses) is what the goal"
@@ -198,7 +209,7 @@ def main() -> None:
             "What `python -X importtime -m mvctl --help` imports, by top-level package (the"
             f" {IMPORT_TOP} costliest now; milliseconds of the modules' own import time, one run):",
             "",
-            f"| package | `{args.old_rev}` modules | ms | {new_name} modules | ms |",
+            f"| package | {old_name} modules | ms | {new_name} modules | ms |",
             "|---|---|---|---|---|",
             *import_rows,
         ]
