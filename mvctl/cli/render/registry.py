@@ -5,14 +5,17 @@ from __future__ import annotations
 from typing import TYPE_CHECKING
 
 from mvctl.cli.output import esc, say_published, stdout
-from mvctl.formats.values import flatten
-from mvctl.lineage.markdown import size
 
 if TYPE_CHECKING:
     from mvctl.registry.register import RegisterResult
 
 
 def registered(result: RegisterResult) -> None:
+    # Imported here: every command imports this module, and these pull in the lineage and
+    # registry readers (a tenth of `mvctl --help`'s start-up).
+    from mvctl.formats.values import flatten
+    from mvctl.lineage.markdown import size
+
     out = stdout()
     m = result.manifest
     name, tag = esc(f"{m.model} {m.version}"), esc(result.tag)
