@@ -302,3 +302,92 @@ def test_hostile_command_lines_are_usage_errors(
     before = registered.snapshot()
     refused(mvctl(registered.root, *args), 2)
     assert registered.snapshot() == before
+
+
+# 7: a FIFO (or socket, device) is never handed to DVC, whose hashing would block on it.
+
+
+@pytest.mark.parametrize(
+    ("option", "target"),
+    [
+        ("-w", "models/w.fifo"),
+        ("-d", "data/fifo.csv"),
+        ("-d", "data/dir"),
+        ("--metrics", "m.fifo"),
+        ("--params", "p.fifo"),
+        ("--env-lock", "l.fifo"),
+    ],
+)
+def test_register_refuses_what_is_not_a_file_or_directory(
+    trained: Registry, option: str, target: str
+) -> None:
+    import os
+
+    fifo = trained.root / (f"{target}/inner.fifo" if target == "data/dir" else target)
+    fifo.parent.mkdir(parents=True, exist_ok=True)
+    (trained.root / "data" / "dir" / "ok.csv").parent.mkdir(parents=True, exist_ok=True)
+    (trained.root / "data" / "dir" / "ok.csv").write_text("x\n1\n")
+    os.mkfifo(fifo)
+    before = trained.snapshot()
+    argv = ["register", "fraud", "-w", "models/model.bin", "-d", "data/train.csv"]
+    if option in ("-w", "-d"):
+        argv[argv.index(option) + 1] = target
+    else:
+        argv += [option, target]
+    result = subprocess.run(
+        [*_mvctl_argv(), *argv],
+        cwd=trained.root, capture_output=True, text=True, check=False, timeout=60,
+    )  # fmt: skip
+    line = refused(result, 2)
+    assert "FIFO" in line, line
+    assert trained.snapshot() == before
+
+
+def _mvctl_argv() -> list[str]:
+    import sys
+
+    return [sys.executable, "-m", "mvctl"]
+
+
+# 8: a token alone in the user info is still a credential.
+
+
+@pytest.mark.parametrize(
+    "url", ["https://tokXYZ@github.com/x", "s3://tokXYZ@bucket/dvc", "webdavs://tokXYZ@h/dav"]
+)
+def test_init_refuses_a_token_in_the_user_info(bare_repo: Path, url: str) -> None:
+    head = git(bare_repo, "rev-parse", "HEAD")
+    result = mvctl(bare_repo, "init", "--storage", url)
+    refused(result, 2)
+    assert "tokXYZ" not in result.stdout + result.stderr
+    assert git(bare_repo, "rev-parse", "HEAD") == head
+
+
+def test_a_user_in_an_ssh_url_is_not_a_secret() -> None:
+    assert secret_in_url("ssh://git@host/repo") is None
+    assert secret_in_url("git@github.com:org/repo.git") is None
+    assert secret_in_url("https://tok@github.com/x") is not None
+    assert secret_in_url("azure://tok@container/x") is not None
+
+
+# 9: integers too long for Python to convert are one-line errors with their source.
+
+
+@pytest.mark.parametrize("target", ["params.yaml", "mvctl.yaml"])
+def test_a_5000_digit_integer_is_a_one_line_error(trained: Registry, target: str) -> None:
+    trained.write(target, "version: 1\nlimit: " + "9" * 5000 + "\n")
+    if target == "mvctl.yaml":
+        trained.git("add", target)
+        trained.git("commit", "-q", "-m", "config")
+    before = trained.snapshot()
+    line = refused(register(trained, "--params", "params.yaml"), 3)
+    assert target in line and "digits" in line, line
+    assert trained.snapshot() == before
+
+
+def test_yaml_integers_beyond_the_conversion_limit() -> None:
+    from mvctl.common import yamlio
+    from mvctl.errors import OperationalError
+
+    with pytest.raises(OperationalError, match=r"manifest\.yaml:2: .*digits"):
+        yamlio.loads("a: 1\nb: " + "9" * 5000 + "\n", "manifest.yaml")

@@ -36,13 +36,17 @@ Edit = Callable[[Path], None]
 _clones = count()
 
 
-def attack(reg: Registry, edit: Edit, base: str = "fraud@v0.2.0") -> str:
-    """Craft a commit on ``base`` with ``edit`` and force-push fraud@production at it."""
+def attack(reg: Registry, edit: Edit, base: str = "fraud@v0.2.0", stage: Edit | None = None) -> str:
+    """Craft a commit on ``base`` with ``edit`` (and ``stage``, run on the clone once its
+    work tree is staged: git plumbing for what no file system holds) and force-push
+    fraud@production at it."""
     clone = reg.root.parent / f"attacker-{next(_clones)}"
     git(reg.root.parent, "clone", "-q", str(reg.origin), str(clone))
     git(clone, "checkout", "-q", "--detach", f"{base}^{{commit}}")
     edit(clone)
     git(clone, "add", "-A")
+    if stage is not None:
+        stage(clone)
     git(clone, "commit", "-q", "--allow-empty", "-m", "hostile")
     commit = git(clone, "rev-parse", "HEAD").strip()
     body = {"kind": "alias", "model": "fraud", "channel": "production", "version": "v0.2.0"}
@@ -482,3 +486,227 @@ def test_a_served_version_removed_by_hand_is_downloaded_again(reg: Registry, hos
     shutil.rmtree(host / "versions" / "v0.1.0")
     again = serving.pull(request(reg, host))
     assert again.downloaded and served_bytes(host) == WEIGHTS["v0.1.0"]
+
+
+# --- 7. credentials, caches and names a pusher controls ----------------------------------
+
+
+def _listener() -> tuple[object, list[dict[str, str]]]:
+    """A local HTTP server that records each request's path and headers, answering 404."""
+    import http.server
+    import threading
+
+    seen: list[dict[str, str]] = []
+
+    class Handler(http.server.BaseHTTPRequestHandler):
+        def _answer(self) -> None:
+            seen.append({"path": self.path, **{k.lower(): v for k, v in self.headers.items()}})
+            self.send_response(404)
+            self.send_header("Content-Length", "0")
+            self.end_headers()
+
+        do_GET = do_HEAD = do_POST = do_PROPFIND = _answer
+
+        def log_message(self, *args: object) -> None:
+            pass
+
+    server = http.server.ThreadingHTTPServer(("127.0.0.1", 0), Handler)
+    threading.Thread(target=server.serve_forever, daemon=True).start()
+    return server, seen
+
+
+def test_host_credentials_only_go_to_the_url_the_host_configured(
+    reg: Registry, host: Path, isolated_env: Path
+) -> None:
+    server, seen = _listener()
+    port = server.server_address[1]  # type: ignore[attr-defined]
+    good = f"http://127.0.0.1:{port}/good"
+    config_dir = Path(os.environ["DVC_GLOBAL_CONFIG_DIR"])
+    config_dir.mkdir(parents=True, exist_ok=True)
+    (config_dir / "config").write_text(
+        f"['remote \"mvctl\"']\n    url = {good}\n    auth = basic\n"
+        "    user = svc\n    password = SECRET\n"
+    )
+    serving_v1(reg, host)
+
+    def config(url: str) -> Edit:
+        def edit(root: Path) -> None:
+            (root / ".dvc" / "config").write_text(
+                f"[core]\n    remote = mvctl\n['remote \"mvctl\"']\n    url = {url}\n"
+            )
+
+        return edit
+
+    try:
+        attack(reg, config(f"http://127.0.0.1:{port}/evil"))
+        proc = cli(reg, host, remote=False)
+        assert proc.returncode == 3, proc.stderr
+        evil = [r for r in seen if r["path"].startswith("/evil")]
+        assert evil, seen
+        assert not [r for r in seen if "authorization" in r], seen
+        assert "SECRET" not in proc.stdout + proc.stderr
+        # The host's own URL, committed: its credentials do apply, to its own URL only.
+        attack(reg, config(good))
+        assert cli(reg, host, remote=False).returncode == 3
+        sent = {r["path"].split("/")[1] for r in seen if "authorization" in r}
+        assert sent == {"good"}, seen
+        assert served_bytes(host) == WEIGHTS["v0.1.0"]
+    finally:
+        server.shutdown()  # type: ignore[attr-defined]
+
+
+def _du(path: Path) -> int:
+    return sum(p.lstat().st_size for p in path.rglob("*")) if path.exists() else 0
+
+
+JUNK = 20 << 20
+
+
+def _junk(n: int) -> Edit:
+    def edit(root: Path) -> None:
+        with (root / f"junk-{n}.bin").open("wb") as out:
+            out.write(os.urandom(JUNK))
+
+    return edit
+
+
+def test_the_git_cache_stays_small_whatever_a_commit_holds(reg: Registry, host: Path) -> None:
+    serving_v1(reg, host)
+    for n in range(2):
+        attack(reg, both(_junk(n), edit_weights(size=-1)))
+        with pytest.raises(OperationalError, match="refused"):
+            serving.pull(request(reg, host))
+    repoint(reg, "fraud@v0.3.0")
+    assert serving.pull(request(reg, host)).served.version == "v0.3.0"
+    assert _du(host / ".mvctl") < 2 << 20
+
+
+def test_a_fetch_never_takes_the_blobs_the_host_does_not_read(
+    reg: Registry, tmp_path: Path
+) -> None:
+    from mvctl._adapters.gitdir import GitDir
+
+    git(reg.origin, "config", "uploadpack.allowFilter", "true")  # as GitHub and GitLab do
+    attack(reg, _junk(0))
+    cache = GitDir.create(tmp_path / "cache.git")
+    commit = cache.fetch_shallow(str(reg.origin), "refs/tags/fraud@production", "refs/x")
+    assert _du(tmp_path / "cache.git") < 2 << 20
+    assert "fraud" in (cache.read_blob(commit, MANIFEST) or "")
+    assert cache.read_blob(commit, "junk-0.bin") is None
+
+
+@pytest.mark.parametrize("lock", ["shallow.lock", "packed-refs.lock", "refs/mvctl/alias.lock"])
+def test_a_stale_git_lock_in_the_cache_does_not_wedge_the_host(
+    reg: Registry, host: Path, lock: str
+) -> None:
+    serving_v1(reg, host)
+    planted = host / ".mvctl" / "repo.git" / lock
+    planted.parent.mkdir(parents=True, exist_ok=True)
+    planted.write_text("")  # a fetch killed mid-way leaves these behind
+    serve(reg, "v0.2.0")
+    assert serving.pull(request(reg, host)).served.version == "v0.2.0"
+
+
+def _follow_errors(req: serving.PullRequest, polls: float = 1.5) -> list[Exception]:
+    """What ``serving.follow`` reports over ``polls`` seconds of 0.05 s polls."""
+    import threading
+
+    errors: list[Exception] = []
+    stop = threading.Event()
+    timer = threading.Timer(polls, stop.set)
+    timer.start()
+    try:
+        serving.follow(
+            req,
+            interval=0.05,
+            stop=stop,
+            on_result=lambda r: None,
+            on_error=lambda exc, delay: errors.append(exc),
+        )
+    finally:
+        timer.cancel()
+    return errors
+
+
+def _huge_size(root: Path) -> None:
+    path = root / MANIFEST
+    text = path.read_text()
+    size = yaml.safe_load(text)["weights"][0]["size"]
+    path.write_text(text.replace(f"size: {size}", "size: " + "9" * 5000, 1))
+
+
+LONG_NAME = "m" * 300  # more than the 255 bytes a file name may have
+
+
+def _long_dvcfile(root: Path) -> None:
+    """``models/LONG_NAME.dvc`` in the index only: no file system can hold it."""
+    data = yaml.safe_load((root / DVCFILE).read_text())
+    data["outs"][0]["path"] = LONG_NAME
+    blob = subprocess.run(
+        ["git", "hash-object", "-w", "--stdin"], cwd=root, input=yaml.safe_dump(data),
+        capture_output=True, text=True, check=True,
+    ).stdout.strip()  # fmt: skip
+    git(root, "update-index", "--add", "--cacheinfo", f"100644,{blob},models/{LONG_NAME}.dvc")
+
+
+@pytest.mark.parametrize(
+    ("edit", "stage"),
+    [(_huge_size, None), (edit_weights(path=f"models/{LONG_NAME}"), _long_dvcfile)],
+    ids=["5000-digit size", "name too long"],
+)
+def test_a_commit_the_host_cannot_take_is_refused_once(
+    reg: Registry, host: Path, edit: Edit, stage: Edit | None
+) -> None:
+    serving_v1(reg, host)
+    attack(reg, edit, stage=stage)
+    with pytest.raises(OperationalError, match="refused"):
+        serving.pull(request(reg, host))
+    errors = _follow_errors(request(reg, host))
+    assert len(errors) == 1, errors
+    assert "refused" in str(errors[0]) and "Traceback" not in str(errors[0])
+    assert served_bytes(host) == WEIGHTS["v0.1.0"]
+    refused_in_one_line(cli(reg, host))
+
+
+def test_credentials_in_the_repo_url_are_never_printed_or_stored(
+    reg: Registry, host: Path, isolated_env: Path
+) -> None:
+    url = "http://user:SECRET@git.example.invalid/r.git"
+    git(isolated_env, "config", "--global", f"url.{reg.origin}.insteadOf", url)
+    serve(reg, "v0.1.0")
+    argv = pull_argv(reg, host)
+    argv[argv.index(str(reg.origin))] = url
+    proc = subprocess.run(argv, capture_output=True, text=True, check=False, timeout=120)
+    assert proc.returncode == 0, proc.stderr
+    assert "SECRET" not in proc.stdout + proc.stderr
+    assert "SECRET" not in (host / "state.json").read_text()
+    for extra in ((), ("--json",)):
+        shown = subprocess.run(
+            [sys.executable, "-m", "mvctl", "pull", "--status", "--dest", str(host), *extra],
+            capture_output=True, text=True, check=False, timeout=60,
+        )  # fmt: skip
+        assert shown.returncode == 0 and "git.example.invalid" in shown.stdout, shown.stderr
+        assert "SECRET" not in shown.stdout + shown.stderr
+    # --watch's first line, and what git itself says about an unreachable URL.
+    bad = "http://user:SECRET@127.0.0.1:9/r.git?token=TOKEN"
+    argv[argv.index(url)] = bad
+    watch = subprocess.Popen([*argv, "--watch", "--interval", "60"], stdout=subprocess.PIPE,
+                             stderr=subprocess.PIPE, text=True)  # fmt: skip
+    try:
+        assert watch.stderr is not None
+        line = watch.stderr.readline()
+    finally:
+        watch.send_signal(signal.SIGTERM)
+        out, err = watch.communicate(timeout=30)
+    said = out + line + err
+    assert "error:" in said and "127.0.0.1" in said, said
+    assert "SECRET" not in said and "TOKEN" not in said, said
+
+
+def test_a_bad_dvc_remote_is_a_usage_error_without_its_password(reg: Registry, host: Path) -> None:
+    argv = pull_argv(reg, host)
+    argv[argv.index("--dvc-remote") + 1] = "https://user:SECRET@host/x'y"
+    proc = subprocess.run(argv, capture_output=True, text=True, check=False, timeout=60)
+    assert proc.returncode == 2, proc.stderr
+    assert "SECRET" not in proc.stdout + proc.stderr
+    assert "Traceback" not in proc.stderr

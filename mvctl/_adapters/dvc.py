@@ -12,7 +12,8 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
-from mvctl.errors import MvctlError, OperationalError
+from mvctl.errors import MvctlError, OperationalError, UsageError
+from mvctl.formats.names import redacted_url
 
 if TYPE_CHECKING:
     from dvc.repo import Repo
@@ -280,18 +281,38 @@ def check_remote_url(url: str, what: str) -> str:
         or any(c in url for c in "\n\r\0\"'#;[]")
         or url != url.strip()
     ):
-        raise OperationalError(f"{what} has an invalid DVC remote URL {_shown(url)}")
+        raise OperationalError(f"{what} has an invalid DVC remote URL {_shown_url(url)}")
     scheme, sep, rest = url.partition("://")
     if sep:
         if scheme.lower() not in _SCHEMES or not rest:
-            raise OperationalError(f"{what} has a DVC remote of unknown kind {_shown(url)}")
+            raise OperationalError(f"{what} has a DVC remote of unknown kind {_shown_url(url)}")
         return url
     if not url.startswith("/") or ".." in url.split("/"):
         raise OperationalError(
-            f"{what} has a DVC remote that is not an absolute path or URL: {_shown(url)}",
+            f"{what} has a DVC remote that is not an absolute path or URL: {_shown_url(url)}",
             hint="on the host, name the store with --dvc-remote",
         )
     return url
+
+
+def _shown_url(url: str) -> str:
+    return _shown(redacted_url(url))
+
+
+def check_dvc_remote(remote: str) -> str:
+    """``--dvc-remote``: a remote name of the host's DVC config, or a URL (or absolute
+    path) that replaces the registry's. Usage input: a bad one is a UsageError."""
+    if "://" in remote or remote.startswith("/"):
+        try:
+            return check_remote_url(remote, "--dvc-remote")
+        except OperationalError as exc:
+            raise UsageError(exc.message, hint="give a DVC remote URL or absolute path") from None
+    if not _REMOTE_NAME_RE.fullmatch(remote):
+        raise UsageError(
+            f"invalid --dvc-remote {_shown_url(remote)}",
+            hint="give a remote name of your DVC config, or a URL",
+        )
+    return remote
 
 
 def remote_from_config(text: str, what: str) -> tuple[str, str]:
@@ -400,31 +421,31 @@ def remote_store(
     progress: Callable[[int], None] | None = None,
 ) -> Iterator[RemoteStore]:
     """Open a registry's DVC remote with no git repo and no DVC cache. ``registry_remote``
-    is the (name, url) taken from the registry's committed config, validated; the host's
-    own DVC config (credentials) applies on top; ``remote`` names a remote of the host's
-    config, or is a URL that replaces the registry's. Every file DVC writes (its site
-    cache, temp files, state) stays inside ``workdir``."""
+    is the (name, url) taken from the registry's committed config, validated; of it only the
+    URL is used. ``remote`` names a remote of the host's config, or is a URL that replaces
+    the registry's. The host's own options (credentials) for a remote apply only with the
+    URL the host configured for it. Every file DVC writes (its site cache, temp files,
+    state) stays inside ``workdir``."""
     disable_analytics()
     from configobj import ConfigObj
 
-    default: str | None = registry_remote[0] if registry_remote else None
+    url = registry_remote[1] if registry_remote else None
+    name: str | None = None
+    own = False
     if remote is not None:
-        if "://" in remote or remote.startswith("/"):
-            registry_remote = (HOST_REMOTE, check_remote_url(remote, "--dvc-remote"))
-            default = HOST_REMOTE
-        elif _REMOTE_NAME_RE.fullmatch(remote):
-            registry_remote, default = None, remote  # a remote of the host's own config
-        else:
-            raise OperationalError(f"invalid DVC remote {_shown(remote)}")
+        remote = check_dvc_remote(remote)
+        url, name = (remote, None) if "://" in remote or remote.startswith("/") else (None, remote)
+    if url is not None:
+        name, own = _remote_for(url)
     dvc_dir = workdir / ".dvc"
     dvc_dir.mkdir(parents=True, exist_ok=True)
     site = workdir / "site-cache"
     config = ConfigObj(interpolation=False, list_values=False)
     config["core"] = {"no_scm": "true", "site_cache_dir": os.fspath(site)}
-    if default:
-        config["core"]["remote"] = default
-    if registry_remote:
-        config[f'remote "{registry_remote[0]}"'] = {"url": registry_remote[1]}
+    if name:
+        config["core"]["remote"] = name
+    if url is not None and not own:
+        config[f'remote "{name}"'] = {"url": url}
     with (dvc_dir / "config").open("wb") as handle:
         config.write(handle)
     _quiet_logging()
@@ -438,7 +459,7 @@ def remote_store(
             repo = Repo(os.fspath(workdir))
         try:
             with _converted("open its remote"):
-                odb = repo.cloud.get_remote_odb(default or None, "mvctl pull")
+                odb = repo.cloud.get_remote_odb(name or None, "mvctl pull")
             yield RemoteStore(odb, progress)
         finally:
             repo.close()
@@ -448,6 +469,24 @@ def remote_store(
                 os.environ.pop(key, None)
             else:
                 os.environ[key] = value
+
+
+def _remote_for(url: str) -> tuple[str, bool]:
+    """The remote to open ``url`` under: the host's own remote for that very URL (its
+    credentials and options apply), else a name the host's config does not use, so that no
+    option the host set for a remote (a user, a password) ever travels to a URL the host
+    did not choose: a registry commit names its remote, and could name the host's."""
+    from dvc.config import Config
+
+    with _converted("read the host's DVC config"):
+        remotes: dict[str, dict[str, Any]] = dict(Config(dvc_dir=None).get("remote", {}))
+    for name, options in sorted(remotes.items()):
+        if str(options.get("url", "")).rstrip("/") == url.rstrip("/"):
+            return name, True
+    name = HOST_REMOTE
+    while name in remotes:
+        name += "-x"
+    return name, False
 
 
 def _declared_in(path: Path, name: str) -> Any:

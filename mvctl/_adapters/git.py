@@ -1,22 +1,33 @@
-"""Git adapter: every git operation mvctl performs, run as git subprocesses.
+"""Git adapter: every git operation mvctl performs in a work tree, run as git subprocesses.
 
 git itself is the interface: one subprocess per operation, no object database in Python.
 That keeps a rollback or a `list` free of GitPython's import and repository set-up cost
 (~60 ms, a fifth of a rollback's budget). User-supplied strings never reach git as
 options: names are validated before they get here, and paths are always passed after a
-``--`` separator.
+``--`` separator. Remotes (push, ls-remote, fetch) live in gitremote, running git in
+gitrun, the serving host's cache in gitdir.
 """
 
 from __future__ import annotations
 
 import subprocess
-import time
 from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import Path
 
+from mvctl._adapters.gitremote import PUSH_GRACE, Declined, PushInterrupted, Refused, Remotes
+from mvctl._adapters.gitrun import GitFailed, run, stderr_line
 from mvctl.errors import ConflictError, OperationalError
-from mvctl.formats.names import redacted_url
+
+__all__ = [
+    "PUSH_GRACE",
+    "Declined",
+    "GitFailed",
+    "GitRepo",
+    "PushInterrupted",
+    "Refused",
+    "TagRecord",
+]
 
 _FIELD = "%00"
 _REF_FORMAT = _FIELD.join(
@@ -46,55 +57,7 @@ class TagRecord:
     message: str
 
 
-class GitFailed(OperationalError):
-    """A git command exited non-zero; ``stdout``/``stderr`` hold what it said."""
-
-    def __init__(self, message: str, stderr: str, stdout: str = "") -> None:
-        super().__init__(message)
-        self.stderr = stderr
-        self.stdout = stdout
-
-
-def _git(
-    args: Sequence[str],
-    cwd: Path,
-    action: str,
-    stdin: str | None = None,
-    env: dict[str, str] | None = None,
-    timeout: float | None = None,
-) -> str:
-    try:
-        proc = subprocess.run(
-            ["git", *args],
-            cwd=cwd,
-            env=env,
-            input=stdin.encode("utf-8") if stdin is not None else None,
-            capture_output=True,
-            check=False,
-            timeout=timeout,
-        )
-    except subprocess.TimeoutExpired as exc:
-        raise OperationalError(f"git took over {timeout:g} s to {action}") from exc
-    except OSError as exc:
-        raise OperationalError(
-            f"could not run git to {action}: {exc.strerror}", hint="is git installed?"
-        ) from exc
-    if proc.returncode != 0:
-        stderr = proc.stderr.decode("utf-8", "replace")
-        stdout = proc.stdout.decode("utf-8", "replace")
-        raise GitFailed(f"git failed to {action}: {_stderr_line(stderr)}", stderr, stdout)
-    return proc.stdout.decode("utf-8", "surrogateescape")
-
-
-def _stderr_line(text: str) -> str:
-    lines = [ln.strip() for ln in text.splitlines() if ln.strip()]
-    for line in lines:
-        if line.startswith(("fatal:", "error:")):
-            return line
-    return lines[-1] if lines else "unknown error"
-
-
-class GitRepo:
+class GitRepo(Remotes):
     """A git work tree, opened at its top level."""
 
     def __init__(self, root: Path) -> None:
@@ -110,7 +73,7 @@ class GitRepo:
         if not path.is_dir():
             raise not_a_repo
         try:
-            out = _git(
+            out = run(
                 ["rev-parse", "--is-bare-repository", "--show-toplevel"], path, "find the repo"
             )
         except GitFailed as exc:
@@ -121,10 +84,10 @@ class GitRepo:
         return cls(Path(lines[1]).resolve())
 
     def run(self, *args: str, action: str) -> str:
-        return _git(args, self.root, action)
+        return run(args, self.root, action)
 
     def _run_stdin(self, args: Sequence[str], stdin: str, action: str) -> str:
-        return _git(args, self.root, action, stdin=stdin)
+        return run(args, self.root, action, stdin=stdin)
 
     # --- reading -----------------------------------------------------------------------
 
@@ -249,18 +212,6 @@ class GitRepo:
             graph[commit] = parents
         return graph
 
-    def remote_url(self, remote: str) -> str | None:
-        """The URL configured for ``remote``, or None when there is no such remote."""
-        try:
-            out = self.run("config", "--get", f"remote.{remote}.url", action="read remotes")
-        except GitFailed:
-            return None
-        return out.strip() or None
-
-    def check_remote(self, remote: str) -> None:
-        """Fail unless ``remote`` answers (one cheap ls-remote of HEAD)."""
-        self.run("ls-remote", "-q", "--", remote, "HEAD", action=f"reach remote {remote}")
-
     def tree_entries(self, commit: str) -> list[tuple[str, str, str]]:
         """(mode, object id, path) of every file in ``commit``'s tree."""
         out = self.run("ls-tree", "-r", "-z", "--full-tree", commit, action="list a tree")
@@ -333,16 +284,16 @@ class GitRepo:
 
         with tempfile.TemporaryDirectory(prefix="mvctl-index-") as tmp:
             env = {**os.environ, "GIT_INDEX_FILE": str(Path(tmp) / "index")}
-            _git(["read-tree", base], self.root, "read the base tree", env=env)
+            run(["read-tree", base], self.root, "read the base tree", env=env)
             for path, text in files.items():
                 blob = self._run_stdin(["hash-object", "-w", "--stdin"], text, "store a file")
-                _git(
+                run(
                     ["update-index", "--add", "--cacheinfo", f"100644,{blob.strip()},{path}"],
                     self.root,
                     "stage a file",
                     env=env,
                 )
-            tree = _git(["write-tree"], self.root, "write a tree", env=env).strip()
+            tree = run(["write-tree"], self.root, "write a tree", env=env).strip()
         commit = self._run_stdin(["commit-tree", tree, "-p", base], message, "commit").strip()
         self.update_refs([f"create refs/heads/{branch} {commit}"], what=f"branch {branch}")
         return commit
@@ -359,9 +310,7 @@ class GitRepo:
             check=False,
         )
         if proc.returncode != 0:
-            raise OperationalError(
-                f"git failed to read files: {_stderr_line(proc.stderr.decode())}"
-            )
+            raise OperationalError(f"git failed to read files: {stderr_line(proc.stderr.decode())}")
         out, pos = proc.stdout, 0
         found: dict[str, str | None] = {}
         for spec in specs:
@@ -420,209 +369,13 @@ class GitRepo:
             self._run_stdin(["update-ref", "--stdin"], "\n".join(commands) + "\n", f"update {what}")
         except GitFailed as exc:
             raise ConflictError(
-                f"{what} was changed by someone else first ({_stderr_line(exc.stderr)})",
+                f"{what} was changed by someone else first ({stderr_line(exc.stderr)})",
                 hint="nothing was changed; run the command again",
             ) from exc
 
     def delete_tag(self, name: str, expected: str) -> None:
         self.run("update-ref", "-d", f"refs/tags/{name}", expected, action=f"delete tag {name}")
 
-    def push(
-        self,
-        remote: str,
-        refspecs: Sequence[str],
-        *,
-        leases: dict[str, str] | None = None,
-    ) -> list[str]:
-        """One atomic push. ``leases`` maps refs to the value the remote must still have
-        ("" for must-not-exist): `--force-with-lease` makes the push a remote compare-and-
-        swap. A rejection is a Refused (ConflictError, or the remote's hooks declining):
-        nothing landed. Any other failure is a GitFailed: the push may or may not have
-        landed (a connection lost after the remote took it).
-
-        SIGINT/SIGTERM while the push runs do not kill it (it runs in a session of its own,
-        and is let finish for up to ``PUSH_GRACE`` seconds): killed mid-way, the remote may
-        still apply it after we looked. The signal then surfaces as PushInterrupted, which
-        says how the push ended."""
-        args = ["git", "push", "--porcelain", "--atomic"]
-        args += [f"--force-with-lease={ref}:{old}" for ref, old in (leases or {}).items()]
-        proc = subprocess.Popen(
-            [*args, "--", remote, *refspecs],
-            cwd=self.root,
-            stdin=subprocess.DEVNULL,
-            stdout=subprocess.PIPE,
-            stderr=subprocess.PIPE,
-            start_new_session=True,
-        )
-        interrupted, deadline = False, 0.0
-        while True:
-            try:
-                wait = max(deadline - time.monotonic(), 0.0) if interrupted else None
-                out, err = proc.communicate(timeout=wait)
-                break
-            except KeyboardInterrupt:
-                if not interrupted:
-                    interrupted, deadline = True, time.monotonic() + PUSH_GRACE
-            except subprocess.TimeoutExpired:
-                proc.kill()
-                out, err = proc.communicate()
-                break
-        error = None
-        if proc.returncode != 0:
-            stdout, stderr = out.decode("utf-8", "replace"), err.decode("utf-8", "replace")
-            error = _push_error(remote, stdout, stderr)
-        if interrupted:
-            raise PushInterrupted(proc.returncode, error)
-        if error is not None:
-            raise error
-        # --porcelain: "=" marks a ref the remote already had at that value (someone else
-        # pushed byte-identical tags first: the same move, made once).
-        return [
-            line.split("\t")[1].split(":", 1)[0]
-            for line in out.decode("utf-8", "replace").splitlines()
-            if line.startswith("=\t")
-        ]
-
-    def remote_objects(
-        self, remote: str, refs: Sequence[str], *, timeout: float | None = None
-    ) -> dict[str, str]:
-        """ref -> object id on ``remote`` for those of ``refs`` it has (one ls-remote)."""
-        out = _git(
-            ["ls-remote", "--", remote, *refs], self.root, f"reach remote {remote}", timeout=timeout
-        )
-        found: dict[str, str] = {}
-        for line in out.splitlines():
-            obj, _, name = line.partition("\t")
-            found[name] = obj
-        return found
-
-    def remote_tags(self, remote: str, patterns: Sequence[str]) -> dict[str, str]:
-        """Tag name (without refs/tags/) -> object id on ``remote``, for the refs matching
-        ``patterns``: one ls-remote, no ref written."""
-        out = self.run(
-            "ls-remote",
-            "--refs",
-            "--tags",
-            "--",
-            remote,
-            *patterns,
-            action=f"reach remote {remote}",
-        )
-        found: dict[str, str] = {}
-        for line in out.splitlines():
-            obj, _, name = line.partition("\t")
-            found[name.removeprefix("refs/tags/")] = obj
-        return found
-
-    def fetch(self, remote: str, refspecs: Sequence[str]) -> None:
-        """Fetch ``refspecs`` (read from stdin, so thousands fit) without tags following."""
-        self._run_stdin(
-            ["fetch", "--quiet", "--no-tags", "--stdin", "--", remote],
-            "\n".join(refspecs) + "\n",
-            action=f"fetch from {remote}",
-        )
-
     def refs(self, prefix: str) -> list[str]:
         out = self.run("for-each-ref", "--format=%(refname)", prefix, action="list refs")
         return out.split()
-
-
-PUSH_GRACE = 30.0  # seconds a push may finish after SIGINT/SIGTERM before it is killed
-
-
-class Refused(ConflictError):
-    """The remote refused a push as a whole (atomic): nothing of it landed."""
-
-
-class Declined(OperationalError):
-    """The remote's hooks declined a push: nothing of it landed."""
-
-
-class PushInterrupted(KeyboardInterrupt):
-    """SIGINT/SIGTERM arrived during a push; ``returncode`` and ``error`` say how it ended
-    (0 and None: it landed; a Refused/Declined error: nothing landed; anything else:
-    unknown, including a push killed by the signal itself)."""
-
-    def __init__(self, returncode: int, error: OperationalError | ConflictError | None) -> None:
-        super().__init__("interrupted during a push")
-        self.returncode = returncode
-        self.error = error
-
-
-def _push_error(remote: str, stdout: str, stderr: str) -> OperationalError | ConflictError:
-    said = stdout + stderr
-    if "hook declined" in said:
-        return Declined(
-            f"{remote} declined the push: {_stderr_line(stderr)}",
-            hint="the remote's hooks refuse it; ask its owners",
-        )
-    raced = (
-        "rejected]",
-        "stale info",
-        "atomic push failed",
-        "cannot lock ref",
-        "failed to update ref",
-        "remote failure",
-        "already exists",
-    )
-    if any(text in said for text in raced):
-        return Refused(
-            f"{remote} refused the push: someone else changed it first",
-            hint="nothing was changed; run 'mvctl sync' and try again",
-        )
-    return GitFailed(f"git failed to push to {remote}: {_stderr_line(stderr)}", stderr, stdout)
-
-
-def check_url(url: str) -> str:
-    """A repository URL or path as git takes it; never something git could read as an option."""
-    if not url or url.startswith("-") or any(c in url for c in "\n\r\0"):
-        raise OperationalError(f"invalid repository URL {redacted_url(url)!r}")
-    return url
-
-
-def ls_remote_commit(url: str, ref: str, cwd: Path) -> str | None:
-    """The commit ``ref`` (a tag) points at on the remote, from one `git ls-remote`."""
-    where = redacted_url(url)  # a password in the URL never reaches output
-    out = _git(["ls-remote", "--", check_url(url), ref, f"{ref}^{{}}"], cwd, f"reach {where}")
-    found: dict[str, str] = {}
-    for line in out.splitlines():
-        obj, _, name = line.partition("\t")
-        found[name] = obj
-    return found.get(f"{ref}^{{}}") or found.get(ref)
-
-
-class GitDir:
-    """A bare repository mvctl keeps as a cache (a serving host's shallow fetches)."""
-
-    def __init__(self, path: Path) -> None:
-        self.path = path
-
-    @classmethod
-    def create(cls, path: Path) -> GitDir:
-        if not (path / "HEAD").exists():
-            path.mkdir(parents=True, exist_ok=True)
-            _git(["init", "-q", "--bare", str(path)], path, "create the host cache")
-        return cls(path)
-
-    def run(self, *args: str, action: str) -> str:
-        return _git(["--git-dir", str(self.path), *args], self.path, action)
-
-    def fetch_shallow(self, url: str, ref: str, into: str) -> str:
-        """Fetch just ``ref``'s commit (depth 1, no history) into ``into``; return the commit."""
-        self.run(
-            "fetch",
-            "--quiet",
-            "--depth=1",
-            "--no-tags",
-            "--",
-            check_url(url),
-            f"+{ref}:{into}",
-            action=f"fetch {ref} from {redacted_url(url)}",
-        )
-        return self.run("rev-parse", "--verify", f"{into}^{{commit}}", action="read it").strip()
-
-    def read_blob(self, commit: str, path: str) -> str | None:
-        try:
-            return self.run("cat-file", "blob", f"{commit}:{path}", action="read a file")
-        except GitFailed:
-            return None

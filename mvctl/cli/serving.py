@@ -10,6 +10,7 @@ from typing import TYPE_CHECKING, Annotated
 import typer
 
 from mvctl.cli.output import esc, handled, print_json, print_json_or_refuse, say, stdout
+from mvctl.formats.names import redacted_url
 
 if TYPE_CHECKING:
     from mvctl.errors import MvctlError
@@ -150,5 +151,6 @@ def _watch(request: PullRequest, interval: float, as_json: bool) -> None:
             error=True,
         )
 
-    _log(f"following {request.model}@{request.channel} from {request.repo} every {interval} s")
+    where = redacted_url(request.repo)  # a password or token in the URL is never printed
+    _log(f"following {request.model}@{request.channel} from {where} every {interval} s")
     serving.follow(request, interval=interval, stop=stop, on_result=on_result, on_error=on_error)

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import sys
 from collections.abc import Hashable
 from functools import cache
 from pathlib import Path
@@ -45,7 +46,10 @@ def _strict_loader() -> type[yaml.SafeLoader]:
             # constructed (or being constructed) before is an alias.
             if node in self.constructed_objects or node in self.recursive_objects:
                 raise _Refused(0, "YAML aliases (*name) are not allowed")
-            return super().construct_object(node, deep)
+            try:
+                return super().construct_object(node, deep)
+            except ValueError as exc:  # an int past Python's digit limit, a bad timestamp
+                raise _Refused(node.start_mark.line + 1, _bad_value(exc)) from None
 
         def construct_mapping(self, node: yaml.Node, deep: bool = False) -> dict[Any, Any]:
             if not isinstance(node, yaml.MappingNode):
@@ -69,6 +73,13 @@ def _strict_loader() -> type[yaml.SafeLoader]:
             return mapping
 
     return StrictLoader
+
+
+def _bad_value(exc: ValueError) -> str:
+    if "integer string conversion" in str(exc):
+        limit = sys.get_int_max_str_digits()
+        return f"an integer of more than {limit} digits, more than mvctl reads"
+    return f"a value that cannot be read: {_one_line(exc)}"
 
 
 def loads(text: str, source: str = "<text>", max_bytes: int = MAX_BYTES) -> Any:

@@ -86,11 +86,23 @@ _USERINFO = re.compile(r"(?P<scheme>[A-Za-z][A-Za-z0-9+.-]*://)(?P<user>[^/@:?#]
 _QUERY_PAIR = re.compile(r"(?P<key>(?<=[?&;])[^=&;#]+)=(?P<value>[^&;#]*)")
 
 
+# Schemes whose user info is a credential even without a password (a token as the user
+# name: https://TOKEN@github.com/...). An ssh user (git@host) names an account, not a secret.
+_TOKEN_SCHEMES = frozenset(
+    "http https s3 gs gcs azure az webdav webdavs webhdfs oss".split()  # noqa: SIM905
+)
+_USER_ONLY = re.compile(r"(?P<scheme>[A-Za-z][A-Za-z0-9+.-]*)://[^/@?#]+@")
+
+
 def secret_in_url(url: str) -> str | None:
-    """What in ``url`` is a credential (a password in its user info, a secret query
-    parameter), in words that never repeat it; None when it carries none."""
+    """What in ``url`` is a credential (a password in its user info, a token as the user of
+    an http(s) or object-store URL, a secret query parameter), in words that never repeat
+    it; None when it carries none."""
     if _USERINFO.search(url):
         return "a password in its user info (user:password@)"
+    user = _USER_ONLY.match(url)
+    if user and user["scheme"].lower() in _TOKEN_SCHEMES:
+        return "a user name or token in its user info (user@)"
     _, _, query = url.partition("?")
     for match in _QUERY_PAIR.finditer(f"?{query.partition('#')[0]}" if query else ""):
         if match["key"].lower() in SECRET_PARAMS:

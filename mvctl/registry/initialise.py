@@ -44,8 +44,9 @@ def storage_url(storage: str, cwd: Path) -> str:
     secret = secret_in_url(storage)
     if secret is not None:
         raise UsageError(
-            f"--storage {shown(redacted_url(storage))} carries {secret}, which would be"
-            " committed to .dvc/config",
+            # The URL itself is not repeated: a token as the user name is not masked by
+            # redacted_url, and the one who typed it knows which URL they gave.
+            f"--storage carries {secret}, which would be committed to .dvc/config",
             hint="give the URL without it, then keep the secret out of git:"
             f" 'dvc remote modify --local {dvc.DEFAULT_REMOTE} password ...' (or"
             " access_key_id/secret_access_key), or the environment (AWS_SECRET_ACCESS_KEY...)",

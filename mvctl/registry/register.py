@@ -13,7 +13,7 @@ from mvctl._adapters.git import GitRepo
 from mvctl.common import interrupts
 from mvctl.common.hashing import FileHash, sha256_file, sha256_tree, total_size
 from mvctl.common.progress import NoProgress, ProgressSink
-from mvctl.errors import Interrupted, OperationalError, PolicyError, UsageError
+from mvctl.errors import Interrupted, OperationalError, PolicyError
 from mvctl.formats import config, tags, values
 from mvctl.formats.manifest import (
     DatasetEntry,
@@ -24,11 +24,12 @@ from mvctl.formats.manifest import (
     fingerprint,
     manifest_path,
 )
-from mvctl.formats.names import Bump, Version, check_model, check_text, next_version, shown
+from mvctl.formats.names import Bump, Version, check_model, check_text, next_version
 from mvctl.lineage import tree as lineage
 from mvctl.publishing import publish
 from mvctl.publishing.sync import SyncResult, sync_git
 from mvctl.registry import environment, recovery
+from mvctl.registry.inputs import Inputs, profile_source, read_inputs
 from mvctl.registry.read import model_tags
 from mvctl.registry.transaction import Undo, write_atomic
 
@@ -78,16 +79,6 @@ class RegisterResult:
         }
 
 
-@dataclass(frozen=True)
-class _Inputs:
-    weights: str
-    data: tuple[str, ...]
-    metrics: dict[str, object]
-    params: dict[str, object]
-    env: environment.Environment
-    metrics_file: str | None
-
-
 def register(req: RegisterRequest, progress: ProgressSink | None = None) -> RegisterResult:
     sink = progress or NoProgress()
     model = check_model(req.model)
@@ -111,7 +102,7 @@ def register(req: RegisterRequest, progress: ProgressSink | None = None) -> Regi
         # the versions others published, so the number chosen is free there too.
         synced = sync_git(git, remote, model)
     version = _choose_version(git, model, req)
-    inputs = _read_inputs(root, req, cfg)
+    inputs = read_inputs(root, req, cfg)
     dirty = _check_clean(git, model, req, inputs)
     tag = tags.version_tag(model, version)
     created = datetime.now(UTC).strftime("%Y-%m-%dT%H:%M:%SZ")
@@ -259,88 +250,8 @@ def _choose_version(git: GitRepo, model: str, req: RegisterRequest) -> Version:
     return wanted
 
 
-def _repo_path(root: Path, base: Path, given: str, what: str) -> str:
-    """Validate a user path: inside the work tree, outside .git/.dvc/registry; return it
-    repo-relative. Control characters are refused: DVC writes these paths into .gitignore
-    files, one per line, where a newline would add a rule of its own."""
-    if not given or any(ord(c) < 32 or ord(c) == 127 for c in given) or len(given) > 4096:
-        raise UsageError(f"empty or invalid {what} path {shown(given)}")
-    try:
-        full = (base / given).resolve()
-    except (OSError, RuntimeError) as exc:  # a symlink loop, a name too long for the OS
-        raise UsageError(f"{what} path {shown(given)} cannot be resolved: {exc}") from None
-    if not full.is_relative_to(root):
-        raise UsageError(f"{what} path {shown(given)} is outside the repository {root}")
-    rel = PurePosixPath(full.relative_to(root).as_posix())
-    if not rel.parts or rel.parts[0] in (".git", ".dvc", ".mvctl", "registry"):
-        raise UsageError(f"{what} path {shown(given)} is not a place for artifacts")
-    return str(rel)
-
-
-def _read_inputs(root: Path, req: RegisterRequest, cfg: config.ModelConfig) -> _Inputs:
-    def pick(cli_value: str | None, cfg_value: str | None, what: str) -> str | None:
-        if cli_value:
-            return _repo_path(root, req.cwd, cli_value, what)
-        if cfg_value:
-            return _repo_path(root, root, cfg_value, what)
-        return None
-
-    weights = pick(req.weights, cfg.weights, "weights")
-    if weights is None:
-        raise UsageError(
-            f"no weights for {req.model}",
-            hint=f"pass --weights PATH or set models.{req.model}.weights in mvctl.yaml",
-        )
-    if not (root / weights).exists():
-        raise OperationalError(f"weights {weights} do not exist", hint="train the model first")
-    if req.data:
-        data = tuple(_repo_path(root, req.cwd, d, "data") for d in req.data)
-    else:
-        data = tuple(_repo_path(root, root, d, "data") for d in cfg.data)
-    for path in data:
-        if not (root / path).exists() and not (root / f"{path}.dvc").exists():
-            raise OperationalError(f"data path {path} does not exist")
-    if weights in data or len(set(data)) != len(data):
-        raise UsageError("weights and data paths must all be different")
-
-    metrics: dict[str, object] = {}
-    metrics_file = pick(req.metrics_file, cfg.metrics, "metrics")
-    if metrics_file:
-        metrics = values.read_metrics(root / metrics_file)
-    metrics = values.merge(metrics, values.parse_metric_options(req.metrics))
-    params_file = pick(req.params_file, cfg.params, "params")
-    params = values.read_params(root / params_file) if params_file else {}
-    lock = pick(req.env_lock, cfg.env_lock, "env lock")
-    if lock and not (root / lock).is_file():
-        raise OperationalError(f"lockfile {lock} does not exist")
-    env = environment.capture(root / lock if lock else None, lock)
-    _profile_source(root, cfg, data)  # a bad profile: path is refused before any upload
-    return _Inputs(weights, data, metrics, params, env, metrics_file)
-
-
-def _profile_source(root: Path, cfg: config.ModelConfig, data: tuple[str, ...]) -> str | None:
-    """The file to profile: the model's ``profile:`` path (validated like every other repo
-    path: its profile is committed), else its first CSV/Parquet data file; None without."""
-    from mvctl.analysis import profile
-
-    configured = cfg.raw.get("profile")
-    if configured:
-        path = _repo_path(root, root, str(configured), "profile")
-        if not path.lower().endswith(profile.TABULAR):
-            raise UsageError(
-                f"profile path {shown(path)} is neither CSV nor Parquet",
-                hint="point profile: at a .csv or .parquet file in the repository",
-            )
-        if not (root / path).is_file():
-            raise OperationalError(f"profile source {path} does not exist")
-        return path
-    return next(
-        (p for p in data if p.lower().endswith(profile.TABULAR) and (root / p).is_file()), None
-    )
-
-
 def _write_profile(
-    root: Path, model: str, inputs: _Inputs, cfg: config.ModelConfig, sink: ProgressSink
+    root: Path, model: str, inputs: Inputs, cfg: config.ModelConfig, sink: ProgressSink
 ) -> dict[str, str] | None:
     """The reference profile of the training data (the model's ``profile:`` path, else its
     first CSV/Parquet data file), so monitors never need the dataset; none without one."""
@@ -349,7 +260,7 @@ def _write_profile(
     from mvctl.analysis import profile
 
     target = root / profile.profile_path(model)
-    source = _profile_source(root, cfg, inputs.data)
+    source = profile_source(root, cfg, inputs.data)
     if source is None:
         target.unlink(missing_ok=True)  # never leave the previous version's profile behind
         return None
@@ -366,7 +277,7 @@ def _write_profile(
     }
 
 
-def _own_paths(model: str, inputs: _Inputs) -> list[str]:
+def _own_paths(model: str, inputs: Inputs) -> list[str]:
     """Files register itself may write: never counted as user changes."""
     from mvctl.analysis.profile import profile_path
 
@@ -378,7 +289,7 @@ def _own_paths(model: str, inputs: _Inputs) -> list[str]:
     return paths
 
 
-def _check_clean(git: GitRepo, model: str, req: RegisterRequest, inputs: _Inputs) -> list[str]:
+def _check_clean(git: GitRepo, model: str, req: RegisterRequest, inputs: Inputs) -> list[str]:
     """Refuse artifacts git tracks, and (unless allowed) uncommitted code; return the dirt."""
     for path in (inputs.weights, *inputs.data):
         if git.is_tracked(path):
@@ -401,7 +312,7 @@ def _check_clean(git: GitRepo, model: str, req: RegisterRequest, inputs: _Inputs
 
 
 def _track(
-    project: dvc.DvcProject, root: Path, inputs: _Inputs
+    project: dvc.DvcProject, root: Path, inputs: Inputs
 ) -> tuple[dvc.TrackedPath, tuple[DatasetEntry, ...]]:
     # Imports and pipeline outputs keep the stage that produced them; plain paths are
     # (re-)added so the record matches what is in the work tree now.

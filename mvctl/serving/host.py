@@ -46,10 +46,15 @@ from datetime import UTC, datetime
 from pathlib import Path, PurePosixPath
 from typing import Any
 
-from mvctl._adapters.git import GitDir, check_url, ls_remote_commit
+from mvctl._adapters import dvc
+from mvctl._adapters.gitdir import BLOB_LIMIT, GitDir, check_url, ls_remote_commit
+from mvctl._adapters.gitrun import GitFailed
+from mvctl.common import yamlio
+from mvctl.common.hashing import sha256_file, sha256_tree
 from mvctl.errors import ConflictError, MvctlError, OperationalError, PolicyError, UsageError
+from mvctl.formats import manifest as manifest_schema
 from mvctl.formats import tags
-from mvctl.formats.names import Version, check_channel, check_model, shown
+from mvctl.formats.names import Version, check_channel, check_model, redacted_url, shown
 
 STATE = "state.json"
 CURRENT = "current"
@@ -58,7 +63,9 @@ META = ".mvctl"  # the host's own bookkeeping, apart from the weights
 RECORDS = "records"
 MANIFEST_COPY = "manifest.yaml"
 _TMP = ".tmp-"
-_BLOB_CAP = 1 << 20  # a manifest, a .dvc file or a DVC config is a few kB
+_BLOB_CAP = BLOB_LIMIT  # a manifest, a .dvc file or a DVC config is a few kB
+_NAME_MAX = 255  # bytes in one file name (ext4, xfs, apfs...)
+_PATH_MAX = 4096  # bytes in a path the kernel takes
 _JSON_CAP = 1 << 20
 _SHA256_RE = re.compile(r"[0-9a-f]{64}")
 _COMMIT_RE = re.compile(r"[0-9a-f]{40}")
@@ -248,7 +255,7 @@ def status(dest: Path) -> Served | None:
         commit=record["commit"],
         path=dest.resolve() / VERSIONS / name / record["weights"],
         since=str(state.get("since", "")) if served else "",
-        repo=str(state.get("repo", "")),
+        repo=redacted_url(str(state.get("repo", ""))),
         kept=tuple(_kept_versions(dest)),
     )
 
@@ -401,11 +408,7 @@ def _pull(
     req: PullRequest, progress: Callable[[int], None] | None, refused: str | None
 ) -> PullResult | None:
     """None when the alias still names ``refused``, a commit already refused."""
-    check_model(req.model)
-    check_channel(req.channel)
-    check_url(req.repo)
-    if req.keep < 1:
-        raise UsageError("--keep must be at least 1")
+    _check_request(req)
     dest = req.dest.resolve()
     if dest.exists() and not dest.is_dir():
         raise OperationalError(f"{dest} is not a directory")
@@ -419,7 +422,7 @@ def _pull(
         commit = ls_remote_commit(req.repo, f"refs/tags/{alias}", dest)
         if commit is None:
             raise OperationalError(
-                f"{req.repo} has no channel alias {alias}",
+                f"{redacted_url(req.repo)} has no channel alias {alias}",
                 hint=f"has {req.model} been promoted to {req.channel} (and pushed)?",
             )
         before = status(dest)
@@ -434,6 +437,17 @@ def _pull(
     hook = _run_hook(req, served, before) if req.on_change else None
     previous = before.version if before else None
     return PullResult(served, previous, changed=True, downloaded=downloaded, hook=hook)
+
+
+def _check_request(req: PullRequest) -> None:
+    """What the host's operator gave: usage errors, before anything is fetched."""
+    check_model(req.model)
+    check_channel(req.channel)
+    check_url(req.repo)
+    if req.keep < 1:
+        raise UsageError("--keep must be at least 1")
+    if req.dvc_remote is not None:
+        dvc.check_dvc_remote(req.dvc_remote)
 
 
 def _cached_at(dest: Path, model: str, commit: str) -> str | None:
@@ -505,7 +519,20 @@ def _check_relpath(value: object, what: str) -> str:
         or any(part in ("", ".", "..") for part in value.split("/"))
     ):
         raise OperationalError(f"{what} is not a safe relative path: {shown(str(value))}")
+    if any(len(part.encode("utf-8", "surrogatepass")) > _NAME_MAX for part in value.split("/")):
+        raise OperationalError(f"{what} has a name longer than {_NAME_MAX} bytes")
     return value
+
+
+def _check_fits(dest: Path, version: str, weights: _Weights) -> None:
+    """Every path the download creates fits in PATH_MAX: the longest is a file of the
+    weights under ``versions/.tmp-VERSION-XXXXXXXX/payload/``."""
+    base = len(os.fsencode(dest / VERSIONS)) + len(f"/{_TMP}{version}-XXXXXXXX/payload/")
+    longest = max((len(f[0].encode()) + 1 for f in weights.files), default=0)
+    if base + len(weights.name.encode()) + longest >= _PATH_MAX:
+        raise OperationalError(
+            f"weights {shown(weights.path)} have paths too long for {dest} ({_PATH_MAX} bytes)"
+        )
 
 
 def _check_size(value: object, what: str) -> int:
@@ -523,9 +550,12 @@ def _check_sha256(value: object, what: str) -> str:
 def _read_file(cache: GitDir, commit: str, path: str) -> str | None:
     """A regular file of ``commit`` as UTF-8 text (None when absent); a symlink, a
     submodule, a huge or non-UTF-8 file is refused."""
-    listing = cache.run(
-        "--literal-pathspecs", "ls-tree", "-l", "-z", commit, "--", path, action=f"list {path}"
-    )
+    try:
+        listing = cache.run(
+            "--literal-pathspecs", "ls-tree", "-l", "-z", commit, "--", path, action=f"list {path}"
+        )
+    except GitFailed:  # a blob the filtered fetch left on the server: it is too big
+        raise OperationalError(f"{path} is larger than {_BLOB_CAP} bytes") from None
     for item in listing.split("\0"):
         meta, _, name = item.partition("\t")
         if name != path:
@@ -544,10 +574,7 @@ def _read_file(cache: GitDir, commit: str, path: str) -> str | None:
     return None
 
 
-def _read_commit(req: PullRequest, cache: GitDir, commit: str) -> _Plan:
-    from mvctl._adapters import dvc
-    from mvctl.formats import manifest as manifest_schema
-
+def _read_commit(req: PullRequest, cache: GitDir, commit: str, dest: Path) -> _Plan:
     where = manifest_schema.manifest_path(req.model)
     text = _read_file(cache, commit, where)
     if text is None:
@@ -593,6 +620,7 @@ def _read_commit(req: PullRequest, cache: GitDir, commit: str) -> _Plan:
         size=_check_size(entry.get("size"), what),
         files=tuple(sorted(files)),
     )
+    _check_fits(dest, version, plan)
     _check_dvcfile(cache, commit, plan)
     remote = None
     if req.dvc_remote is None:
@@ -604,8 +632,6 @@ def _read_commit(req: PullRequest, cache: GitDir, commit: str) -> _Plan:
 
 
 def _check_dvcfile(cache: GitDir, commit: str, weights: _Weights) -> None:
-    from mvctl.common import yamlio
-
     where = f"{weights.path}.dvc"
     text = _read_file(cache, commit, where)
     data = yamlio.loads(text, where) if text is not None else None
@@ -626,19 +652,19 @@ def _check_dvcfile(cache: GitDir, commit: str, weights: _Weights) -> None:
 def _download(
     req: PullRequest, dest: Path, commit: str, progress: Callable[[int], None] | None
 ) -> str:
-    from mvctl._adapters import dvc
-
-    cache = GitDir.create(dest / META / "repo.git")
     alias = tags.alias_tag(req.model, req.channel)
-    fetched = cache.fetch_shallow(req.repo, f"refs/tags/{alias}", "refs/mvctl/alias")
-    try:
-        plan = _read_commit(req, cache, fetched)
-    except MvctlError as exc:
-        raise RefusedCommit(
-            fetched,
-            f"{alias} -> {fetched[:12]} refused: {exc.message}",
-            hint="the host keeps serving what it had and follows the alias's next move",
-        ) from exc
+    # The cache holds one fetch, emptied before (stale locks, half-written packs of a killed
+    # fetch) and after it (whatever else a commit holds never piles up on the host).
+    with GitDir.scratch(dest / META / "repo.git") as cache:
+        fetched = cache.fetch_shallow(req.repo, f"refs/tags/{alias}", "refs/mvctl/alias")
+        try:
+            plan = _read_commit(req, cache, fetched, dest)
+        except MvctlError as exc:
+            raise RefusedCommit(
+                fetched,
+                f"{alias} -> {fetched[:12]} refused: {exc.message}",
+                hint="the host keeps serving what it had and follows the alias's next move",
+            ) from exc
     weights = plan.weights
     needed = max(weights.size, sum(f[3] for f in weights.files))
     free = shutil.disk_usage(dest).free
@@ -686,8 +712,6 @@ def _mismatch(weights: _Weights) -> PolicyError:
 
 def _verify(payload: Path, weights: _Weights) -> dict[str, int]:
     """Every byte checked against the manifest; returns {relative path: size}."""
-    from mvctl.common.hashing import sha256_file, sha256_tree
-
     target = payload / weights.name
     if not weights.is_dir:
         got = sha256_file(target)
@@ -774,7 +798,7 @@ def _swap(req: PullRequest, dest: Path, name: str) -> Served:
             "version": record.get("version"),
             "dir": name,
             "commit": record.get("commit"),
-            "repo": req.repo,
+            "repo": redacted_url(req.repo),  # printed by --status: never a password
             "since": _now(),
             "recent": recent,
         },
@@ -833,6 +857,7 @@ def follow(
     A malformed commit is reported once and skipped at the normal interval (a poll costs
     one ls-remote) until the alias moves on: a good rollback still arrives in one poll."""
     check_interval(interval)
+    _check_request(req)  # a usage error is not retried
     failures = 0
     refused: str | None = None
     while not stop.is_set():

@@ -1,0 +1,102 @@
+"""The serving host's side of git: reach a remote by URL, and a scratch bare cache for
+depth-1 fetches of the one commit an alias names. Nothing here needs a work tree."""
+
+from __future__ import annotations
+
+import os
+from collections.abc import Iterator
+from contextlib import contextmanager
+from pathlib import Path
+
+from mvctl._adapters.gitrun import GitFailed, run
+from mvctl.errors import OperationalError
+from mvctl.formats.names import redacted_url
+
+
+def check_url(url: str) -> str:
+    """A repository URL or path as git takes it; never something git could read as an option."""
+    if not url or url.startswith("-") or any(c in url for c in "\n\r\0"):
+        raise OperationalError(f"invalid repository URL {redacted_url(url)!r}")
+    return url
+
+
+def ls_remote_commit(url: str, ref: str, cwd: Path) -> str | None:
+    """The commit ``ref`` (a tag) points at on the remote, from one `git ls-remote`."""
+    where = redacted_url(url)  # a password in the URL never reaches output
+    out = run(["ls-remote", "--", check_url(url), ref, f"{ref}^{{}}"], cwd, f"reach {where}")
+    found: dict[str, str] = {}
+    for line in out.splitlines():
+        obj, _, name = line.partition("\t")
+        found[name] = obj
+    return found.get(f"{ref}^{{}}") or found.get(ref)
+
+
+class GitDir:
+    """A bare repository mvctl keeps as a scratch cache (a serving host's shallow fetches).
+
+    It holds one fetch at a time: :meth:`scratch` empties it before a fetch (so a lock file
+    or a half-written pack left by a killed fetch never wedges or fills it) and after the
+    caller has read what it needs, so what a commit holds never accumulates on the host."""
+
+    def __init__(self, path: Path) -> None:
+        self.path = path
+
+    @classmethod
+    def create(cls, path: Path) -> GitDir:
+        if not (path / "HEAD").exists():
+            path.mkdir(parents=True, exist_ok=True)
+            run(["init", "-q", "--bare", "--template=", str(path)], path, "create the host cache")
+        return cls(path)
+
+    @classmethod
+    @contextmanager
+    def scratch(cls, path: Path) -> Iterator[GitDir]:
+        """An empty cache at ``path`` (a real directory or nothing: the caller checked),
+        removed again on exit. Only the process holding the host's lock calls this, so no
+        git process of another mvctl can be using it."""
+        import shutil
+
+        shutil.rmtree(path, ignore_errors=True)
+        try:
+            yield cls.create(path)
+        finally:
+            shutil.rmtree(path, ignore_errors=True)
+
+    def run(self, *args: str, action: str) -> str:
+        # A blob the filtered fetch left on the server stays there (git 2.44+ honours this;
+        # older ones find no URL for the promisor remote, which is only ever given to fetch).
+        env = {**os.environ, "GIT_NO_LAZY_FETCH": "1"}
+        return run(["--git-dir", str(self.path), *args], self.path, action, env=env)
+
+    def fetch_shallow(self, url: str, ref: str, into: str) -> str:
+        """Fetch just ``ref``'s commit (depth 1, no history) into ``into``; return the commit.
+        Blobs over BLOB_LIMIT stay on the server where it filters (GitHub, GitLab, and any
+        git with uploadpack.allowFilter): the host reads only small files. The URL is given
+        on the command line as a promisor remote, never written to the cache's config, so a
+        missing blob is never fetched later."""
+        self.run(
+            "-c",
+            f"remote.{_CACHE_REMOTE}.url={check_url(url)}",
+            "-c",
+            f"remote.{_CACHE_REMOTE}.promisor=true",
+            "fetch",
+            "--quiet",
+            "--depth=1",
+            f"--filter=blob:limit={BLOB_LIMIT}",
+            "--no-tags",
+            "--",
+            _CACHE_REMOTE,
+            f"+{ref}:{into}",
+            action=f"fetch {ref} from {redacted_url(url)}",
+        )
+        return self.run("rev-parse", "--verify", f"{into}^{{commit}}", action="read it").strip()
+
+    def read_blob(self, commit: str, path: str) -> str | None:
+        try:
+            return self.run("cat-file", "blob", f"{commit}:{path}", action="read a file")
+        except GitFailed:
+            return None
+
+
+BLOB_LIMIT = 1 << 20  # the largest file a host reads from a commit (a manifest, a .dvc file)
+_CACHE_REMOTE = "mvctl-registry"
