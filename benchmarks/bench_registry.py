@@ -32,7 +32,8 @@ from _common import (
 from mvctl._adapters.git import GitRepo
 from mvctl.common import yamlio
 from mvctl.formats import tags
-from mvctl.formats.manifest import DatasetEntry, Manifest, WeightsEntry, manifest_path
+from mvctl.formats.layout import manifest_path
+from mvctl.formats.manifest import DatasetEntry, Manifest, WeightsEntry
 from mvctl.registry.environment import capture
 from mvctl.registry.register import code_digest, version_tag_message
 

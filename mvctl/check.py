@@ -14,7 +14,9 @@ from mvctl.channels import state as channels
 from mvctl.common import yamlio
 from mvctl.errors import MvctlError
 from mvctl.formats import config, tags
-from mvctl.formats.manifest import manifest_path, problems
+from mvctl.formats.layout import manifest_path
+from mvctl.formats.manifest import Manifest, problems
+from mvctl.publishing import publish
 from mvctl.registry import recovery
 
 
@@ -96,16 +98,17 @@ def _version_problems(git: GitRepo, state: channels.ModelState) -> list[str]:
         found += [f"{where}: manifest {p}" for p in problems(data)]
         if not isinstance(data, dict):
             continue
-        if (data.get("model"), data.get("version")) != (model, version):
-            found.append(f"{where}: manifest says {data.get('model')}@{data.get('version')}")
+        manifest = Manifest.from_dict(data)
+        if (manifest.model, manifest.version) != (model, version):
+            found.append(f"{where}: manifest says {manifest.model}@{manifest.version}")
         dvc_yaml = blobs.get(f"{record.commit}:dvc.yaml")
         artifacts = (yamlio.loads(dvc_yaml, "dvc.yaml") or {}) if dvc_yaml else {}
         if not isinstance(artifacts, dict) or model not in (artifacts.get("artifacts") or {}):
             found.append(f"{where}: dvc.yaml declares no artifact {model}")
-        for entry in data.get("weights") or []:
-            if isinstance(entry, dict) and "path" in entry:
-                spec = f"{record.commit}:{PurePosixPath(str(entry['path']))}.dvc"
-                dvc_specs[spec] = (where, str(entry.get("md5")))
+        for entry in manifest.weights:
+            if entry.path:
+                spec = f"{record.commit}:{PurePosixPath(entry.path)}.dvc"
+                dvc_specs[spec] = (where, entry.md5)
     for spec, text in git.read_blobs(list(dvc_specs)).items():
         where, md5 = dvc_specs[spec]
         path = spec.split(":", 1)[1]
@@ -133,9 +136,8 @@ def _history_problems(state: channels.ModelState) -> list[str]:
     found = []
     model = state.model
     for version, record in sorted(state.tags.versions.items()):
-        _, body = tags.parse_message(record.message)
-        parent = body.get("parent")
-        if isinstance(parent, str) and parent and parent not in state.tags.versions:
+        parent = tags.VersionBody.from_dict(tags.parse_message(record.message)[1]).parent
+        if parent and parent not in state.tags.versions:
             found.append(
                 f"{model}@{version} names parent {parent}, which is not registered here "
                 "(was it never pushed?)"
@@ -165,8 +167,6 @@ def _history_problems(state: channels.ModelState) -> list[str]:
 
 def _remote_problems(root: Path, remote: str) -> tuple[list[str], list[str]]:
     """Local tags the remote lacks (problems), or why the remote could not be compared."""
-    from mvctl.publishing import publish
-
     try:
         found = publish.status(root, remote)
     except MvctlError as exc:

@@ -46,3 +46,35 @@ class Interrupted(MvctlError):
     """SIGINT or SIGTERM stopped a command; the message says which state it left."""
 
     exit_code = 130
+
+
+# Factories: one wording and one exit code per situation, whichever command meets it.
+
+
+def unknown_model(model: str) -> NotFoundError:
+    return NotFoundError(
+        f"model {model!r} has no registered versions", hint="see 'mvctl list' for models"
+    )
+
+
+def unknown_version(model: str, version: str) -> NotFoundError:
+    return NotFoundError(f"{model} has no version {version}", hint=f"see 'mvctl list {model}'")
+
+
+def deregistered(model: str, version: str) -> PolicyError:
+    return PolicyError(
+        f"{model} {version} is deregistered; a channel never points at it",
+        hint="pick a registered version",
+    )
+
+
+def unknown_channel(channel: str, channels: tuple[str, ...]) -> UsageError:
+    return UsageError(
+        f"unknown channel {channel!r}", hint=f"channels in mvctl.yaml: {', '.join(channels)}"
+    )
+
+
+def holds_no_version(model: str, channel: str, consequence: str) -> NotFoundError:
+    """``channel`` of ``model`` points at nothing, so there is ``consequence`` (a refusal
+    to move it is a PolicyError of the caller's own words instead)."""
+    return NotFoundError(f"{model}@{channel} holds no version: {consequence}")

@@ -12,6 +12,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
+from mvctl.common import yamlio
 from mvctl.errors import MvctlError, OperationalError, UsageError
 from mvctl.formats.names import redacted_url
 
@@ -490,8 +491,6 @@ def _remote_for(url: str) -> tuple[str, bool]:
 
 
 def _declared_in(path: Path, name: str) -> Any:
-    from mvctl.common import yamlio
-
     if not path.is_file():
         return None
     data = yamlio.load_file(path)

@@ -31,10 +31,6 @@ OTHER = "__other__"
 TABULAR = (".csv", ".parquet", ".pq")
 
 
-def profile_path(model: str) -> str:
-    return f"registry/{model}/profile.json"
-
-
 MAX_PROFILE_ROWS = 2_000_000  # a profile is a summary: the first 2M rows bound its memory
 
 

@@ -10,22 +10,25 @@
         - {package: scikit-learn, version: 1.5.2}  # a package pinned
         - {package: numpy, same: true}             # a package unchanged vs the holder
 
-Drift and bias rules (the same as monitors, see mvctl.monitor) check validation data given
-with ``--eval-data`` against the candidate's reference profile:
+Drift and bias rules (the same as monitors, see mvctl.analysis.rules) check validation data
+given with ``--eval-data`` against the candidate's reference profile:
 
         - {drift: psi, max: 0.25}
         - {bias: demographic_parity_difference, max: 0.10}
 
 A gate on a metric the candidate lacks fails closed; so does a drift or bias gate without
-evaluation data, and a rule mvctl does not know.
+evaluation data, and a rule mvctl does not know. Each rule kind is a small class in
+:data:`KINDS`, keyed by the same names as the gates' schema (mvctl.formats.schema).
 """
 
 from __future__ import annotations
 
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass
-from typing import Any
+from typing import Any, Protocol
 
+from mvctl.formats.manifest import Manifest
+from mvctl.formats.schema import METRIC_CHECKS, kinds_of
 from mvctl.formats.values import flatten
 
 
@@ -81,39 +84,66 @@ def _fmt(value: float) -> str:
     return f"{value:.6g}"
 
 
-def _metric_rule(
-    rule: Mapping[str, Any], candidate: Mapping[str, Any], holder: Mapping[str, Any] | None
-) -> list[GateResult]:
-    path = str(rule["metric"])
-    value = _metric(candidate.get("metrics") or {}, path)
-    results: list[GateResult] = []
-    checks = [k for k in ("min", "max", "max_drop", "min_gain", "required") if k in rule]
-    if not checks:
-        return [GateResult(f"{path}: ?", False, "rule has no min, max, max_drop, min_gain")]
-    relative = bool(rule.get("relative", False))
-    for key in checks:
-        bound = rule[key]
-        label = {
-            "min": f"{path} >= {bound}",
-            "max": f"{path} <= {bound}",
-            "max_drop": f"{path} drops at most {bound}{' (relative)' if relative else ''}",
-            "min_gain": f"{path} gains at least {bound}{' (relative)' if relative else ''}",
-            "required": f"{path} is reported",
-        }[key]
+NOTHING_HELD = "the channel holds no version yet: nothing to compare"
+
+DataCheck = Callable[[Mapping[str, Any]], GateResult]
+"""Evaluates one drift or bias rule on evaluation data."""
+
+
+@dataclass(frozen=True)
+class Subject:
+    """What a gate judges: the candidate's manifest, the holder's (None when the channel
+    holds nothing) and, with evaluation data, the check drift and bias rules run."""
+
+    candidate: Manifest
+    holder: Manifest | None
+    data_check: DataCheck | None = None
+
+
+class GateKind(Protocol):
+    """One kind of gate (the key that names it in a rule mapping)."""
+
+    def check(self, rule: Mapping[str, Any], subject: Subject) -> list[GateResult]: ...
+
+
+def _metric_label(key: str, path: str, bound: Any, relative: bool) -> str:
+    rel = " (relative)" if relative else ""
+    return {
+        "min": f"{path} >= {bound}",
+        "max": f"{path} <= {bound}",
+        "max_drop": f"{path} drops at most {bound}{rel}",
+        "min_gain": f"{path} gains at least {bound}{rel}",
+        "required": f"{path} is reported",
+    }[key]
+
+
+class MetricGate:
+    """``{metric: PATH, min|max|max_drop|min_gain|required: ...}``: the manifest's metrics."""
+
+    def check(self, rule: Mapping[str, Any], subject: Subject) -> list[GateResult]:
+        path = str(rule["metric"])
+        value = _metric(subject.candidate.metrics, path)
+        checks = [k for k in METRIC_CHECKS if k in rule]
+        if not checks:
+            return [GateResult(f"{path}: ?", False, "rule has no min, max, max_drop, min_gain")]
+        relative = bool(rule.get("relative", False))
+        return [self._one(key, rule[key], path, value, relative, subject) for key in checks]
+
+    def _one(
+        self, key: str, bound: Any, path: str, value: float | None, relative: bool, s: Subject
+    ) -> GateResult:
+        label = _metric_label(key, path, bound, relative)
         if value is None:
-            results.append(GateResult(label, False, f"metric {path} is missing"))
-            continue
+            return GateResult(label, False, f"metric {path} is missing")
         if key == "required":
-            results.append(GateResult(label, True, _fmt(value)))
-        elif not isinstance(bound, int | float) or isinstance(bound, bool):
-            results.append(GateResult(label, False, f"{key} must be a number"))
-        elif key == "min":
-            results.append(GateResult(label, value >= bound, f"{_fmt(value)} vs min {bound}"))
-        elif key == "max":
-            results.append(GateResult(label, value <= bound, f"{_fmt(value)} vs max {bound}"))
-        else:
-            results.append(_comparison(label, key, float(bound), relative, path, value, holder))
-    return results
+            return GateResult(label, True, _fmt(value))
+        if not isinstance(bound, int | float) or isinstance(bound, bool):
+            return GateResult(label, False, f"{key} must be a number")
+        if key == "min":
+            return GateResult(label, value >= bound, f"{_fmt(value)} vs min {bound}")
+        if key == "max":
+            return GateResult(label, value <= bound, f"{_fmt(value)} vs max {bound}")
+        return _comparison(label, key, float(bound), relative, path, value, s.holder)
 
 
 def _comparison(
@@ -123,11 +153,11 @@ def _comparison(
     relative: bool,
     path: str,
     value: float,
-    holder: Mapping[str, Any] | None,
+    holder: Manifest | None,
 ) -> GateResult:
     if holder is None:
-        return GateResult(label, True, "the channel holds no version yet: nothing to compare")
-    old = _metric(holder.get("metrics") or {}, path)
+        return GateResult(label, True, NOTHING_HELD)
+    old = _metric(holder.metrics, path)
     if old is None:
         return GateResult(label, True, f"the current holder has no {path}: nothing to compare")
     change = value - old
@@ -141,80 +171,95 @@ def _comparison(
     return GateResult(label, measured >= bound - 1e-12, shown)
 
 
-def _python(manifest: Mapping[str, Any]) -> list[str]:
-    return str((manifest.get("environment") or {}).get("python", "")).split(".")
+class EnvGate:
+    """``{env: python, same: major|minor|patch}``: Python unchanged vs the holder."""
+
+    def check(self, rule: Mapping[str, Any], subject: Subject) -> list[GateResult]:
+        what, same = str(rule["env"]), str(rule.get("same", "minor"))
+        label = f"{what} {same} version unchanged"
+        if what != "python" or same not in ("major", "minor", "patch"):
+            detail = "only {env: python, same: major|minor|patch} is known"
+            return [GateResult(label, False, detail)]
+        if subject.holder is None:
+            return [GateResult(label, True, NOTHING_HELD)]
+        parts = {"major": 1, "minor": 2, "patch": 3}[same]
+        new = subject.candidate.python.split(".")[:parts]
+        old = subject.holder.python.split(".")[:parts]
+        return [GateResult(label, new == old, f"{'.'.join(old)} -> {'.'.join(new)}")]
 
 
-def _env_rule(
-    rule: Mapping[str, Any], candidate: Mapping[str, Any], holder: Mapping[str, Any] | None
-) -> GateResult:
-    what, same = str(rule["env"]), str(rule.get("same", "minor"))
-    label = f"{what} {same} version unchanged"
-    if what != "python" or same not in ("major", "minor", "patch"):
-        return GateResult(label, False, "only {env: python, same: major|minor|patch} is known")
-    if holder is None:
-        return GateResult(label, True, "the channel holds no version yet: nothing to compare")
-    parts = {"major": 1, "minor": 2, "patch": 3}[same]
-    new, old = _python(candidate)[:parts], _python(holder)[:parts]
-    return GateResult(label, new == old, f"{'.'.join(old)} -> {'.'.join(new)}")
+class PackageGate:
+    """``{package: NAME, version: V}`` or ``{package: NAME, same: true}``."""
 
+    def check(self, rule: Mapping[str, Any], subject: Subject) -> list[GateResult]:
+        # Deferred: environment pulls in tomllib and platform, ~10 ms on every rollback.
+        from mvctl.registry.environment import normalise
 
-def _package_rule(
-    rule: Mapping[str, Any], candidate: Mapping[str, Any], holder: Mapping[str, Any] | None
-) -> GateResult:
-    from mvctl.registry.environment import normalise
+        name = normalise(str(rule["package"]))
+        have = subject.candidate.packages.get(name)
+        if "version" in rule:
+            want = str(rule["version"])
+            return [GateResult(f"{name} == {want}", have == want, f"{name} {have or 'missing'}")]
+        if rule.get("same"):
+            return [self._same(name, have, subject.holder)]
+        return [GateResult(f"{name}: ?", False, "package rules take version: X or same: true")]
 
-    name = normalise(str(rule["package"]))
-    packages = (candidate.get("environment") or {}).get("packages") or {}
-    have = packages.get(name)
-    if "version" in rule:
-        want = str(rule["version"])
-        return GateResult(f"{name} == {want}", have == want, f"{name} {have or 'missing'}")
-    if rule.get("same"):
+    def _same(self, name: str, have: str | None, holder: Manifest | None) -> GateResult:
         label = f"{name} unchanged"
         # A misspelled package is missing on both sides, and None == None must not pass.
         if holder is None:
             if have is None:
-                return GateResult(
-                    label, False, f"package {name} is not in the candidate's environment (a typo?)"
-                )
-            return GateResult(label, True, "the channel holds no version yet: nothing to compare")
-        old = ((holder.get("environment") or {}).get("packages") or {}).get(name)
+                detail = f"package {name} is not in the candidate's environment (a typo?)"
+                return GateResult(label, False, detail)
+            return GateResult(label, True, NOTHING_HELD)
+        old = holder.packages.get(name)
         if have is None and old is None:
             detail = f"package {name} is in neither the candidate's nor the holder's environment"
             return GateResult(label, False, f"{detail} (a typo?)")
         return GateResult(label, have == old, f"{old or 'missing'} -> {have or 'missing'}")
-    return GateResult(f"{name}: ?", False, "package rules take version: X or same: true")
 
 
-DataCheck = Callable[[Mapping[str, Any]], GateResult]
-"""Evaluates one drift or bias rule on evaluation data."""
+@dataclass(frozen=True)
+class DataGate:
+    """``{drift: ...}`` and ``{bias: ...}``: a monitor rule run on evaluation data."""
+
+    kind: str
+
+    def check(self, rule: Mapping[str, Any], subject: Subject) -> list[GateResult]:
+        if subject.data_check is None:
+            label = f"{self.kind}: {rule[self.kind]}"
+            return [GateResult(label, False, "needs evaluation data (--eval-data)")]
+        return [subject.data_check(rule)]
+
+
+KINDS: dict[str, GateKind] = {
+    "drift": DataGate("drift"),
+    "bias": DataGate("bias"),
+    "metric": MetricGate(),
+    "env": EnvGate(),
+    "package": PackageGate(),
+}
+"""Gate kinds by the key that names them (schema: formats.schema.GATE_RULES)."""
+
+
+def _typed(manifest: Manifest | Mapping[str, Any]) -> Manifest:
+    return manifest if isinstance(manifest, Manifest) else Manifest.from_dict(manifest)
 
 
 def evaluate(
     rules: list[Any],
-    candidate: Mapping[str, Any],
-    holder: Mapping[str, Any] | None,
+    candidate: Manifest | Mapping[str, Any],
+    holder: Manifest | Mapping[str, Any] | None,
     data_check: DataCheck | None = None,
 ) -> tuple[GateResult, ...]:
     """Check ``candidate`` (a manifest) against ``rules``; ``holder`` is the manifest of the
     version the channel holds now, or None."""
+    subject = Subject(_typed(candidate), None if holder is None else _typed(holder), data_check)
     results: list[GateResult] = []
     for rule in rules:
-        if isinstance(rule, Mapping) and ("drift" in rule or "bias" in rule):
-            kind = "drift" if "drift" in rule else "bias"
-            if data_check is None:
-                label = f"{kind}: {rule[kind]}"
-                results.append(GateResult(label, False, "needs evaluation data (--eval-data)"))
-            else:
-                results.append(data_check(rule))
-            continue
-        if isinstance(rule, Mapping) and "metric" in rule:
-            results.extend(_metric_rule(rule, candidate, holder))
-        elif isinstance(rule, Mapping) and "env" in rule:
-            results.append(_env_rule(rule, candidate, holder))
-        elif isinstance(rule, Mapping) and "package" in rule:
-            results.append(_package_rule(rule, candidate, holder))
+        kinds = kinds_of(rule, KINDS) if isinstance(rule, Mapping) else []
+        if kinds:
+            results.extend(KINDS[kinds[0]].check(rule, subject))
         else:
             results.append(GateResult(str(rule), False, "unknown gate (failing closed)"))
     return tuple(results)

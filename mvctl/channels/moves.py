@@ -23,12 +23,17 @@ from mvctl._adapters.git import GitRepo, TagRecord
 from mvctl.channels import state as channels
 from mvctl.channels.gates import GateReport
 from mvctl.common import interrupts
-from mvctl.errors import ConflictError, Interrupted, MvctlError, UsageError
+from mvctl.errors import (
+    ConflictError,
+    Interrupted,
+    MvctlError,
+    unknown_channel,
+    unknown_model,
+)
 from mvctl.formats import config, tags
 from mvctl.formats.names import check_channel, check_model
 from mvctl.publishing import publish
 from mvctl.publishing.sync import SyncResult, sync_git
-from mvctl.registry.read import unknown_model
 
 MoveKind = Literal["promote", "rollback", "override"]
 
@@ -115,10 +120,7 @@ class Context:
 def known_channel(git: GitRepo, channel: str) -> config.RegistryConfig:
     cfg = config.load(git.root)
     if channel not in cfg.channels:
-        raise UsageError(
-            f"unknown channel {channel!r}",
-            hint=f"channels in mvctl.yaml: {', '.join(cfg.channels)}",
-        )
+        raise unknown_channel(channel, cfg.channels)
     return cfg
 
 
@@ -164,36 +166,29 @@ def _tag_objects(ctx: Context, move: ChannelMove) -> tuple[str, str]:
     commit = ctx.state.tags.versions[move.version].commit
     counter = tags.parse(move.event)
     assert counter is not None  # noqa: S101 - built by tags.event_tag
-    body: dict[str, Any] = {
-        "kind": move.kind,
-        "model": move.model,
-        "channel": move.channel,
-        "version": move.version,
-        "previous": move.previous,
-        "counter": counter.counter,
-        "reason": move.reason,
-        "actor": move.actor,
-        "time": move.time,
-        "gates": [r.to_dict() for r in move.gates.results] if move.gates else [],
-        "request": move.request,
-        "incident": move.incident,
-    }
-    if move.alerts:
-        body["alerts"] = list(move.alerts)
+    body = tags.EventBody(
+        kind=move.kind,
+        model=move.model,
+        channel=move.channel,
+        version=move.version,
+        previous=move.previous,
+        counter=counter.counter,
+        reason=move.reason,
+        actor=move.actor,
+        time=move.time,
+        gates=tuple(r.to_dict() for r in move.gates.results) if move.gates else (),
+        request=move.request,
+        incident=move.incident,
+        alerts=move.alerts,
+    )
     alias = tags.alias_tag(move.model, move.channel)
-    alias_body = {
-        "kind": "alias",
-        "model": move.model,
-        "channel": move.channel,
-        "version": move.version,
-        "event": move.event,
-        "counter": counter.counter,
-    }
+    alias_body = tags.AliasBody(
+        move.model, move.channel, move.version, event=move.event, counter=counter.counter
+    )
+    event_message = tags.format_message(_TITLES[move.kind].format(m=move), body.to_dict())
+    alias_message = tags.format_message(f"{alias} -> {move.version}", alias_body.to_dict())
     event_obj, alias_obj = ctx.git.make_tags(
-        [
-            (move.event, commit, tags.format_message(_TITLES[move.kind].format(m=move), body)),
-            (alias, commit, tags.format_message(f"{alias} -> {move.version}", alias_body)),
-        ]
+        [(move.event, commit, event_message), (alias, commit, alias_message)]
     )
     return event_obj, alias_obj
 

@@ -8,23 +8,33 @@ an automatic rollback acts once per release it is about.
 
 from __future__ import annotations
 
+from collections.abc import Mapping
 from dataclasses import dataclass, replace
 from datetime import datetime
 from pathlib import Path
 from typing import Any, Literal
 
 from mvctl._adapters.git import GitRepo
+from mvctl.analysis import rules
+from mvctl.analysis.tables import load_live
 from mvctl.channels import moves
 from mvctl.channels import state as channels
-from mvctl.channels.gates import GateReport, evaluate
+from mvctl.channels.gates import DataCheck, GateReport, GateResult, evaluate
 from mvctl.channels.moves import ChannelMove, MoveKind, now
 from mvctl.common import interrupts
-from mvctl.errors import Interrupted, OperationalError, PolicyError, UsageError
+from mvctl.errors import (
+    Interrupted,
+    PolicyError,
+    UsageError,
+    deregistered,
+    unknown_model,
+    unknown_version,
+)
 from mvctl.formats import config, tags
 from mvctl.formats.names import Version, check_channel, check_model, check_text
 from mvctl.publishing import publish
 from mvctl.publishing.sync import sync_git
-from mvctl.registry.read import read_manifest, unknown_model
+from mvctl.registry.read import read_manifest, read_profile
 
 __all__ = ["ChannelMove", "MoveKind", "promote", "rollback", "validate"]
 
@@ -37,14 +47,9 @@ CLOCK_SKEW_S = 60  # a last rollback stamped further ahead than this is no reaso
 def _require_version(state: channels.ModelState, version: str) -> None:
     Version.parse(version)
     if version not in state.tags.versions:
-        raise OperationalError(
-            f"{state.model} has no version {version}", hint=f"see 'mvctl list {state.model}'"
-        )
+        raise unknown_version(state.model, version)
     if version in state.tags.deregistered:
-        raise PolicyError(
-            f"{state.model} {version} is deregistered; a channel never points at it",
-            hint="pick a registered version",
-        )
+        raise deregistered(state.model, version)
 
 
 def gate_report(
@@ -70,18 +75,15 @@ def gate_report(
 
 def _data_check(
     git: GitRepo, cfg: config.RegistryConfig, model: str, commit: str, eval_data: Path
-) -> Any:
+) -> DataCheck:
     """Drift and bias gates: the monitors' rules, on validation data, against the candidate's
     own reference profile; a rule that cannot be evaluated fails closed."""
-    from mvctl.channels.gates import GateResult
-    from mvctl.monitoring import monitor
+    frame = load_live(eval_data, None)
+    reference = read_profile(git, model, commit)
+    roles = rules.Roles.from_config(cfg.model(model).raw)
 
-    frame = monitor.load_live(eval_data, None)
-    reference = monitor.read_profile(git, model, commit)
-    roles = monitor.Roles.from_config(cfg.model(model).raw)
-
-    def check(rule: Any) -> GateResult:
-        [result] = monitor.evaluate([rule], reference, frame, None, roles).results
+    def check(rule: Mapping[str, Any]) -> GateResult:
+        [result] = rules.evaluate([rule], reference, frame, None, roles).results
         return GateResult(result.rule, result.level in ("ok", "warn"), result.detail)
 
     return check
@@ -399,16 +401,9 @@ def _mark(
     obj = None
     if not already:
         title = f"{'Mark' if kind == 'gold' else 'Deregister'} {model} {version}"
-        body = {
-            "kind": kind,
-            "model": model,
-            "version": version,
-            "reason": reason,
-            "actor": git.ident(),
-            "time": now(git),
-        }
+        body = tags.MarkBody(kind, model, version, reason, actor=git.ident(), time=now(git))
         obj = git.create_annotated_tag(
-            name, state.tags.versions[version].commit, tags.format_message(title, body)
+            name, state.tags.versions[version].commit, tags.format_message(title, body.to_dict())
         )
     if synced is None:
         return mark

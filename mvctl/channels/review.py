@@ -17,17 +17,26 @@ from typing import Any, Literal
 from mvctl._adapters.git import GitRepo
 from mvctl.channels import state as channels
 from mvctl.channels.gates import GateReport
+from mvctl.channels.promotion import gate_report, promote
 from mvctl.common import yamlio
-from mvctl.errors import ConflictError, MvctlError, OperationalError, UsageError
-from mvctl.formats import config
+from mvctl.errors import (
+    ConflictError,
+    MvctlError,
+    OperationalError,
+    deregistered,
+    unknown_channel,
+    unknown_version,
+)
+from mvctl.formats import config, tags
+from mvctl.formats.layout import is_request_path, request_path
 from mvctl.formats.names import NAME_RE, Version, check_channel, check_model
+from mvctl.lineage.diff import diff
+from mvctl.lineage.markdown import diff_markdown, gates_markdown
+from mvctl.publishing import publish
+from mvctl.publishing.sync import SyncResult, check_remote_name, sync_git
 
 REQUEST_SCHEMA = "mvctl/request/v1"
 _ID_RE = re.compile(r"\A[a-z0-9][a-z0-9._-]{0,150}\Z")
-
-
-def request_path(model: str, request_id: str) -> str:
-    return f"registry/{model}/requests/{request_id}.yaml"
 
 
 @dataclass(frozen=True)
@@ -54,9 +63,6 @@ class Proposal:
 
 def report_markdown(root: Path, report: GateReport) -> str:
     """The gate report plus, when the channel holds a version, the diff against it."""
-    from mvctl.lineage.diff import diff
-    from mvctl.lineage.markdown import diff_markdown, gates_markdown
-
     text = gates_markdown(report)
     if report.holder is not None:
         text += "\n" + diff_markdown(diff(root, report.model, report.holder, report.version))
@@ -74,19 +80,18 @@ def propose(
     remote: str = "origin",
     dry_run: bool = False,
 ) -> Proposal:
-    from mvctl.channels.promotion import gate_report
-    from mvctl.publishing.sync import check_remote_name
-
     check_model(model)
     check_channel(channel)
     Version.parse(version)
     git = GitRepo.open(root)
     cfg = config.load(git.root)
     if channel not in cfg.channels:
-        raise UsageError(f"unknown channel {channel!r}")
+        raise unknown_channel(channel, cfg.channels)
     state = channels.load(git, model)
-    if version not in state.tags.versions or version in state.tags.deregistered:
-        raise OperationalError(f"{model} has no registered version {version}")
+    if version not in state.tags.versions:
+        raise unknown_version(model, version)
+    if version in state.tags.deregistered:
+        raise deregistered(model, version)
     report = gate_report(git, cfg, state, version, channel)
     head = git.head_commit()
     if head is None:
@@ -148,11 +153,9 @@ def _requests(git: GitRepo) -> list[tuple[str, dict[str, Any] | None, str]]:
     """(path, request or None, problem) for every request file at HEAD."""
     found = []
     for _, _, path in git.tree_entries("HEAD"):
+        if not is_request_path(path):
+            continue
         parts = path.split("/")
-        if len(parts) != 4 or parts[0] != "registry" or parts[2] != "requests":
-            continue
-        if not path.endswith(".yaml"):
-            continue
         try:
             data = yamlio.loads(git.read_blob("HEAD", path) or "", path)
         except MvctlError as exc:
@@ -187,11 +190,6 @@ def apply(
     (``eval_data`` feeds drift and bias gates, as for ``promote``). Whether an event
     performed a request is judged on the remote's tags, fetched first: a request performed
     here whose push was interrupted is published, not performed again."""
-    from mvctl.channels.promotion import promote
-    from mvctl.formats import tags
-    from mvctl.publishing import publish
-    from mvctl.publishing.sync import SyncResult, sync_git
-
     git = GitRepo.open(root)
     where = publish.target(git, push, remote)
     synced: dict[str, SyncResult] = {}

@@ -149,28 +149,30 @@ def _when(text: str) -> datetime:
     return when if when.tzinfo else when.replace(tzinfo=UTC)
 
 
+_WRITTEN_KINDS: dict[str, EventKind] = {k: k for k in ("promote", "rollback", "override")}
+
+
 def _event(record: TagRecord, versions_at: dict[str, str]) -> Event | None:
     parsed = tags.parse(record.name)
     if parsed is None or parsed.kind != "event":
         return None
-    _, body = tags.parse_message(record.message)
-    kind = body.get("kind")
+    body = tags.EventBody.from_dict(tags.parse_message(record.message)[1])
     return Event(
         name=record.name,
         counter=parsed.counter,
         channel=parsed.channel,
-        kind=kind if kind in ("promote", "rollback", "override") else "assign",
+        kind=_WRITTEN_KINDS.get(body.kind, "assign"),
         version=versions_at.get(record.commit),
-        previous=body.get("previous") if isinstance(body.get("previous"), str) else None,
-        reason=str(body.get("reason") or ""),
-        actor=str(body.get("actor") or record.tagger),
-        time=str(body.get("time") or record.date),
+        previous=body.previous,
+        reason=body.reason,
+        actor=body.actor or record.tagger,
+        time=body.time or record.date,
         commit=record.commit,
         object=record.object,
-        gates=tuple(g for g in body.get("gates") or [] if isinstance(g, dict)),
-        request=body.get("request") if isinstance(body.get("request"), str) else None,
-        incident=body.get("incident") if isinstance(body.get("incident"), str) else None,
-        alerts=tuple(a for a in body.get("alerts") or [] if isinstance(a, str)),
+        gates=body.gates,
+        request=body.request,
+        incident=body.incident,
+        alerts=body.alerts,
     )
 
 

@@ -15,8 +15,20 @@ from mvctl.formats.names import NAME_RE, Version
 SCHEMA = "mvctl/manifest/v1"
 
 
-def manifest_path(model: str) -> str:
-    return f"registry/{model}/manifest.yaml"
+def _text(value: Any) -> str:
+    return "" if value is None else str(value)
+
+
+def _count(value: Any) -> int | None:
+    return value if isinstance(value, int) and not isinstance(value, bool) else None
+
+
+def _mapping(value: Any) -> dict[str, Any]:
+    return value if isinstance(value, dict) else {}
+
+
+def _entries(value: Any) -> list[Mapping[str, Any]]:
+    return [e for e in value if isinstance(e, Mapping)] if isinstance(value, list) else []
 
 
 @dataclass(frozen=True)
@@ -24,7 +36,16 @@ class WeightsFile:
     path: str  # relative to the weights directory
     md5: str
     sha256: str
-    size: int
+    size: int | None
+
+    @classmethod
+    def from_dict(cls, data: Mapping[str, Any]) -> WeightsFile:
+        return cls(
+            _text(data.get("path")),
+            _text(data.get("md5")),
+            _text(data.get("sha256")),
+            _count(data.get("size")),
+        )
 
 
 @dataclass(frozen=True)
@@ -34,8 +55,22 @@ class WeightsEntry:
     path: str
     md5: str
     sha256: str
-    size: int
+    size: int | None
     files: tuple[WeightsFile, ...] = ()
+
+    @property
+    def is_dir(self) -> bool:
+        return self.md5.endswith(".dir")
+
+    @classmethod
+    def from_dict(cls, data: Mapping[str, Any]) -> WeightsEntry:
+        return cls(
+            _text(data.get("path")),
+            _text(data.get("md5")),
+            _text(data.get("sha256")),
+            _count(data.get("size")),
+            tuple(WeightsFile.from_dict(f) for f in _entries(data.get("files"))),
+        )
 
     def to_dict(self) -> dict[str, Any]:
         data: dict[str, Any] = {
@@ -44,7 +79,7 @@ class WeightsEntry:
             "sha256": self.sha256,
             "size": self.size,
         }
-        if self.md5.endswith(".dir"):
+        if self.is_dir:
             data["nfiles"] = len(self.files)
             data["files"] = [
                 {"path": f.path, "md5": f.md5, "sha256": f.sha256, "size": f.size}
@@ -60,6 +95,21 @@ class DatasetEntry:
     size: int | None
     nfiles: int | None
     source: dict[str, str] | None = None  # repo, rev, rev_lock, path for `dvc import`
+
+    @property
+    def is_dir(self) -> bool:
+        return self.md5.endswith(".dir")
+
+    @classmethod
+    def from_dict(cls, data: Mapping[str, Any]) -> DatasetEntry:
+        source = data.get("source")
+        return cls(
+            _text(data.get("path")),
+            _text(data.get("md5")),
+            _count(data.get("size")),
+            _count(data.get("nfiles")),
+            {str(k): str(v) for k, v in source.items()} if isinstance(source, dict) else None,
+        )
 
     def to_dict(self) -> dict[str, Any]:
         data: dict[str, Any] = {
@@ -111,6 +161,39 @@ class Manifest:
 
     def dumps(self) -> str:
         return yamlio.dumps(self.to_dict())
+
+    @property
+    def python(self) -> str:
+        """The Python version it was trained with ("3.11.7"), or "" when not recorded."""
+        return _text(self.environment.get("python"))
+
+    @property
+    def packages(self) -> dict[str, str]:
+        """Installed packages, normalised name -> version."""
+        found = self.environment.get("packages")
+        return {str(k): str(v) for k, v in found.items()} if isinstance(found, dict) else {}
+
+    @classmethod
+    def from_dict(cls, data: Mapping[str, Any]) -> Manifest:
+        """A stored manifest (see :func:`parse`); fields it lacks read as empty, so partial
+        mappings (a gate's test, a hand-written manifest) read too."""
+        labels, parent, profile = data.get("labels"), data.get("parent"), data.get("profile")
+        return cls(
+            model=_text(data.get("model")),
+            version=_text(data.get("version")),
+            created=_text(data.get("created")),
+            author=_text(data.get("author")),
+            weights=tuple(WeightsEntry.from_dict(w) for w in _entries(data.get("weights"))),
+            dataset=tuple(DatasetEntry.from_dict(d) for d in _entries(data.get("dataset"))),
+            environment=_mapping(data.get("environment")),
+            metrics=_mapping(data.get("metrics")),
+            params=_mapping(data.get("params")),
+            code=_mapping(data.get("code")),
+            parent=parent if isinstance(parent, str) else None,
+            description=_text(data.get("description")),
+            labels=tuple(str(x) for x in labels) if isinstance(labels, list) else (),
+            profile=profile if isinstance(profile, dict) else None,
+        )
 
 
 _REQUIRED: dict[str, type | tuple[type, ...]] = {

@@ -16,6 +16,7 @@ from __future__ import annotations
 
 import json
 import re
+from collections.abc import Mapping
 from dataclasses import dataclass
 from typing import Any, Literal
 
@@ -141,3 +142,186 @@ def parse_message(message: str) -> tuple[str, dict[str, Any]]:
             except (MvctlError, RecursionError):
                 body = None
     return title.strip(), body if isinstance(body, dict) else {}
+
+
+# Tag bodies. Writers build one of these and write ``to_dict()``, field for field in the order
+# below (tests compare tags byte for byte). Readers take any mapping: a field of the wrong type
+# reads as absent, since a tag written by hand or by another tool is no reason to fail.
+
+
+def _text(value: Any) -> str:
+    """A field read as text: absent, empty or null is ``""``."""
+    return str(value) if value else ""
+
+
+def _optional(value: Any) -> str | None:
+    return value if isinstance(value, str) else None
+
+
+def _int(value: Any) -> int:
+    return value if isinstance(value, int) else 0
+
+
+@dataclass(frozen=True)
+class VersionBody:
+    """``MODEL@vX.Y.Z``: what `list` and `lineage` read without opening the manifest."""
+
+    model: str
+    version: str
+    created: str | None
+    author: str | None
+    parent: str | None
+    metrics: dict[str, Any]
+    fingerprint: dict[str, Any]
+
+    def to_dict(self) -> dict[str, Any]:
+        return {
+            "kind": "version",
+            "model": self.model,
+            "version": self.version,
+            "created": self.created,
+            "author": self.author,
+            "parent": self.parent,
+            "metrics": self.metrics,
+            "fingerprint": self.fingerprint,
+        }
+
+    @classmethod
+    def from_dict(cls, body: Mapping[str, Any]) -> VersionBody:
+        metrics, fingerprint = body.get("metrics"), body.get("fingerprint")
+        return cls(
+            model=_text(body.get("model")),
+            version=_text(body.get("version")),
+            created=_text(body.get("created")) or None,
+            author=_text(body.get("author")) or None,
+            parent=_optional(body.get("parent")) or None,
+            metrics=metrics if isinstance(metrics, dict) else {},
+            fingerprint=fingerprint if isinstance(fingerprint, dict) else {},
+        )
+
+
+@dataclass(frozen=True)
+class EventBody:
+    """``MODEL#CHANNEL#N``: one assignment (promote, override or rollback)."""
+
+    kind: str
+    model: str
+    channel: str
+    version: str
+    previous: str | None
+    counter: int
+    reason: str
+    actor: str
+    time: str
+    gates: tuple[dict[str, Any], ...] = ()
+    request: str | None = None
+    incident: str | None = None
+    alerts: tuple[str, ...] = ()  # written only when there are some
+
+    def to_dict(self) -> dict[str, Any]:
+        body: dict[str, Any] = {
+            "kind": self.kind,
+            "model": self.model,
+            "channel": self.channel,
+            "version": self.version,
+            "previous": self.previous,
+            "counter": self.counter,
+            "reason": self.reason,
+            "actor": self.actor,
+            "time": self.time,
+            "gates": list(self.gates),
+            "request": self.request,
+            "incident": self.incident,
+        }
+        if self.alerts:
+            body["alerts"] = list(self.alerts)
+        return body
+
+    @classmethod
+    def from_dict(cls, body: Mapping[str, Any]) -> EventBody:
+        return cls(
+            kind=_text(body.get("kind")),
+            model=_text(body.get("model")),
+            channel=_text(body.get("channel")),
+            version=_text(body.get("version")),
+            previous=_optional(body.get("previous")),
+            counter=_int(body.get("counter")),
+            reason=_text(body.get("reason")),
+            actor=_text(body.get("actor")),
+            time=_text(body.get("time")),
+            gates=tuple(g for g in _items(body.get("gates")) if isinstance(g, dict)),
+            request=_optional(body.get("request")),
+            incident=_optional(body.get("incident")),
+            alerts=tuple(a for a in _items(body.get("alerts")) if isinstance(a, str)),
+        )
+
+
+def _items(value: Any) -> list[Any]:
+    return value if isinstance(value, list) else []
+
+
+@dataclass(frozen=True)
+class AliasBody:
+    """``MODEL@CHANNEL``: the event the alias was moved by, so a reader needs no other tag."""
+
+    model: str
+    channel: str
+    version: str
+    event: str | None
+    counter: int
+
+    def to_dict(self) -> dict[str, Any]:
+        return {
+            "kind": "alias",
+            "model": self.model,
+            "channel": self.channel,
+            "version": self.version,
+            "event": self.event,
+            "counter": self.counter,
+        }
+
+    @classmethod
+    def from_dict(cls, body: Mapping[str, Any]) -> AliasBody:
+        return cls(
+            model=_text(body.get("model")),
+            channel=_text(body.get("channel")),
+            version=_text(body.get("version")),
+            event=_optional(body.get("event")),
+            counter=_int(body.get("counter")),
+        )
+
+
+@dataclass(frozen=True)
+class MarkBody:
+    """``MODEL@vX.Y.Z#gold`` and ``MODEL@vX.Y.Z!``: a human's word on a version."""
+
+    kind: Literal["gold", "deregister"]
+    model: str
+    version: str
+    reason: str
+    actor: str
+    time: str
+
+    def to_dict(self) -> dict[str, Any]:
+        return {
+            "kind": self.kind,
+            "model": self.model,
+            "version": self.version,
+            "reason": self.reason,
+            "actor": self.actor,
+            "time": self.time,
+        }
+
+    @classmethod
+    def from_dict(cls, body: Mapping[str, Any]) -> MarkBody:
+        kind: Literal["gold", "deregister"] = (
+            "deregister" if body.get("kind") == "deregister" else "gold"
+        )
+        return cls(
+            kind=kind,
+            model=_text(body.get("model")),
+            version=_text(body.get("version")),
+            reason=_text(body.get("reason")),
+            actor=_text(body.get("actor")),
+            time=_text(body.get("time")),
+        )

@@ -3,14 +3,18 @@
 from __future__ import annotations
 
 import math
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import asdict, dataclass, field
-from pathlib import Path, PurePosixPath
-from typing import Any, Literal
+from pathlib import Path
+from typing import Any, Literal, TypeVar
 
 from mvctl._adapters.git import GitRepo
+from mvctl.common import yamlio
+from mvctl.errors import MvctlError
+from mvctl.formats.layout import DVC_YAML, REGISTRY_DIR, tracked_files
+from mvctl.formats.manifest import DatasetEntry, Manifest, WeightsEntry
 from mvctl.formats.values import flatten
-from mvctl.registry.read import VersionInfo, read_manifest, resolve
+from mvctl.registry.read import VersionInfo, load_manifest, resolve
 
 Status = Literal["same", "changed", "added", "removed"]
 
@@ -110,43 +114,40 @@ def diff(root: Path, model: str, old_ref: str, new_ref: str) -> VersionDiff:
     git = GitRepo.open(root)
     old, _ = resolve(git, f"{model}@{old_ref}")
     new, _ = resolve(git, f"{model}@{new_ref}")
-    a = read_manifest(git, model, old.version, old.commit)
-    b = read_manifest(git, model, new.version, new.commit)
+    a = load_manifest(git, model, old.version, old.commit)
+    b = load_manifest(git, model, new.version, new.commit)
     notes: list[str] = []
     return VersionDiff(
         model=model,
         old=old,
         new=new,
-        weights=_weights(a.get("weights") or [], b.get("weights") or []),
-        dataset=_dataset(root, a.get("dataset") or [], b.get("dataset") or [], notes),
-        params=value_changes(flatten(a.get("params") or {}), flatten(b.get("params") or {})),
-        environment=_env(a.get("environment") or {}, b.get("environment") or {}),
-        packages=package_changes(
-            (a.get("environment") or {}).get("packages") or {},
-            (b.get("environment") or {}).get("packages") or {},
-        ),
-        metrics=metric_deltas(a.get("metrics") or {}, b.get("metrics") or {}),
-        code=_code(git, model, old, new, a, b),
+        weights=_weights(a.weights, b.weights),
+        dataset=_dataset(root, a.dataset, b.dataset, notes),
+        params=value_changes(flatten(a.params), flatten(b.params)),
+        environment=_env(a.environment, b.environment),
+        packages=package_changes(a.packages, b.packages),
+        metrics=metric_deltas(a.metrics, b.metrics),
+        code=_code(git, old, new, a, b),
         notes=tuple(notes),
     )
 
 
-def _by_path(entries: list[dict[str, Any]]) -> dict[str, dict[str, Any]]:
-    return {str(e["path"]): e for e in entries if isinstance(e, dict) and "path" in e}
+Entry = TypeVar("Entry", WeightsEntry, DatasetEntry)
 
 
 def _compare_paths(
-    old: dict[str, dict[str, Any]], new: dict[str, dict[str, Any]], key: str
-) -> list[tuple[str, Status, dict[str, Any] | None, dict[str, Any] | None]]:
-    found: list[tuple[str, Status, dict[str, Any] | None, dict[str, Any] | None]] = []
-    for path in sorted(old.keys() | new.keys()):
-        a, b = old.get(path), new.get(path)
+    old: Sequence[Entry], new: Sequence[Entry], key: Callable[[Entry], str]
+) -> list[tuple[str, Status, Entry | None, Entry | None]]:
+    by_old, by_new = {e.path: e for e in old}, {e.path: e for e in new}
+    found: list[tuple[str, Status, Entry | None, Entry | None]] = []
+    for path in sorted(by_old.keys() | by_new.keys()):
+        a, b = by_old.get(path), by_new.get(path)
         if a is None:
             found.append((path, "added", None, b))
         elif b is None:
             found.append((path, "removed", a, None))
         else:
-            found.append((path, "same" if a.get(key) == b.get(key) else "changed", a, b))
+            found.append((path, "same" if key(a) == key(b) else "changed", a, b))
     return found
 
 
@@ -159,23 +160,22 @@ def _files_changed(
     return added, removed, modified
 
 
-def _weights(old: list[dict[str, Any]], new: list[dict[str, Any]]) -> tuple[PathDiff, ...]:
+def _weights(old: Sequence[WeightsEntry], new: Sequence[WeightsEntry]) -> tuple[PathDiff, ...]:
     result = []
-    for path, status, a, b in _compare_paths(_by_path(old), _by_path(new), "sha256"):
+    for path, status, a, b in _compare_paths(old, new, lambda w: w.sha256):
         inner: tuple[tuple[str, ...], ...] = ((), (), ())
-        if status == "changed" and a and b and (a.get("files") or b.get("files")):
+        if status == "changed" and a and b and (a.files or b.files):
             inner = _files_changed(
-                {str(f["path"]): str(f["sha256"]) for f in a.get("files") or []},
-                {str(f["path"]): str(f["sha256"]) for f in b.get("files") or []},
+                {f.path: f.sha256 for f in a.files}, {f.path: f.sha256 for f in b.files}
             )
         result.append(
             PathDiff(
                 path,
                 status,
-                a.get("sha256") if a else None,
-                b.get("sha256") if b else None,
-                a.get("size") if a else None,
-                b.get("size") if b else None,
+                a.sha256 if a else None,
+                b.sha256 if b else None,
+                a.size if a else None,
+                b.size if b else None,
                 *inner,
             )
         )
@@ -183,34 +183,29 @@ def _weights(old: list[dict[str, Any]], new: list[dict[str, Any]]) -> tuple[Path
 
 
 def _dataset(
-    root: Path, old: list[dict[str, Any]], new: list[dict[str, Any]], notes: list[str]
+    root: Path, old: Sequence[DatasetEntry], new: Sequence[DatasetEntry], notes: list[str]
 ) -> tuple[PathDiff, ...]:
-    compared = _compare_paths(_by_path(old), _by_path(new), "md5")
-    dirs = [
-        (a, b)
+    compared = _compare_paths(old, new, lambda d: d.md5)
+    dirs = {
+        x.md5
         for _, status, a, b in compared
-        if status == "changed"
-        and a
-        and b
-        and str(a.get("md5", "")).endswith(".dir")
-        and str(b.get("md5", "")).endswith(".dir")
-    ]
-    listings: dict[str, dict[str, str]] = {}
-    if dirs:
-        listings = _dir_listings(root, {str(x["md5"]) for pair in dirs for x in pair}, notes)
+        if status == "changed" and a and b and a.is_dir and b.is_dir
+        for x in (a, b)
+    }
+    listings = _dir_listings(root, dirs, notes) if dirs else {}
     result = []
     for path, status, a, b in compared:
         inner: tuple[tuple[str, ...], ...] = ((), (), ())
-        if a and b and str(a.get("md5")) in listings and str(b.get("md5")) in listings:
-            inner = _files_changed(listings[str(a["md5"])], listings[str(b["md5"])])
+        if a and b and a.md5 in listings and b.md5 in listings:
+            inner = _files_changed(listings[a.md5], listings[b.md5])
         result.append(
             PathDiff(
                 path,
                 status,
-                a.get("md5") if a else None,
-                b.get("md5") if b else None,
-                a.get("size") if a else None,
-                b.get("size") if b else None,
+                a.md5 if a else None,
+                b.md5 if b else None,
+                a.size if a else None,
+                b.size if b else None,
                 *inner,
             )
         )
@@ -218,9 +213,9 @@ def _dataset(
 
 
 def _dir_listings(root: Path, md5s: set[str], notes: list[str]) -> dict[str, dict[str, str]]:
-    # Only here does diff need DVC: reading `.dir` listings, never the data itself.
+    # Only here does diff need DVC: reading `.dir` listings, never the data itself. Deferred:
+    # `mvctl --help` imports this module (through the renderers), and the adapter costs ~5 ms.
     from mvctl._adapters import dvc
-    from mvctl.errors import MvctlError
 
     listings: dict[str, dict[str, str]] = {}
     with dvc.open_project(root) as project:
@@ -292,35 +287,21 @@ def metric_deltas(old: Mapping[str, Any], new: Mapping[str, Any]) -> tuple[Metri
     return tuple(deltas)
 
 
-def _mvctl_written(model: str, a: Mapping[str, Any], b: Mapping[str, Any]) -> set[str]:
-    """Files register writes for tracked paths: not the user's code."""
-    written = set()
-    for manifest in (a, b):
-        for entry in (*(manifest.get("weights") or []), *(manifest.get("dataset") or [])):
-            path = PurePosixPath(str(entry.get("path", "")))
-            written.add(f"{path}.dvc")
-            written.add(
-                str(path.parent / ".gitignore") if str(path.parent) != "." else ".gitignore"
-            )
-    return written
-
-
 def _code(
-    git: GitRepo,
-    model: str,
-    old: VersionInfo,
-    new: VersionInfo,
-    a: Mapping[str, Any],
-    b: Mapping[str, Any],
+    git: GitRepo, old: VersionInfo, new: VersionInfo, a: Manifest, b: Manifest
 ) -> tuple[CodeChange, ...]:
     if old.commit == new.commit:
         return ()
-    written = _mvctl_written(model, a, b)
+    # Files register writes for tracked paths are not the user's code.
+    tracked = [e.path for m in (a, b) for e in m.weights] + [
+        e.path for m in (a, b) for e in m.dataset
+    ]
+    written = set(tracked_files(tracked))
     changes = []
     for status, path, added, deleted in git.changed_files(old.commit, new.commit):
-        if path in written or path.startswith("registry/"):
+        if path in written or path.startswith(REGISTRY_DIR):
             continue
-        if path == "dvc.yaml" and _same_without_artifacts(git, old.commit, new.commit):
+        if path == DVC_YAML and _same_without_artifacts(git, old.commit, new.commit):
             continue
         changes.append(CodeChange(path, status, added, deleted))
     return tuple(changes)
@@ -328,11 +309,10 @@ def _code(
 
 def _same_without_artifacts(git: GitRepo, old: str, new: str) -> bool:
     """dvc.yaml differs only in the ``artifacts:`` section register maintains."""
-    from mvctl.common import yamlio
 
     def rest(commit: str) -> Any:
-        text = git.read_blob(commit, "dvc.yaml")
-        data = yamlio.loads(text, "dvc.yaml") if text else {}
+        text = git.read_blob(commit, DVC_YAML)
+        data = yamlio.loads(text, DVC_YAML) if text else {}
         if isinstance(data, dict):
             data.pop("artifacts", None)
         return data or {}

@@ -13,8 +13,11 @@ from pathlib import Path
 from typing import Any
 
 from mvctl._adapters.git import GitRepo
+from mvctl.errors import unknown_model, unknown_version
 from mvctl.formats import tags
-from mvctl.formats.names import Version
+from mvctl.formats.names import Version, check_model
+from mvctl.lineage.diff import summary
+from mvctl.registry.read import model_info, model_tags
 
 
 @dataclass(frozen=True)
@@ -151,11 +154,6 @@ class LineageReport:
 
 def report(root: Path, model: str, version: str | None = None) -> LineageReport:
     """The whole version tree of ``model``, or the ancestry of one ``version``."""
-    from mvctl.errors import OperationalError
-    from mvctl.formats.names import check_model
-    from mvctl.lineage.diff import summary
-    from mvctl.registry.read import model_info, model_tags, unknown_model
-
     check_model(model)
     git = GitRepo.open(root)
     mt = model_tags(git, model)
@@ -163,9 +161,7 @@ def report(root: Path, model: str, version: str | None = None) -> LineageReport:
         raise unknown_model(model)
     if version is not None and version not in mt.versions:
         Version.parse(version)  # a malformed version is a usage error, not a missing one
-        raise OperationalError(
-            f"{model} has no version {version}", hint=f"see 'mvctl list {model}'"
-        )
+        raise unknown_version(model, version)
     tree = derive(git, model, {v: r.commit for v, r in mt.versions.items()})
     infos = {v: model_info(model, v, mt) for v in mt.versions}
     keep = tree.ancestry(version) if version else list(infos)

@@ -28,7 +28,7 @@ from mvctl._adapters.git import (
 )
 from mvctl.common import interrupts
 from mvctl.errors import ConflictError, Interrupted, MvctlError, OperationalError, UsageError
-from mvctl.formats import tags
+from mvctl.formats import config, tags
 from mvctl.formats.config import CONFIG_FILE
 from mvctl.formats.names import check_model
 from mvctl.publishing.sync import SyncResult, check_remote_name, sync_git
@@ -37,8 +37,6 @@ from mvctl.publishing.sync import SyncResult, check_remote_name, sync_git
 def push_setting(root: Path) -> str:
     """mvctl.yaml's ``push`` (``auto`` unless set). A rollback must stay fast, so the file
     is only parsed when it mentions the key at all."""
-    from mvctl.formats import config
-
     try:
         text = (root / CONFIG_FILE).read_text(encoding="utf-8")
     except (OSError, UnicodeDecodeError):

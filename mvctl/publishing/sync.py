@@ -50,9 +50,7 @@ def check_remote_name(remote: str) -> str:
 
 
 def _counter(record: TagRecord) -> int:
-    _, body = tags.parse_message(record.message)
-    counter = body.get("counter")
-    return counter if isinstance(counter, int) else 0
+    return tags.AliasBody.from_dict(tags.parse_message(record.message)[1]).counter
 
 
 def sync_git(

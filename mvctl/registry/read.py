@@ -7,9 +7,18 @@ from pathlib import Path
 from typing import Any
 
 from mvctl._adapters.git import GitRepo, TagRecord
-from mvctl.errors import NotFoundError, OperationalError, UsageError
+from mvctl.analysis import profile
+from mvctl.errors import (
+    OperationalError,
+    UsageError,
+    holds_no_version,
+    unknown_model,
+    unknown_version,
+)
 from mvctl.formats import manifest as manifest_schema
 from mvctl.formats import tags
+from mvctl.formats.layout import manifest_path, profile_path
+from mvctl.formats.manifest import Manifest
 from mvctl.formats.names import Version, check_channel, check_model
 
 
@@ -127,26 +136,18 @@ def model_tags(git: GitRepo, model: str) -> ModelTags:
 def model_info(model: str, version: str, mt: ModelTags) -> VersionInfo:
     """What the version tag of ``version`` says, plus the channels that hold it."""
     record = mt.versions[version]
-    _, body = tags.parse_message(record.message)
-    metrics = body.get("metrics")
-    fingerprint = body.get("fingerprint")
+    body = tags.VersionBody.from_dict(tags.parse_message(record.message)[1])
     holders = tuple(c for c, r in sorted(mt.aliases.items()) if r.commit == record.commit)
     return VersionInfo(
         model=model,
         version=version,
         commit=record.commit,
-        created=str(body.get("created") or record.date),
-        author=str(body.get("author") or record.tagger),
-        metrics=metrics if isinstance(metrics, dict) else {},
+        created=body.created or record.date,
+        author=body.author or record.tagger,
+        metrics=body.metrics,
         deregistered=version in mt.deregistered,
         channels=holders,
-        fingerprint=fingerprint if isinstance(fingerprint, dict) else {},
-    )
-
-
-def unknown_model(model: str) -> NotFoundError:
-    return NotFoundError(
-        f"model {model!r} has no registered versions", hint="see 'mvctl list' for models"
+        fingerprint=body.fingerprint,
     )
 
 
@@ -197,15 +198,13 @@ def resolve(git: GitRepo, ref: str) -> tuple[VersionInfo, ModelTags]:
         version = sorted_versions(live)[-1]
     elif what.startswith("v") and Version.is_valid(what):
         if what not in mt.versions:
-            raise OperationalError(
-                f"{model} has no version {what}", hint=f"see 'mvctl list {model}'"
-            )
+            raise unknown_version(model, what)
         version = what
     else:
         check_channel(what)
         alias = mt.aliases.get(what)
         if alias is None:
-            raise OperationalError(f"channel {what!r} of {model!r} holds no version")
+            raise holds_no_version(model, what, f"{ref} names nothing")
         held = mt.version_at(alias.commit)
         if held is None:
             raise OperationalError(
@@ -217,13 +216,24 @@ def resolve(git: GitRepo, ref: str) -> tuple[VersionInfo, ModelTags]:
 
 
 def read_manifest(git: GitRepo, model: str, version: str, commit: str) -> dict[str, Any]:
-    path = manifest_schema.manifest_path(model)
+    path = manifest_path(model)
     text = git.read_blob(commit, path)
     if text is None:
         raise OperationalError(
             f"{model}@{version} has no {path} at {commit[:12]}", hint="run 'mvctl check'"
         )
     return manifest_schema.parse(text, f"{path} at {model}@{version}")
+
+
+def load_manifest(git: GitRepo, model: str, version: str, commit: str) -> Manifest:
+    """:func:`read_manifest`, typed."""
+    return Manifest.from_dict(read_manifest(git, model, version, commit))
+
+
+def read_profile(git: GitRepo, model: str, commit: str) -> dict[str, Any] | None:
+    """The reference profile stored with the version at ``commit``, if it has one."""
+    text = git.read_blob(commit, profile_path(model))
+    return profile.loads(text, f"profile of {model}") if text else None
 
 
 def show(root: Path, ref: str) -> ShownVersion:

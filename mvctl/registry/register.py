@@ -10,11 +10,13 @@ from typing import Any
 
 from mvctl._adapters import dvc
 from mvctl._adapters.git import GitRepo
-from mvctl.common import interrupts
+from mvctl.analysis import profile
+from mvctl.common import interrupts, yamlio
 from mvctl.common.hashing import FileHash, sha256_file, sha256_tree, total_size
 from mvctl.common.progress import NoProgress, ProgressSink
 from mvctl.errors import Interrupted, OperationalError, PolicyError
 from mvctl.formats import config, tags, values
+from mvctl.formats.layout import manifest_path, profile_path, written_files
 from mvctl.formats.manifest import (
     DatasetEntry,
     Manifest,
@@ -22,7 +24,6 @@ from mvctl.formats.manifest import (
     WeightsFile,
     digest,
     fingerprint,
-    manifest_path,
 )
 from mvctl.formats.names import Bump, Version, check_model, check_text, next_version
 from mvctl.lineage import tree as lineage
@@ -195,8 +196,6 @@ def code_digest(git: GitRepo, commit: str, dirty: bool) -> str:
     """A digest of the code at ``commit``: every tracked file except what register and DVC
     write (manifests, .dvc files, .gitignore files, dvc.yaml's artifacts section), so that
     lineage can tell whether code changed between versions without a diff per version."""
-    from mvctl.common import yamlio
-
     lines = []
     for mode, obj, path in git.tree_entries(commit):
         name = PurePosixPath(path).name
@@ -220,19 +219,16 @@ def version_tag_message(record: Manifest, code: str) -> str:
 
 def version_tag_message_of(data: dict[str, Any], code: str) -> str:
     """:func:`version_tag_message` of a manifest as stored (a mapping)."""
-    return tags.format_message(
-        f"Register {data['model']} {data['version']}",
-        {
-            "kind": "version",
-            "model": data["model"],
-            "version": data["version"],
-            "created": data.get("created"),
-            "author": data.get("author"),
-            "parent": data.get("parent"),
-            "metrics": values.flatten(data.get("metrics") or {}),
-            "fingerprint": fingerprint(data, code),
-        },
+    body = tags.VersionBody(
+        model=data["model"],
+        version=data["version"],
+        created=data.get("created"),
+        author=data.get("author"),
+        parent=data.get("parent"),
+        metrics=values.flatten(data.get("metrics") or {}),
+        fingerprint=fingerprint(data, code),
     )
+    return tags.format_message(f"Register {data['model']} {data['version']}", body.to_dict())
 
 
 def _choose_version(git: GitRepo, model: str, req: RegisterRequest) -> Version:
@@ -257,9 +253,7 @@ def _write_profile(
     first CSV/Parquet data file), so monitors never need the dataset; none without one."""
     import hashlib
 
-    from mvctl.analysis import profile
-
-    target = root / profile.profile_path(model)
+    target = root / profile_path(model)
     source = profile_source(root, cfg, inputs.data)
     if source is None:
         target.unlink(missing_ok=True)  # never leave the previous version's profile behind
@@ -271,7 +265,7 @@ def _write_profile(
     write_atomic(target, text)
     advance(1)
     return {
-        "path": profile.profile_path(model),
+        "path": profile_path(model),
         "source": source,
         "sha256": hashlib.sha256(text.encode()).hexdigest(),
     }
@@ -279,14 +273,7 @@ def _write_profile(
 
 def _own_paths(model: str, inputs: Inputs) -> list[str]:
     """Files register itself may write: never counted as user changes."""
-    from mvctl.analysis.profile import profile_path
-
-    paths = [manifest_path(model), profile_path(model), "dvc.yaml"]
-    for path in (inputs.weights, *inputs.data):
-        paths.append(f"{path}.dvc")
-        parent = PurePosixPath(path).parent
-        paths.append(str(parent / ".gitignore") if str(parent) != "." else ".gitignore")
-    return paths
+    return written_files(model, (inputs.weights, *inputs.data))
 
 
 def _check_clean(git: GitRepo, model: str, req: RegisterRequest, inputs: Inputs) -> list[str]:

@@ -14,7 +14,8 @@ from mvctl._adapters.git import GitRepo
 from mvctl.common import interrupts
 from mvctl.errors import Interrupted, OperationalError, PolicyError
 from mvctl.formats import tags
-from mvctl.formats.manifest import manifest_path, parse
+from mvctl.formats.layout import manifest_path
+from mvctl.formats.manifest import parse
 from mvctl.formats.names import check_model
 from mvctl.publishing import publish
 from mvctl.publishing.sync import sync_git

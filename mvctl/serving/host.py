@@ -54,6 +54,7 @@ from mvctl.common.hashing import sha256_file, sha256_tree
 from mvctl.errors import ConflictError, MvctlError, OperationalError, PolicyError, UsageError
 from mvctl.formats import manifest as manifest_schema
 from mvctl.formats import tags
+from mvctl.formats.layout import manifest_path
 from mvctl.formats.names import Version, check_channel, check_model, redacted_url, shown
 
 STATE = "state.json"
@@ -575,7 +576,7 @@ def _read_file(cache: GitDir, commit: str, path: str) -> str | None:
 
 
 def _read_commit(req: PullRequest, cache: GitDir, commit: str, dest: Path) -> _Plan:
-    where = manifest_schema.manifest_path(req.model)
+    where = manifest_path(req.model)
     text = _read_file(cache, commit, where)
     if text is None:
         raise OperationalError(f"the commit has no manifest of {req.model}")
