@@ -204,7 +204,7 @@ def resolve(git: GitRepo, ref: str) -> tuple[VersionInfo, ModelTags]:
         check_channel(what)
         alias = mt.aliases.get(what)
         if alias is None:
-            raise holds_no_version(model, what, f"{ref} names nothing")
+            raise holds_no_version(model, what, "nothing to read")
         held = mt.version_at(alias.commit)
         if held is None:
             raise OperationalError(
