@@ -45,7 +45,8 @@ from pathlib import Path
 
 from mvctl import __version__
 from mvctl._adapters.git import GitRepo
-from mvctl.channels.state import Event, history
+from mvctl.channels.promotion import history
+from mvctl.channels.state import Event
 from mvctl.errors import (
     ConflictError,
     Interrupted,

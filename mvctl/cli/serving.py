@@ -14,7 +14,8 @@ from mvctl.formats.names import redacted_url
 
 if TYPE_CHECKING:
     from mvctl.errors import MvctlError
-    from mvctl.serving.host import PullRequest, PullResult, Served
+    from mvctl.serving.layout import Served
+    from mvctl.serving.request import PullRequest, PullResult
 
 
 def _log(text: str, *, error: bool = False) -> None:
@@ -80,7 +81,7 @@ def pull(
     import shlex
 
     from mvctl import serving
-    from mvctl.errors import OperationalError, UsageError
+    from mvctl.errors import UsageError
 
     if show_status:
         _print_status(serving.status(dest.resolve()), dest, as_json)
@@ -102,23 +103,30 @@ def pull(
         on_change=argv,
         shell=shell,
     )
-    if not watch:
-        result = serving.pull(request)
-        refusal = None
-        if result.hook and result.hook.returncode != 0:
-            refusal = OperationalError(
-                f"--on-change exited {result.hook.returncode} after the swap to "
-                f"{result.served.version}",
-                hint="the new version is in place; fix the command or restart the server",
-            )
-        if as_json:
-            print_json_or_refuse(result.to_dict(), refusal)
-        else:
-            say(_describe(result))
-        if refusal:
-            raise refusal
-        return
-    _watch(request, interval, as_json)
+    if watch:
+        _watch(request, interval, as_json)
+    else:
+        _pull_once(request, as_json)
+
+
+def _pull_once(request: PullRequest, as_json: bool) -> None:
+    from mvctl import serving
+    from mvctl.errors import OperationalError
+
+    result = serving.pull(request)
+    refusal = None
+    if result.hook and result.hook.returncode != 0:
+        refusal = OperationalError(
+            f"--on-change exited {result.hook.returncode} after the swap to "
+            f"{result.served.version}",
+            hint="the new version is in place; fix the command or restart the server",
+        )
+    if as_json:
+        print_json_or_refuse(result.to_dict(), refusal)
+    else:
+        say(_describe(result))
+    if refusal:
+        raise refusal
 
 
 def _watch(request: PullRequest, interval: float, as_json: bool) -> None:

@@ -1,0 +1,137 @@
+"""Downloading a version: its weights straight from the DVC remote into a temporary
+directory under ``versions/``, verified byte for byte against the manifest, fsynced, and
+only then renamed into a version directory of its own."""
+
+from __future__ import annotations
+
+import shutil
+import tempfile
+from collections.abc import Callable
+from pathlib import Path
+from typing import Any
+
+from mvctl._adapters import dvcremote
+from mvctl._adapters.gitdir import GitDir
+from mvctl.common.hashing import sha256_file, sha256_tree
+from mvctl.errors import MvctlError, OperationalError, PolicyError
+from mvctl.formats import tags
+from mvctl.serving.commit import Plan, RefusedCommit, Weights, read_commit
+from mvctl.serving.layout import (
+    MANIFEST_COPY,
+    META,
+    RECORDS,
+    TMP_PREFIX,
+    VERSIONS,
+    current_name,
+    file_kind,
+    fsync_path,
+    fsync_tree,
+    remove_version,
+    utc_now,
+    write_json,
+)
+from mvctl.serving.request import PullRequest
+
+
+def download(
+    req: PullRequest, dest: Path, commit: str, progress: Callable[[int], None] | None
+) -> str:
+    alias = tags.alias_tag(req.model, req.channel)
+    # The cache holds one fetch, emptied before (stale locks, half-written packs of a killed
+    # fetch) and after it (whatever else a commit holds never piles up on the host).
+    with GitDir.scratch(dest / META / "repo.git") as cache:
+        fetched = cache.fetch_shallow(req.repo, f"refs/tags/{alias}", "refs/mvctl/alias")
+        try:
+            plan = read_commit(req, cache, fetched, dest)
+        except MvctlError as exc:
+            raise RefusedCommit(
+                fetched,
+                f"{alias} -> {fetched[:12]} refused: {exc.message}",
+                hint="the host keeps serving what it had and follows the alias's next move",
+            ) from exc
+    weights = plan.weights
+    needed = max(weights.size, sum(f[3] for f in weights.files))
+    free = shutil.disk_usage(dest).free
+    if needed > free:
+        raise OperationalError(
+            f"{req.model} {plan.version} needs {needed} bytes; {free} are free in {dest}",
+            hint="free space; the host keeps serving what it had",
+        )
+    tmp = Path(tempfile.mkdtemp(prefix=f"{TMP_PREFIX}{plan.version}-", dir=dest / VERSIONS))
+    payload = tmp / "payload"
+    try:
+        payload.mkdir()
+        with dvcremote.remote_store(tmp / "dvc", plan.remote, req.dvc_remote, progress) as store:
+            if weights.is_dir:
+                _fetch_tree(store, weights, payload / weights.name, tmp / "listing")
+            else:
+                store.fetch(weights.md5, payload / weights.name, weights.size)
+        sizes = _verify(payload, weights)
+        if weights.name != MANIFEST_COPY:  # the weights win: bookkeeping lives in .mvctl
+            (payload / MANIFEST_COPY).write_text(plan.manifest, encoding="utf-8")
+        fsync_tree(payload)
+        return _place(req, dest, plan, fetched, payload, sizes)
+    finally:
+        shutil.rmtree(tmp, ignore_errors=True)
+
+
+def _fetch_tree(store: Any, weights: Weights, root: Path, scratch: Path) -> None:
+    listing = store.listing(weights.md5, scratch)
+    expected = {rel: (oid, size) for rel, oid, _, size in weights.files}
+    if dict(listing) != {rel: oid for rel, (oid, _) in expected.items()}:
+        raise _mismatch(weights)
+    root.mkdir()
+    for rel, oid in sorted(listing):
+        target = root / rel
+        target.parent.mkdir(parents=True, exist_ok=True)
+        store.fetch(oid, target, expected[rel][1])
+
+
+def _mismatch(weights: Weights) -> PolicyError:
+    return PolicyError(
+        f"downloaded weights for {weights.path} do not match the manifest's sha256",
+        hint="the DVC remote holds a corrupted object; the host keeps serving what it had",
+    )
+
+
+def _verify(payload: Path, weights: Weights) -> dict[str, int]:
+    """Every byte checked against the manifest; returns {relative path: size}."""
+    target = payload / weights.name
+    if not weights.is_dir:
+        got = sha256_file(target)
+        if got.sha256 != weights.sha256 or got.size != weights.size:
+            raise _mismatch(weights)
+        return {weights.name: got.size}
+    files, tree = sha256_tree(target)
+    actual = sorted((f.path, f.sha256, f.size) for f in files)
+    expected = sorted((rel, sha, size) for rel, _, sha, size in weights.files)
+    if tree != weights.sha256 or actual != expected:
+        raise _mismatch(weights)
+    return {f"{weights.name}/{rel}": size for rel, _, size in actual}
+
+
+def _place(
+    req: PullRequest, dest: Path, plan: Plan, commit: str, payload: Path, sizes: dict[str, int]
+) -> str:
+    """Give a verified download its version directory: a fresh one, never the one
+    ``current`` names (a rewritten history may re-use a version's name)."""
+    current = current_name(dest)
+    name = next(n for n in (plan.version, f"{plan.version}@{commit[:12]}") if n != current)
+    final = dest / VERSIONS / name
+    if file_kind(final) is not None:  # an older download of that name, no longer trusted
+        remove_version(dest, name)
+    record = {
+        "model": req.model,
+        "version": plan.version,
+        "dir": name,
+        "commit": commit,
+        "weights": plan.weights.name,
+        "sizes": sizes,
+        "fetched": utc_now(),
+    }
+    records = dest / META / RECORDS
+    records.mkdir(exist_ok=True)
+    write_json(records / f"{name}.json", record)
+    payload.rename(final)
+    fsync_path(dest / VERSIONS)
+    return name
