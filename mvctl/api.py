@@ -45,8 +45,7 @@ from pathlib import Path
 
 from mvctl import __version__
 from mvctl._adapters.git import GitRepo
-from mvctl.channels.promotion import history
-from mvctl.channels.state import Event
+from mvctl.channels.state import Event, history
 from mvctl.errors import (
     ConflictError,
     Interrupted,

@@ -12,8 +12,11 @@ import pytest
 
 from mvctl._adapters.git import GitRepo
 from mvctl.channels import state as channels
-from mvctl.channels.promotion import history, mark_gold, promote, retire, rollback, validate
+from mvctl.channels.marks import mark_gold, retire
+from mvctl.channels.promotion import promote, validate
 from mvctl.channels.review import apply, propose
+from mvctl.channels.rollback import rollback
+from mvctl.channels.state import history
 from mvctl.check import check
 from mvctl.errors import OperationalError, PolicyError, UsageError
 from mvctl.publishing.sync import sync

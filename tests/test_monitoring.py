@@ -18,7 +18,8 @@ import numpy as np
 import pandas as pd
 import pytest
 
-from mvctl.channels.promotion import history, validate
+from mvctl.channels.promotion import validate
+from mvctl.channels.state import history
 from mvctl.errors import UsageError
 from mvctl.monitoring.monitor import monitor
 from tests.conftest import (

@@ -22,7 +22,8 @@ import pytest
 
 from mvctl._adapters.git import GitRepo
 from mvctl.channels import state as channels
-from mvctl.channels.promotion import promote, rollback
+from mvctl.channels.promotion import promote
+from mvctl.channels.rollback import rollback
 from mvctl.check import check
 from mvctl.registry.register import RegisterRequest, register
 from tests.conftest import (

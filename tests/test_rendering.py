@@ -13,7 +13,8 @@ from pathlib import Path
 
 import pytest
 
-from mvctl.channels.promotion import promote, rollback
+from mvctl.channels.promotion import promote
+from mvctl.channels.rollback import rollback
 from mvctl.registry.register import RegisterRequest, register
 from tests.conftest import Registry, isolate, make_registry, mvctl
 

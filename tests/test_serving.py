@@ -18,7 +18,8 @@ from pathlib import Path
 import pytest
 
 from mvctl import serving
-from mvctl.channels.promotion import promote, rollback
+from mvctl.channels.promotion import promote
+from mvctl.channels.rollback import rollback
 from mvctl.errors import OperationalError, PolicyError
 from mvctl.registry.register import RegisterRequest, register
 from tests.conftest import (

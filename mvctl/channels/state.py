@@ -11,10 +11,13 @@ from __future__ import annotations
 
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
+from pathlib import Path
 from typing import Any, Literal
 
 from mvctl._adapters.git import GitRepo, TagRecord
+from mvctl.errors import deregistered, unknown_model, unknown_version
 from mvctl.formats import tags
+from mvctl.formats.names import Version, check_channel, check_model
 from mvctl.registry.read import ModelTags, group_tags
 
 EventKind = Literal["promote", "rollback", "override", "assign"]
@@ -184,3 +187,22 @@ def load(git: GitRepo, model: str) -> ModelState:
     events = [e for r in records if (e := _event(r, versions_at)) is not None]
     events.sort(key=lambda e: e.counter)
     return ModelState(model, model_tags, tuple(events), versions_at, tuple(records))
+
+
+def require_version(state: ModelState, version: str) -> None:
+    """Refuse a version the model does not have, or one that was deregistered."""
+    Version.parse(version)
+    if version not in state.tags.versions:
+        raise unknown_version(state.model, version)
+    if version in state.tags.deregistered:
+        raise deregistered(state.model, version)
+
+
+def history(root: Path, model: str, channel: str | None = None) -> list[Event]:
+    check_model(model)
+    if channel is not None:
+        check_channel(channel)
+    state = load(GitRepo.open(root), model)
+    if not state.tags.versions:
+        raise unknown_model(model)
+    return [e for e in state.events if channel is None or e.channel == channel]

@@ -77,7 +77,7 @@ def rollback(
     as_json: JsonOpt = False,
 ) -> None:
     """Roll a channel back, in one tag move: no gates, no review."""
-    from mvctl.channels.promotion import rollback as run_rollback
+    from mvctl.channels.rollback import rollback as run_rollback
 
     move = run_rollback(
         Path.cwd(),
@@ -132,7 +132,7 @@ def history(
     """Every promotion, rollback and override: time, actor, from → to, reason."""
     from rich.table import Table
 
-    from mvctl.channels.promotion import history as run_history
+    from mvctl.channels.state import history as run_history
 
     events = run_history(Path.cwd(), model, channel)
     if as_json:
@@ -165,7 +165,7 @@ def mark_gold(
     as_json: JsonOpt = False,
 ) -> None:
     """Mark a version gold: rollbacks may choose it."""
-    from mvctl.channels.promotion import mark_gold as run
+    from mvctl.channels.marks import mark_gold as run
 
     mark = run(Path.cwd(), model, version, reason=reason, push=push, remote=remote, dry_run=dry_run)
     render.mark(mark, "marked gold", as_json)
@@ -182,7 +182,7 @@ def retire(
     as_json: JsonOpt = False,
 ) -> None:
     """Deregister a version (GTO's MODEL@vX.Y.Z!); refused while a channel holds it."""
-    from mvctl.channels.promotion import retire as run
+    from mvctl.channels.marks import retire as run
 
     mark = run(Path.cwd(), model, version, reason=reason, push=push, remote=remote, dry_run=dry_run)
     render.mark(mark, "retired", as_json)

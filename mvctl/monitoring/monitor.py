@@ -26,7 +26,7 @@ from mvctl.analysis.rules import Evaluation, Roles, evaluate
 from mvctl.analysis.tables import load_live
 from mvctl.channels import state as channels
 from mvctl.channels.moves import ChannelMove
-from mvctl.channels.promotion import rollback as roll_back
+from mvctl.channels.rollback import rollback as roll_back
 from mvctl.errors import MvctlError, UsageError, holds_no_version
 from mvctl.formats import config, tags
 from mvctl.formats.names import check_channel, check_model

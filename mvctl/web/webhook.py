@@ -29,7 +29,7 @@ from typing import Any, Literal
 
 from mvctl.channels import moves
 from mvctl.channels import state as channels
-from mvctl.channels.promotion import rollback_on
+from mvctl.channels.rollback import rollback_on
 from mvctl.errors import (
     ConflictError,
     MvctlError,

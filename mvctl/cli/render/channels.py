@@ -8,7 +8,8 @@ from mvctl.cli.output import esc, print_json, say, say_published, stdout
 
 if TYPE_CHECKING:
     from mvctl.channels.gates import GateReport
-    from mvctl.channels.promotion import ChannelMove, VersionMark
+    from mvctl.channels.marks import VersionMark
+    from mvctl.channels.moves import ChannelMove
 
 
 def move(move: ChannelMove, as_json: bool) -> None:

@@ -1,0 +1,213 @@
+"""Rolling a channel back: the panic button.
+
+How a move is written and published is mvctl.channels.moves; this module decides which
+rollback a command means, idempotently by intent, never by local state alone: a retry of an
+interrupted rollback completes it (publishes it as it is) instead of taking a further step,
+a plain rollback right after another is a retry of it, an automatic one acts once per
+release it is about, and ``--to`` only goes back.
+"""
+
+from __future__ import annotations
+
+from datetime import datetime
+from pathlib import Path
+
+from mvctl.channels import moves
+from mvctl.channels import state as channels
+from mvctl.channels.moves import ChannelMove, now
+from mvctl.errors import (
+    PolicyError,
+    UsageError,
+)
+from mvctl.formats import tags
+from mvctl.formats.names import check_text
+
+# A plain rollback this soon after the channel's last rollback is taken as a retry of it:
+# the panic button never rolls back further than asked (say --to VERSION to go further).
+RETRY_WINDOW_S = 600
+CLOCK_SKEW_S = 60  # a last rollback stamped further ahead than this is no reason to wait
+
+
+def _seconds_between(then: str, until: str) -> float:
+    try:
+        start, end = (datetime.fromisoformat(t.replace("Z", "+00:00")) for t in (then, until))
+    except ValueError:
+        return float("inf")
+    if start.tzinfo is None or end.tzinfo is None:
+        return float("inf")
+    return (end - start).total_seconds()
+
+
+def _retry_of(ctx: moves.Context, channel: str, incident: str | None) -> ChannelMove | None:
+    """When a plain rollback is a retry of one already made, the answer to it: publish the
+    earlier one if the remote does not have it, else nothing. None: it is a new rollback.
+    A plain rollback is about what the fleet serves, so a channel whose local alias is ahead
+    of the remote's by anything but a rollback is refused: that decision is the user's."""
+    state = ctx.state
+    pending = ctx.unpublished(channel)
+    events = state.channel_events(channel)
+    last = events[-1] if events else None
+    if incident is not None:
+        done = [e for e in events if e.incident == incident]
+        if done and (done[-1] in pending or (ctx.alias_pending(channel) and done[-1] == last)):
+            return moves.complete(ctx, channel, f"published the pending rollback {done[-1].name}")
+        if done:
+            return _no_move(ctx, channel, done[-1], f"incident already handled by {done[-1].name}")
+    elif ctx.alias_pending(channel) and last is not None and last.kind == "rollback":
+        # Its push never happened, or the remote's alias was put back since: either way the
+        # fleet does not have this rollback; publishing it is the retry.
+        return moves.complete(ctx, channel, f"published the pending rollback {last.name}")
+    if ctx.alias_pending(channel):
+        _refuse_unpublished(ctx, channel, pending)
+    if incident is None and last is not None and last.kind == "rollback":
+        age = _seconds_between(last.time, now(ctx.git))
+        if -CLOCK_SKEW_S <= age < RETRY_WINDOW_S:
+            return _no_move(
+                ctx,
+                channel,
+                last,
+                f"{state.model}@{channel} was rolled back from {last.previous} to "
+                f"{last.version} {max(age, 0):.0f} s ago ({last.name}); taken as a retry: "
+                "nothing done. To roll back further, say --to VERSION",
+            )
+    return None
+
+
+def _refuse_unpublished(ctx: moves.Context, channel: str, pending: list[channels.Event]) -> None:
+    alias = ctx.published_alias(channel)
+    fleet = ctx.state.version_at(alias.commit) if alias else None
+    here = ctx.state.holder(channel)
+    made = ", ".join(f"{e.kind} {e.version} ({e.name})" for e in pending) or "an alias move"
+    raise PolicyError(
+        f"{ctx.state.model}@{channel} is {here} here but {fleet or 'nothing'} on {ctx.remote}: "
+        f"this clone has unpublished moves ({made}), so a rollback from here would not be "
+        "about what the fleet serves",
+        hint="drop them and roll back the fleet: 'mvctl sync --discard-local', then the "
+        "rollback again; or publish them first with 'mvctl push'",
+    )
+
+
+def _no_move(ctx: moves.Context, channel: str, event: channels.Event, note: str) -> ChannelMove:
+    return ChannelMove(
+        model=ctx.state.model,
+        channel=channel,
+        version=ctx.state.holder(channel) or event.version or "?",
+        previous=event.previous,
+        kind="rollback",
+        event=event.name,
+        reason=event.reason,
+        actor=event.actor,
+        time=event.time,
+        incident=event.incident,
+        changed=False,
+        remote=ctx.remote,
+        note=note,
+    )
+
+
+def _explicit_target(state: channels.ModelState, channel: str, to: str) -> None:
+    """``rollback --to`` goes back: to a version the channel served before and that was not
+    rolled back away from there. Anything else (a version it never served, or undoing a
+    rollback) is a forward move: a promotion, with its gates, which clears a bad mark."""
+    channels.require_version(state, to)
+    model, current = state.model, state.holder(channel)
+    if to == current:
+        return
+    promote_hint = f"run 'mvctl promote {model} {to} --to {channel}' (gates run; --force --reason)"
+    if to not in state.held_before(channel):
+        raise PolicyError(
+            f"{model}@{channel} never served {to}: a rollback returns to a version the "
+            "channel served before",
+            hint=promote_hint,
+        )
+    if state.standing(channel).get(to) == "bad":
+        raise PolicyError(
+            f"{model}@{channel} was rolled back away from {to}: going back to it is a "
+            "forward move, a promotion (which clears its bad mark)",
+            hint=promote_hint,
+        )
+
+
+def rollback(
+    root: Path,
+    model: str,
+    channel: str = "production",
+    *,
+    reason: str,
+    to: str | None = None,
+    push: bool | None = None,
+    remote: str = "origin",
+    dry_run: bool = False,
+    incident: str | None = None,
+) -> ChannelMove:
+    """Move ``channel`` back: to ``to``, or to the last gold version it held before. Never
+    runs gates and never waits for review: the panic button must work. ``incident`` names
+    what caused it (recorded: the same incident never rolls back twice). A retry of an
+    interrupted rollback publishes it; a plain rollback right after another is a retry."""
+    check_text(reason, "--reason")
+    if not reason.strip():
+        raise UsageError("a rollback needs --reason: it is recorded in the channel history")
+    # The panic button reads no config on its way: a channel with an alias is a channel.
+    ctx = moves.open_channel(root, model, channel, push, remote, need_config=False, dry_run=dry_run)
+    return rollback_on(ctx, channel, reason=reason, to=to, dry_run=dry_run, incident=incident)
+
+
+def rollback_on(
+    ctx: moves.Context,
+    channel: str,
+    *,
+    reason: str,
+    to: str | None = None,
+    dry_run: bool = False,
+    incident: str | None = None,
+    alerts: tuple[str, ...] = (),
+) -> ChannelMove:
+    """``rollback`` on a context the caller opened (and fetched) already; ``alerts`` names
+    the alert instances it acts on (recorded, so a repeat of them never acts again)."""
+    state = ctx.state
+    model = state.model
+    current = state.holder(channel)
+    if current is None and not (to is not None and state.held_before(channel)):
+        moves.known_channel(ctx.git, channel)
+        raise PolicyError(
+            f"{model}@{channel} holds no version: nothing to roll back",
+            hint=f"to put a version on {channel}, promote it",
+        )
+    if to is not None:
+        _explicit_target(state, channel, to)
+        if to == current:
+            if ctx.alias_pending(channel):
+                return moves.complete(ctx, channel, f"published the pending move to {to}")
+            target = to
+        else:
+            target = to
+    else:
+        retried = _retry_of(ctx, channel, incident)
+        if retried is not None:
+            return retried
+        found, why = state.rollback_target(channel)
+        if found is None:
+            raise PolicyError(
+                f"no version to roll {model}@{channel} back to: {why}",
+                hint="choose one with --to VERSION",
+            )
+        target = found
+    move = ChannelMove(
+        model=model,
+        channel=channel,
+        version=target,
+        previous=current,
+        kind="rollback",
+        event=tags.event_tag(model, channel, state.next_counter()),
+        reason=reason,
+        actor=ctx.git.ident(),
+        time=now(ctx.git),
+        dry_run=dry_run,
+        changed=target != current,
+        incident=incident,
+        remote=ctx.remote,
+        alerts=alerts,
+    )
+    if dry_run or target == current:
+        return move  # already there: idempotent, so a repeated alert or retry is harmless
+    return moves.write(ctx, move)
