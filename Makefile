@@ -3,7 +3,7 @@ PYTHON ?= $(shell command -v python3.11 || command -v python3)
 VENV := .venv
 BIN := $(VENV)/bin
 
-.PHONY: demo test lint typecheck bench clean
+.PHONY: demo test test-fast lint typecheck bench clean
 
 $(BIN)/python:
 	$(PYTHON) -m venv $(VENV)
@@ -18,21 +18,37 @@ $(VENV)/.installed-dev: pyproject.toml | $(BIN)/python
 	$(BIN)/python -m pip install --quiet -e '.[dev]' --config-settings editable_mode=compat
 	touch $@ $(VENV)/.installed-run
 
-demo: $(VENV)/.installed-run
+$(VENV)/.installed-examples: pyproject.toml | $(BIN)/python
+	$(BIN)/python -m pip install --quiet -e '.[examples]' --config-settings editable_mode=compat
+	touch $@ $(VENV)/.installed-run
+
+demo: $(VENV)/.installed-examples
 	PATH="$(CURDIR)/$(BIN):$$PATH" bash examples/demo.sh
 
 lint: $(VENV)/.installed-dev
 	$(BIN)/ruff check .
 	$(BIN)/ruff format --check .
+	$(BIN)/lint-imports --no-cache
+	$(BIN)/deptry .
 
 typecheck: $(VENV)/.installed-dev
 	$(BIN)/mypy
 
+PYTEST := PATH="$(CURDIR)/$(BIN):$$PATH" $(BIN)/pytest -q
+# The floor is the in-process total measured when the gate was set (77.5%), less a point or two
+# for noise: raise it as tests are added. Commands run as subprocesses are not counted (coverage
+# in every child changed what the full-disk tests saw on stderr).
+COVERAGE := --cov=mvctl --cov-report=term-missing:skip-covered --cov-fail-under=76
+
 test: lint typecheck
-	PATH="$(CURDIR)/$(BIN):$$PATH" $(BIN)/pytest -q
+	$(PYTEST) $(COVERAGE)
+
+# Minutes rather than the full run: no end-to-end races, kill loops or real servers.
+test-fast: lint
+	$(PYTEST) -m "not slow"
 
 bench: $(VENV)/.installed-dev
 	for b in benchmarks/bench_*.py; do PATH="$(CURDIR)/$(BIN):$$PATH" $(BIN)/python $$b || exit 1; done
 
 clean:
-	rm -rf $(VENV) .mypy_cache .ruff_cache .pytest_cache
+	rm -rf $(VENV) .mypy_cache .ruff_cache .pytest_cache .coverage .coverage.*

@@ -108,6 +108,7 @@ def test_promote_through_gates_override_and_roll_back_twice(
     assert show(reg.root, "fraud@production").info.version == "v0.1.0"
 
 
+@pytest.mark.slow
 def test_gto_and_dvc_agree_with_the_alias(
     reg: Registry, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
@@ -243,6 +244,7 @@ def _race(commands: list[list[str]], cwds: list[Path]) -> list[str | None]:
     return results
 
 
+@pytest.mark.slow
 def test_local_race_every_command_succeeds_or_exits_4(reg: Registry) -> None:
     for version in ("v0.1.0", "v0.2.0", "v0.3.0"):  # every version served staging: gold
         promote(reg.root, "fraud", version, "staging", push=False)
@@ -264,6 +266,7 @@ def test_local_race_every_command_succeeds_or_exits_4(reg: Registry) -> None:
     assert {e.name for e in state.events} == first | {w for w in written if w}
 
 
+@pytest.mark.slow
 def test_remote_race_against_one_bare_remote(reg: Registry, tmp_path: Path) -> None:
     clones = []
     for i in range(5):

@@ -123,6 +123,7 @@ def json_error(proc: subprocess.CompletedProcess[str], code: int) -> dict[str, A
     return out
 
 
+@pytest.mark.slow
 def test_errors_under_json_are_one_json_object(registry: Registry, tmp_path: Path) -> None:
     registry.write("mvctl.yaml", GATED)
     registry.git("commit", "-q", "-am", "Production gate")

@@ -30,6 +30,7 @@ def three_versions(registry: Registry) -> Registry:
     return registry
 
 
+@pytest.mark.slow
 def test_gto_show_and_history_agree_with_mvctl(three_versions: Registry) -> None:
     ours = [v.version for v in list_versions(three_versions.root, "fraud")]
     assert ours == ["v0.1.0", "v0.2.0", "v0.3.0"]
@@ -49,6 +50,7 @@ def test_gto_show_and_history_agree_with_mvctl(three_versions: Registry) -> None
         assert event["commit"] == tag_commit.strip()
 
 
+@pytest.mark.slow
 @pytest.mark.parametrize("version", ["v0.1.0", "v0.3.0"])
 def test_dvc_artifacts_get_downloads_the_registered_weights(
     three_versions: Registry, tmp_path: Path, version: str

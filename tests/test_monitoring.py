@@ -231,6 +231,7 @@ def alert(status: str = "firing", starts: str | None = None) -> dict[str, object
 AUTH = {"Authorization": f"Bearer {TOKEN}"}
 
 
+@pytest.mark.slow
 def test_bad_requests_change_nothing(
     reg: Registry, server: tuple[str, subprocess.Popen[str]]
 ) -> None:
@@ -248,6 +249,7 @@ def test_bad_requests_change_nothing(
     assert reg.tags() == before and holder(reg) == "v0.2.0"
 
 
+@pytest.mark.slow
 def test_a_firing_alert_repeated_five_times_rolls_back_once(
     reg: Registry, server: tuple[str, subprocess.Popen[str]]
 ) -> None:

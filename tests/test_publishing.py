@@ -232,6 +232,7 @@ def _killed(reg: Registry, env: dict[str, str], *args: str) -> subprocess.Comple
     )
 
 
+@pytest.mark.slow
 def test_sigkill_before_the_push_then_retry_with_to_completes(reg: Registry, shim: Path) -> None:
     killed = _killed(reg, {"MVCTL_SHIM_ON": "push", "MVCTL_SHIM_WHEN": "before"},
                      "rollback", "fraud", "--to", "v0.2.0", "--reason", "bad")  # fmt: skip
@@ -245,6 +246,7 @@ def test_sigkill_before_the_push_then_retry_with_to_completes(reg: Registry, shi
     assert events_on(reg.origin) == [f"fraud#production#{n}" for n in (1, 2, 3, 4)]
 
 
+@pytest.mark.slow
 def test_sigkill_before_the_push_then_plain_retry_takes_no_further_step(
     reg: Registry, shim: Path
 ) -> None:
@@ -260,6 +262,7 @@ def test_sigkill_before_the_push_then_plain_retry_takes_no_further_step(
     assert len(events_on(reg.origin)) == 4
 
 
+@pytest.mark.slow
 @pytest.mark.parametrize("signal", ["TERM", "INT"])
 def test_sigterm_before_the_push_leaves_the_old_state_on_both_sides(
     reg: Registry, shim: Path, signal: str
@@ -275,6 +278,7 @@ def test_sigterm_before_the_push_leaves_the_old_state_on_both_sides(
     assert reg.tags() == before_local and remote_tags(reg.origin) == before_remote
 
 
+@pytest.mark.slow
 def test_sigterm_after_the_push_leaves_the_new_state_on_both_sides(
     reg: Registry, shim: Path
 ) -> None:
@@ -437,6 +441,7 @@ def test_a_poisoned_tag_on_the_remote_breaks_nothing(reg: Registry, tmp_path: Pa
     assert remote_holder(reg.origin, "fraud", "production") == "v0.2.0"
 
 
+@pytest.mark.slow
 def test_sigterm_during_a_slow_push_lets_it_land_and_says_so(reg: Registry) -> None:
     # The push was killed, its ls-remote said "nothing changed", and the orphaned
     # receive-pack applied the move seconds later.
@@ -460,6 +465,7 @@ def test_sigterm_during_a_slow_push_lets_it_land_and_says_so(reg: Registry) -> N
     assert channels.load(GitRepo.open(reg.root), "fraud").holder("production") == "v0.2.0"
 
 
+@pytest.mark.slow
 @pytest.mark.parametrize("command", ["register", "mark-gold", "push"])
 def test_sigterm_after_a_push_landed_keeps_both_sides_new(
     reg: Registry, shim: Path, command: str

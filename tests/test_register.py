@@ -164,6 +164,7 @@ def test_directory_weights_list_every_file(registry: Registry) -> None:
     assert w["sha256"] == tree.hexdigest()
 
 
+@pytest.mark.slow
 def test_data_already_tracked_by_dvc_and_imported_data(registry: Registry, tmp_path: Path) -> None:
     # A second repo to `dvc import` from, with its own DVC remote.
     source = tmp_path / "source"
@@ -436,6 +437,7 @@ def test_a_full_disk_never_truncates_a_file_register_did_not_change(registry: Re
     assert registry.snapshot() == before
 
 
+@pytest.mark.slow
 def test_a_register_killed_before_its_tag_is_noticed_and_resumed(
     registry: Registry, tmp_path: Path
 ) -> None:

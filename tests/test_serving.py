@@ -264,6 +264,7 @@ def _serves(host: Path, version: str) -> bool:
     return status is not None and status.version == version
 
 
+@pytest.mark.slow
 def test_watch_follows_and_stops_cleanly_on_sigterm(reg: Registry, host: Path) -> None:
     serve(reg, "v0.1.0")
     proc = subprocess.Popen(
@@ -284,6 +285,7 @@ def test_watch_follows_and_stops_cleanly_on_sigterm(reg: Registry, host: Path) -
     assert "SIGTERM: stopping" in out
 
 
+@pytest.mark.slow
 def test_fleet_of_pollers_converges_after_a_rollback(reg: Registry, tmp_path: Path) -> None:
     serve(reg, "v0.1.0")
     serve(reg, "v0.2.0")
@@ -319,6 +321,7 @@ def _complete(host: Path) -> bool:
     return data == WEIGHTS[version]
 
 
+@pytest.mark.slow
 def test_sigkill_at_random_moments_never_leaves_a_partial_current(
     reg: Registry, host: Path
 ) -> None:

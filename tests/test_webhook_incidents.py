@@ -176,6 +176,7 @@ def test_an_alert_that_started_on_the_new_version_acts_again(
     assert len(rollbacks_on_remote(reg)) == 2
 
 
+@pytest.mark.slow
 def test_concurrent_replicas_race_to_one_rollback(
     reg: Registry, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
@@ -200,6 +201,7 @@ def test_concurrent_replicas_race_to_one_rollback(
     assert len(rollbacks_on_remote(reg)) == 1
 
 
+@pytest.mark.slow
 def test_a_replica_killed_before_its_push_completes_on_the_repeat(
     reg: Registry, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:

@@ -284,6 +284,7 @@ def _port(url: str) -> int:
     return int(url.rsplit(":", 1)[1])
 
 
+@pytest.mark.slow
 def test_idle_connections_neither_starve_the_server_nor_stay_open(reg: Registry) -> None:
     _enough_descriptors(1024)
     args = ("--read-timeout", str(READ_TIMEOUT), "--max-connections", "64")
@@ -305,6 +306,7 @@ def test_idle_connections_neither_starve_the_server_nor_stay_open(reg: Registry)
                 sock.close()
 
 
+@pytest.mark.slow
 def test_beyond_the_cap_the_longest_stalled_connection_makes_room(reg: Registry) -> None:
     with webhook(reg, "--max-connections", "4", "--read-timeout", "30") as (url, _):
         stalled = [socket.create_connection(("127.0.0.1", _port(url))) for _ in range(4)]
@@ -341,6 +343,7 @@ def _dribble(sock: socket.socket, data: bytes, every: float, deadline: float) ->
     return None
 
 
+@pytest.mark.slow
 def test_slowloris_headers_are_cut_off_after_the_read_timeout(reg: Registry) -> None:
     with webhook(reg, "--read-timeout", str(READ_TIMEOUT)) as (url, _):
         headers = b"POST /alerts HTTP/1.1\r\nHost: x\r\n" + b"X-Slow: " + b"a" * 4096
@@ -362,6 +365,7 @@ def test_slowloris_headers_are_cut_off_after_the_read_timeout(reg: Registry) -> 
             assert closed - answered <= READ_TIMEOUT + 2
 
 
+@pytest.mark.slow
 def test_a_declared_body_never_sent_is_answered_408_and_closed(reg: Registry) -> None:
     before = reg.tags()
     with webhook(reg, "--read-timeout", str(READ_TIMEOUT)) as (url, _):
