@@ -178,6 +178,61 @@ def _request_problem(data: Any, model: str, request_id: str) -> str:
     return ""
 
 
+def _already(
+    git: GitRepo,
+    request: dict[str, Any],
+    event: channels.Event,
+    known: SyncResult | None,
+) -> Applied:
+    """A request an event performed: published now if the remote lacks that event (the push
+    of the run that performed it was interrupted), else nothing to do."""
+    rid, model = str(request["id"]), str(request["model"])
+    version, channel = str(request["version"]), str(request["channel"])
+    detail = f"performed by {event.name}"
+    if known is None or event.name in known.remote_objects:
+        return Applied(rid, model, version, channel, "already", detail)
+    records = git.tags(f"{tags.TAG_PREFIX}{model}@*", f"{tags.TAG_PREFIX}{model}#*")
+    try:
+        publish.push_refs(git, publish.pending(records, known))
+    except MvctlError as exc:
+        return Applied(rid, model, version, channel, "conflict", exc.message)
+    detail += f" (published to {known.remote} now: its push had not happened)"
+    return Applied(rid, model, version, channel, "performed", detail)
+
+
+def _perform(
+    git: GitRepo,
+    request: dict[str, Any],
+    *,
+    push: bool | None,
+    remote: str,
+    dry_run: bool,
+    eval_data: Path | None,
+) -> Applied:
+    rid, model = str(request["id"]), str(request["model"])
+    version, channel = str(request["version"]), str(request["channel"])
+    reason = f"request {rid}" + (f": {request['reason']}" if request.get("reason") else "")
+    try:
+        move = promote(
+            git.root,
+            model,
+            version,
+            channel,
+            reason=reason,
+            push=push,
+            remote=remote,
+            dry_run=dry_run,
+            request=rid,
+            eval_data=eval_data,
+        )
+    except ConflictError as exc:
+        return Applied(rid, model, version, channel, "conflict", exc.message)
+    except MvctlError as exc:
+        return Applied(rid, model, version, channel, "refused", exc.message)
+    detail = ("would write " if dry_run else "wrote ") + move.event
+    return Applied(rid, model, version, channel, "performed", detail)
+
+
 def apply(
     root: Path,
     *,
@@ -199,47 +254,18 @@ def apply(
             name = path.rsplit("/", 1)[-1].removesuffix(".yaml")
             outcomes.append(Applied(name, path.split("/")[1], "", "", "invalid", problem))
             continue
-        rid, model = str(request["id"]), str(request["model"])
-        version, channel = str(request["version"]), str(request["channel"])
+        model = str(request["model"])
         if where is not None and not dry_run and model not in synced:
             synced[model] = sync_git(git, where, model)
+        rid = str(request["id"])
         performed = [e for e in channels.load(git, model).events if e.request == rid]
         if performed:
-            detail = f"performed by {performed[0].name}"
-            known = synced.get(model)
-            if known is not None and performed[0].name not in known.remote_objects:
-                records = git.tags(f"{tags.TAG_PREFIX}{model}@*", f"{tags.TAG_PREFIX}{model}#*")
-                try:
-                    publish.push_refs(git, publish.pending(records, known))
-                except MvctlError as exc:
-                    outcomes.append(Applied(rid, model, version, channel, "conflict", exc.message))
-                    continue
+            outcome = _already(git, request, performed[0], synced.get(model))
+            if outcome.status == "performed":
                 del synced[model]  # the remote changed: fetch again for the next request
-                detail += f" (published to {where} now: its push had not happened)"
-                outcomes.append(Applied(rid, model, version, channel, "performed", detail))
-                continue
-            outcomes.append(Applied(rid, model, version, channel, "already", detail))
-            continue
-        reason = f"request {rid}" + (f": {request['reason']}" if request.get("reason") else "")
-        try:
-            move = promote(
-                git.root,
-                model,
-                version,
-                channel,
-                reason=reason,
-                push=push,
-                remote=remote,
-                dry_run=dry_run,
-                request=rid,
-                eval_data=eval_data,
+        else:
+            outcome = _perform(
+                git, request, push=push, remote=remote, dry_run=dry_run, eval_data=eval_data
             )
-        except ConflictError as exc:
-            outcomes.append(Applied(rid, model, version, channel, "conflict", exc.message))
-            continue
-        except MvctlError as exc:
-            outcomes.append(Applied(rid, model, version, channel, "refused", exc.message))
-            continue
-        detail = ("would write " if dry_run else "wrote ") + move.event
-        outcomes.append(Applied(rid, model, version, channel, "performed", detail))
+        outcomes.append(outcome)
     return outcomes

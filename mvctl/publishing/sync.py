@@ -53,6 +53,58 @@ def _counter(record: TagRecord) -> int:
     return tags.AliasBody.from_dict(tags.parse_message(record.message)[1]).counter
 
 
+def _fetch_differing(
+    git: GitRepo, remote: str, advertised: dict[str, str], local: dict[str, TagRecord]
+) -> dict[str, TagRecord]:
+    """Only tags that differ are fetched: a sync with nothing new is one ls-remote, whatever
+    the number of versions and events (fetching them all wrote and deleted a ref each)."""
+    wanted = [
+        name
+        for name, obj in advertised.items()
+        if tags.parse(name) is not None and (name not in local or local[name].object != obj)
+    ]
+    if not wanted:
+        return {}
+    stale = git.refs(SYNC_NS)
+    if stale:
+        git.update_refs([f"delete {ref}" for ref in stale], what="mvctl's sync refs")
+    git.fetch(remote, [f"+refs/tags/{n}:{SYNC_NS}{n}" for n in wanted])
+    return {r.name.removeprefix(SYNC_NS): r for r in git.tags(SYNC_NS)}
+
+
+@dataclass
+class _Plan:
+    commands: list[str] = field(default_factory=list)
+    created: list[str] = field(default_factory=list)
+    moved: list[str] = field(default_factory=list)
+    kept: list[str] = field(default_factory=list)
+    conflicts: list[str] = field(default_factory=list)
+    discarded: list[str] = field(default_factory=list)
+
+    def take(self, name: str, theirs: TagRecord, mine: TagRecord | None, bucket: list[str]) -> None:
+        old = f" {mine.object}" if mine is not None else ""
+        verb = "update" if mine is not None else "create"
+        self.commands.append(f"{verb} refs/tags/{name} {theirs.object}{old}")
+        bucket.append(name)
+
+    def decide(
+        self, name: str, kind: str, theirs: TagRecord, mine: TagRecord | None, discard: bool
+    ) -> None:
+        """What to do with one tag the remote has, given ours (None: we lack it)."""
+        if mine is not None and mine.object == theirs.object:
+            return
+        if discard and kind in ("event", "alias") and mine is not None:
+            self.take(name, theirs, mine, self.discarded)
+        elif mine is None:
+            self.take(name, theirs, None, self.created if kind != "alias" else self.moved)
+        elif kind != "alias":
+            self.conflicts.append(name)  # immutable tags never move
+        elif _counter(theirs) >= _counter(mine):  # the same number: the remote's is the truth
+            self.take(name, theirs, mine, self.moved)
+        else:
+            self.kept.append(name)
+
+
 def sync_git(
     git: GitRepo,
     remote: str = "origin",
@@ -65,73 +117,35 @@ def sync_git(
     patterns = [f"{model}@*", f"{model}#*"] if model else ["*"]
     advertised = git.remote_tags(remote, [f"{tags.TAG_PREFIX}{p}" for p in patterns])
     local = {r.name: r for r in git.tags(*(f"{tags.TAG_PREFIX}{p}" for p in patterns))}
-    # Only tags that differ are fetched: a sync with nothing new is one ls-remote, whatever
-    # the number of versions and events (fetching them all wrote and deleted a ref each).
-    wanted = [
-        name
-        for name, obj in advertised.items()
-        if tags.parse(name) is not None and (name not in local or local[name].object != obj)
-    ]
-    fetched: dict[str, TagRecord] = {}
-    if wanted:
-        stale = git.refs(SYNC_NS)
-        if stale:
-            git.update_refs([f"delete {ref}" for ref in stale], what="mvctl's sync refs")
-        git.fetch(remote, [f"+refs/tags/{n}:{SYNC_NS}{n}" for n in wanted])
-        fetched = {r.name.removeprefix(SYNC_NS): r for r in git.tags(SYNC_NS)}
-    created, moved, kept, conflicts, discarded = [], [], [], [], []
-    commands: list[str] = []
-    remote_objects: dict[str, str] = {}
+    fetched = _fetch_differing(git, remote, advertised, local)
+    plan = _Plan()
     remote_records: dict[str, TagRecord] = {}
     for name in advertised:
         parsed = tags.parse(name)
         record = fetched.get(name) or local.get(name)
         if parsed is None or record is None:
             continue  # not mvctl's, or gone from the remote between the two calls
-        remote_objects[name] = record.object
         remote_records[name] = record
-        mine = local.get(name)
-        if record is mine:
-            continue  # the same object on both sides
-        if discard_local and parsed.kind in ("event", "alias") and mine is not None:
-            if mine.object != record.object:
-                commands.append(f"update refs/tags/{name} {record.object} {mine.object}")
-                discarded.append(name)
-        elif parsed.kind != "alias":
-            if mine is None:
-                commands.append(f"create refs/tags/{name} {record.object}")
-                created.append(name)
-            elif mine.object != record.object:
-                conflicts.append(name)
-        elif mine is None:
-            commands.append(f"create refs/tags/{name} {record.object}")
-            moved.append(name)
-        elif mine.object != record.object:
-            if _counter(record) >= _counter(mine):  # the same number: the remote's is the truth
-                commands.append(f"update refs/tags/{name} {record.object} {mine.object}")
-                moved.append(name)
-            else:
-                kept.append(name)
+        plan.decide(name, parsed.kind, record, local.get(name), discard_local)
     if discard_local:
         for name, mine in local.items():
             parsed = tags.parse(name)
-            if parsed and parsed.kind in ("event", "alias") and name not in remote_objects:
-                commands.append(f"delete refs/tags/{name} {mine.object}")
-                discarded.append(name)
-    if dry_run:
-        commands = []  # report what would move; only the private fetch refs go
-    if fetched:
-        commands += [f"delete {SYNC_NS}{name} {r.object}" for name, r in fetched.items()]
+            if parsed and parsed.kind in ("event", "alias") and name not in remote_records:
+                plan.commands.append(f"delete refs/tags/{name} {mine.object}")
+                plan.discarded.append(name)
+    # A dry run reports what would move; only the private fetch refs go.
+    commands = [] if dry_run else plan.commands
+    commands += [f"delete {SYNC_NS}{name} {r.object}" for name, r in fetched.items()]
     if commands:
         git.update_refs(commands, what="channel tags")
     return SyncResult(
         remote,
-        tuple(created),
-        tuple(moved),
-        tuple(kept),
-        tuple(conflicts),
-        tuple(discarded),
-        remote_objects,
+        tuple(plan.created),
+        tuple(plan.moved),
+        tuple(plan.kept),
+        tuple(plan.conflicts),
+        tuple(plan.discarded),
+        {name: r.object for name, r in remote_records.items()},
         remote_records,
     )
 
