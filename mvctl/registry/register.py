@@ -12,7 +12,7 @@ from mvctl._adapters import dvc
 from mvctl._adapters.git import GitRepo
 from mvctl.analysis import profile
 from mvctl.common import interrupts, yamlio
-from mvctl.common.hashing import FileHash, sha256_file, sha256_tree, total_size
+from mvctl.common.hashing import total_size
 from mvctl.common.progress import NoProgress, ProgressSink
 from mvctl.errors import Interrupted, OperationalError, PolicyError
 from mvctl.formats import config, tags, values
@@ -21,7 +21,6 @@ from mvctl.formats.manifest import (
     DatasetEntry,
     Manifest,
     WeightsEntry,
-    WeightsFile,
     digest,
     fingerprint,
 )
@@ -32,6 +31,7 @@ from mvctl.publishing.sync import SyncResult, sync_git
 from mvctl.registry import environment, recovery
 from mvctl.registry.inputs import Inputs, profile_source, read_inputs
 from mvctl.registry.read import model_tags
+from mvctl.registry.tracking import sha256_of, track, weights_entry
 from mvctl.registry.transaction import Undo, write_atomic
 
 
@@ -80,22 +80,62 @@ class RegisterResult:
         }
 
 
-def register(req: RegisterRequest, progress: ProgressSink | None = None) -> RegisterResult:
-    sink = progress or NoProgress()
+@dataclass(frozen=True)
+class _Plan:
+    """Everything register decides before it writes anything (the dry-run answer)."""
+
+    git: GitRepo
+    model: str
+    version: Version
+    tag: str
+    inputs: Inputs
+    cfg: config.ModelConfig
+    head: str
+    dirty: bool
+    created: str
+    author: str
+    parent: str | None
+    remote: str | None
+    synced: SyncResult | None
+
+    def manifest(
+        self,
+        weights: WeightsEntry,
+        dataset: tuple[DatasetEntry, ...],
+        profile: dict[str, str] | None,
+        req: RegisterRequest,
+    ) -> Manifest:
+        return Manifest(
+            model=self.model,
+            version=str(self.version),
+            created=self.created,
+            author=self.author,
+            profile=profile,
+            weights=(weights,),
+            dataset=dataset,
+            environment=_env_dict(self.inputs.env),
+            metrics=self.inputs.metrics,
+            params=self.inputs.params,
+            code={"commit": self.head, "dirty": self.dirty},
+            parent=self.parent,
+            description=req.description,
+            labels=req.labels,
+        )
+
+
+def _plan(req: RegisterRequest) -> _Plan:
     model = check_model(req.model)
     check_text(req.description.replace("\n", " "), "--description")
     for label in req.labels:
         check_text(label, "--label", limit=200)
     git = GitRepo.open(req.cwd)
-    root = git.root
-    cfg = config.load(root).model(model)
+    cfg = config.load(git.root).model(model)
     head = git.head_commit()
     if head is None:
         raise OperationalError("the repository has no commits yet", hint="run 'mvctl init' first")
     left = recovery.unfinished_at_head(git, model)
     if left is not None:
         raise recovery.unfinished_error(left)
-
     remote = publish.target(git, req.push, req.git_remote)
     synced = None
     if remote is not None and not req.dry_run:
@@ -103,75 +143,41 @@ def register(req: RegisterRequest, progress: ProgressSink | None = None) -> Regi
         # the versions others published, so the number chosen is free there too.
         synced = sync_git(git, remote, model)
     version = _choose_version(git, model, req)
-    inputs = read_inputs(root, req, cfg)
+    inputs = read_inputs(git.root, req, cfg)
     dirty = _check_clean(git, model, req, inputs)
-    tag = tags.version_tag(model, version)
-    created = datetime.now(UTC).strftime("%Y-%m-%dT%H:%M:%SZ")
-    author = git.ident()
-    code = {"commit": head, "dirty": bool(dirty)}
     mt = model_tags(git, model)
     parent = lineage.parent_of_head(git, model, {v: r.commit for v, r in mt.versions.items()})
+    created = datetime.now(UTC).strftime("%Y-%m-%dT%H:%M:%SZ")
+    tag = tags.version_tag(model, version)
+    return _Plan(
+        git, model, version, tag, inputs, cfg, head, bool(dirty), created, git.ident(),
+        parent, remote, synced,
+    )  # fmt: skip
 
+
+def register(req: RegisterRequest, progress: ProgressSink | None = None) -> RegisterResult:
+    """Record a model version: DVC-track and upload its artifacts, write the manifest and
+    the reference profile, commit exactly those files, tag the commit, and publish."""
+    sink = progress or NoProgress()
+    plan = _plan(req)
+    root, inputs = plan.git.root, plan.inputs
     if req.dry_run:
-        planned = Manifest(
-            model=model,
-            version=str(version),
-            created=created,
-            author=author,
-            weights=(WeightsEntry(inputs.weights, "", "", total_size(root / inputs.weights)),),
-            dataset=tuple(DatasetEntry(p, "", None, None) for p in inputs.data),
-            environment=_env_dict(inputs.env),
-            metrics=inputs.metrics,
-            params=inputs.params,
-            code=code,
-            parent=parent,
-            description=req.description,
-            labels=req.labels,
-        )
-        return RegisterResult(planned, tag, None, dry_run=True, remote=remote)
-
-    touched = _own_paths(model, inputs)
-    undo = Undo(git, head)
+        size = total_size(root / inputs.weights)
+        weights = WeightsEntry(inputs.weights, "", "", size)
+        dataset = tuple(DatasetEntry(p, "", None, None) for p in inputs.data)
+        planned = plan.manifest(weights, dataset, None, req)
+        return RegisterResult(planned, plan.tag, None, dry_run=True, remote=plan.remote)
+    touched = _own_paths(plan.model, inputs)
+    undo = Undo(plan.git, plan.head)
     undo.snapshot(touched)
     try:
-        # sha256 runs beside DVC's own hashing and upload (hashlib releases the GIL), so
-        # register costs little more than `dvc add` + `dvc push`.
-        with ThreadPoolExecutor(max_workers=1) as pool:
-            hashing = pool.submit(_sha256, root / inputs.weights, sink)
-            with dvc.open_project(root) as project:
-                winfo, dataset = _track(project, root, inputs)
-                task = sink.task("pushing artifacts to the DVC remote", None)
-                project.push([inputs.weights, *inputs.data])
-                task(1)
-                project.set_artifact(
-                    model, inputs.weights, description=req.description, labels=req.labels
-                )
-                weights = _weights_entry(project, winfo, hashing.result())
-        profile_ref = _write_profile(root, model, inputs, cfg, sink)
-        record = Manifest(
-            model=model,
-            version=str(version),
-            created=created,
-            author=author,
-            profile=profile_ref,
-            weights=(weights,),
-            dataset=dataset,
-            environment=_env_dict(inputs.env),
-            metrics=inputs.metrics,
-            params=inputs.params,
-            code=code,
-            parent=parent,
-            description=req.description,
-            labels=req.labels,
-        )
-        write_atomic(root / manifest_path(model), record.dumps())
-        written = git.changed_paths(touched)
-        commit = git.commit_paths(written, f"Register {model} {version}")
-        undo.committed(commit)
-        message = version_tag_message(record, code_digest(git, head, bool(dirty)))
-        undo.tagged(tag, git.create_annotated_tag(tag, commit, message))
+        weights, dataset = _upload(plan, req, sink)
+        profile_ref = _write_profile(root, plan.model, inputs, plan.cfg, sink)
+        record = plan.manifest(weights, dataset, profile_ref, req)
+        commit, written = _commit_and_tag(plan, record, touched, undo)
         try:
-            names = publish_registration(git, model, synced) if synced is not None else []
+            synced = plan.synced
+            names = publish_registration(plan.git, plan.model, synced) if synced else []
         except publish.Unsettled as unsettled:
             names = publish.settle(unsettled, undo.rollback)
         interrupts.settle()
@@ -183,13 +189,45 @@ def register(req: RegisterRequest, progress: ProgressSink | None = None) -> Regi
         raise
     return RegisterResult(
         record,
-        tag,
+        plan.tag,
         commit,
-        pushed=synced is not None,
+        pushed=plan.synced is not None,
         written=tuple(written),
-        remote=remote,
+        remote=plan.remote,
         published=tuple(names),
     )
+
+
+def _upload(
+    plan: _Plan, req: RegisterRequest, sink: ProgressSink
+) -> tuple[WeightsEntry, tuple[DatasetEntry, ...]]:
+    """DVC-track and upload the weights and data; sha256 runs beside DVC's own hashing and
+    upload (hashlib releases the GIL), so register costs little more than `dvc add` + push."""
+    root, inputs = plan.git.root, plan.inputs
+    with ThreadPoolExecutor(max_workers=1) as pool:
+        hashing = pool.submit(sha256_of, root / inputs.weights, sink)
+        with dvc.open_project(root) as project:
+            winfo, dataset = track(project, root, inputs)
+            task = sink.task("pushing artifacts to the DVC remote", None)
+            project.push([inputs.weights, *inputs.data])
+            task(1)
+            project.set_artifact(
+                plan.model, inputs.weights, description=req.description, labels=req.labels
+            )
+            return weights_entry(project, winfo, hashing.result()), dataset
+
+
+def _commit_and_tag(
+    plan: _Plan, record: Manifest, touched: list[str], undo: Undo
+) -> tuple[str, list[str]]:
+    git = plan.git
+    write_atomic(git.root / manifest_path(plan.model), record.dumps())
+    written = git.changed_paths(touched)
+    commit = git.commit_paths(written, f"Register {plan.model} {plan.version}")
+    undo.committed(commit)
+    message = version_tag_message(record, code_digest(git, plan.head, plan.dirty))
+    undo.tagged(plan.tag, git.create_annotated_tag(plan.tag, commit, message))
+    return commit, written
 
 
 def code_digest(git: GitRepo, commit: str, dirty: bool) -> str:
@@ -296,58 +334,6 @@ def _check_clean(git: GitRepo, model: str, req: RegisterRequest, inputs: Inputs)
             hint="commit them so the version records its code, or pass --allow-dirty",
         )
     return dirty
-
-
-def _track(
-    project: dvc.DvcProject, root: Path, inputs: Inputs
-) -> tuple[dvc.TrackedPath, tuple[DatasetEntry, ...]]:
-    # Imports and pipeline outputs keep the stage that produced them; plain paths are
-    # (re-)added so the record matches what is in the work tree now.
-    to_add = []
-    for path in (inputs.weights, *inputs.data):
-        known = project.tracked(path) if project.may_track(path) else None
-        plain = known is None or (known.dvcfile == f"{path}.dvc" and known.source is None)
-        if plain and (root / path).exists():
-            to_add.append(path)
-    project.add(to_add)
-
-    winfo = project.tracked(inputs.weights)
-    if winfo is None:  # pragma: no cover - just added
-        raise OperationalError(f"DVC does not track {inputs.weights}")
-    dataset = []
-    for path in inputs.data:
-        info = project.tracked(path)
-        if info is None:  # pragma: no cover - just added
-            raise OperationalError(f"DVC does not track {path}")
-        source = None
-        if info.source is not None:
-            source = {
-                "repo": info.source.repo,
-                "rev": info.source.rev or "",
-                "rev_lock": info.source.rev_lock or "",
-                "path": info.source.path,
-            }
-        dataset.append(DatasetEntry(path, info.md5, info.size, info.nfiles, source))
-    return winfo, tuple(dataset)
-
-
-def _sha256(path: Path, sink: ProgressSink) -> tuple[list[FileHash], str | None]:
-    """A file's hash (and no tree), or a directory's per-file hashes and tree hash."""
-    advance = sink.task(f"hashing {path.name}", total_size(path))
-    if path.is_file():
-        return [sha256_file(path, advance)], None
-    return sha256_tree(path, advance)
-
-
-def _weights_entry(
-    project: dvc.DvcProject, info: dvc.TrackedPath, hashed: tuple[list[FileHash], str | None]
-) -> WeightsEntry:
-    files, tree = hashed
-    if not info.is_dir:
-        return WeightsEntry(info.path, info.md5, files[0].sha256, files[0].size)
-    md5s = dict(project.dir_listing(info.md5))
-    entries = tuple(WeightsFile(f.path, md5s.get(f.path, ""), f.sha256, f.size) for f in files)
-    return WeightsEntry(info.path, info.md5, tree or "", sum(f.size for f in files), entries)
 
 
 def _env_dict(env: environment.Environment) -> dict[str, object]:
