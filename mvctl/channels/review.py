@@ -17,6 +17,7 @@ from typing import Any, Literal
 from mvctl._adapters.git import GitRepo
 from mvctl.channels import state as channels
 from mvctl.channels.gates import GateReport
+from mvctl.channels.markdown import gates_markdown
 from mvctl.channels.promotion import gate_report, promote
 from mvctl.common import yamlio
 from mvctl.errors import (
@@ -31,7 +32,7 @@ from mvctl.formats import config, tags
 from mvctl.formats.layout import is_request_path, request_path
 from mvctl.formats.names import NAME_RE, Version, check_channel, check_model
 from mvctl.lineage.diff import diff
-from mvctl.lineage.markdown import diff_markdown, gates_markdown
+from mvctl.lineage.markdown import diff_markdown
 from mvctl.publishing import publish
 from mvctl.publishing.sync import SyncResult, check_remote_name, sync_git
 

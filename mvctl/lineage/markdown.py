@@ -4,7 +4,6 @@ from __future__ import annotations
 
 from typing import Any
 
-from mvctl.channels.gates import GateReport
 from mvctl.lineage.diff import MetricDelta, PathDiff, VersionDiff
 
 
@@ -51,7 +50,8 @@ def delta(m: MetricDelta) -> tuple[str, str]:
     return delta, rel
 
 
-def _md(value: Any) -> str:
+def cell(value: Any) -> str:
+    """A value fit for a Markdown table cell."""
     return num(value).replace("|", "\\|")
 
 
@@ -62,13 +62,15 @@ def diff_markdown(d: VersionDiff) -> str:
     lines += ["| artifact | path | status | detail |", "|---|---|---|---|"]
     for kind, group in (("weights", d.weights), ("data", d.dataset)):
         for p in group:
-            lines.append(f"| {kind} | `{p.path}` | {p.status} | {_md(path_detail(p))} |")
+            lines.append(f"| {kind} | `{p.path}` | {p.status} | {cell(path_detail(p))} |")
     if d.params:
         lines += ["", "**Params**", "", "| param | old | new |", "|---|---|---|"]
-        lines += [f"| `{c.key}` | {_md(c.old)} | {_md(c.new)} |" for c in d.params]
+        lines += [f"| `{c.key}` | {cell(c.old)} | {cell(c.new)} |" for c in d.params]
     if d.environment or d.packages:
         lines += ["", "**Environment**", "", "| name | change | old | new |", "|---|---|---|---|"]
-        lines += [f"| {c.key} | {c.status} | {_md(c.old)} | {_md(c.new)} |" for c in d.environment]
+        lines += [
+            f"| {c.key} | {c.status} | {cell(c.old)} | {cell(c.new)} |" for c in d.environment
+        ]
         lines += [
             f"| `{p.name}` | {p.change} | {p.old or '-'} | {p.new or '-'} |" for p in d.packages
         ]
@@ -76,30 +78,12 @@ def diff_markdown(d: VersionDiff) -> str:
         lines += ["", "**Metrics**", "", "| metric | old | new | Δ | Δ% |", "|---|---|---|---|---|"]
         for m in d.metrics:
             change, rel = delta(m)
-            lines.append(f"| `{m.key}` | {_md(m.old)} | {_md(m.new)} | {change} | {rel} |")
+            lines.append(f"| `{m.key}` | {cell(m.old)} | {cell(m.new)} | {change} | {rel} |")
     if d.code:
         lines += ["", f"**Code** ({len(d.code)} files)", "", "| file | status | + | - |"]
         lines += ["|---|---|---|---|"]
         lines += [
-            f"| `{c.path}` | {c.status} | {_md(c.added)} | {_md(c.deleted)} |" for c in d.code
+            f"| `{c.path}` | {c.status} | {cell(c.added)} | {cell(c.deleted)} |" for c in d.code
         ]
     lines += ["", *(f"> {note}" for note in d.notes)] if d.notes else []
-    return "\n".join([*lines, ""])
-
-
-def gates_markdown(report: GateReport) -> str:
-    verdict = "all gates pass" if report.passed else f"{len(report.failures())} gate(s) FAIL"
-    holder = report.holder or "nothing yet"
-    lines = [
-        f"### Gates: {report.model} `{report.version}` → {report.channel} ({verdict})",
-        "",
-        f"The channel holds {holder}.",
-        "",
-    ]
-    if not report.results:
-        return "\n".join([*lines, f"No gates are configured for {report.channel}.", ""])
-    lines += ["| gate | result | detail |", "|---|---|---|"]
-    for r in report.results:
-        result = "✅ pass" if r.ok else "❌ **fail**"
-        lines.append(f"| {_md(r.gate)} | {result} | {_md(r.detail)} |")
     return "\n".join([*lines, ""])

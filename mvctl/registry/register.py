@@ -25,10 +25,9 @@ from mvctl.formats.manifest import (
     fingerprint,
 )
 from mvctl.formats.names import Bump, Version, check_model, check_text, next_version
-from mvctl.lineage import tree as lineage
 from mvctl.publishing import publish
 from mvctl.publishing.sync import SyncResult, sync_git
-from mvctl.registry import environment, recovery
+from mvctl.registry import environment, parents, recovery
 from mvctl.registry.inputs import Inputs, profile_source, read_inputs
 from mvctl.registry.read import model_tags
 from mvctl.registry.tracking import sha256_of, track, weights_entry
@@ -146,7 +145,7 @@ def _plan(req: RegisterRequest) -> _Plan:
     inputs = read_inputs(git.root, req, cfg)
     dirty = _check_clean(git, model, req, inputs)
     mt = model_tags(git, model)
-    parent = lineage.parent_of_head(git, model, {v: r.commit for v, r in mt.versions.items()})
+    parent = parents.parent_of_head(git, model, {v: r.commit for v, r in mt.versions.items()})
     created = datetime.now(UTC).strftime("%Y-%m-%dT%H:%M:%SZ")
     tag = tags.version_tag(model, version)
     return _Plan(
