@@ -24,9 +24,9 @@ import yaml
 
 from mvctl import serving
 from mvctl.errors import OperationalError
-from tests import test_serving as base
 from tests.conftest import Registry, git
-from tests.test_serving import WEIGHTS, object_path, pull_argv, request, serve, served_bytes
+from tests.serving import test_serving as base
+from tests.serving.test_serving import WEIGHTS, object_path, pull_argv, request, serve, served_bytes
 
 # The same registry (three versions, v0.1.0..v0.3.0) and host fixtures as test_serving.
 template, reg, host = base.template, base.reg, base.host

@@ -272,7 +272,7 @@ def test_two_real_replicas_two_groups_repeated_one_rollback_and_the_fleet_follow
     each repeated to both, and a serving host following production."""
     import httpx
 
-    from tests.test_webhook_server import AUTH, webhook
+    from tests.web.test_webhook_server import AUTH, webhook
 
     release(reg, "v0.3.0", monkeypatch)
     host = tmp_path / "host"
