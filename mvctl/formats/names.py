@@ -110,9 +110,20 @@ def secret_in_url(url: str) -> str | None:
     return None
 
 
+_TOKEN_USER = re.compile(r"(?P<scheme>(?P<name>[A-Za-z][A-Za-z0-9+.-]*)://)(?P<user>[^/@:?#]+)@")
+
+
+def _mask_token_user(match: re.Match[str]) -> str:
+    """A user name alone is a token in the schemes that take tokens (https://TOKEN@host)."""
+    if match["name"].lower() in _TOKEN_SCHEMES:
+        return f"{match['scheme']}***@"
+    return match[0]
+
+
 def redacted_url(url: str) -> str:
     """``url`` fit to print: a password and the values of secret query parameters masked."""
     text = _USERINFO.sub(r"\g<scheme>\g<user>:***@", url)
+    text = _TOKEN_USER.sub(_mask_token_user, text)
     head, sep, query = text.partition("?")
     if not sep:
         return text

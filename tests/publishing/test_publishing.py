@@ -566,3 +566,10 @@ def test_a_password_in_a_pull_url_is_never_printed(tmp_path: Path) -> None:
     proc = mvctl(tmp_path, "pull", url, "fraud", "--dest", str(tmp_path / "host"))
     assert proc.returncode == 3
     assert "hunter2-secret" not in proc.stdout + proc.stderr
+
+
+def test_a_token_as_the_user_of_a_pull_url_is_never_printed(tmp_path: Path) -> None:
+    url = "https://ghp_tokenXYZ123@127.0.0.1:1/ml/registry.git"
+    proc = mvctl(tmp_path, "pull", url, "fraud", "--dest", str(tmp_path / "host"))
+    assert proc.returncode == 3
+    assert "ghp_tokenXYZ123" not in proc.stdout + proc.stderr
