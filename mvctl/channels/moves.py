@@ -332,10 +332,22 @@ def complete(ctx: Context, channel: str, note: str) -> ChannelMove:
             f"interrupted: {event.name} is still only local ({ctx.remote} did not take it)",
             hint="run the command again: it publishes the move, never a further one",
         ) from None
-    return ChannelMove(
-        model=state.model,
-        channel=channel,
+    return replace(
+        move_of(ctx, channel, event, note),
         version=version,
+        pushed=True,
+        completed=True,
+        published=tuple(names),
+    )
+
+
+def move_of(ctx: Context, channel: str, event: channels.Event, note: str) -> ChannelMove:
+    """The move an existing event made, as the answer to a command that made none itself
+    (a retry that found it done, or published it)."""
+    return ChannelMove(
+        model=ctx.state.model,
+        channel=channel,
+        version=ctx.state.holder(channel) or event.version or "?",
         previous=event.previous,
         kind=event.kind if event.kind in ("promote", "rollback", "override") else "promote",
         event=event.name,
@@ -344,9 +356,6 @@ def complete(ctx: Context, channel: str, note: str) -> ChannelMove:
         time=event.time,
         incident=event.incident,
         request=event.request,
-        pushed=True,
         remote=ctx.remote,
-        completed=True,
-        published=tuple(names),
         note=note,
     )

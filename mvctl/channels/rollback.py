@@ -9,6 +9,7 @@ release it is about, and ``--to`` only goes back.
 
 from __future__ import annotations
 
+from dataclasses import replace
 from datetime import datetime
 from pathlib import Path
 
@@ -88,21 +89,7 @@ def _refuse_unpublished(ctx: moves.Context, channel: str, pending: list[channels
 
 
 def _no_move(ctx: moves.Context, channel: str, event: channels.Event, note: str) -> ChannelMove:
-    return ChannelMove(
-        model=ctx.state.model,
-        channel=channel,
-        version=ctx.state.holder(channel) or event.version or "?",
-        previous=event.previous,
-        kind="rollback",
-        event=event.name,
-        reason=event.reason,
-        actor=event.actor,
-        time=event.time,
-        incident=event.incident,
-        changed=False,
-        remote=ctx.remote,
-        note=note,
-    )
+    return replace(moves.move_of(ctx, channel, event, note), kind="rollback", changed=False)
 
 
 def _explicit_target(state: channels.ModelState, channel: str, to: str) -> None:

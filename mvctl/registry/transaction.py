@@ -13,10 +13,16 @@ from mvctl._adapters.git import GitRepo
 def write_atomic(path: Path, text: str) -> None:
     """Write via a temporary sibling and rename, so readers never see half a file."""
     path.parent.mkdir(parents=True, exist_ok=True)
-    tmp = path.with_name(f".{path.name}.mvctl-tmp")
+    _replace(path, text.encode("utf-8"), ".mvctl-tmp")
+
+
+def _replace(path: Path, content: bytes, suffix: str) -> None:
+    """``content`` into ``path`` through a fsynced temporary sibling and one rename: the
+    file is the old one or the new one, never a part (a full disk fails the write only)."""
+    tmp = path.with_name(f".{path.name}{suffix}")
     try:
-        with tmp.open("w", encoding="utf-8") as handle:
-            handle.write(text)
+        with tmp.open("wb") as handle:
+            handle.write(content)
             handle.flush()
             os.fsync(handle.fileno())
         tmp.replace(path)
@@ -36,16 +42,7 @@ def _restore(path: Path, content: bytes | None) -> None:
             return
     except OSError:
         pass  # gone or unreadable: write it back
-    tmp = path.with_name(f".{path.name}.mvctl-undo")
-    try:
-        with tmp.open("wb") as handle:
-            handle.write(content)
-            handle.flush()
-            os.fsync(handle.fileno())
-        tmp.replace(path)
-    finally:
-        with contextlib.suppress(FileNotFoundError):
-            tmp.unlink()
+    _replace(path, content, ".mvctl-undo")
 
 
 class Undo:
