@@ -14,15 +14,15 @@ drift, no labels for equalized odds, no metrics) is reported as skipped. Monitor
 rules on live data (mvctl.monitoring), promotion gates on validation data (mvctl.channels.gates),
 where a missing input fails closed instead.
 
-Each rule kind is a small class in :data:`KINDS`, keyed by the same names as the monitors'
-schema in mvctl.formats.schema; adding a kind is one class and one line.
+Rules arrive typed (mvctl.formats.rules); each kind is a small class in :data:`KINDS`, keyed by
+the rules' ``kind`` names; adding a kind is one rule class, one kind class and one line.
 """
 
 from __future__ import annotations
 
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
-from typing import TYPE_CHECKING, Any, Literal, Protocol, cast
+from typing import TYPE_CHECKING, Any, Literal, Protocol, TypeVar
 
 from mvctl.analysis.bias import BiasReport, assess
 from mvctl.analysis.drift import (
@@ -30,13 +30,12 @@ from mvctl.analysis.drift import (
     PSI_BREACH,
     PSI_WARN,
     ColumnDrift,
-    Correction,
     column_drift,
     corrected,
     drifted_share,
 )
 from mvctl.errors import OperationalError
-from mvctl.formats.schema import BIAS_METRICS, CORRECTIONS, kinds_of
+from mvctl.formats.rules import BiasRule, DriftRule, MetricRule, Rule
 from mvctl.formats.values import flatten
 
 if TYPE_CHECKING:
@@ -101,23 +100,27 @@ class Evidence:
     bias: tuple[BiasReport, ...] = ()
 
 
-class RuleKind(Protocol):
-    """One kind of rule (the key that names it in a rule mapping)."""
+RuleT = TypeVar("RuleT", contravariant=True)
 
-    def check(self, rule: Mapping[str, Any], evidence: Evidence) -> RuleResult: ...
+
+class RuleKind(Protocol[RuleT]):
+    """One kind of rule, judging the rules of one class (its ``kind`` names it)."""
+
+    def check(self, rule: RuleT, evidence: Evidence) -> RuleResult: ...
 
 
 def _level(breach: bool, warn: bool = False) -> Level:
     return "breach" if breach else ("warn" if warn else "ok")
 
 
-def _correction(rule: Mapping[str, Any]) -> Correction:
-    return cast(Correction, str(rule.get("correction", "none")))
+def _or(value: float | None, default: float) -> float:
+    """A bound the rule gives, else the kind's default."""
+    return float(default if value is None else value)
 
 
-def _psi(rule: Mapping[str, Any], drifts: Sequence[ColumnDrift]) -> RuleResult:
-    limit = float(rule.get("max", PSI_BREACH))
-    warn = float(rule.get("warn", PSI_WARN))
+def _psi(rule: DriftRule, drifts: Sequence[ColumnDrift]) -> RuleResult:
+    limit = _or(rule.max, PSI_BREACH)
+    warn = _or(rule.warn, PSI_WARN)
     if not drifts:
         return RuleResult(f"psi <= {limit}", "skipped", None, "no profiled column in the data")
     worst = max(drifts, key=lambda d: d.psi)
@@ -129,13 +132,11 @@ def _psi(rule: Mapping[str, Any], drifts: Sequence[ColumnDrift]) -> RuleResult:
     )
 
 
-def _test(rule: Mapping[str, Any], drifts: Sequence[ColumnDrift]) -> RuleResult:
+def _test(rule: DriftRule, drifts: Sequence[ColumnDrift]) -> RuleResult:
     """A KS or chi-squared test per column, the worst corrected p-value against alpha."""
-    kind = str(rule["drift"])
-    alpha = float(rule.get("alpha", ALPHA))
-    method = _correction(rule)
-    if method not in CORRECTIONS:
-        return RuleResult(f"{kind} test", "breach", None, f"unknown correction {method!r}")
+    kind = rule.drift
+    alpha = _or(rule.alpha, ALPHA)
+    method = rule.correction
     tested = [d for d in drifts if d.test == kind]
     label = f"{kind} p >= {alpha}" + (f" ({method})" if method != "none" else "")
     if not tested:
@@ -146,70 +147,61 @@ def _test(rule: Mapping[str, Any], drifts: Sequence[ColumnDrift]) -> RuleResult:
     return RuleResult(label, _level(p < alpha), p, detail)
 
 
-def _dataset(rule: Mapping[str, Any], drifts: Sequence[ColumnDrift]) -> RuleResult:
-    share_limit = float(rule.get("max_share", 0.5))
+def _dataset(rule: DriftRule, drifts: Sequence[ColumnDrift]) -> RuleResult:
+    share_limit = _or(rule.max_share, 0.5)
     label = f"drifted columns <= {share_limit:.0%}"
     if not drifts:
         return RuleResult(label, "skipped", None, "no profiled column in the data")
     share, names = drifted_share(
-        drifts,
-        float(rule.get("psi", PSI_BREACH)),
-        float(rule.get("alpha", ALPHA)),
-        _correction(rule),
+        drifts, _or(rule.psi, PSI_BREACH), _or(rule.alpha, ALPHA), rule.correction
     )
     detail = f"{len(names)} of {len(drifts)} drifted" + (f": {', '.join(names)}" if names else "")
     return RuleResult(label, _level(share > share_limit), share, detail)
 
 
-DriftTest = Callable[[Mapping[str, Any], Sequence[ColumnDrift]], RuleResult]
+DriftTest = Callable[[DriftRule, Sequence[ColumnDrift]], RuleResult]
 DRIFT_TESTS: dict[str, DriftTest] = {"psi": _psi, "ks": _test, "chi2": _test, "dataset": _dataset}
 
 
 class Drift:
     """``{drift: psi|ks|chi2|dataset, ...}``: live data against the reference profile."""
 
-    def check(self, rule: Mapping[str, Any], evidence: Evidence) -> RuleResult:
-        kind = str(rule["drift"])
+    def check(self, rule: DriftRule, evidence: Evidence) -> RuleResult:
+        label = f"drift: {rule.drift}"
         if not evidence.has_data:
-            return RuleResult(f"drift: {kind}", "skipped", None, "no --live data")
+            return RuleResult(label, "skipped", None, "no --live data")
         if not evidence.has_reference:
-            detail = "the version has no reference profile"
-            return RuleResult(f"drift: {kind}", "skipped", None, detail)
-        test = DRIFT_TESTS.get(kind)
-        if test is None:
-            detail = "unknown drift rule (failing closed)"
-            return RuleResult(f"drift: {kind}", "breach", None, detail)
-        wanted = rule.get("columns")
+            return RuleResult(label, "skipped", None, "the version has no reference profile")
+        wanted = rule.columns
         drifts = [d for d in evidence.drifts if not wanted or d.column in wanted]
-        return test(rule, drifts)
+        return DRIFT_TESTS[rule.drift](rule, drifts)
 
 
 class Bias:
     """``{bias: METRIC, min|max: BOUND}``: the worst sensitive column's fairness metric."""
 
-    def check(self, rule: Mapping[str, Any], evidence: Evidence) -> RuleResult:
-        name = str(rule["bias"])
-        bound_key = "min" if "min" in rule else "max"
-        bound = float(rule.get(bound_key, 0.8 if name.endswith("ratio") else 0.1))
-        label = f"{name} {'>=' if bound_key == 'min' else '<='} {bound}"
-        if name not in BIAS_METRICS:
-            return RuleResult(label, "breach", None, "unknown bias metric (failing closed)")
+    def check(self, rule: BiasRule, evidence: Evidence) -> RuleResult:
+        name = rule.bias
+        at_least = rule.min is not None
+        given = rule.min if at_least else rule.max
+        bound = _or(given, 0.8 if name.endswith("ratio") else 0.1)
+        label = f"{name} {'>=' if at_least else '<='} {bound}"
         values = [(v, r) for r in evidence.bias if (v := r.metric(name)) is not None]
         if not values:
             detail = "needs predictions, a sensitive column (and labels)"
             return RuleResult(label, "skipped", None, detail)
-        pick = min if bound_key == "min" else max
+        pick = min if at_least else max
         value, report = pick(values, key=lambda pair: pair[0])
-        breach = value < bound if bound_key == "min" else value > bound
+        breach = value < bound if at_least else value > bound
         return RuleResult(label, _level(breach), value, f"by {report.sensitive}: {value:.4f}")
 
 
 class Metric:
     """``{metric: NAME, min|max: BOUND}``: a live metric from a metrics file."""
 
-    def check(self, rule: Mapping[str, Any], evidence: Evidence) -> RuleResult:
-        name = str(rule["metric"])
-        checks = [(k, rule[k]) for k in ("min", "max") if k in rule]
+    def check(self, rule: MetricRule, evidence: Evidence) -> RuleResult:
+        name = rule.metric
+        checks = [(k, v) for k, v in rule.bounds() if k in ("min", "max")]
         label = " and ".join(f"{name} {'>=' if k == 'min' else '<='} {v}" for k, v in checks)
         label = label or name
         if not checks:
@@ -223,8 +215,9 @@ class Metric:
         return RuleResult(label, _level(breach), float(value), f"{name} = {value:.6g}")
 
 
-KINDS: dict[str, RuleKind] = {"drift": Drift(), "bias": Bias(), "metric": Metric()}
-"""Monitor rule kinds by the key that names them (schema: formats.schema.MONITOR_RULES)."""
+KINDS: dict[str, RuleKind[Any]] = {"drift": Drift(), "bias": Bias(), "metric": Metric()}
+"""Monitor rule kinds by the ``kind`` of the rules they judge (schema:
+formats.schema.MONITOR_RULES)."""
 
 
 def bias_reports(frame: pd.DataFrame, roles: Roles) -> list[BiasReport]:
@@ -247,7 +240,7 @@ def bias_reports(frame: pd.DataFrame, roles: Roles) -> list[BiasReport]:
 
 
 def evaluate(
-    rules: Sequence[Any],
+    rules: Sequence[Rule],
     reference: Mapping[str, Any] | None,
     frame: pd.DataFrame | None,
     metrics: Mapping[str, Any] | None,
@@ -263,11 +256,11 @@ def evaluate(
     )
     results = []
     for rule in rules:
-        kinds = kinds_of(rule, KINDS) if isinstance(rule, Mapping) else []
-        if kinds:
-            results.append(KINDS[kinds[0]].check(rule, evidence))
-        else:
+        kind = KINDS.get(rule.kind)
+        if kind is None:  # a gate's kind (env, package) has no meaning on live data
             results.append(
                 RuleResult(str(rule), "breach", None, "unknown monitor (failing closed)")
             )
+        else:
+            results.append(kind.check(rule, evidence))
     return Evaluation(tuple(results), tuple(drifts), tuple(reports))

@@ -17,18 +17,18 @@ given with ``--eval-data`` against the candidate's reference profile:
         - {bias: demographic_parity_difference, max: 0.10}
 
 A gate on a metric the candidate lacks fails closed; so does a drift or bias gate without
-evaluation data, and a rule mvctl does not know. Each rule kind is a small class in
-:data:`KINDS`, keyed by the same names as the gates' schema (mvctl.formats.schema).
+evaluation data, and a rule mvctl does not know. Rules arrive typed (mvctl.formats.rules);
+each kind is a small class in :data:`KINDS`, keyed by the rules' ``kind`` names.
 """
 
 from __future__ import annotations
 
-from collections.abc import Callable, Mapping
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
-from typing import Any, Protocol
+from typing import Any, Protocol, TypeVar
 
 from mvctl.formats.manifest import Manifest
-from mvctl.formats.schema import METRIC_CHECKS, kinds_of
+from mvctl.formats.rules import DataRule, EnvRule, MetricRule, PackageRule, Rule, parse_rule
 from mvctl.formats.values import flatten
 
 
@@ -86,7 +86,7 @@ def _fmt(value: float) -> str:
 
 NOTHING_HELD = "the channel holds no version yet: nothing to compare"
 
-DataCheck = Callable[[Mapping[str, Any]], GateResult]
+DataCheck = Callable[[DataRule], GateResult]
 """Evaluates one drift or bias rule on evaluation data."""
 
 
@@ -100,50 +100,54 @@ class Subject:
     data_check: DataCheck | None = None
 
 
-class GateKind(Protocol):
-    """One kind of gate (the key that names it in a rule mapping)."""
-
-    def check(self, rule: Mapping[str, Any], subject: Subject) -> list[GateResult]: ...
+RuleT = TypeVar("RuleT", contravariant=True)
 
 
-def _metric_label(key: str, path: str, bound: Any, relative: bool) -> str:
+class GateKind(Protocol[RuleT]):
+    """One kind of gate, judging the rules of one class (its ``kind`` names it)."""
+
+    def check(self, rule: RuleT, subject: Subject) -> list[GateResult]: ...
+
+
+def _metric_label(key: str, path: str, bound: float, relative: bool) -> str:
     rel = " (relative)" if relative else ""
     return {
         "min": f"{path} >= {bound}",
         "max": f"{path} <= {bound}",
         "max_drop": f"{path} drops at most {bound}{rel}",
         "min_gain": f"{path} gains at least {bound}{rel}",
-        "required": f"{path} is reported",
     }[key]
 
 
 class MetricGate:
     """``{metric: PATH, min|max|max_drop|min_gain|required: ...}``: the manifest's metrics."""
 
-    def check(self, rule: Mapping[str, Any], subject: Subject) -> list[GateResult]:
-        path = str(rule["metric"])
+    def check(self, rule: MetricRule, subject: Subject) -> list[GateResult]:
+        path = rule.metric
         value = _metric(subject.candidate.metrics, path)
-        checks = [k for k in METRIC_CHECKS if k in rule]
-        if not checks:
+        results = [self._one(key, bound, rule, value, subject) for key, bound in rule.bounds()]
+        if rule.required is not None:
+            label = f"{path} is reported"
+            if value is None:
+                results.append(GateResult(label, False, f"metric {path} is missing"))
+            else:
+                results.append(GateResult(label, True, _fmt(value)))
+        if not results:
             return [GateResult(f"{path}: ?", False, "rule has no min, max, max_drop, min_gain")]
-        relative = bool(rule.get("relative", False))
-        return [self._one(key, rule[key], path, value, relative, subject) for key in checks]
+        return results
 
     def _one(
-        self, key: str, bound: Any, path: str, value: float | None, relative: bool, s: Subject
+        self, key: str, bound: float, rule: MetricRule, value: float | None, s: Subject
     ) -> GateResult:
-        label = _metric_label(key, path, bound, relative)
+        path = rule.metric
+        label = _metric_label(key, path, bound, rule.relative)
         if value is None:
             return GateResult(label, False, f"metric {path} is missing")
-        if key == "required":
-            return GateResult(label, True, _fmt(value))
-        if not isinstance(bound, int | float) or isinstance(bound, bool):
-            return GateResult(label, False, f"{key} must be a number")
         if key == "min":
             return GateResult(label, value >= bound, f"{_fmt(value)} vs min {bound}")
         if key == "max":
             return GateResult(label, value <= bound, f"{_fmt(value)} vs max {bound}")
-        return _comparison(label, key, float(bound), relative, path, value, s.holder)
+        return _comparison(label, key, float(bound), rule.relative, path, value, s.holder)
 
 
 def _comparison(
@@ -174,15 +178,11 @@ def _comparison(
 class EnvGate:
     """``{env: python, same: major|minor|patch}``: Python unchanged vs the holder."""
 
-    def check(self, rule: Mapping[str, Any], subject: Subject) -> list[GateResult]:
-        what, same = str(rule["env"]), str(rule.get("same", "minor"))
-        label = f"{what} {same} version unchanged"
-        if what != "python" or same not in ("major", "minor", "patch"):
-            detail = "only {env: python, same: major|minor|patch} is known"
-            return [GateResult(label, False, detail)]
+    def check(self, rule: EnvRule, subject: Subject) -> list[GateResult]:
+        label = f"{rule.env} {rule.same} version unchanged"
         if subject.holder is None:
             return [GateResult(label, True, NOTHING_HELD)]
-        parts = {"major": 1, "minor": 2, "patch": 3}[same]
+        parts = {"major": 1, "minor": 2, "patch": 3}[rule.same]
         new = subject.candidate.python.split(".")[:parts]
         old = subject.holder.python.split(".")[:parts]
         return [GateResult(label, new == old, f"{'.'.join(old)} -> {'.'.join(new)}")]
@@ -191,16 +191,16 @@ class EnvGate:
 class PackageGate:
     """``{package: NAME, version: V}`` or ``{package: NAME, same: true}``."""
 
-    def check(self, rule: Mapping[str, Any], subject: Subject) -> list[GateResult]:
+    def check(self, rule: PackageRule, subject: Subject) -> list[GateResult]:
         # Deferred: environment pulls in tomllib and platform, ~10 ms on every rollback.
         from mvctl.registry.environment import normalise
 
-        name = normalise(str(rule["package"]))
+        name = normalise(rule.package)
         have = subject.candidate.packages.get(name)
-        if "version" in rule:
-            want = str(rule["version"])
+        if rule.version is not None:
+            want = rule.version
             return [GateResult(f"{name} == {want}", have == want, f"{name} {have or 'missing'}")]
-        if rule.get("same"):
+        if rule.same:
             return [self._same(name, have, subject.holder)]
         return [GateResult(f"{name}: ?", False, "package rules take version: X or same: true")]
 
@@ -219,35 +219,43 @@ class PackageGate:
         return GateResult(label, have == old, f"{old or 'missing'} -> {have or 'missing'}")
 
 
-@dataclass(frozen=True)
 class DataGate:
     """``{drift: ...}`` and ``{bias: ...}``: a monitor rule run on evaluation data."""
 
-    kind: str
-
-    def check(self, rule: Mapping[str, Any], subject: Subject) -> list[GateResult]:
+    def check(self, rule: DataRule, subject: Subject) -> list[GateResult]:
         if subject.data_check is None:
-            label = f"{self.kind}: {rule[self.kind]}"
+            label = f"{rule.kind}: {rule.measure}"
             return [GateResult(label, False, "needs evaluation data (--eval-data)")]
         return [subject.data_check(rule)]
 
 
-KINDS: dict[str, GateKind] = {
-    "drift": DataGate("drift"),
-    "bias": DataGate("bias"),
+KINDS: dict[str, GateKind[Any]] = {
+    "drift": DataGate(),
+    "bias": DataGate(),
     "metric": MetricGate(),
     "env": EnvGate(),
     "package": PackageGate(),
 }
-"""Gate kinds by the key that names them (schema: formats.schema.GATE_RULES)."""
+"""Gate kinds by the ``kind`` of the rules they judge (schema: formats.schema.GATE_RULES)."""
 
 
 def _typed(manifest: Manifest | Mapping[str, Any]) -> Manifest:
     return manifest if isinstance(manifest, Manifest) else Manifest.from_dict(manifest)
 
 
+def _rule(rule: Rule | Mapping[str, Any]) -> Rule | str:
+    """``rule`` typed; a hand-made mapping (the Python API, tests) is parsed, and what is no
+    rule becomes the reason it fails closed."""
+    if isinstance(rule, Mapping):
+        try:
+            return parse_rule(rule)
+        except ValueError as exc:
+            return str(exc)
+    return rule if isinstance(rule, Rule) else "unknown gate"
+
+
 def evaluate(
-    rules: list[Any],
+    rules: Sequence[Rule | Mapping[str, Any]],
     candidate: Manifest | Mapping[str, Any],
     holder: Manifest | Mapping[str, Any] | None,
     data_check: DataCheck | None = None,
@@ -256,10 +264,12 @@ def evaluate(
     version the channel holds now, or None."""
     subject = Subject(_typed(candidate), None if holder is None else _typed(holder), data_check)
     results: list[GateResult] = []
-    for rule in rules:
-        kinds = kinds_of(rule, KINDS) if isinstance(rule, Mapping) else []
-        if kinds:
-            results.extend(KINDS[kinds[0]].check(rule, subject))
+    for given in rules:
+        rule = _rule(given)
+        kind = KINDS.get(rule.kind) if not isinstance(rule, str) else None
+        if kind is None:
+            why = rule if isinstance(rule, str) else "unknown gate"
+            results.append(GateResult(str(given), False, f"{why} (failing closed)"))
         else:
-            results.append(GateResult(str(rule), False, "unknown gate (failing closed)"))
+            results.extend(kind.check(rule, subject))
     return tuple(results)

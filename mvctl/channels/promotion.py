@@ -8,9 +8,7 @@ move was never published (then it is published now).
 
 from __future__ import annotations
 
-from collections.abc import Mapping
 from pathlib import Path
-from typing import Any
 
 from mvctl._adapters.git import GitRepo
 from mvctl.analysis import rules
@@ -25,6 +23,7 @@ from mvctl.errors import (
 )
 from mvctl.formats import config, tags
 from mvctl.formats.names import check_text
+from mvctl.formats.rules import DataRule
 from mvctl.registry.read import read_manifest, read_profile
 
 
@@ -58,7 +57,7 @@ def _data_check(
     reference = read_profile(git, model, commit)
     roles = rules.Roles.from_config(cfg.model(model).raw)
 
-    def check(rule: Mapping[str, Any]) -> GateResult:
+    def check(rule: DataRule) -> GateResult:
         [result] = rules.evaluate([rule], reference, frame, None, roles).results
         return GateResult(result.rule, result.level in ("ok", "warn"), result.detail)
 

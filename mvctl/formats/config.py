@@ -12,6 +12,7 @@ from mvctl.common import yamlio
 from mvctl.errors import OperationalError
 from mvctl.formats import schema
 from mvctl.formats.layout import CONFIG_FILE
+from mvctl.formats.rules import Rule, parse_rule
 from mvctl.formats.schema import DEFAULT_CHANNELS
 
 __all__ = ["CONFIG_FILE", "DEFAULT_CHANNELS", "ModelConfig", "RegistryConfig", "load", "loads"]
@@ -57,23 +58,21 @@ class ModelConfig:
     env_lock: str | None = None
     raw: dict[str, Any] = field(default_factory=dict)
     review: tuple[str, ...] = ()  # channels whose promotions need a merged request
+    gate_rules: dict[str, tuple[Rule, ...]] = field(default_factory=dict)  # by channel
+    monitor_rules: dict[str, tuple[Rule, ...]] = field(default_factory=dict)
 
-    def gates(self, channel: str) -> list[Any]:
-        """The gate rules for ``channel`` (see mvctl.gates)."""
-        return self._rules("gates", channel)
+    def gates(self, channel: str) -> list[Rule]:
+        """The gate rules for ``channel`` (see mvctl.channels.gates)."""
+        return list(self.gate_rules.get(channel, ()))
 
-    def monitors(self, channel: str) -> list[Any]:
-        """The monitor rules for ``channel`` (see mvctl.monitor)."""
-        return self._rules("monitors", channel)
+    def monitors(self, channel: str) -> list[Rule]:
+        """The monitor rules for ``channel`` (see mvctl.analysis.rules)."""
+        return list(self.monitor_rules.get(channel, ()))
 
     def has_rules(self) -> tuple[str, ...]:
         """Which of gates and monitors have at least one rule on some channel."""
-        return tuple(k for k in ("gates", "monitors") if any((self.raw.get(k) or {}).values()))
-
-    def _rules(self, key: str, channel: str) -> list[Any]:
-        table = self.raw.get(key) or {}
-        rules = table.get(channel) if isinstance(table, dict) else None
-        return list(rules) if isinstance(rules, list) else []
+        tables = {"gates": self.gate_rules, "monitors": self.monitor_rules}
+        return tuple(kind for kind, table in tables.items() if any(table.values()))
 
 
 @dataclass(frozen=True)
@@ -89,7 +88,7 @@ class RegistryConfig:
 
     def rules_for(
         self, model: str, kind: RuleKind, channel: str, registered: Callable[[str], bool]
-    ) -> list[Any]:
+    ) -> list[Rule]:
         """``model``'s ``kind`` rules for ``channel``. When ``model`` has no entry but an entry
         with rules names a model with no registered version (``registered`` says), that entry
         is most likely ``model`` misspelled, and running no rule would let anything through."""
@@ -147,6 +146,8 @@ def parse(data: Any, text: str | None = None) -> RegistryConfig:
             env_lock=entry.get("env_lock"),
             raw=entry,
             review=tuple(entry.get("review", review)),
+            gate_rules=_by_channel(entry.get("gates")),
+            monitor_rules=_by_channel(entry.get("monitors")),
         )
     return RegistryConfig(
         channels=tuple(data.get("channels", DEFAULT_CHANNELS)),
@@ -154,6 +155,11 @@ def parse(data: Any, text: str | None = None) -> RegistryConfig:
         review=review,
         push=data.get("push", "auto"),
     )
+
+
+def _by_channel(table: dict[str, list[dict[str, Any]]] | None) -> dict[str, tuple[Rule, ...]]:
+    """A gates or monitors table the schema accepted, typed (so no rule fails to parse)."""
+    return {channel: tuple(map(parse_rule, rules)) for channel, rules in (table or {}).items()}
 
 
 def load(root: Path) -> RegistryConfig:

@@ -1,6 +1,7 @@
 """The schema of ``mvctl.yaml``: a table of allowed keys per level, and the rule kinds
-gates and monitors may use (the code that evaluates each kind keys its own table by the same
-names: mvctl.channels.gates, mvctl.analysis.rules).
+gates and monitors may use (mvctl.formats.rules types a rule the schema accepted, and the code
+that evaluates each kind keys its own table by the same names: mvctl.channels.gates,
+mvctl.analysis.rules).
 
 Each spec yields the problems of a value at a path (mapping keys and list indexes);
 :func:`problems` lists them all and :func:`located` words the first with its line.
@@ -11,7 +12,7 @@ from __future__ import annotations
 from collections.abc import Callable, Iterable, Iterator, Mapping
 from dataclasses import dataclass
 from difflib import get_close_matches
-from typing import Any, Protocol
+from typing import Any, Literal, Protocol, get_args
 
 from mvctl.common import yamlio
 from mvctl.errors import OperationalError
@@ -19,13 +20,18 @@ from mvctl.formats.layout import CONFIG_FILE
 from mvctl.formats.names import NAME_RE
 
 DEFAULT_CHANNELS = ("production", "staging", "canary", "shadow")
-DRIFT_TESTS = ("psi", "ks", "chi2", "dataset")
-CORRECTIONS = ("none", "bonferroni", "fdr")
-BIAS_METRICS = (
+DriftTest = Literal["psi", "ks", "chi2", "dataset"]
+Correction = Literal["none", "bonferroni", "fdr"]
+BiasMetric = Literal[
     "demographic_parity_difference",
     "demographic_parity_ratio",
     "equalized_odds_difference",
-)
+]
+VersionPart = Literal["major", "minor", "patch"]
+DRIFT_TESTS: tuple[str, ...] = get_args(DriftTest)
+CORRECTIONS: tuple[str, ...] = get_args(Correction)
+BIAS_METRICS: tuple[str, ...] = get_args(BiasMetric)
+VERSION_PARTS: tuple[str, ...] = get_args(VersionPart)
 METRIC_CHECKS = ("min", "max", "max_drop", "min_gain", "required")
 
 
@@ -232,9 +238,7 @@ GATE_RULES: dict[str, _Table] = {
         "metric rule",
         needs=METRIC_CHECKS,
     ),
-    "env": _Table(
-        {"env": _one_of("python"), "same": _one_of("major", "minor", "patch")}, "env rule"
-    ),
+    "env": _Table({"env": _one_of("python"), "same": _one_of(*VERSION_PARTS)}, "env rule"),
     "package": _Table(
         {
             "package": TEXT,
@@ -292,6 +296,15 @@ SCHEMA = _Table(
         "push": _one_of("auto", "never"),
     }
 )
+
+
+def rule_problem(rule: Any) -> str | None:
+    """The first way ``rule`` fails to be a gate or a monitor rule, or None. A monitor's
+    kinds take a subset of the keys a gate's do, so the gates' table judges both."""
+    for found in _Rules(GATE_RULES).check([rule], (), ()):
+        dotted = ".".join(str(p) for p in found.at[1:])
+        return f"{dotted}: {found.message}" if dotted else found.message
+    return None
 
 
 def problems(data: Any) -> Iterator[_Problem]:

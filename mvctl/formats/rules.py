@@ -1,0 +1,147 @@
+"""Gate and monitor rules as typed values: what a rule mapping in ``mvctl.yaml`` means once
+the schema (mvctl.formats.schema) has accepted it. One frozen dataclass per kind; ``kind`` is
+the key that names it in a rule mapping, and keys the tables of the code that evaluates it
+(mvctl.channels.gates, mvctl.analysis.rules).
+
+A field the mapping leaves out is None (or the kind's default) here; the defaults that need
+statistics (a PSI limit, an alpha) belong to mvctl.analysis.rules, not to the format.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from dataclasses import dataclass
+from typing import Any, ClassVar, Literal
+
+from mvctl.formats import schema
+from mvctl.formats.schema import BiasMetric, Correction, DriftTest, VersionPart
+
+__all__ = [
+    "KINDS",
+    "BiasRule",
+    "DataRule",
+    "DriftRule",
+    "EnvRule",
+    "MetricRule",
+    "PackageRule",
+    "Rule",
+    "parse_rule",
+]
+
+
+class _Written:
+    """A rule equals one of its kind with the same fields, and any mapping that parses to it
+    (``{metric: auc, min: 0.9}`` as mvctl.yaml writes it)."""
+
+    kind: ClassVar[str]
+
+    def __eq__(self, other: object) -> bool:
+        if isinstance(other, Mapping):
+            try:
+                other = parse_rule(other)
+            except ValueError:
+                return False
+        return type(other) is type(self) and vars(other) == vars(self)
+
+    def __hash__(self) -> int:
+        return hash((type(self), *vars(self).values()))
+
+
+@dataclass(frozen=True, eq=False)
+class MetricRule(_Written):
+    """``{metric: PATH, min|max|max_drop|min_gain: BOUND, relative: BOOL, required: BOOL}``
+    (a monitor's takes only min and max)."""
+
+    kind: ClassVar[str] = "metric"
+    metric: str
+    min: float | None = None
+    max: float | None = None
+    max_drop: float | None = None
+    min_gain: float | None = None
+    relative: bool = False
+    required: bool | None = None  # given at all, even false: the metric must be reported
+
+    def bounds(self) -> tuple[tuple[str, float], ...]:
+        """The bounds given, by key, in the schema's order (min, max, max_drop, min_gain)."""
+        given = (
+            ("min", self.min),
+            ("max", self.max),
+            ("max_drop", self.max_drop),
+            ("min_gain", self.min_gain),
+        )
+        return tuple((key, bound) for key, bound in given if bound is not None)
+
+
+@dataclass(frozen=True, eq=False)
+class EnvRule(_Written):
+    """``{env: python, same: major|minor|patch}``."""
+
+    kind: ClassVar[str] = "env"
+    env: Literal["python"]
+    same: VersionPart = "minor"
+
+
+@dataclass(frozen=True, eq=False)
+class PackageRule(_Written):
+    """``{package: NAME, version: V}`` or ``{package: NAME, same: true}``."""
+
+    kind: ClassVar[str] = "package"
+    package: str
+    version: str | None = None
+    same: bool = False
+
+
+@dataclass(frozen=True, eq=False)
+class DriftRule(_Written):
+    """``{drift: psi|ks|chi2|dataset, max, warn, alpha, correction, columns, max_share, psi}``."""
+
+    kind: ClassVar[str] = "drift"
+    drift: DriftTest
+    max: float | None = None
+    warn: float | None = None
+    alpha: float | None = None
+    correction: Correction = "none"
+    columns: tuple[str, ...] = ()  # none: every profiled column
+    max_share: float | None = None
+    psi: float | None = None
+
+    @property
+    def measure(self) -> str:
+        return self.drift
+
+
+@dataclass(frozen=True, eq=False)
+class BiasRule(_Written):
+    """``{bias: METRIC, min|max: BOUND}``."""
+
+    kind: ClassVar[str] = "bias"
+    bias: BiasMetric
+    min: float | None = None
+    max: float | None = None
+
+    @property
+    def measure(self) -> str:
+        return self.bias
+
+
+Rule = MetricRule | EnvRule | PackageRule | DriftRule | BiasRule
+DataRule = DriftRule | BiasRule
+"""The rules evaluated on data (monitors' live data, gates' evaluation data)."""
+
+_CLASSES: tuple[type[Rule], ...] = (MetricRule, EnvRule, PackageRule, DriftRule, BiasRule)
+KINDS: dict[str, type[Rule]] = {cls.kind: cls for cls in _CLASSES}
+"""Rule classes by the key that names their kind (schema: formats.schema.GATE_RULES)."""
+
+
+def parse_rule(rule: Mapping[str, Any]) -> Rule:
+    """The typed rule ``rule`` (a mapping from mvctl.yaml) is. A mapping the schema accepted
+    always parses; any other raises ValueError naming its first problem."""
+    problem = schema.rule_problem(dict(rule))
+    if problem is not None:
+        raise ValueError(f"not a rule: {problem}")
+    [kind] = schema.kinds_of(rule, KINDS)
+    # The schema allows exactly the fields' names as keys; its only lists are columns.
+    values: dict[str, Any] = {
+        key: tuple(v) if isinstance(v, list) else v for key, v in rule.items()
+    }
+    return KINDS[kind](**values)
