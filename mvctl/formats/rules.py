@@ -30,24 +30,12 @@ __all__ = [
 
 
 class _Written:
-    """A rule equals one of its kind with the same fields, and any mapping that parses to it
-    (``{metric: auc, min: 0.9}`` as mvctl.yaml writes it)."""
+    """The common face of a parsed rule: its kind name, as mvctl.yaml writes it."""
 
     kind: ClassVar[str]
 
-    def __eq__(self, other: object) -> bool:
-        if isinstance(other, Mapping):
-            try:
-                other = parse_rule(other)
-            except ValueError:
-                return False
-        return type(other) is type(self) and vars(other) == vars(self)
 
-    def __hash__(self) -> int:
-        return hash((type(self), *vars(self).values()))
-
-
-@dataclass(frozen=True, eq=False)
+@dataclass(frozen=True)
 class MetricRule(_Written):
     """``{metric: PATH, min|max|max_drop|min_gain: BOUND, relative: BOOL, required: BOOL}``
     (a monitor's takes only min and max)."""
@@ -72,7 +60,7 @@ class MetricRule(_Written):
         return tuple((key, bound) for key, bound in given if bound is not None)
 
 
-@dataclass(frozen=True, eq=False)
+@dataclass(frozen=True)
 class EnvRule(_Written):
     """``{env: python, same: major|minor|patch}``."""
 
@@ -81,7 +69,7 @@ class EnvRule(_Written):
     same: VersionPart = "minor"
 
 
-@dataclass(frozen=True, eq=False)
+@dataclass(frozen=True)
 class PackageRule(_Written):
     """``{package: NAME, version: V}`` or ``{package: NAME, same: true}``."""
 
@@ -91,7 +79,7 @@ class PackageRule(_Written):
     same: bool = False
 
 
-@dataclass(frozen=True, eq=False)
+@dataclass(frozen=True)
 class DriftRule(_Written):
     """``{drift: psi|ks|chi2|dataset, max, warn, alpha, correction, columns, max_share, psi}``."""
 
@@ -110,7 +98,7 @@ class DriftRule(_Written):
         return self.drift
 
 
-@dataclass(frozen=True, eq=False)
+@dataclass(frozen=True)
 class BiasRule(_Written):
     """``{bias: METRIC, min|max: BOUND}``."""
 

@@ -15,6 +15,7 @@ from mvctl.check import check
 from mvctl.common import yamlio
 from mvctl.errors import OperationalError, PolicyError
 from mvctl.formats import config
+from mvctl.formats.rules import parse_rule
 from tests.conftest import (
     Registry,
     RegistryFactory,
@@ -226,7 +227,7 @@ def test_the_init_template_is_accepted() -> None:
     example = config.TEMPLATE.replace("models: {}\n", "").replace("# models:", "models:")
     example = example.replace("\n#   ", "\n  ")
     assert config.loads(example).model("fraud").gates("production") == [
-        {"metric": "auc", "min": 0.90}
+        parse_rule({"metric": "auc", "min": 0.90})
     ]
 
 

@@ -40,11 +40,10 @@ from mvctl.formats.rules import (
         ),
     ],
 )
-def test_a_rule_parses_to_its_kind_and_equals_its_mapping(
-    written: dict[str, Any], parsed: object
-) -> None:
+def test_a_rule_parses_to_its_kind(written: dict[str, Any], parsed: object) -> None:
     rule = parse_rule(written)
-    assert rule == parsed and rule == written and hash(rule) == hash(parsed)
+    assert rule == parsed and hash(rule) == hash(parsed)
+    assert rule != written  # a parsed rule is a value of its own, not its mapping
     assert rule.kind in written
 
 
