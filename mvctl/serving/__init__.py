@@ -8,11 +8,12 @@ and the swap) and follow (the poller).
 """
 
 from mvctl.serving.follow import check_interval, follow
-from mvctl.serving.layout import Served, on_change, status
+from mvctl.serving.layout import ChannelServed, Served, on_change, served_channels, status
 from mvctl.serving.pull import pull
 from mvctl.serving.request import PullRequest, PullResult
 
 __all__ = [
+    "ChannelServed",
     "PullRequest",
     "PullResult",
     "Served",
@@ -20,5 +21,6 @@ __all__ = [
     "follow",
     "on_change",
     "pull",
+    "served_channels",
     "status",
 ]

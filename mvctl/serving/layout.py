@@ -6,7 +6,11 @@ A host knows a git URL, a model and a channel. Its directory holds:
     DIR/versions/NAME/                  complete, verified versions: the weights (file or
                                         directory) and a copy of manifest.yaml
     DIR/versions/.tmp-*                 downloads in progress; removed by the next run
-    DIR/state.json                      what is served, from which commit, since when
+    DIR/state.json                      what is served, from which commit, since when;
+                                        ``channels``: one entry per followed channel
+    DIR/channels/CHANNEL -> ../versions/NAME
+                                        a symlink per followed channel that holds a
+                                        version (for servers of the user's own)
     DIR/.mvctl/                         lock file, records/NAME.json (what each version
                                         directory holds), repo.git: a scratch bare git repo
                                         for one depth-1 fetch, emptied around it
@@ -82,6 +86,86 @@ class Served:
             "repo": self.repo,
             "kept": list(self.kept),
         }
+
+
+@dataclass(frozen=True)
+class ChannelServed:
+    """One channel a host directory follows: what it serves and, for a canary, its share
+    of traffic in percent (None: not a weighted channel)."""
+
+    channel: str
+    version: str
+    commit: str
+    dir: str  # NAME under versions/
+    path: Path  # the weights (file or directory), inside versions/NAME
+    since: str
+    weight: float | None = None
+
+    def to_dict(self) -> dict[str, Any]:
+        return {
+            "channel": self.channel,
+            "version": self.version,
+            "commit": self.commit,
+            "dir": self.dir,
+            "path": str(self.path),
+            "since": self.since,
+            "weight": self.weight,
+        }
+
+
+def served_channels(dest: Path) -> dict[str, ChannelServed]:
+    """Every channel ``dest`` serves, read from ``state.json`` alone (one rename replaces
+    it, so a reader sees one consistent set). The primary channel (the top-level fields,
+    what ``current`` names) comes first. A directory written before hosts followed several
+    channels has no ``channels`` entry: its one channel is the primary. An entry whose
+    version directory or record is missing or malformed is left out."""
+    state = read_json(dest / STATE)
+    if state is None:
+        return {}
+    root = dest.resolve()
+    entries = state.get("channels")
+    if not isinstance(entries, dict):
+        primary = status(dest)
+        if primary is None:
+            return {}
+        entries = {
+            primary.channel: {
+                "version": primary.version,
+                "dir": current_name(dest),
+                "commit": primary.commit,
+                "since": primary.since,
+            }
+        }
+    out: dict[str, ChannelServed] = {}
+    for channel, entry in entries.items():
+        if not isinstance(channel, str) or not isinstance(entry, dict):
+            continue
+        name = entry.get("dir")
+        if not isinstance(name, str) or not valid_name(name):
+            continue
+        record = read_record(dest, name)
+        if record is None or file_kind(dest / VERSIONS / name) != stat.S_IFDIR:
+            continue
+        weight = entry.get("weight")
+        out[channel] = ChannelServed(
+            channel=channel,
+            version=record["version"],
+            commit=record["commit"],
+            dir=name,
+            path=root / VERSIONS / name / record["weights"],
+            since=str(entry.get("since", "")),
+            weight=float(weight)
+            if isinstance(weight, int | float)
+            and not isinstance(weight, bool)
+            and 0 < weight <= 100
+            else None,
+        )
+    primary_name = state.get("channel")
+    if primary_name in out:
+        out = {primary_name: out[primary_name]} | {
+            k: v for k, v in out.items() if k != primary_name
+        }
+    return out
 
 
 def file_kind(path: Path) -> int | None:
