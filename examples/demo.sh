@@ -30,14 +30,14 @@ git commit -q -m "Training code"
 step mvctl init --storage "$work/dvc-storage"
 
 step python train.py
-step mvctl register cancer --weights models/cancer.pkl --data data/train.csv \
+step mvctl register cancer --weights models/cancer.skops --data data/train.csv \
   --metrics metrics.json --params params.yaml --description "baseline"
 
 # A new experiment: stronger regularisation, committed like any code change.
 printf 'train:\n  C: 0.05\n  max_iter: 500\n' > params.yaml
 git commit -q -am "Stronger regularisation"
 step python train.py
-step mvctl register cancer --weights models/cancer.pkl --data data/train.csv \
+step mvctl register cancer --weights models/cancer.skops --data data/train.csv \
   --metrics metrics.json --params params.yaml
 
 step mvctl list
@@ -97,7 +97,7 @@ cd "$work/clone"
 step git checkout -q cancer@production
 step dvc pull -q
 want="$(mvctl show cancer@production --json | python -c 'import json,sys; print(json.load(sys.stdin)["manifest"]["weights"][0]["sha256"])')"
-got="$(sha256sum models/cancer.pkl | cut -d' ' -f1)"
+got="$(sha256sum models/cancer.skops | cut -d' ' -f1)"
 printf '\nmanifest sha256 %s\nrestored sha256 %s\n' "$want" "$got"
 [ "$want" = "$got" ] || { echo "restored weights differ from the manifest" >&2; exit 1; }
 printf '\n\033[32mdemo finished: two versions registered, compared, promoted and rolled back; production restored byte for byte on a clone\033[0m\n'

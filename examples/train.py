@@ -1,7 +1,7 @@
 """Train a small scikit-learn classifier on the bundled breast-cancer data.
 
-Writes the weights (a pickle, as training code commonly does; mvctl itself never unpickles
-them), a CSV of the training data, metrics.json and reads params.yaml.
+Writes the weights with skops (a format `mvctl serve` loads without running code, unlike a
+pickle), a CSV of the training data, metrics.json and reads params.yaml.
 
     python examples/train.py --out DIR [--c 1.0] [--max-iter 200]
 """
@@ -10,11 +10,12 @@ from __future__ import annotations
 
 import argparse
 import json
-import pickle
 import time
 from pathlib import Path
 
 import numpy as np
+import pandas as pd
+import skops.io
 import yaml
 from sklearn.datasets import load_breast_cancer
 from sklearn.linear_model import LogisticRegression
@@ -42,7 +43,9 @@ def main() -> None:
     table = np.column_stack([x, y])
     np.savetxt(data_dir / "train.csv", table, delimiter=",", header=header, comments="", fmt="%.6g")
 
-    x_train, x_test, y_train, y_test = train_test_split(x, y, test_size=0.25, random_state=0)
+    # Fitted on named columns, so a server can take JSON records keyed by column name.
+    frame = pd.DataFrame(x, columns=header.split(",")[:-1])
+    x_train, x_test, y_train, y_test = train_test_split(frame, y, test_size=0.25, random_state=0)
     model = make_pipeline(StandardScaler(), LogisticRegression(C=c, max_iter=max_iter))
     model.fit(x_train, y_train)
 
@@ -56,8 +59,7 @@ def main() -> None:
     }
     models_dir = out / "models"
     models_dir.mkdir(parents=True, exist_ok=True)
-    with (models_dir / "cancer.pkl").open("wb") as handle:
-        pickle.dump(model, handle)
+    skops.io.dump(model, models_dir / "cancer.skops")
     (out / "metrics.json").write_text(json.dumps(metrics, indent=2) + "\n")
     print(f"trained C={c}: auc={metrics['auc']} accuracy={metrics['accuracy']}")
 
