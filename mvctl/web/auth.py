@@ -12,8 +12,15 @@ from mvctl.errors import OperationalError, UsageError
 TOKEN_ENV = "MVCTL_WEBHOOK_TOKEN"  # noqa: S105 - the variable's name, not a secret
 
 
-def load_token(token_file: Path | None, environ: Mapping[str, str]) -> str:
-    """The bearer token: from ``token_file``, else ``MVCTL_WEBHOOK_TOKEN``; none is an error."""
+def load_token(
+    token_file: Path | None,
+    environ: Mapping[str, str],
+    *,
+    env: str = TOKEN_ENV,
+    server: str = "the webhook",
+) -> str:
+    """The bearer token: from ``token_file``, else the variable ``env`` (the webhook's
+    ``MVCTL_WEBHOOK_TOKEN`` unless told); none is an error."""
     token = ""
     if token_file is not None:
         try:
@@ -30,11 +37,11 @@ def load_token(token_file: Path | None, environ: Mapping[str, str]) -> str:
                 hint="write the token as one line of plain text",
             ) from None
     else:
-        token = environ.get(TOKEN_ENV, "").strip()
+        token = environ.get(env, "").strip()
     if len(token) < 16:
         raise UsageError(
-            "the webhook needs a bearer token of at least 16 characters",
-            hint=f"set {TOKEN_ENV} or pass --token-file; the server refuses to run without one",
+            f"{server} needs a bearer token of at least 16 characters",
+            hint=f"set {env} or pass --token-file; the server refuses to run without one",
         )
     return token
 
