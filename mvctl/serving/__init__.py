@@ -4,21 +4,29 @@
 ``serving.on_change``, ``serving.follow``, ``serving.pull``, ``serving.PullRequest``), so this
 package's face re-exports them; the work lives in its modules: layout (DIR and what it
 serves), request, commit (reading an untrusted registry commit), download, pull (one poll
-and the swap) and follow (the poller).
+and the swap) and follow (the poller). A model server answers requests in-process with
+router (``Router``: canary, shadow, hot swap), loaders (``load_model``), decisions (the
+decision log), metrics and errors.
 """
 
 from mvctl.serving.follow import check_interval, follow
 from mvctl.serving.layout import ChannelServed, Served, on_change, served_channels, status
+from mvctl.serving.loaders import load_model
 from mvctl.serving.pull import pull
 from mvctl.serving.request import PullRequest, PullResult
+from mvctl.serving.router import Answer, Loaded, Router
 
 __all__ = [
+    "Answer",
     "ChannelServed",
+    "Loaded",
     "PullRequest",
     "PullResult",
+    "Router",
     "Served",
     "check_interval",
     "follow",
+    "load_model",
     "on_change",
     "pull",
     "served_channels",

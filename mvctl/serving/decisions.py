@@ -1,0 +1,99 @@
+"""The decision log: one JSON line per request (which channel and version answered whom,
+how fast, with what), and outcome lines joined to them later by request key. Appended,
+flushed per line, so a crash loses at most the line being written and a tail -f (or a log
+shipper) sees each decision as it is made.
+
+    {"time": "2026-05-01T12:00:00.123Z", "key": "...", "channel": "production",
+     "version": "v1.4.0", "latency_ms": 1.234, "output": [...], "role": "primary"}
+    {"time": "...", "key": "...", "outcome": 1, "kind": "outcome"}
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import logging
+import threading
+from datetime import UTC, datetime
+from pathlib import Path
+from typing import IO, Any
+
+from mvctl.serving.errors import InvalidRequest
+
+_log = logging.getLogger(__name__)
+OUTPUT_CAP = 4096  # bytes of JSON above which a line carries the output's sha256 instead
+
+
+def utc_ms() -> str:
+    return datetime.now(UTC).isoformat(timespec="milliseconds").replace("+00:00", "Z")
+
+
+def _json(value: Any) -> str:
+    return json.dumps(value, separators=(",", ":"), ensure_ascii=False, default=str)
+
+
+class DecisionLog:
+    """Appends decision and outcome lines to ``path``; safe to share between threads."""
+
+    def __init__(self, path: Path, *, log_outputs: bool = True) -> None:
+        path.parent.mkdir(parents=True, exist_ok=True)
+        self._handle: IO[str] | None = path.open("a", encoding="utf-8")
+        self._log_outputs = log_outputs
+        self._lock = threading.Lock()
+        self.write_errors = 0
+
+    def decision(
+        self,
+        *,
+        key: str,
+        channel: str,
+        version: str,
+        latency_s: float,
+        role: str,
+        outputs: list[Any] | None,
+        error: str | None = None,
+    ) -> None:
+        line: dict[str, Any] = {
+            "time": utc_ms(),
+            "key": key,
+            "channel": channel,
+            "version": version,
+            "latency_ms": round(latency_s * 1000, 3),
+        }
+        if error is None:
+            text = _json(outputs)
+            if self._log_outputs and len(text.encode()) <= OUTPUT_CAP:
+                line["output"] = outputs
+            else:
+                line["output_sha256"] = hashlib.sha256(text.encode()).hexdigest()
+        line["role"] = role
+        if error is not None:
+            line["error"] = error
+        self._write(_json(line))
+
+    def outcome(self, key: str, outcome: Any) -> None:
+        try:
+            value = json.dumps(outcome)
+        except (TypeError, ValueError) as exc:
+            raise InvalidRequest(f"an outcome must be a JSON value: {exc}") from exc
+        if len(value.encode()) > OUTPUT_CAP:
+            raise InvalidRequest(f"an outcome is at most {OUTPUT_CAP} bytes of JSON")
+        self._write(_json({"time": utc_ms(), "key": key, "outcome": outcome, "kind": "outcome"}))
+
+    def _write(self, text: str) -> None:
+        with self._lock:
+            if self._handle is None:  # closed: a late shadow answer is not an error
+                return
+            try:
+                self._handle.write(text + "\n")
+                self._handle.flush()
+            except OSError as exc:  # a full disk loses decisions, never requests
+                self.write_errors += 1
+                if self.write_errors == 1:
+                    _log.error("decision log: cannot write: %s", exc.strerror or exc)
+
+    def close(self) -> None:
+        with self._lock:
+            if self._handle is not None:
+                self._handle.close()
+                self._handle = None
