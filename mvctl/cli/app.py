@@ -8,7 +8,18 @@ from typing import Annotated
 import typer
 
 from mvctl import __version__
-from mvctl.cli import channels, check, lineage, monitoring, publishing, registry, serving, web
+from mvctl.cli import (
+    canary,
+    channels,
+    check,
+    lineage,
+    monitoring,
+    publishing,
+    registry,
+    serve,
+    serving,
+    web,
+)
 from mvctl.cli.output import CliState, print_error_json
 from mvctl.common import interrupts
 
@@ -61,8 +72,10 @@ app.command()(check.check)
 app.command()(publishing.push)
 app.command()(publishing.status)
 app.command()(serving.pull)
+app.command()(serve.serve)
 app.command()(monitoring.monitor)
 app.add_typer(web.webhook_app, name="webhook")
+app.add_typer(canary.canary_app, name="canary")
 
 
 def _json_requested(args: list[str]) -> bool:
