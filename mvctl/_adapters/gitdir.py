@@ -4,8 +4,10 @@ depth-1 fetches of the one commit an alias names. Nothing here needs a work tree
 from __future__ import annotations
 
 import os
-from collections.abc import Iterator
+import re
+from collections.abc import Iterator, Sequence
 from contextlib import contextmanager
+from dataclasses import dataclass
 from pathlib import Path
 
 from mvctl._adapters.gitrun import GitFailed, run
@@ -29,6 +31,46 @@ def ls_remote_commit(url: str, ref: str, cwd: Path) -> str | None:
         obj, _, name = line.partition("\t")
         found[name] = obj
     return found.get(f"{ref}^{{}}") or found.get(ref)
+
+
+_OID_RE = re.compile(r"[0-9a-f]{40}|[0-9a-f]{64}")
+
+
+@dataclass(frozen=True)
+class RemoteRef:
+    """A tag as a remote advertises it: the tag object, and the commit it peels to (the
+    same id for a lightweight tag)."""
+
+    object: str
+    commit: str
+
+
+def ls_remote_tags(url: str, refs: Sequence[str], cwd: Path) -> dict[str, RemoteRef]:
+    """Every one of ``refs`` (tags) the remote has, from one `git ls-remote`: a host
+    following several channels still makes one request per poll."""
+    where = redacted_url(url)
+    patterns = [p for ref in refs for p in (ref, f"{ref}^{{}}")]
+    out = run(["ls-remote", "--", check_url(url), *patterns], cwd, f"reach {where}")
+    found: dict[str, str] = {}
+    for line in out.splitlines():
+        obj, _, name = line.partition("\t")
+        if _OID_RE.fullmatch(obj):  # anything else is no ref of ours
+            found[name] = obj
+    return {
+        ref: RemoteRef(found[ref], found.get(f"{ref}^{{}}", found[ref]))
+        for ref in refs
+        if ref in found
+    }
+
+
+@dataclass(frozen=True)
+class Fetched:
+    """What a fetch of an alias brought: its tag object (a commit for a lightweight tag),
+    that object's type, and the commit it peels to."""
+
+    object: str
+    kind: str
+    commit: str
 
 
 class GitDir:
@@ -90,6 +132,45 @@ class GitDir:
             action=f"fetch {ref} from {redacted_url(url)}",
         )
         return self.run("rev-parse", "--verify", f"{into}^{{commit}}", action="read it").strip()
+
+    def fetch_alias(self, url: str, ref: str, into: str, *, files: bool) -> Fetched:
+        """Fetch the alias ``ref``: with ``files``, its commit and the small files in it (as
+        :meth:`fetch_shallow`); without, its tag object and commit alone (no tree, no blob:
+        what a host needs to read a channel's weight for a version it already holds)."""
+        if files:
+            commit = self.fetch_shallow(url, ref, into)
+        else:
+            self.run(
+                "-c",
+                f"remote.{_CACHE_REMOTE}.url={check_url(url)}",
+                "-c",
+                f"remote.{_CACHE_REMOTE}.promisor=true",
+                "fetch",
+                "--quiet",
+                "--depth=1",
+                "--filter=tree:0",
+                "--no-tags",
+                "--",
+                _CACHE_REMOTE,
+                f"+{ref}:{into}",
+                action=f"fetch {ref} from {redacted_url(url)}",
+            )
+            commit = self.run(
+                "rev-parse", "--verify", f"{into}^{{commit}}", action="read it"
+            ).strip()
+        obj = self.run("rev-parse", "--verify", into, action="read it").strip()
+        kind = self.run("cat-file", "-t", obj, action="read it").strip()
+        return Fetched(obj, kind, commit)
+
+    def tag_message(self, obj: str, cap: int) -> str | None:
+        """The message of tag object ``obj`` (None when it is larger than ``cap`` bytes: a
+        tag no registry writes, never read into memory)."""
+        size = self.run("cat-file", "-s", obj, action="read the alias tag").strip()
+        if not size.isdigit() or int(size) > cap:
+            return None
+        raw = self.run("cat-file", "tag", obj, action="read the alias tag")
+        _, _, message = raw.partition("\n\n")  # headers, a blank line, the message
+        return message
 
     def read_blob(self, commit: str, path: str) -> str | None:
         try:

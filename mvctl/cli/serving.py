@@ -14,8 +14,8 @@ from mvctl.formats.names import redacted_url
 
 if TYPE_CHECKING:
     from mvctl.errors import MvctlError
-    from mvctl.serving.layout import Served
-    from mvctl.serving.request import PullRequest, PullResult
+    from mvctl.serving.layout import ChannelServed, Served
+    from mvctl.serving.request import ChannelOutcome, ChannelsResult, PullRequest
 
 
 def _log(text: str, *, error: bool = False) -> None:
@@ -24,28 +24,60 @@ def _log(text: str, *, error: bool = False) -> None:
     sys.stdout.flush()
 
 
-def _describe(result: PullResult) -> str:
-    s = result.served
-    where = f"{s.model}@{s.channel}"
-    if not result.changed:
-        return f"{where}: serving {s.version} (no change)"
-    how = "downloaded and verified" if result.downloaded else "from the local cache"
-    return f"{where}: {result.previous or 'nothing'} -> {s.version} ({how}) at {s.path}"
+def _held(version: str | None, weight: float | None) -> str:
+    if version is None:
+        return "nothing"
+    return f"{version} at {weight:g}%" if weight is not None else version
 
 
-def _print_status(served: Served | None, dest: Path, as_json: bool) -> None:
-    if as_json:
-        print_json(served.to_dict() if served else {"dest": str(dest), "serving": None})
-        return
+def _describe(model: str, outcome: ChannelOutcome) -> str:
+    where = f"{model}@{outcome.channel}"
+    before = _held(outcome.previous, outcome.previous_weight)
+    served = outcome.served
+    if outcome.error is not None:
+        return f"{where}: keeps {before} ({outcome.error.message})"
+    if outcome.removed:
+        return f"{where}: {before} -> nothing (its alias is gone; the version stays cached)"
     if served is None:
+        return f"{where}: serving nothing (no alias)"
+    now = _held(served.version, served.weight)
+    if outcome.skipped:
+        return f"{where}: serving {now} (its alias is still the one refused)"
+    if not outcome.changed:
+        return f"{where}: serving {now} (no change)"
+    how = "downloaded and verified" if outcome.downloaded else "from the local cache"
+    return f"{where}: {before} -> {now} ({how}) at {served.path}"
+
+
+def _channels_dict(channels: dict[str, ChannelServed]) -> dict[str, object]:
+    return {name: held.to_dict() for name, held in channels.items()}
+
+
+def _print_status(
+    served: Served | None, channels: dict[str, ChannelServed], dest: Path, as_json: bool
+) -> None:
+    if as_json:
+        shown = served.to_dict() if served else {"dest": str(dest), "serving": None}
+        print_json(shown | {"channels": _channels_dict(channels)})
+        return
+    if served is None and not channels:
         say(f"{dest} serves nothing yet", mark="-", color="yellow")
         return
     from rich.table import Table
 
-    table = Table(show_header=False, title=esc(dest), title_justify="left")
-    for key, value in served.to_dict().items():
-        table.add_row(esc(key), esc(", ".join(value) if isinstance(value, list) else value))
-    stdout().print(table)
+    if served is not None:
+        table = Table(show_header=False, title=esc(dest), title_justify="left")
+        for key, value in served.to_dict().items():
+            table.add_row(esc(key), esc(", ".join(value) if isinstance(value, list) else value))
+        stdout().print(table)
+    if channels:
+        rows = Table(title="channels", title_justify="left")
+        for column in ("channel", "version", "weight", "since"):
+            rows.add_column(column)
+        for name, held in channels.items():
+            weight = f"{held.weight:g}%" if held.weight is not None else "-"
+            rows.add_row(esc(name), esc(held.version), weight, esc(held.since))
+        stdout().print(rows)
 
 
 @handled
@@ -55,7 +87,15 @@ def pull(
         str | None, typer.Argument(help="The registry's git URL (what `git clone` takes).")
     ] = None,
     model: Annotated[str | None, typer.Argument(help="Model name.")] = None,
-    channel: Annotated[str, typer.Option("--channel", "-c", help="Channel.")] = "production",
+    channel: Annotated[
+        list[str] | None,
+        typer.Option(
+            "--channel",
+            "-c",
+            help="Channel to follow (repeat: production --channel canary --channel shadow; "
+            "the first is what DEST/current serves).",
+        ),
+    ] = None,
     keep: Annotated[int, typer.Option("--keep", help="Versions kept for rollbacks.")] = 3,
     dvc_remote: Annotated[
         str | None,
@@ -84,7 +124,8 @@ def pull(
     from mvctl.errors import UsageError
 
     if show_status:
-        _print_status(serving.status(dest.resolve()), dest, as_json)
+        where = dest.resolve()
+        _print_status(serving.status(where), serving.served_channels(where), dest, as_json)
         return
     if repo is None or model is None:
         raise UsageError("pull needs REPO_URL and MODEL (or --status)")
@@ -93,11 +134,11 @@ def pull(
         argv = tuple(shlex.split(on_change)) if on_change else ()
     except ValueError as exc:  # an unterminated quote
         raise UsageError(f"--on-change cannot be split: {exc}") from None
-    request = serving.PullRequest(
-        repo=repo,
-        model=model,
-        channel=channel,
-        dest=dest,
+    request = serving.PullRequest.following(
+        repo,
+        model,
+        tuple(channel or ("production",)),
+        dest,
         keep=keep,
         dvc_remote=dvc_remote,
         on_change=argv,
@@ -109,24 +150,49 @@ def pull(
         _pull_once(request, as_json)
 
 
-def _pull_once(request: PullRequest, as_json: bool) -> None:
-    from mvctl import serving
+def _hook_failure(result: ChannelsResult) -> MvctlError | None:
     from mvctl.errors import OperationalError
 
-    result = serving.pull(request)
-    refusal = None
-    if result.hook and result.hook.returncode != 0:
-        refusal = OperationalError(
-            f"--on-change exited {result.hook.returncode} after the swap to "
-            f"{result.served.version}",
-            hint="the new version is in place; fix the command or restart the server",
-        )
+    for outcome in result.outcomes:
+        if outcome.hook and outcome.hook.returncode != 0:
+            version = outcome.version or "nothing"
+            primary = outcome is result.outcomes[0]
+            swap = f"the swap to {version}" if primary else f"{outcome.channel}'s swap to {version}"
+            return OperationalError(
+                f"--on-change exited {outcome.hook.returncode} after {swap}",
+                hint="the new version is in place; fix the command or restart the server",
+            )
+    return None
+
+
+def _report(result: ChannelsResult) -> dict[str, object]:
+    from mvctl.serving.pull import primary_result
+
+    primary = primary_result(result)
+    return (primary.to_dict() if primary else {}) | {"channels": result.to_dict()}
+
+
+def _pull_once(request: PullRequest, as_json: bool) -> None:
+    from mvctl import serving
+
+    result = serving.pull_channels(request)
+    errors = result.errors
+    refusal = errors[0][1] if errors else _hook_failure(result)
+    for channel, error in errors[1:]:  # the first is the command's own error line
+        typer.echo(f"error: {request.model}@{channel}: {error.message}", err=True)
     if as_json:
-        print_json_or_refuse(result.to_dict(), refusal)
-    else:
-        say(_describe(result))
+        print_json_or_refuse(_report(result), refusal)
+    elif len(result.outcomes) > 1 or not errors:
+        for outcome in result.outcomes:
+            say(_describe(request.model, outcome), **_mark(outcome))
     if refusal:
         raise refusal
+
+
+def _mark(outcome: ChannelOutcome) -> dict[str, str]:
+    if outcome.error is not None:
+        return {"mark": "✗", "color": "red"}
+    return {} if outcome.changed else {"mark": "·", "color": "white"}
 
 
 def _watch(request: PullRequest, interval: float, as_json: bool) -> None:
@@ -145,13 +211,18 @@ def _watch(request: PullRequest, interval: float, as_json: bool) -> None:
     signal.signal(signal.SIGINT, stop_on_signal)
     signal.signal(signal.SIGTERM, stop_on_signal)
 
-    def on_result(result: PullResult) -> None:
+    def on_result(result: ChannelsResult) -> None:
         if as_json:
-            typer.echo(json.dumps(result.to_dict()))
-        elif result.changed:
-            _log(_describe(result))
-        if result.hook and result.hook.returncode != 0:
-            _log(f"error: --on-change exited {result.hook.returncode}", error=True)
+            typer.echo(json.dumps(_report(result)))
+        for outcome in result.outcomes:
+            if outcome.changed and outcome.error is None and not as_json:
+                _log(_describe(request.model, outcome))
+            if outcome.hook and outcome.hook.returncode != 0:
+                _log(
+                    f"error: --on-change exited {outcome.hook.returncode} "
+                    f"({request.model}@{outcome.channel})",
+                    error=True,
+                )
 
     def on_error(exc: MvctlError, retry_in: float) -> None:
         _log(
@@ -160,5 +231,8 @@ def _watch(request: PullRequest, interval: float, as_json: bool) -> None:
         )
 
     where = redacted_url(request.repo)  # a password or token in the URL is never printed
-    _log(f"following {request.model}@{request.channel} from {where} every {interval} s")
-    serving.follow(request, interval=interval, stop=stop, on_result=on_result, on_error=on_error)
+    followed = ", ".join(f"{request.model}@{c}" for c in request.followed)
+    _log(f"following {followed} from {where} every {interval} s")
+    serving.follow_channels(
+        request, interval=interval, stop=stop, on_result=on_result, on_error=on_error
+    )

@@ -1,24 +1,28 @@
 """The serving host: ``mvctl pull`` and the Python API a model server uses to follow it.
 
 ``from mvctl import serving`` is the documented entry point (``serving.status``,
-``serving.on_change``, ``serving.follow``, ``serving.pull``, ``serving.PullRequest``), so this
-package's face re-exports them; the work lives in its modules: layout (DIR and what it
-serves), request, commit (reading an untrusted registry commit), download, pull (one poll
-and the swap) and follow (the poller). A model server answers requests in-process with
+``serving.on_change``, ``serving.follow``, ``serving.pull``, ``serving.PullRequest``; for
+several channels ``serving.pull_channels``, ``serving.follow_channels``,
+``serving.served_channels``), so this package's face re-exports them; the work lives in its
+modules: layout (DIR and what it serves), request, commit (reading an untrusted registry
+commit), download, pull (one poll), swap (links, state.json, pruning) and follow (the
+poller). A model server answers requests in-process with
 router (``Router``: canary, shadow, hot swap), loaders (``load_model``), decisions (the
 decision log), metrics and errors.
 """
 
-from mvctl.serving.follow import check_interval, follow
+from mvctl.serving.follow import check_interval, follow, follow_channels
 from mvctl.serving.layout import ChannelServed, Served, on_change, served_channels, status
 from mvctl.serving.loaders import load_model
-from mvctl.serving.pull import pull
-from mvctl.serving.request import PullRequest, PullResult
+from mvctl.serving.pull import pull, pull_channels
+from mvctl.serving.request import ChannelOutcome, ChannelsResult, PullRequest, PullResult
 from mvctl.serving.router import Answer, Loaded, Router
 
 __all__ = [
     "Answer",
+    "ChannelOutcome",
     "ChannelServed",
+    "ChannelsResult",
     "Loaded",
     "PullRequest",
     "PullResult",
@@ -26,9 +30,11 @@ __all__ = [
     "Served",
     "check_interval",
     "follow",
+    "follow_channels",
     "load_model",
     "on_change",
     "pull",
+    "pull_channels",
     "served_channels",
     "status",
 ]

@@ -6,6 +6,7 @@ keeps serving what it had and skips that commit until the alias moves."""
 
 from __future__ import annotations
 
+import math
 import os
 import re
 from dataclasses import dataclass
@@ -17,6 +18,7 @@ from mvctl._adapters.gitdir import BLOB_LIMIT, GitDir
 from mvctl._adapters.gitrun import GitFailed
 from mvctl.errors import OperationalError
 from mvctl.formats import manifest as manifest_schema
+from mvctl.formats import tags
 from mvctl.formats.layout import manifest_path
 from mvctl.formats.names import shown
 from mvctl.serving.layout import TMP_PREFIX, VERSIONS
@@ -28,12 +30,42 @@ _PATH_MAX = 4096  # bytes in a path the kernel takes
 _SHA256_RE = re.compile(r"[0-9a-f]{64}")
 
 
-class RefusedCommit(OperationalError):
-    """The alias names a commit whose contents fail validation: refused until it moves."""
+TAG_CAP = 64 << 10  # an alias tag is a few hundred bytes; a bigger one is no registry's
 
-    def __init__(self, commit: str, message: str, hint: str | None = None) -> None:
+
+class RefusedCommit(OperationalError):
+    """The alias names a commit (or is a tag) whose contents fail validation: refused
+    until the alias moves. ``alias`` is the tag object refused (the commit for a
+    lightweight tag, or when only the commit is known)."""
+
+    def __init__(
+        self, commit: str, message: str, hint: str | None = None, *, alias: str | None = None
+    ) -> None:
         super().__init__(message, hint)
         self.commit = commit
+        self.alias = alias or commit
+
+
+def alias_weight(message: str | None) -> float | None:
+    """A channel's share of traffic in percent, from its alias tag's message (a title, a
+    blank line, then the body, as formats.tags writes it): None when the body names no
+    weight. Anything else than a number in (0, 100] is refused: the tag is untrusted."""
+    if message is None:
+        raise OperationalError(f"the alias tag is larger than {TAG_CAP} bytes")
+    _, body = tags.parse_message(message)
+    weight = body.get("weight")
+    if weight is None:
+        return None
+    if (
+        isinstance(weight, bool)
+        or not isinstance(weight, int | float)
+        or not math.isfinite(weight)
+        or not 0 < weight <= 100
+    ):
+        huge = isinstance(weight, int) and not -(10**12) < weight < 10**12
+        text = "(a huge integer)" if huge else shown(str(weight)[:40])  # never str() of it
+        raise OperationalError(f"the alias tag's weight {text} is not a number in (0, 100]")
+    return float(weight)
 
 
 @dataclass(frozen=True)

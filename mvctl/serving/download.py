@@ -7,21 +7,23 @@ from __future__ import annotations
 import shutil
 import tempfile
 from collections.abc import Callable
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
 from mvctl._adapters import dvcremote
-from mvctl._adapters.gitdir import GitDir
+from mvctl._adapters.gitdir import Fetched, GitDir
 from mvctl.common.hashing import sha256_file, sha256_tree
 from mvctl.errors import MvctlError, OperationalError, PolicyError
 from mvctl.formats import tags
-from mvctl.serving.commit import Plan, RefusedCommit, Weights, read_commit
+from mvctl.serving.commit import TAG_CAP, Plan, RefusedCommit, Weights, alias_weight, read_commit
 from mvctl.serving.layout import (
     MANIFEST_COPY,
     META,
     RECORDS,
     TMP_PREFIX,
     VERSIONS,
+    channel_links,
     current_name,
     file_kind,
     fsync_path,
@@ -33,22 +35,60 @@ from mvctl.serving.layout import (
 from mvctl.serving.request import PullRequest
 
 
+@dataclass(frozen=True)
+class AliasRead:
+    """A channel's alias as fetched: its tag object, commit and weight (validated)."""
+
+    object: str
+    commit: str
+    weight: float | None
+
+
+def _alias_read(cache: GitDir, fetched: Fetched, alias: str) -> AliasRead:
+    try:
+        weight = (
+            alias_weight(cache.tag_message(fetched.object, TAG_CAP))
+            if fetched.kind == "tag"
+            else None  # a lightweight tag: no message, no weight
+        )
+    except MvctlError as exc:
+        raise _refused(alias, fetched, exc) from exc
+    return AliasRead(fetched.object, fetched.commit, weight)
+
+
+def _refused(alias: str, fetched: Fetched, exc: MvctlError) -> RefusedCommit:
+    return RefusedCommit(
+        fetched.commit,
+        f"{alias} -> {fetched.commit[:12]} refused: {exc.message}",
+        hint="the host keeps serving what it had and follows the alias's next move",
+        alias=fetched.object,
+    )
+
+
+def read_alias(req: PullRequest, dest: Path, channel: str) -> AliasRead:
+    """The alias of ``channel``, its tag object alone (for a version the host holds)."""
+    alias = tags.alias_tag(req.model, channel)
+    with GitDir.scratch(dest / META / "repo.git") as cache:
+        fetched = cache.fetch_alias(req.repo, f"refs/tags/{alias}", "refs/mvctl/alias", files=False)
+        return _alias_read(cache, fetched, alias)
+
+
 def download(
-    req: PullRequest, dest: Path, commit: str, progress: Callable[[int], None] | None
-) -> str:
-    alias = tags.alias_tag(req.model, req.channel)
+    req: PullRequest, dest: Path, channel: str, progress: Callable[[int], None] | None
+) -> tuple[str, AliasRead]:
+    """Fetch the version ``channel``'s alias names into a version directory of its own;
+    returns its NAME and the alias as fetched."""
+    alias = tags.alias_tag(req.model, channel)
     # The cache holds one fetch, emptied before (stale locks, half-written packs of a killed
     # fetch) and after it (whatever else a commit holds never piles up on the host).
     with GitDir.scratch(dest / META / "repo.git") as cache:
-        fetched = cache.fetch_shallow(req.repo, f"refs/tags/{alias}", "refs/mvctl/alias")
+        got = cache.fetch_alias(req.repo, f"refs/tags/{alias}", "refs/mvctl/alias", files=True)
+        read = _alias_read(cache, got, alias)  # a bad weight is refused before any download
+        fetched = got.commit
         try:
             plan = read_commit(req, cache, fetched, dest)
         except MvctlError as exc:
-            raise RefusedCommit(
-                fetched,
-                f"{alias} -> {fetched[:12]} refused: {exc.message}",
-                hint="the host keeps serving what it had and follows the alias's next move",
-            ) from exc
+            raise _refused(alias, got, exc) from exc
     weights = plan.weights
     needed = max(weights.size, sum(f[3] for f in weights.files))
     free = shutil.disk_usage(dest).free
@@ -70,7 +110,7 @@ def download(
         if weights.name != MANIFEST_COPY:  # the weights win: bookkeeping lives in .mvctl
             (payload / MANIFEST_COPY).write_text(plan.manifest, encoding="utf-8")
         fsync_tree(payload)
-        return _place(req, dest, plan, fetched, payload, sizes)
+        return _place(req, dest, plan, fetched, payload, sizes), read
     finally:
         shutil.rmtree(tmp, ignore_errors=True)
 
@@ -113,10 +153,11 @@ def _verify(payload: Path, weights: Weights) -> dict[str, int]:
 def _place(
     req: PullRequest, dest: Path, plan: Plan, commit: str, payload: Path, sizes: dict[str, int]
 ) -> str:
-    """Give a verified download its version directory: a fresh one, never the one
-    ``current`` names (a rewritten history may re-use a version's name)."""
-    current = current_name(dest)
-    name = next(n for n in (plan.version, f"{plan.version}@{commit[:12]}") if n != current)
+    """Give a verified download its version directory: a fresh one, never one that
+    ``current`` or a channel names (a rewritten history may re-use a version's name)."""
+    served = {current_name(dest), *channel_links(dest).values()}
+    names = (plan.version, f"{plan.version}@{commit[:12]}")
+    name = next((n for n in names if n not in served), names[1])
     final = dest / VERSIONS / name
     if file_kind(final) is not None:  # an older download of that name, no longer trusted
         remove_version(dest, name)

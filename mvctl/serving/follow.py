@@ -1,5 +1,5 @@
-"""Following a channel: poll until stopped, with backoff on failures and a refused commit
-reported once."""
+"""Following channels: poll until stopped, with backoff on failures and a refused commit
+(or alias tag) reported once."""
 
 from __future__ import annotations
 
@@ -10,8 +10,8 @@ from collections.abc import Callable
 
 from mvctl.errors import MvctlError, OperationalError, UsageError
 from mvctl.serving.commit import RefusedCommit
-from mvctl.serving.pull import check_request, guarded
-from mvctl.serving.request import PullRequest, PullResult
+from mvctl.serving.pull import check_request, primary_result, pull_channels
+from mvctl.serving.request import ChannelsResult, PullRequest, PullResult
 
 
 def follow(
@@ -23,33 +23,61 @@ def follow(
     on_error: Callable[[MvctlError, float], None],
     jitter: float = 0.1,
 ) -> None:
-    """Poll until ``stop`` is set. Failures (an unreachable remote, a corrupted object) are
-    reported and retried with exponential backoff while the current version keeps serving.
-    A malformed commit is reported once and skipped at the normal interval (a poll costs
-    one ls-remote) until the alias moves on: a good rollback still arrives in one poll."""
+    """Poll until ``stop`` is set; ``on_result`` gets the primary channel's outcome of
+    each poll (see :func:`follow_channels`, of which this is the one-channel face)."""
+
+    def primary(result: ChannelsResult) -> None:
+        pulled = primary_result(result)
+        if pulled is not None:
+            on_result(pulled)
+
+    follow_channels(
+        req, interval=interval, stop=stop, on_result=primary, on_error=on_error, jitter=jitter
+    )
+
+
+def follow_channels(
+    req: PullRequest,
+    *,
+    interval: float,
+    stop: threading.Event,
+    on_result: Callable[[ChannelsResult], None],
+    on_error: Callable[[MvctlError, float], None],
+    jitter: float = 0.1,
+) -> None:
+    """Poll every channel ``req`` follows until ``stop`` is set. Failures (an unreachable
+    remote, a corrupted object) are reported and retried with exponential backoff while
+    each channel keeps serving what it had. A malformed commit or alias tag is reported
+    once and skipped at the normal interval (a poll costs one ls-remote) until that
+    channel's alias moves on: a good rollback still arrives in one poll."""
     check_interval(interval)
     check_request(req)  # a usage error is not retried
     failures = 0
-    refused: str | None = None
+    refused: dict[str, str] = {}
     while not stop.is_set():
-        delay = interval
+        failed = False
         try:
-            result = guarded(req, None, refused)
-            failures = 0
-            if result is not None:
-                refused = None
-                on_result(result)
-        except RefusedCommit as exc:
-            failures, refused = 0, exc.commit
-            on_error(exc, delay)
+            result = pull_channels(req, None, refused)
+            for outcome in result.outcomes:
+                if outcome.error is None and not outcome.skipped:
+                    refused.pop(outcome.channel, None)
+            on_result(result)
+            errors = result.errors
         except MvctlError as exc:
-            failures += 1
-            delay = min(interval * 2 ** min(failures, 10), max(interval * 8, 60.0))
-            on_error(exc, delay)
+            errors = (("", exc),)
         except Exception as exc:  # a poller of a fleet never dies of one poll
-            failures += 1
+            errors = (("", OperationalError(f"unexpected {type(exc).__name__}: {exc}")),)
+        for channel, error in errors:
+            if isinstance(error, RefusedCommit) and channel:
+                refused[channel] = error.alias
+            else:
+                failed = True
+        failures = failures + 1 if failed else 0
+        delay = interval
+        if failed:
             delay = min(interval * 2 ** min(failures, 10), max(interval * 8, 60.0))
-            on_error(OperationalError(f"unexpected {type(exc).__name__}: {exc}"), delay)
+        for _, error in errors:
+            on_error(error, delay)
         delay *= 1 + random.uniform(-jitter, jitter)  # noqa: S311 - spreading a fleet's polls
         stop.wait(max(delay, 0.05))
 

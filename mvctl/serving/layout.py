@@ -18,12 +18,14 @@ A host knows a git URL, a model and a channel. Its directory holds:
 NAME is the version (v1.4.0), or VERSION@COMMIT12 when a rewritten history re-uses the name
 of the version being served: what `current` names is never replaced or deleted.
 
-A poll is one `git ls-remote` of the alias tag; nothing more happens when the alias names
-the commit already served (or a commit already refused). A version kept under versions/ is
-swapped back in without a download (a rollback); anything else is fetched (the manifest and
-.dvc files from a depth-1 fetch of the alias, the weights straight from the DVC remote),
-verified against the manifest's sha256 and sizes, and only then made current. On any
-failure the host keeps serving what it served.
+A host may follow several channels of its model (production first, the primary: what
+``current`` and the top-level fields of state.json describe; canary, shadow). A poll is one
+`git ls-remote` of all their alias tags; nothing more happens for a channel whose alias is
+the tag object already served (or one already refused). A moved alias is fetched: its tag
+object alone for a version kept under versions/ (swapped in without a download: a rollback,
+a weight change), else a depth-1 fetch of it for the manifest and .dvc files, the weights
+straight from the DVC remote, verified against the manifest's sha256 and sizes, and only
+then made current. On any failure a channel keeps serving what it served.
 
 Everything read from a registry commit is untrusted: whoever can push to the git remote
 must not make the host read or write outside DIR. Object ids, sizes, paths and file kinds
@@ -48,11 +50,12 @@ from pathlib import Path, PurePosixPath
 from typing import Any
 
 from mvctl.errors import ConflictError, OperationalError
-from mvctl.formats.names import Version, redacted_url
+from mvctl.formats.names import NAME_RE, Version, redacted_url
 
 STATE = "state.json"
 CURRENT = "current"
 VERSIONS = "versions"
+CHANNELS = "channels"
 META = ".mvctl"  # the host's own bookkeeping, apart from the weights
 RECORDS = "records"
 MANIFEST_COPY = "manifest.yaml"
@@ -290,6 +293,36 @@ def _link_target(dest: Path) -> str | None:
     return parts[1]
 
 
+def channel_target(link: Path) -> str | None:
+    """The NAME in ``channels/CHANNEL -> ../versions/NAME`` (the form mvctl writes), else None."""
+    try:
+        target = link.readlink()
+    except OSError:
+        return None
+    parts = PurePosixPath(target).parts
+    if len(parts) != 3 or parts[:2] != ("..", VERSIONS) or not valid_name(parts[2]):
+        return None
+    return parts[2]
+
+
+def channel_links(dest: Path) -> dict[str, str]:
+    """channel -> NAME of every ``channels/CHANNEL`` link of mvctl's form."""
+    root = dest / CHANNELS
+    if file_kind(root) != stat.S_IFDIR:
+        return {}
+    links = {}
+    for entry in root.iterdir():
+        name = channel_target(entry) if NAME_RE.match(entry.name) else None
+        if name is not None and file_kind(entry) == stat.S_IFLNK:
+            links[entry.name] = name
+    return links
+
+
+def _link_tmp(name: str) -> bool:
+    """A link being made (``channels/.CHANNEL.tmp``), left by a killed run: never read."""
+    return name.startswith(".") and name.endswith(".tmp")
+
+
 def current_name(dest: Path) -> str | None:
     """The version directory ``current`` names, if it is one mvctl made."""
     name = _link_target(dest)
@@ -355,7 +388,7 @@ def check_layout(dest: Path, model: str) -> None:
     """Refuse a DIR where something mvctl did not make sits at one of its paths (a planted
     symlink above all: following it would read or write outside DIR), or that serves
     another model."""
-    for sub in (dest / META / RECORDS, dest / META / "repo.git"):
+    for sub in (dest / META / RECORDS, dest / META / "repo.git", dest / CHANNELS):
         real_dir(sub)
     if file_kind(dest / STATE) not in (None, stat.S_IFREG):
         raise planted(dest / STATE)
@@ -365,6 +398,18 @@ def check_layout(dest: Path, model: str) -> None:
     for entry in (dest / VERSIONS).iterdir():
         if not entry.name.startswith(TMP_PREFIX) and file_kind(entry) == stat.S_IFLNK:
             raise planted(entry)
+    if file_kind(dest / CHANNELS) == stat.S_IFDIR:
+        # Only links of mvctl's form, named like channels: a link elsewhere (or a file, a
+        # directory) is not mvctl's, and replacing or reading through it is refused.
+        for entry in (dest / CHANNELS).iterdir():
+            if _link_tmp(entry.name):
+                continue
+            if (
+                not NAME_RE.match(entry.name)
+                or file_kind(entry) != stat.S_IFLNK
+                or channel_target(entry) is None
+            ):
+                raise planted(entry)
     state = read_json(dest / STATE)
     if state is not None and state.get("model", model) != model:
         raise OperationalError(
@@ -393,6 +438,10 @@ def clean_partial(dest: Path) -> None:
     if file_kind(records) == stat.S_IFDIR:
         for leftover in records.glob(".*.tmp"):
             discard(leftover)
+    if file_kind(dest / CHANNELS) == stat.S_IFDIR:
+        for leftover in (dest / CHANNELS).iterdir():
+            if _link_tmp(leftover.name):
+                discard(leftover)
 
 
 def utc_now() -> str:

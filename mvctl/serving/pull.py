@@ -1,71 +1,95 @@
-"""One poll: resolve the alias with one ``git ls-remote``; if it moved, swap in a kept
-version (a rollback) or a fresh download, atomically, then run the --on-change hook."""
+"""One poll: resolve every followed channel's alias with one ``git ls-remote``; for each
+that moved, swap in a kept version (a rollback, a weight change) or a fresh download,
+atomically, then run the --on-change hook once per changed channel."""
 
 from __future__ import annotations
 
 import os
 import stat
 import subprocess
-from collections.abc import Callable, Sequence
+from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
 from mvctl._adapters import dvcfiles
-from mvctl._adapters.gitdir import check_url, ls_remote_commit
-from mvctl.errors import OperationalError, UsageError
+from mvctl._adapters.gitdir import RemoteRef, check_url, ls_remote_tags
+from mvctl.errors import MvctlError, OperationalError, UsageError
 from mvctl.formats import tags
 from mvctl.formats.names import check_channel, check_model, redacted_url
-from mvctl.serving.download import download
+from mvctl.serving.download import AliasRead, download, read_alias
 from mvctl.serving.layout import (
-    CURRENT,
     META,
-    RECORDS,
-    STATE,
     VERSIONS,
-    Served,
+    ChannelServed,
+    channel_links,
     check_layout,
     clean_partial,
-    discard,
+    current_name,
     file_kind,
-    fsync_path,
     kept_versions,
     locked,
-    read_json,
     read_record,
     real_dir,
-    remove_version,
+    served_channels,
     status,
-    utc_now,
-    valid_name,
-    write_json,
 )
-from mvctl.serving.request import HookResult, PullRequest, PullResult
+from mvctl.serving.request import (
+    ChannelOutcome,
+    ChannelsResult,
+    HookResult,
+    PullRequest,
+    PullResult,
+    Refused,
+)
+from mvctl.serving.swap import entries_of, read_state, swap, unlink_channel
 
 
 def pull(req: PullRequest, progress: Callable[[int], None] | None = None) -> PullResult:
-    """One poll: resolve the alias, and if it moved, make its version current."""
-    result = guarded(req, progress, refused=None)
-    if result is None:  # pragma: no cover - only with a refused commit to skip
+    """One poll of every channel ``req`` follows; returns the primary's outcome. A
+    channel's failure never stops the others: once every channel had its turn, the first
+    error (the primary's before any other) is raised."""
+    result = pull_channels(req, progress)
+    for _, error in result.errors:
+        raise error
+    primary = primary_result(result)
+    if primary is None:  # pragma: no cover - no error and no refusal to skip
         raise OperationalError("nothing pulled")
-    return result
+    return primary
 
 
-def guarded(
-    req: PullRequest, progress: Callable[[int], None] | None, refused: str | None
-) -> PullResult | None:
+def primary_result(result: ChannelsResult) -> PullResult | None:
+    """The primary channel's outcome as a PullResult; None when it failed or was skipped."""
+    first = result.outcomes[0]
+    if first.error is not None or first.skipped or result.primary is None:
+        return None
+    return PullResult(result.primary, first.previous, first.changed, first.downloaded, first.hook)
+
+
+def pull_channels(
+    req: PullRequest,
+    progress: Callable[[int], None] | None = None,
+    refused: Refused | None = None,
+) -> ChannelsResult:
+    """One poll of every channel ``req`` follows. A channel whose alias is still the tag
+    object in ``refused`` is skipped (not fetched again). Errors that concern one channel
+    are in its outcome; what concerns them all (the remote unreachable, the primary's
+    alias missing, DIR unusable) is raised."""
     try:
-        return _pull(req, progress, refused)
+        return _pull(req, progress, refused or {})
     except OSError as exc:  # disk full, permissions: what is served stays as it was
-        raise OperationalError(
-            f"cannot write in {req.dest}: {exc.strerror or exc}",
-            hint="free space or fix permissions; the host keeps serving what it had",
-        ) from exc
+        raise _write_error(req, exc) from exc
+
+
+def _write_error(req: PullRequest, exc: OSError) -> OperationalError:
+    return OperationalError(
+        f"cannot write in {req.dest}: {exc.strerror or exc}",
+        hint="free space or fix permissions; the host keeps serving what it had",
+    )
 
 
 def _pull(
-    req: PullRequest, progress: Callable[[int], None] | None, refused: str | None
-) -> PullResult | None:
-    """None when the alias still names ``refused``, a commit already refused."""
+    req: PullRequest, progress: Callable[[int], None] | None, refused: Refused
+) -> ChannelsResult:
     check_request(req)
     dest = req.dest.resolve()
     if dest.exists() and not dest.is_dir():
@@ -76,36 +100,139 @@ def _pull(
     with locked(dest):
         check_layout(dest, req.model)
         clean_partial(dest)
-        alias = tags.alias_tag(req.model, req.channel)
-        commit = ls_remote_commit(req.repo, f"refs/tags/{alias}", dest)
-        if commit is None:
+        refs = {ch: f"refs/tags/{tags.alias_tag(req.model, ch)}" for ch in req.followed}
+        remote = ls_remote_tags(req.repo, list(refs.values()), dest)
+        if refs[req.channel] not in remote:
+            alias = tags.alias_tag(req.model, req.channel)
             raise OperationalError(
                 f"{redacted_url(req.repo)} has no channel alias {alias}",
                 hint=f"has {req.model} been promoted to {req.channel} (and pushed)?",
             )
-        before = status(dest)
-        if before is not None and before.commit == commit:
-            return PullResult(before, before.version, changed=False, downloaded=False)
-        if commit == refused:
-            return None
-        cached = _cached_at(dest, req.model, commit)
-        downloaded = cached is None
-        name = cached or download(req, dest, commit, progress)
-        served = _swap(req, dest, name)
-    hook = _run_hook(req, served, before) if req.on_change else None
-    previous = before.version if before else None
-    return PullResult(served, previous, changed=True, downloaded=downloaded, hook=hook)
+        before = served_channels(dest)
+        outcomes = [
+            _channel(req, dest, ch, remote.get(refs[ch]), refused.get(ch), before, progress)
+            for ch in req.followed
+        ]
+        outcomes += _drop_unfollowed(req, dest, before)
+        primary = status(dest)
+    if req.on_change:
+        outcomes = [_with_hook(req, o) if o.changed and o.error is None else o for o in outcomes]
+    return ChannelsResult(primary, tuple(outcomes))
 
 
 def check_request(req: PullRequest) -> None:
     """What the host's operator gave: usage errors, before anything is fetched."""
     check_model(req.model)
     check_channel(req.channel)
+    for channel in req.followed:
+        check_channel(channel)
+    if req.followed[0] != req.channel:
+        raise UsageError(f"the first channel followed must be {req.channel}, the primary")
+    if len(set(req.followed)) != len(req.followed):
+        raise UsageError("a channel is given twice", hint="give each --channel once")
     check_url(req.repo)
     if req.keep < 1:
         raise UsageError("--keep must be at least 1")
     if req.dvc_remote is not None:
         dvcfiles.check_dvc_remote(req.dvc_remote)
+
+
+def _channel(
+    req: PullRequest,
+    dest: Path,
+    channel: str,
+    remote: RemoteRef | None,
+    refused: str | None,
+    before: dict[str, ChannelServed],
+    progress: Callable[[int], None] | None,
+) -> ChannelOutcome:
+    """One channel's turn: nothing, a removal, a skip, or a move; its failure is its own."""
+    held = before.get(channel)
+    try:
+        if remote is None:  # only ever a non-primary channel: a canary stopped
+            return _remove(dest, channel, held)
+        if _unchanged(dest, channel, remote, primary=channel == req.channel):
+            return _outcome(channel, held, held)
+        if remote.object == refused:
+            return _outcome(channel, held, held, skipped=True)
+        return _move(req, dest, channel, remote, held, progress)
+    except MvctlError as exc:
+        return _outcome(channel, held, held, error=exc)
+    except OSError as exc:
+        return _outcome(channel, held, held, error=_write_error(req, exc))
+
+
+def _outcome(
+    channel: str, served: ChannelServed | None, held: ChannelServed | None, **what: Any
+) -> ChannelOutcome:
+    """``channel`` serving ``served`` after the poll, ``held`` before it."""
+    return ChannelOutcome(
+        channel,
+        served,
+        previous=held.version if held else None,
+        previous_weight=held.weight if held else None,
+        **what,
+    )
+
+
+def _unchanged(dest: Path, channel: str, remote: RemoteRef, *, primary: bool) -> bool:
+    """The alias is the tag object recorded, and what the channel names is in place: a
+    poll with no change reads a few local files and nothing else."""
+    state = read_state(dest)
+    entry = entries_of(state).get(channel)
+    if entry is None or entry.get("alias") != remote.object:
+        return False
+    name = entry.get("dir")
+    record = read_record(dest, name) if isinstance(name, str) else None
+    if (
+        record is None
+        or record["commit"] != remote.commit
+        or file_kind(dest / VERSIONS / str(name)) != stat.S_IFDIR
+        or channel_links(dest).get(channel) != name
+    ):
+        return False
+    return not primary or (state.get("channel") == channel and current_name(dest) == name)
+
+
+def _move(
+    req: PullRequest,
+    dest: Path,
+    channel: str,
+    remote: RemoteRef,
+    held: ChannelServed | None,
+    progress: Callable[[int], None] | None,
+) -> ChannelOutcome:
+    name = _cached_at(dest, req.model, remote.commit)
+    alias: AliasRead | None = None
+    if name is not None:  # a kept version: its alias tag alone says the weight
+        alias = read_alias(req, dest, channel)
+        if alias.commit != remote.commit:  # the alias moved on since ls-remote
+            name = _cached_at(dest, req.model, alias.commit)
+    downloaded = name is None
+    if name is None:
+        name, alias = download(req, dest, channel, progress)
+    assert alias is not None  # noqa: S101 - set on both paths above
+    served = swap(req, dest, channel, name, alias)
+    changed = held is None or held.dir != name or held.weight != served.weight
+    return _outcome(channel, served, held, changed=changed, downloaded=downloaded)
+
+
+def _remove(dest: Path, channel: str, held: ChannelServed | None) -> ChannelOutcome:
+    """A channel whose alias is gone: out of state.json and channels/; its version stays
+    under versions/ (a canary stopped may come back, or be promoted)."""
+    present = unlink_channel(dest, channel)
+    if held is None and not present:
+        return ChannelOutcome(channel, None)
+    return _outcome(channel, None, held, changed=True, removed=True)
+
+
+def _drop_unfollowed(
+    req: PullRequest, dest: Path, before: dict[str, ChannelServed]
+) -> list[ChannelOutcome]:
+    """Channels a previous run followed and this one does not: a server must not route
+    to a channel nobody updates any more."""
+    gone = (set(entries_of(read_state(dest))) | set(channel_links(dest))) - set(req.followed)
+    return [_remove(dest, channel, before.get(channel)) for channel in sorted(gone)]
 
 
 def _cached_at(dest: Path, model: str, commit: str) -> str | None:
@@ -141,61 +268,20 @@ def _intact(version_dir: Path, sizes: dict[str, Any]) -> bool:
     return True
 
 
-def _swap(req: PullRequest, dest: Path, name: str) -> Served:
-    link = dest / f".{CURRENT}.tmp"
-    discard(link)
-    link.symlink_to(f"{VERSIONS}/{name}")
-    link.replace(dest / CURRENT)  # rename(2): readers see the old or the new, never neither
-    fsync_path(dest)
-    record = read_record(dest, name) or {}
-    earlier = (read_json(dest / STATE) or {}).get("recent")
-    recent = [name] + [
-        v
-        for v in (earlier if isinstance(earlier, list) else [])
-        if isinstance(v, str) and v != name
-    ]
-    write_json(
-        dest / STATE,
-        {
-            "model": req.model,
-            "channel": req.channel,
-            "version": record.get("version"),
-            "dir": name,
-            "commit": record.get("commit"),
-            "repo": redacted_url(req.repo),  # printed by --status: never a password
-            "since": utc_now(),
-            "recent": recent,
-        },
-    )
-    _prune(dest, recent, req.keep, name)
-    served = status(dest)
-    if served is None:  # pragma: no cover - just written
-        raise OperationalError(f"{dest} lost its current version")
-    return served
+def _with_hook(req: PullRequest, outcome: ChannelOutcome) -> ChannelOutcome:
+    from dataclasses import replace
 
-
-def _prune(dest: Path, recent: Sequence[str], keep: int, current: str) -> None:
-    """Keep the ``keep`` most recently served versions; never the current one's files."""
-    keepers = set(list(recent)[:keep]) | {current}
-    for entry in (dest / VERSIONS).iterdir():
-        name = entry.name
-        if name in keepers or not valid_name(name) or file_kind(entry) != stat.S_IFDIR:
-            continue
-        remove_version(dest, name)
-    for record in (dest / META / RECORDS).glob("*.json"):
-        if not (dest / VERSIONS / record.stem).is_dir():
-            discard(record)
-
-
-def _run_hook(req: PullRequest, served: Served, before: Served | None) -> HookResult:
+    served = outcome.served
+    weight = served.weight if served else None
     env = {
         **os.environ,
         **req.hook_env,
-        "MVCTL_MODEL": served.model,
-        "MVCTL_CHANNEL": served.channel,
-        "MVCTL_VERSION": served.version,
-        "MVCTL_PATH": str(served.path),
-        "MVCTL_PREVIOUS": before.version if before else "",
+        "MVCTL_MODEL": req.model,
+        "MVCTL_CHANNEL": outcome.channel,
+        "MVCTL_VERSION": served.version if served else "",  # empty: the channel was removed
+        "MVCTL_PATH": str(served.path) if served else "",
+        "MVCTL_PREVIOUS": outcome.previous or "",
+        "MVCTL_WEIGHT": f"{weight:g}" if weight is not None else "",
     }
     argv = list(req.on_change)
     if req.shell:
@@ -204,4 +290,4 @@ def _run_hook(req: PullRequest, served: Served, before: Served | None) -> HookRe
         proc = subprocess.run(argv, env=env, check=False)
     except OSError as exc:
         raise OperationalError(f"--on-change command could not start: {exc.strerror}") from exc
-    return HookResult(tuple(argv), proc.returncode)
+    return replace(outcome, hook=HookResult(tuple(argv), proc.returncode))
