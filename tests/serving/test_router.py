@@ -16,7 +16,7 @@ from typing import Any
 
 import pytest
 
-from mvctl.serving import Loaded, Router
+from mvctl.serving import Loaded, Router, routing
 from mvctl.serving.errors import InvalidRequest, NotReady, PredictError
 
 KEYS = [f"customer-{i}" for i in range(20_000)]
@@ -39,6 +39,11 @@ class Raises:
     def predict(self, inputs: Any) -> list[Any]:
         self.calls += 1
         raise RuntimeError("shadow model is broken")
+
+
+class Picky:
+    def predict(self, inputs: Any) -> list[Any]:
+        raise InvalidRequest("two columns, please")
 
 
 class Sleeps:
@@ -114,7 +119,7 @@ def canary_router(make: Callable[..., Router], weight: float) -> Router:
 
 SUBPROCESS_ROUTES = """
 import json, sys
-from mvctl.serving import Loaded, Router
+from mvctl.serving import Loaded, Router, routing
 
 class M:
     def predict(self, inputs):
@@ -150,6 +155,7 @@ def test_canary_share_is_sticky_across_routers_and_processes(
         digest = hashlib.sha256(("fraud" + "\0" + key).encode()).digest()
         bucket = int.from_bytes(digest[:8], "big") % 10_000 / 100
         assert route == ("canary" if bucket < 10 else "production")
+        assert routing.bucket("fraud", key) == bucket
 
 
 def test_raising_the_weight_only_moves_keys_to_the_canary(routers: Callable[..., Router]) -> None:
@@ -277,9 +283,23 @@ def test_model_failure_is_counted_logged_and_raised(
     assert metric(router, "mvctl_requests_total", channel="production", version="v1.0.0") == 1
     with pytest.raises(InvalidRequest):
         router.predict([[1]], key="bad\nkey")
-    router.close()
-    (line,) = lines(log)
-    assert line["error"] == "RuntimeError: shadow model is broken" and "output" not in line
+    # Inputs the model refuses are the caller's mistake: answered, not counted against it,
+    # and not copied to the shadow.
+    shadow = Const("shadow")
+    router.set_channels([channel("production", "v1.1.0", Picky()), channel("shadow", "v9", shadow)])
+    with pytest.raises(InvalidRequest, match="two columns"):
+        router.predict([[1]], key="k")
+    assert metric(router, "mvctl_requests_total", channel="production", version="v1.1.0") == 1
+    assert metric(router, "mvctl_request_errors_total", channel="production", version="v1.1.0") == 0
+    router.set_channels(
+        [channel("production", "v1.2.0", Const(1)), channel("shadow", "v9", shadow)]
+    )
+    router.predict([[1]], key="k")
+    wait_for(lambda: shadow.calls > 0, "the shadow copy")
+    router.close()  # FIFO: a copy of the refused request would have been answered first
+    first, second, *_ = lines(log)
+    assert first["error"] == "RuntimeError: shadow model is broken" and "output" not in first
+    assert second["error"] == "InvalidRequest: two columns, please" and shadow.calls == 1
 
 
 def test_metrics_name_channel_and_version(routers: Callable[..., Router]) -> None:
