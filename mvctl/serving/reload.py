@@ -15,7 +15,9 @@ from mvctl.serving.layout import ChannelServed
 from mvctl.serving.loaders import LoadedModel
 from mvctl.serving.routing import Loaded
 
-_log = logging.getLogger(__name__)
+# Logged as the router's own: a server that reports load errors through follow's on_error
+# filters this logger by that name.
+_log = logging.getLogger("mvctl.serving.router")
 
 
 class Reloader:
