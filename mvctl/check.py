@@ -1,4 +1,5 @@
-"""``mvctl check``: is the registry consistent? Aliases agree with their newest events, every
+"""``mvctl check``: is the registry consistent? Aliases agree with their newest events (a
+channel whose newest event is a stop has no alias, and only such a channel lacks one), every
 event and alias points at a registered (not deregistered) version of its model, and every
 version's manifest is schema-valid and matches its tag, its DVC file and dvc.yaml; mvctl.yaml
 is valid and gives gates or monitors only to registered models."""
@@ -61,8 +62,14 @@ def _channel_problems(state: channels.ModelState) -> list[str]:
         alias = state.alias(channel)
         newest = state.channel_events(channel)[-1:] or None
         name = tags.alias_tag(model, channel)
+        stopped = newest is not None and newest[0].kind == "stop"
+        # The newest event is a stop exactly when the channel has no alias.
         if alias is None:
-            found.append(f"{name} is missing but {newest[0].name if newest else '?'} exists")
+            if not stopped:
+                found.append(f"{name} is missing but {newest[0].name if newest else '?'} exists")
+            continue
+        if stopped and newest is not None:
+            found.append(f"{name} still exists but its newest event {newest[0].name} stopped it")
             continue
         if not newest:
             found.append(f"{name} has no assignment event")
@@ -180,6 +187,11 @@ def _remote_problems(root: Path, remote: str) -> tuple[list[str], list[str]]:
         if old
         else f"{name} is not on {remote}: hosts following it do not see it (run 'mvctl push')"
         for name, old in sorted(found.aliases.items())
+    ]
+    problems += [
+        f"{name} is still on {remote} although a stop here deleted it: hosts following it "
+        "still serve it (run 'mvctl push')"
+        for name in sorted(found.deletions)
     ]
     problems += [f"{name} differs from {remote}'s" for name in found.conflicts]
     return problems, []

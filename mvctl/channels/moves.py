@@ -3,7 +3,8 @@
 only if its name is free, the alias moves only if it still points where we read it) and, when
 publishing, in one atomic push leased on the remote's alias, together with everything of the
 model still pending. The loser of any race gets ConflictError (exit 4) and nothing it wrote
-remains.
+remains. A stop is the same move with an unassignment ``MODEL#CHANNEL!#N`` for its event and
+the alias deleted (``delete REF OLD`` in the transaction; ``:REF`` leased on OLD in the push).
 
 Decisions are taken on the remote's state as fetched just now: ``open_channel`` fetches the
 model's tags first, so a stale clone or a restarted replica decides like everyone else, and
@@ -35,7 +36,8 @@ from mvctl.formats.names import check_channel, check_model
 from mvctl.publishing import publish
 from mvctl.publishing.sync import SyncResult, sync_git
 
-MoveKind = Literal["promote", "rollback", "override"]
+MoveKind = Literal["promote", "rollback", "override", "weight", "stop"]
+MOVE_KINDS: tuple[MoveKind, ...] = ("promote", "rollback", "override", "weight", "stop")
 
 
 @dataclass(frozen=True)
@@ -60,6 +62,8 @@ class ChannelMove:
     published: tuple[str, ...] = ()  # every tag the push carried
     note: str = ""  # why nothing moved, or what else happened
     alerts: tuple[str, ...] = ()  # alert instances an automatic rollback acts on
+    weight: float | None = None  # the channel's share of traffic after the move (weighted)
+    previous_weight: float | None = None  # ... and before it
 
     def to_dict(self) -> dict[str, Any]:
         return {
@@ -83,6 +87,8 @@ class ChannelMove:
             "changed": self.changed,
             "note": self.note,
             "alerts": list(self.alerts),
+            "weight": self.weight,
+            "previous_weight": self.previous_weight,
         }
 
 
@@ -109,6 +115,15 @@ class Context:
         alias = self.state.alias(channel)
         theirs = self.synced.remote_objects.get(tags.alias_tag(self.state.model, channel))
         return alias is not None and alias.object != theirs
+
+    def stop_pending(self, channel: str) -> bool:
+        """The channel was stopped here and the remote does not have all of it yet (the
+        unassignment, or the alias's deletion)."""
+        stop = self.state.stopped(channel)
+        if self.synced is None or stop is None:
+            return False
+        known = self.synced.remote_objects
+        return stop.name not in known or tags.alias_tag(self.state.model, channel) in known
 
     def published_alias(self, channel: str) -> TagRecord | None:
         """The alias as the fleet sees it: the remote's when publishing, else the local one."""
@@ -159,13 +174,24 @@ _TITLES = {
     "promote": "Promote {m.model} {m.version} to {m.channel}",
     "override": "Promote {m.model} {m.version} to {m.channel} (gates overridden)",
     "rollback": "Roll back {m.model} {m.channel} from {m.previous} to {m.version}",
+    "weight": "Set {m.model} {m.channel} ({m.version}) to {weight}% of traffic",
+    "stop": "Stop {m.model} {m.channel} ({m.version})",
 }
 
 
-def _tag_objects(ctx: Context, move: ChannelMove) -> tuple[str, str]:
+def _title(move: ChannelMove) -> str:
+    weight = tags.weight_text(move.weight) if move.weight is not None else "?"
+    title = _TITLES[move.kind].format(m=move, weight=weight)
+    if move.weight is not None and move.kind in ("promote", "override", "rollback"):
+        title += f" at {weight}%"
+    return title
+
+
+def _tag_objects(ctx: Context, move: ChannelMove) -> tuple[str, str | None]:
+    """The event's tag object and the alias's (None for a stop: the alias goes)."""
     commit = ctx.state.tags.versions[move.version].commit
     counter = tags.parse(move.event)
-    assert counter is not None  # noqa: S101 - built by tags.event_tag
+    assert counter is not None  # noqa: S101 - built by tags.event_tag / unassign_tag
     body = tags.EventBody(
         kind=move.kind,
         model=move.model,
@@ -180,12 +206,22 @@ def _tag_objects(ctx: Context, move: ChannelMove) -> tuple[str, str]:
         request=move.request,
         incident=move.incident,
         alerts=move.alerts,
+        weight=move.weight,
+        previous_weight=move.previous_weight,
     )
+    event_message = tags.format_message(_title(move), body.to_dict())
+    if move.kind == "stop":
+        [event_obj] = ctx.git.make_tags([(move.event, commit, event_message)])
+        return event_obj, None
     alias = tags.alias_tag(move.model, move.channel)
     alias_body = tags.AliasBody(
-        move.model, move.channel, move.version, event=move.event, counter=counter.counter
+        move.model,
+        move.channel,
+        move.version,
+        event=move.event,
+        counter=counter.counter,
+        weight=move.weight,
     )
-    event_message = tags.format_message(_TITLES[move.kind].format(m=move), body.to_dict())
     alias_message = tags.format_message(f"{alias} -> {move.version}", alias_body.to_dict())
     event_obj, alias_obj = ctx.git.make_tags(
         [(move.event, commit, event_message), (alias, commit, alias_message)]
@@ -201,17 +237,8 @@ def write(ctx: Context, move: ChannelMove) -> ChannelMove:
     alias = tags.alias_tag(move.model, move.channel)
     event_obj, alias_obj = _tag_objects(ctx, move)
     old = ctx.state.alias(move.channel)
-    alias_cmd = (
-        f"update refs/tags/{alias} {alias_obj} {old.object}"
-        if old
-        else f"create refs/tags/{alias} {alias_obj}"
-    )
-    undo = [
-        f"delete refs/tags/{move.event} {event_obj}",
-        f"update refs/tags/{alias} {old.object} {alias_obj}"
-        if old
-        else f"delete refs/tags/{alias} {alias_obj}",
-    ]
+    alias_cmd, undo_alias = _alias_commands(alias, alias_obj, old)
+    undo = [f"delete refs/tags/{move.event} {event_obj}", undo_alias]
     move = replace(move, remote=ctx.remote)
     skipped = _refuse_own_conflicts(ctx, move.channel)
     # Undo only what this call wrote: a racer's byte-identical tags (the same move, made in
@@ -232,11 +259,24 @@ def write(ctx: Context, move: ChannelMove) -> ChannelMove:
     except (publish.Unsettled, Interrupted):
         raise  # settled: the state it left is the one its message names
     except KeyboardInterrupt:
-        raise _interrupted(ctx, move, alias, alias_obj, wrote) from None
+        raise _interrupted(ctx, move, alias, event_obj, wrote) from None
     except BaseException:
         _undo(git, wrote, alias)
         raise
-    return replace(move, pushed=True, published=tuple(names), note=skipped)
+    note = "; ".join(n for n in (move.note, skipped) if n)
+    return replace(move, pushed=True, published=tuple(names), note=note)
+
+
+def _alias_commands(alias: str, new: str | None, old: TagRecord | None) -> tuple[str, str]:
+    """The alias's compare-and-swap and its undo: moved (or created) to ``new``, or, for a
+    stop (``new`` None), deleted only if it still is ``old``."""
+    ref = f"refs/tags/{alias}"
+    if new is None:
+        assert old is not None  # noqa: S101 - a stop is decided on a channel that holds one
+        return f"delete {ref} {old.object}", f"create {ref} {old.object}"
+    if old is None:
+        return f"create {ref} {new}", f"delete {ref} {new}"
+    return f"update {ref} {new} {old.object}", f"update {ref} {old.object} {new}"
 
 
 def _refuse_own_conflicts(ctx: Context, channel: str) -> str:
@@ -270,22 +310,25 @@ def _model_records(ctx: Context) -> list[TagRecord]:
 
 
 def _interrupted(
-    ctx: Context, move: ChannelMove, alias: str, alias_obj: str, undo: list[str]
+    ctx: Context, move: ChannelMove, alias: str, event_obj: str, undo: list[str]
 ) -> Interrupted:
     """SIGINT/SIGTERM during the move: find out whether the push landed, and leave both sides
-    in the same state (the new one if it landed, the old one if not)."""
+    in the same state (the new one if it landed, the old one if not). The event is the
+    witness (the push is atomic): for a stop the alias is gone either way."""
     remote = ctx.remote
     theirs: dict[str, str] | None = {}
+    ref = f"refs/tags/{move.event}"
     with interrupts.shielded():
         if remote is not None:
             try:
-                theirs = ctx.git.remote_objects(remote, [f"refs/tags/{alias}"], timeout=15)
+                theirs = ctx.git.remote_objects(remote, [ref], timeout=15)
             except MvctlError:
                 theirs = None
-        if theirs is not None and theirs.get(f"refs/tags/{alias}") == alias_obj:
+        if remote is not None and theirs is not None and theirs.get(ref) == event_obj:
+            now_is = "stopped" if move.kind == "stop" else move.version
             return Interrupted(
                 f"interrupted after the push landed: {move.model}@{move.channel} is "
-                f"{move.version} locally and on {remote} ({move.event})",
+                f"{now_is} locally and on {remote} ({move.event})",
                 hint="nothing to do: the move is complete",
             )
         _undo(ctx.git, undo, alias)
@@ -316,14 +359,9 @@ def complete(ctx: Context, channel: str, note: str) -> ChannelMove:
         names = publish.push_refs(ctx.git, found, skip_conflicted=True)
         interrupts.settle()
     except KeyboardInterrupt:
-        alias = state.alias(channel)
-        ref = f"refs/tags/{tags.alias_tag(state.model, channel)}"
         with interrupts.shielded():
-            try:
-                landed = ctx.git.remote_objects(ctx.remote, [ref], timeout=15).get(ref)
-            except MvctlError:
-                landed = None
-        if alias is not None and landed == alias.object:
+            landed = _published_now(ctx, channel, event)
+        if landed:
             raise Interrupted(
                 f"interrupted after the push landed: {event.name} is published on {ctx.remote}",
                 hint="nothing to do: the move is complete",
@@ -341,6 +379,22 @@ def complete(ctx: Context, channel: str, note: str) -> ChannelMove:
     )
 
 
+def _published_now(ctx: Context, channel: str, event: channels.Event) -> bool:
+    """Whether the remote now has ``channel`` as it is here: its alias, or, stopped, the
+    stop and no alias (False also when the remote cannot be asked)."""
+    assert ctx.remote is not None  # noqa: S101 - publishing only
+    alias = ctx.state.alias(channel)
+    alias_ref = f"refs/tags/{tags.alias_tag(ctx.state.model, channel)}"
+    event_ref = f"refs/tags/{event.name}"
+    try:
+        theirs = ctx.git.remote_objects(ctx.remote, [alias_ref, event_ref], timeout=15)
+    except MvctlError:
+        return False
+    if alias is not None:
+        return theirs.get(alias_ref) == alias.object
+    return theirs.get(event_ref) == event.object and alias_ref not in theirs
+
+
 def move_of(ctx: Context, channel: str, event: channels.Event, note: str) -> ChannelMove:
     """The move an existing event made, as the answer to a command that made none itself
     (a retry that found it done, or published it)."""
@@ -349,7 +403,7 @@ def move_of(ctx: Context, channel: str, event: channels.Event, note: str) -> Cha
         channel=channel,
         version=ctx.state.holder(channel) or event.version or "?",
         previous=event.previous,
-        kind=event.kind if event.kind in ("promote", "rollback", "override") else "promote",
+        kind=_move_kind(event.kind),
         event=event.name,
         reason=event.reason,
         actor=event.actor,
@@ -358,4 +412,13 @@ def move_of(ctx: Context, channel: str, event: channels.Event, note: str) -> Cha
         request=event.request,
         remote=ctx.remote,
         note=note,
+        weight=event.weight,
+        previous_weight=event.previous_weight,
     )
+
+
+def _move_kind(kind: str) -> MoveKind:
+    for known in MOVE_KINDS:
+        if known == kind:
+            return known
+    return "promote"  # an assignment another tool wrote

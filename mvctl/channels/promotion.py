@@ -3,7 +3,8 @@ runs them without moving anything).
 
 How a move is written and published is mvctl.channels.moves; this module decides which move
 a promotion means: promoting the version a channel already holds does nothing, unless that
-move was never published (then it is published now).
+move was never published (then it is published now) or a new ``weight`` is asked for (then it
+is a weight change). A promotion to canary records a weight, the default unless given.
 """
 
 from __future__ import annotations
@@ -13,7 +14,7 @@ from pathlib import Path
 from mvctl._adapters.git import GitRepo
 from mvctl.analysis import rules
 from mvctl.analysis.tables import load_live
-from mvctl.channels import moves
+from mvctl.channels import moves, weights
 from mvctl.channels import state as channels
 from mvctl.channels.gates import DataCheck, GateReport, GateResult, evaluate
 from mvctl.channels.moves import ChannelMove, MoveKind, now
@@ -86,11 +87,17 @@ def promote(
     dry_run: bool = False,
     request: str | None = None,
     eval_data: Path | None = None,
+    weight: float | None = None,
 ) -> ChannelMove:
     """Move ``channel`` to ``version`` if the gates pass (or ``force`` with a reason).
     ``push``: True publishes (an error without the remote), False keeps the move local, None
-    follows the registry's rule (publish when the remote exists, unless ``push: never``)."""
+    follows the registry's rule (publish when the remote exists, unless ``push: never``).
+    ``weight``: the channel's percent of traffic (canary channels; refused for production
+    and shadow); a promotion to canary without one records the default."""
     check_text(reason, "--reason")
+    if weight is not None:
+        tags.refuse_weight(channel)
+        weight = tags.check_weight(weight)
     ctx = moves.open_channel(root, model, channel, push, remote, dry_run=dry_run)
     cfg = ctx.config()
     if channel in cfg.model(model).review and request is None:
@@ -102,6 +109,9 @@ def promote(
     holder = ctx.state.holder(channel)
     if holder == version and ctx.alias_pending(channel):
         return moves.complete(ctx, channel, f"published the pending move to {version}")
+    if holder == version and weight is not None and weight != ctx.state.weight(channel):
+        return weights.weight_on(ctx, channel, weight, reason=reason, dry_run=dry_run)
+    recorded, note = weights.promotion_weight(ctx, channel, weight)
     report = gate_report(ctx.git, cfg, ctx.state, version, channel, eval_data)
     kind: MoveKind = "promote"
     if not report.passed:
@@ -129,6 +139,8 @@ def promote(
         dry_run=dry_run,
         changed=holder != version,
         remote=ctx.remote,
+        weight=recorded if holder != version else ctx.state.weight(channel),
+        note=note if holder != version else "",
     )
     if dry_run or holder == version:
         return move

@@ -4,7 +4,9 @@ How a move is written and published is mvctl.channels.moves; this module decides
 rollback a command means, idempotently by intent, never by local state alone: a retry of an
 interrupted rollback completes it (publishes it as it is) instead of taking a further step,
 a plain rollback right after another is a retry of it, an automatic one acts once per
-release it is about, and ``--to`` only goes back.
+release it is about, and ``--to`` only goes back. A weight change is no move: it neither
+starts nor ends the retry window. A stopped channel holds nothing to roll back; a rollback
+of a weighted channel keeps its weight.
 """
 
 from __future__ import annotations
@@ -48,6 +50,8 @@ def _retry_of(ctx: moves.Context, channel: str, incident: str | None) -> Channel
     pending = ctx.unpublished(channel)
     events = state.channel_events(channel)
     last = events[-1] if events else None
+    moved = [e for e in events if e.moves]
+    last_move = moved[-1] if moved else None  # weight changes keep the version: not moves
     if incident is not None:
         done = [e for e in events if e.incident == incident]
         if done and (done[-1] in pending or (ctx.alias_pending(channel) and done[-1] == last)):
@@ -60,16 +64,16 @@ def _retry_of(ctx: moves.Context, channel: str, incident: str | None) -> Channel
         return moves.complete(ctx, channel, f"published the pending rollback {last.name}")
     if ctx.alias_pending(channel):
         _refuse_unpublished(ctx, channel, pending)
-    if incident is None and last is not None and last.kind == "rollback":
-        age = _seconds_between(last.time, now(ctx.git))
+    if incident is None and last_move is not None and last_move.kind == "rollback":
+        age = _seconds_between(last_move.time, now(ctx.git))
         if -CLOCK_SKEW_S <= age < RETRY_WINDOW_S:
             return _no_move(
                 ctx,
                 channel,
-                last,
-                f"{state.model}@{channel} was rolled back from {last.previous} to "
-                f"{last.version} {max(age, 0):.0f} s ago ({last.name}); taken as a retry: "
-                "nothing done. To roll back further, say --to VERSION",
+                last_move,
+                f"{state.model}@{channel} was rolled back from {last_move.previous} to "
+                f"{last_move.version} {max(age, 0):.0f} s ago ({last_move.name}); taken as a "
+                "retry: nothing done. To roll back further, say --to VERSION",
             )
     return None
 
@@ -154,6 +158,13 @@ def rollback_on(
     state = ctx.state
     model = state.model
     current = state.holder(channel)
+    stopped = state.stopped(channel)
+    if stopped is not None:
+        raise PolicyError(
+            f"{model}@{channel} was stopped ({stopped.name}) and holds no version: nothing to "
+            "roll back",
+            hint=f"to put a version on {channel} again, promote it (a new tenure)",
+        )
     if current is None and not (to is not None and state.held_before(channel)):
         moves.known_channel(ctx.git, channel)
         raise PolicyError(
@@ -194,6 +205,7 @@ def rollback_on(
         incident=incident,
         remote=ctx.remote,
         alerts=alerts,
+        weight=state.weight(channel),  # the version changes, the share of traffic does not
     )
     if dry_run or target == current:
         return move  # already there: idempotent, so a repeated alert or retry is harmless

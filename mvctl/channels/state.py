@@ -1,10 +1,14 @@
 """Channel state, read from tags: assignment events, aliases, gold and bad versions.
 
-Events (``MODEL#CHANNEL#N``) never move and are totally ordered by N, a counter shared by all
-channels of a model. The alias (``MODEL@CHANNEL``) is what a serving host reads; it must
-agree with the newest event of its channel (``mvctl check``). A version becomes *gold* on a
-channel when a promotion replaces it there (it served and was not rolled back away from), or
-by ``mvctl mark-gold``; it becomes *bad* when a rollback moves the channel away from it.
+Events (``MODEL#CHANNEL#N``, and the unassignments ``MODEL#CHANNEL!#N`` that ``canary stop``
+writes) never move and are totally ordered by N, a counter shared by all channels of a model.
+The alias (``MODEL@CHANNEL``) is what a serving host reads; it must agree with the newest
+event of its channel (``mvctl check``): it points where that event does, or, after a stop,
+does not exist. A version becomes *gold* on a channel when a promotion replaces it there (it
+served and was not rolled back away from), or by ``mvctl mark-gold``; it becomes *bad* when
+a rollback moves the channel away from it. A weight change is no move: the same version keeps
+serving, with another share of traffic. A stop empties the channel; it says nothing about the
+version it took off (neither gold nor bad), and the next promotion starts a new tenure.
 """
 
 from __future__ import annotations
@@ -20,7 +24,7 @@ from mvctl.formats import tags
 from mvctl.formats.names import Version, check_channel, check_model
 from mvctl.registry.read import ModelTags, group_tags
 
-EventKind = Literal["promote", "rollback", "override", "assign"]
+EventKind = Literal["promote", "rollback", "override", "weight", "stop", "assign"]
 Standing = Literal["gold", "bad"]
 
 
@@ -30,7 +34,7 @@ class Event:
     counter: int
     channel: str
     kind: EventKind  # "assign": an event mvctl did not write (e.g. `gto assign`)
-    version: str | None  # the version registered on the event's commit
+    version: str | None  # the version registered on the event's commit (for a stop: taken off)
     previous: str | None
     reason: str
     actor: str
@@ -41,6 +45,8 @@ class Event:
     request: str | None = None
     incident: str | None = None  # set by automatic rollbacks (webhook alerts)
     alerts: tuple[str, ...] = ()  # the alert instances an automatic rollback acted on
+    weight: float | None = None  # the channel's share of traffic after the event (weighted)
+    previous_weight: float | None = None
 
     def to_dict(self) -> dict[str, Any]:
         return {
@@ -58,7 +64,14 @@ class Event:
             "request": self.request,
             "incident": self.incident,
             "alerts": list(self.alerts),
+            "weight": self.weight,
+            "previous_weight": self.previous_weight,
         }
+
+    @property
+    def moves(self) -> bool:
+        """Whether the event moved the channel (a weight change keeps its version)."""
+        return self.kind != "weight"
 
 
 @dataclass(frozen=True)
@@ -79,8 +92,36 @@ class ModelState:
     def alias(self, channel: str) -> TagRecord | None:
         return self.tags.aliases.get(channel)
 
+    def weight(self, channel: str) -> float | None:
+        """The share of traffic the alias gives ``channel`` (None: not a weighted channel)."""
+        alias = self.tags.aliases.get(channel)
+        if alias is None:
+            return None
+        return tags.AliasBody.from_dict(tags.parse_message(alias.message)[1]).weight
+
     def channel_events(self, channel: str) -> tuple[Event, ...]:
         return tuple(e for e in self.events if e.channel == channel)
+
+    def stopped(self, channel: str) -> Event | None:
+        """The stop that emptied ``channel``, when its newest event is one."""
+        events = self.channel_events(channel)
+        return events[-1] if events and events[-1].kind == "stop" else None
+
+    def arrival(self, channel: str, event: Event) -> Event:
+        """The event that brought ``event``'s version to ``channel`` for the tenure ``event``
+        belongs to: weight changes after it are the same tenure, not a new arrival."""
+        events = self.channel_events(channel)
+        if event not in events:
+            return event
+        i = events.index(event)
+        while (
+            i > 0
+            and events[i].kind == "weight"
+            and events[i - 1].kind != "stop"
+            and events[i - 1].version == events[i].version
+        ):
+            i -= 1
+        return events[i]
 
     def next_counter(self) -> int:
         return max((e.counter for e in self.events), default=0) + 1
@@ -104,10 +145,19 @@ class ModelState:
             if isinstance(item, str):
                 result[item] = "gold"
                 continue
+            if item.kind == "stop":
+                held = None  # emptied: its version was neither replaced nor rolled back from
+                continue
+            if item.kind == "weight" and item.version == held:
+                continue  # the same version, another share of traffic
             if held is not None and held != item.version:
                 result[held] = "bad" if item.kind == "rollback" else "gold"
             # Promoting a version again is a human's word that it is fit to serve.
-            if item.kind != "rollback" and item.version and result.get(item.version) == "bad":
+            if (
+                item.kind not in ("rollback", "weight")
+                and item.version
+                and result.get(item.version) == "bad"
+            ):
                 del result[item.version]
             held = item.version
         return result
@@ -152,19 +202,24 @@ def _when(text: str) -> datetime:
     return when if when.tzinfo else when.replace(tzinfo=UTC)
 
 
-_WRITTEN_KINDS: dict[str, EventKind] = {k: k for k in ("promote", "rollback", "override")}
+_WRITTEN_KINDS: dict[str, EventKind] = {k: k for k in ("promote", "rollback", "override", "weight")}
 
 
 def _event(record: TagRecord, versions_at: dict[str, str]) -> Event | None:
     parsed = tags.parse(record.name)
-    if parsed is None or parsed.kind != "event":
+    if parsed is None or not parsed.channel_event:
         return None
     body = tags.EventBody.from_dict(tags.parse_message(record.message)[1])
+    # The tag's name says what it is: an unassignment is a stop whoever wrote it (`gto
+    # unassign` too), and a body claiming "stop" does not make an assignment one.
+    kind: EventKind = (
+        "stop" if parsed.kind == "unassign" else _WRITTEN_KINDS.get(body.kind, "assign")
+    )
     return Event(
         name=record.name,
         counter=parsed.counter,
         channel=parsed.channel,
-        kind=_WRITTEN_KINDS.get(body.kind, "assign"),
+        kind=kind,
         version=versions_at.get(record.commit),
         previous=body.previous,
         reason=body.reason,
@@ -176,6 +231,8 @@ def _event(record: TagRecord, versions_at: dict[str, str]) -> Event | None:
         request=body.request,
         incident=body.incident,
         alerts=body.alerts,
+        weight=body.weight,
+        previous_weight=body.previous_weight,
     )
 
 

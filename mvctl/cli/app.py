@@ -9,6 +9,7 @@ import typer
 
 from mvctl import __version__
 from mvctl.cli import (
+    canary,
     channels,
     check,
     lineage,
@@ -74,6 +75,7 @@ app.command()(serving.pull)
 app.command()(serve.serve)
 app.command()(monitoring.monitor)
 app.add_typer(web.webhook_app, name="webhook")
+app.add_typer(canary.canary_app, name="canary")
 
 
 def _json_requested(args: list[str]) -> bool:

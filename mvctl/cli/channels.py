@@ -38,6 +38,14 @@ def promote(
     force: Annotated[
         bool, typer.Option("--force", help="Override failed gates (needs --reason).")
     ] = False,
+    weight: Annotated[
+        str | None,
+        typer.Option(
+            "--weight",
+            help="Percent of traffic for a canary channel (0 < W <= 100; canary defaults "
+            "to 10). Not for production or shadow.",
+        ),
+    ] = None,
     push: PushOpt = None,
     remote: RemoteOpt = "origin",
     eval_data: EvalDataOpt = None,
@@ -46,7 +54,10 @@ def promote(
 ) -> None:
     """Promote a version to a channel through its gates (event tag + alias move)."""
     from mvctl.channels.promotion import promote as run_promote
+    from mvctl.formats.tags import parse_weight
 
+    # Parsed before anything is read: a bad weight is a usage error, whatever the registry.
+    percent = parse_weight(weight, "--weight") if weight is not None else None
     move = run_promote(
         Path.cwd(),
         model,
@@ -58,6 +69,7 @@ def promote(
         remote=remote,
         dry_run=dry_run,
         eval_data=eval_data,
+        weight=percent,
     )
     render.move(move, as_json)
 
@@ -129,29 +141,15 @@ def history(
     channel: Annotated[str | None, typer.Option("--channel", "-c", help="One channel.")] = None,
     as_json: JsonOpt = False,
 ) -> None:
-    """Every promotion, rollback and override: time, actor, from → to, reason."""
-    from rich.table import Table
-
+    """Every promotion, rollback, override, weight change and stop: time, actor, from → to,
+    weight, reason."""
     from mvctl.channels.state import history as run_history
 
     events = run_history(Path.cwd(), model, channel)
     if as_json:
         print_json({"model": model, "events": [e.to_dict() for e in events]})
         return
-    table = Table(
-        "#", "time (UTC)", "channel", "kind", "from → to", "actor", "reason", title=esc(model)
-    )
-    for e in reversed(events):
-        table.add_row(
-            str(e.counter),
-            esc(e.time.replace("T", " ")[:19].rstrip("Z")),
-            esc(e.channel),
-            esc(e.kind),
-            esc(f"{e.previous or '-'} → {e.version or '?'}"),
-            esc(e.actor.split(" <")[0]),
-            esc(e.reason),
-        )
-    stdout().print(table if events else f"no channel events for {model} yet")
+    render.history(model, events)
 
 
 @handled

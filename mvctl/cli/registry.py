@@ -180,7 +180,10 @@ def list_(
             return
         table = Table("model", "latest", "versions", "channels", title="models")
         for m in models:
-            channels = ", ".join(f"{c}={v}" for c, v in m.channels.items()) or "-"
+            channels = (
+                ", ".join(render.held(f"{c}={v}", m.weights.get(c)) for c, v in m.channels.items())
+                or "-"
+            )
             table.add_row(esc(m.model), esc(m.latest or "-"), str(m.count), esc(channels))
         stdout().print(table if models else "no models registered yet")
         return
@@ -201,7 +204,7 @@ def list_(
             esc(v.created.replace("T", " ")[:16]),
             esc(v.author.split(" <")[0]),
             *(esc(_num(v.metrics.get(k))) for k in keys),
-            esc(", ".join(v.channels)),
+            esc(", ".join(render.held(c, v.weights.get(c)) for c in v.channels)),
         )
     stdout().print(table)
 
@@ -223,7 +226,8 @@ def show(
         return
     info = shown.info
     out = stdout()
-    held = esc(f"  channels: {', '.join(info.channels)}") if info.channels else ""
+    shown_channels = ", ".join(render.held(c, info.weights.get(c)) for c in info.channels)
+    held = esc(f"  channels: {shown_channels}") if info.channels else ""
     retired = "  [red](deregistered)[/]" if info.deregistered else ""
     name, commit = esc(f"{info.model} {info.version}"), esc(info.commit[:12])
     out.print(f"[bold]{name}[/]  commit {commit}{held}{retired}")

@@ -5,26 +5,35 @@
 | MODEL@vX.Y.Z     | version     |
 | MODEL@vX.Y.Z!    | deregister  |
 | MODEL#CHANNEL#N  | event       |
+| MODEL#CHANNEL!#N | unassign    |
 | MODEL@CHANNEL    | alias       |
 | MODEL@vX.Y.Z#gold| gold        |
 
-The first four are DESIGN.md's (three of them GTO's own formats). A gold mark is mvctl's: a
-human vouching for a version (`mvctl mark-gold`); GTO and DVC skip tags they cannot parse.
+The first four are DESIGN.md's (three of them GTO's own formats). An unassignment is GTO's
+too (``gto unassign``; mvctl writes it for ``canary stop``): the channel no longer serves the
+version on that commit, and its counter N is the one assignment events count with. A gold
+mark is mvctl's: a human vouching for a version (`mvctl mark-gold`); GTO and DVC skip tags
+they cannot parse.
+
+A weighted channel (a canary) carries its share of traffic, a percentage in (0, 100], as
+``weight`` in the bodies of its events and of its alias; the field is absent for channels
+without one, so tags written before weights existed stay byte-identical.
 """
 
 from __future__ import annotations
 
 import json
+import math
 import re
-from collections.abc import Mapping
+from collections.abc import Iterable, Mapping
 from dataclasses import dataclass
 from typing import Any, Literal
 
 from mvctl.common import yamlio
-from mvctl.errors import MvctlError
+from mvctl.errors import MvctlError, UsageError
 from mvctl.formats.names import NAME_PATTERN, SEMVER_PATTERN, Version
 
-TagKind = Literal["version", "deregister", "event", "alias", "gold"]
+TagKind = Literal["version", "deregister", "event", "unassign", "alias", "gold"]
 
 TAG_PREFIX = "refs/tags/"
 _NAME = NAME_PATTERN
@@ -34,7 +43,7 @@ _SEMVER = SEMVER_PATTERN
 _TAG_RE = re.compile(
     rf"\A(?P<model>{_NAME})(?:"
     rf"@(?P<version>{_SEMVER})(?:(?P<cancel>!)|(?P<gold>\#gold))?"
-    rf"|#(?P<channel>{_NAME})#(?P<counter>[1-9]\d{{0,17}})"
+    rf"|#(?P<channel>{_NAME})(?P<unassign>!)?#(?P<counter>[1-9]\d{{0,17}})"
     rf"|@(?P<alias>{_NAME})"
     r")\Z"
 )
@@ -57,7 +66,14 @@ class TagName:
             return gold_tag(self.model, self.version)
         if self.kind == "event":
             return event_tag(self.model, self.channel, self.counter)
+        if self.kind == "unassign":
+            return unassign_tag(self.model, self.channel, self.counter)
         return alias_tag(self.model, self.channel)
+
+    @property
+    def channel_event(self) -> bool:
+        """An assignment or an unassignment: the two kinds that count with N."""
+        return self.kind in CHANNEL_EVENT_KINDS
 
 
 def version_tag(model: str, version: str | Version) -> str:
@@ -74,6 +90,14 @@ def gold_tag(model: str, version: str | Version) -> str:
 
 def event_tag(model: str, channel: str, counter: int) -> str:
     return f"{model}#{channel}#{counter}"
+
+
+def unassign_tag(model: str, channel: str, counter: int) -> str:
+    """GTO's ``Action.UNASSIGN`` (``{artifact}#{stage}!``) with the shared counter."""
+    return f"{model}#{channel}!#{counter}"
+
+
+CHANNEL_EVENT_KINDS: tuple[TagKind, ...] = ("event", "unassign")
 
 
 def alias_tag(model: str, channel: str) -> str:
@@ -96,15 +120,27 @@ def parse(name: str) -> TagName | None:
             kind = "gold"
         return TagName(kind, model, version=match["version"])
     if match["channel"]:
-        return TagName("event", model, channel=match["channel"], counter=int(match["counter"]))
+        kind = "unassign" if match["unassign"] else "event"
+        return TagName(kind, model, channel=match["channel"], counter=int(match["counter"]))
     alias = match["alias"]
     if Version.is_valid(alias):  # pragma: no cover - the version branch matches first
         return None
     return TagName("alias", model, channel=alias)
 
 
+def newest_stops(names: Iterable[str]) -> dict[tuple[str, str], int]:
+    """(model, channel) -> the number of its newest unassignment (stop) among tag ``names``."""
+    found: dict[tuple[str, str], int] = {}
+    for name in names:
+        parsed = parse(name)
+        if parsed is not None and parsed.kind == "unassign":
+            key = (parsed.model, parsed.channel)
+            found[key] = max(found.get(key, 0), parsed.counter)
+    return found
+
+
 def event_glob(model: str) -> str:
-    """for-each-ref pattern matching a model's assignment events."""
+    """for-each-ref pattern matching a model's assignment (and unassignment) events."""
     return f"{TAG_PREFIX}{model}#*"
 
 
@@ -114,6 +150,69 @@ def version_glob(model: str) -> str:
 
 
 ALL_VERSIONS_GLOB = f"{TAG_PREFIX}*@v*"
+
+
+# --- weights -------------------------------------------------------------------------------
+
+DEFAULT_WEIGHT = 10  # percent a promotion to canary starts at unless --weight says otherwise
+DEFAULT_WEIGHTED = ("canary",)  # channels a promotion gives the default weight
+UNWEIGHTED = {
+    "production": "production has no weight: it serves what the weighted channels leave",
+    "shadow": "shadow is a channel with no weight: it gets a copy of all traffic",
+}
+# Digits, an optional fraction: no sign, exponent, 'nan', 'inf', spaces or anything after.
+_WEIGHT_RE = re.compile(r"\A\d{1,3}(?:\.\d{1,6})?\Z")
+
+
+def _whole(value: float) -> float:
+    """An integral weight as an int, so bodies say ``10``, not ``10.0``."""
+    return int(value) if float(value).is_integer() else float(value)
+
+
+def check_weight(value: float, what: str = "the weight") -> float:
+    """A weight from Python: a finite number in (0, 100], normalised (10.0 -> 10)."""
+    if isinstance(value, bool) or not isinstance(value, int | float):
+        raise UsageError(f"{what} must be a number of percent, not {value!r}")
+    if not math.isfinite(value) or not 0 < value <= 100:
+        raise UsageError(
+            f"{what} must be a percentage above 0 and at most 100, not {value!r}",
+            hint="e.g. --weight 10 sends a tenth of the traffic to the channel",
+        )
+    return _whole(value)
+
+
+def parse_weight(text: str, what: str = "the weight") -> float:
+    """A weight as a user typed it: ``10``, ``12.5``; anything else is a usage error."""
+    if not _WEIGHT_RE.match(text):
+        raise UsageError(
+            f"{what} must be a percentage such as 10 or 12.5, not {text[:40]!r}",
+            hint="a number above 0 and at most 100, digits and one '.' only",
+        )
+    return check_weight(float(text), what)
+
+
+def refuse_weight(channel: str) -> None:
+    """Production and shadow carry no weight: refuse one for them (a usage error)."""
+    if channel in UNWEIGHTED:
+        raise UsageError(
+            f"{UNWEIGHTED[channel]} (--weight is refused for {channel})",
+            hint="weights are for canary channels: mvctl promote MODEL VERSION --to canary "
+            "--weight 10",
+        )
+
+
+def read_weight(value: Any) -> float | None:
+    """A weight as a tag body holds it; anything but a number in (0, 100] reads as none."""
+    if isinstance(value, bool) or not isinstance(value, int | float):
+        return None
+    if not math.isfinite(value) or not 0 < value <= 100:
+        return None
+    return _whole(value)
+
+
+def weight_text(weight: float) -> str:
+    """``10``, ``12.5``: a weight as people read it (without the percent sign)."""
+    return f"{weight:g}"
 
 
 def format_message(title: str, body: dict[str, Any]) -> str:
@@ -202,7 +301,10 @@ class VersionBody:
 
 @dataclass(frozen=True)
 class EventBody:
-    """``MODEL#CHANNEL#N``: one assignment (promote, override or rollback)."""
+    """``MODEL#CHANNEL#N``: one assignment (promote, override, rollback or a weight change);
+    ``MODEL#CHANNEL!#N``: one unassignment (kind ``stop``). ``weight`` is the channel's
+    share of traffic after the event, ``previous_weight`` before it (each written only when
+    the channel has one)."""
 
     kind: str
     model: str
@@ -217,6 +319,8 @@ class EventBody:
     request: str | None = None
     incident: str | None = None
     alerts: tuple[str, ...] = ()  # written only when there are some
+    weight: float | None = None  # written only when set (weighted channels)
+    previous_weight: float | None = None  # written only when set
 
     def to_dict(self) -> dict[str, Any]:
         body: dict[str, Any] = {
@@ -235,6 +339,10 @@ class EventBody:
         }
         if self.alerts:
             body["alerts"] = list(self.alerts)
+        if self.weight is not None:
+            body["weight"] = _whole(self.weight)
+        if self.previous_weight is not None:
+            body["previous_weight"] = _whole(self.previous_weight)
         return body
 
     @classmethod
@@ -253,6 +361,8 @@ class EventBody:
             request=_optional(body.get("request")),
             incident=_optional(body.get("incident")),
             alerts=tuple(a for a in _items(body.get("alerts")) if isinstance(a, str)),
+            weight=read_weight(body.get("weight")),
+            previous_weight=read_weight(body.get("previous_weight")),
         )
 
 
@@ -262,16 +372,19 @@ def _items(value: Any) -> list[Any]:
 
 @dataclass(frozen=True)
 class AliasBody:
-    """``MODEL@CHANNEL``: the event the alias was moved by, so a reader needs no other tag."""
+    """``MODEL@CHANNEL``: the event the alias was moved by, so a reader needs no other tag.
+    A weighted channel's alias also says its ``weight`` (the one field a serving host needs
+    to split traffic); absent for channels without one."""
 
     model: str
     channel: str
     version: str
     event: str | None
     counter: int
+    weight: float | None = None  # written only when set
 
     def to_dict(self) -> dict[str, Any]:
-        return {
+        body: dict[str, Any] = {
             "kind": "alias",
             "model": self.model,
             "channel": self.channel,
@@ -279,6 +392,9 @@ class AliasBody:
             "event": self.event,
             "counter": self.counter,
         }
+        if self.weight is not None:
+            body["weight"] = _whole(self.weight)
+        return body
 
     @classmethod
     def from_dict(cls, body: Mapping[str, Any]) -> AliasBody:
@@ -288,6 +404,7 @@ class AliasBody:
             version=_text(body.get("version")),
             event=_optional(body.get("event")),
             counter=_int(body.get("counter")),
+            weight=read_weight(body.get("weight")),
         )
 
 

@@ -9,6 +9,9 @@ pushed version never names a parent the remote lacks and event counters never le
 Pending state is always computed against the remote's tags as fetched just now
 (``sync_git``), never against what mvctl believes it pushed: a move interrupted between its
 local write and its push shows up as pending, and the next publishing command completes it.
+A stop (``canary stop``) is published as its unassignment plus the alias's deletion, leased
+on the remote's alias like any move: an alias the remote still has, that this clone deleted
+by a stop newer than it, is pending deletion.
 """
 
 from __future__ import annotations
@@ -31,7 +34,7 @@ from mvctl.errors import ConflictError, Interrupted, MvctlError, OperationalErro
 from mvctl.formats import config, tags
 from mvctl.formats.config import CONFIG_FILE
 from mvctl.formats.names import check_model
-from mvctl.publishing.sync import SyncResult, check_remote_name, sync_git
+from mvctl.publishing.sync import SyncResult, alias_counter, check_remote_name, sync_git
 
 
 def push_setting(root: Path) -> str:
@@ -77,19 +80,21 @@ class Pending:
     aliases: dict[str, str]  # alias tag -> the remote's object ("" = absent there)
     conflicts: tuple[str, ...] = ()  # immutable tags that differ from the remote's
     local: dict[str, str] = field(default_factory=dict, repr=False)  # tag -> local object
+    deletions: dict[str, str] = field(default_factory=dict)  # stopped alias -> remote's object
 
     @property
     def empty(self) -> bool:
-        return not self.tags and not self.aliases
+        return not self.tags and not self.aliases and not self.deletions
 
     def names(self) -> list[str]:
-        return [*self.tags, *self.aliases]
+        return [*self.tags, *self.aliases, *self.deletions]
 
     def to_dict(self) -> dict[str, Any]:
         return {
             "remote": self.remote,
             "tags": list(self.tags),
             "aliases": sorted(self.aliases),
+            "deletions": sorted(self.deletions),
             "conflicts": list(self.conflicts),
         }
 
@@ -104,7 +109,7 @@ def pending(records: list[TagRecord], synced: SyncResult) -> Pending:
     taken = {
         (parsed.model, parsed.counter)
         for name in synced.remote_objects
-        if (parsed := tags.parse(name)) is not None and parsed.kind == "event"
+        if (parsed := tags.parse(name)) is not None and parsed.channel_event
     }
     for record in records:
         parsed = tags.parse(record.name)
@@ -116,12 +121,29 @@ def pending(records: list[TagRecord], synced: SyncResult) -> Pending:
             if theirs != record.object:
                 aliases[record.name] = theirs or ""
         elif theirs is None:
-            if parsed.kind == "event" and (parsed.model, parsed.counter) in taken:
+            if parsed.channel_event and (parsed.model, parsed.counter) in taken:
                 conflicts.append(record.name)
             else:
                 immutable.append(record.name)
     local = {r.name: r.object for r in records}
-    return Pending(synced.remote, tuple(immutable), aliases, tuple(conflicts), local)
+    deletions = _deletions(records, synced, local)
+    return Pending(synced.remote, tuple(immutable), aliases, tuple(conflicts), local, deletions)
+
+
+def _deletions(
+    records: list[TagRecord], synced: SyncResult, local: dict[str, str]
+) -> dict[str, str]:
+    """Aliases the remote has that a stop made here (newer than the remote's alias) deleted."""
+    stops = tags.newest_stops(local)
+    models = {p.model for r in records if (p := tags.parse(r.name)) is not None}
+    found: dict[str, str] = {}
+    for name, theirs in synced.remote_records.items():
+        parsed = tags.parse(name)
+        if parsed is None or parsed.kind != "alias" or name in local or parsed.model not in models:
+            continue
+        if stops.get((parsed.model, parsed.channel), 0) > alias_counter(theirs):
+            found[name] = theirs.object
+    return found
 
 
 def refuse_conflicts(found: Pending) -> None:
@@ -168,7 +190,8 @@ class Unsettled(OperationalError):
         self.exit_code = 130 if interrupted else 3
 
 
-def _landed(git: GitRepo, remote: str, name: str, obj: str) -> bool | None:
+def _landed(git: GitRepo, remote: str, name: str, obj: str | None) -> bool | None:
+    """Whether the remote has ``name`` at ``obj`` (None: whether it lacks ``name``)."""
     ref = f"refs/tags/{name}"
     try:
         return git.remote_objects(remote, [ref], timeout=15).get(ref) == obj
@@ -194,18 +217,32 @@ def push_refs(
         found = _without_conflicts(found)
     else:
         refuse_conflicts(found)
-    names = list(dict.fromkeys([*found.tags, *found.aliases]))
+    written = list(dict.fromkeys([*found.tags, *found.aliases]))
+    names = [*written, *(d for d in found.deletions if d not in written)]
     all_leases = {f"refs/tags/{a}": old for a, old in found.aliases.items()}
+    # A stop deletes the remote's alias only if it is still the one this clone saw there.
+    all_leases.update({f"refs/tags/{a}": old for a, old in found.deletions.items()})
     all_leases.update(leases or {})
-    refspecs = list(dict.fromkeys([*(f"refs/tags/{n}" for n in names), *(extra or [])]))
+    refspecs = list(
+        dict.fromkeys(
+            [
+                *(f"refs/tags/{n}" for n in written),
+                *(f":refs/tags/{n}" for n in names[len(written) :]),
+                *(extra or []),
+            ]
+        )
+    )
     if not refspecs:
         return names
     witness = names[-1] if names else None
+    if written:
+        witness = written[-1]
 
     def landed_now() -> bool | None:
         if witness is None:
             return None
-        return _landed(git, found.remote, witness, found.local.get(witness, ""))
+        expected = None if witness not in written else found.local.get(witness, "")
+        return _landed(git, found.remote, witness, expected)
 
     what = witness or "the push"
     try:
@@ -234,24 +271,21 @@ def _without_conflicts(found: Pending) -> Pending:
     hit = {
         (parsed.model, parsed.channel)
         for name in found.conflicts
-        if (parsed := tags.parse(name)) is not None and parsed.kind == "event"
+        if (parsed := tags.parse(name)) is not None and parsed.channel_event
     }
 
     def clear(name: str) -> bool:
         parsed = tags.parse(name)
         return (
             parsed is None
-            or parsed.kind not in ("event", "alias")
-            or (
-                parsed.model,
-                parsed.channel,
-            )
-            not in hit
+            or not (parsed.channel_event or parsed.kind == "alias")
+            or (parsed.model, parsed.channel) not in hit
         )
 
     aliases = {name: old for name, old in found.aliases.items() if clear(name)}
     kept = tuple(name for name in found.tags if clear(name))
-    return Pending(found.remote, kept, aliases, (), found.local)
+    deletions = {name: old for name, old in found.deletions.items() if clear(name)}
+    return Pending(found.remote, kept, aliases, (), found.local, deletions)
 
 
 def settle(unsettled: Unsettled, undo: Callable[[], None]) -> list[str]:
@@ -306,7 +340,8 @@ def status(root: Path, remote: str = "origin", model: str | None = None) -> Pend
     # A dry-run sync moved nothing: an alias the remote has newer is not ours to push.
     behind = set(synced.moved)
     aliases = {a: old for a, old in local_only.aliases.items() if a not in behind}
-    return Pending(remote, local_only.tags, aliases, synced.conflicts)
+    deletions = {a: old for a, old in local_only.deletions.items() if a not in behind}
+    return Pending(remote, local_only.tags, aliases, synced.conflicts, deletions=deletions)
 
 
 def push(

@@ -3,8 +3,11 @@
 Everything is fetched into a private namespace first (``refs/mvctl/sync/``), then applied by
 compare-and-swap: immutable tags (versions, events, deregistrations, gold marks) are created
 when missing; an alias moves only when the remote's names a newer event than the local one.
-With ``discard_local`` the local channel tags (events and aliases) are made exactly the
-remote's instead: moves that were never published are dropped.
+A stop (the unassignment ``MODEL#CHANNEL!#N``) counts as the channel's newest state: a local
+alias is deleted when the remote stopped the channel after it, and a remote alias is not
+brought back over a newer local stop (its deletion is pending). With ``discard_local`` the
+local channel tags (events, stops and aliases) are made exactly the remote's instead: moves
+that were never published are dropped.
 """
 
 from __future__ import annotations
@@ -19,6 +22,7 @@ from mvctl.formats import tags
 from mvctl.formats.names import check_model
 
 SYNC_NS = "refs/mvctl/sync/"
+_CHANNEL_KINDS = ("event", "unassign", "alias")
 
 
 @dataclass(frozen=True)
@@ -49,7 +53,8 @@ def check_remote_name(remote: str) -> str:
     return remote
 
 
-def _counter(record: TagRecord) -> int:
+def alias_counter(record: TagRecord) -> int:
+    """The number of the event an alias was moved by (its body says)."""
     return tags.AliasBody.from_dict(tags.parse_message(record.message)[1]).counter
 
 
@@ -88,18 +93,34 @@ class _Plan:
         bucket.append(name)
 
     def decide(
-        self, name: str, kind: str, theirs: TagRecord, mine: TagRecord | None, discard: bool
+        self,
+        name: str,
+        kind: str,
+        theirs: TagRecord,
+        mine: TagRecord | None,
+        discard: bool,
+        stopped_here: int = 0,
     ) -> None:
-        """What to do with one tag the remote has, given ours (None: we lack it)."""
+        """What to do with one tag the remote has, given ours (None: we lack it);
+        ``stopped_here``: the number of this clone's newest stop of the tag's channel."""
         if mine is not None and mine.object == theirs.object:
             return
-        if discard and kind in ("event", "alias") and mine is not None:
+        if discard and kind in _CHANNEL_KINDS and mine is not None:
             self.take(name, theirs, mine, self.discarded)
+        elif (
+            mine is None
+            and kind == "alias"
+            and not discard
+            and stopped_here > alias_counter(theirs)
+        ):
+            self.kept.append(name)  # stopped here after the remote's move: deletion pending
         elif mine is None:
             self.take(name, theirs, None, self.created if kind != "alias" else self.moved)
         elif kind != "alias":
             self.conflicts.append(name)  # immutable tags never move
-        elif _counter(theirs) >= _counter(mine):  # the same number: the remote's is the truth
+        elif alias_counter(theirs) >= alias_counter(
+            mine
+        ):  # the same number: the remote's is the truth
             self.take(name, theirs, mine, self.moved)
         else:
             self.kept.append(name)
@@ -120,19 +141,29 @@ def sync_git(
     fetched = _fetch_differing(git, remote, advertised, local)
     plan = _Plan()
     remote_records: dict[str, TagRecord] = {}
+    stopped_here, stopped_there = tags.newest_stops(local), tags.newest_stops(advertised)
     for name in advertised:
         parsed = tags.parse(name)
         record = fetched.get(name) or local.get(name)
         if parsed is None or record is None:
             continue  # not mvctl's, or gone from the remote between the two calls
         remote_records[name] = record
-        plan.decide(name, parsed.kind, record, local.get(name), discard_local)
-    if discard_local:
-        for name, mine in local.items():
-            parsed = tags.parse(name)
-            if parsed and parsed.kind in ("event", "alias") and name not in remote_records:
-                plan.commands.append(f"delete refs/tags/{name} {mine.object}")
-                plan.discarded.append(name)
+        here = stopped_here.get((parsed.model, parsed.channel), 0)
+        plan.decide(name, parsed.kind, record, local.get(name), discard_local, here)
+    for name, mine in local.items():
+        parsed = tags.parse(name)
+        if parsed is None or parsed.kind not in _CHANNEL_KINDS or name in remote_records:
+            continue
+        if discard_local:
+            plan.commands.append(f"delete refs/tags/{name} {mine.object}")
+            plan.discarded.append(name)
+        elif parsed.kind == "alias" and stopped_there.get(
+            (parsed.model, parsed.channel), 0
+        ) > alias_counter(mine):
+            # The remote stopped the channel after the move this alias records: forward
+            # is empty.
+            plan.commands.append(f"delete refs/tags/{name} {mine.object}")
+            plan.moved.append(name)
     # A dry run reports what would move; only the private fetch refs go.
     commands = [] if dry_run else plan.commands
     commands += [f"delete {SYNC_NS}{name} {r.object}" for name, r in fetched.items()]

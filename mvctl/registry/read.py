@@ -33,6 +33,7 @@ class VersionInfo:
     deregistered: bool = False
     channels: tuple[str, ...] = ()
     fingerprint: dict[str, Any] = field(default_factory=dict, compare=False)
+    weights: dict[str, float] = field(default_factory=dict)  # weighted channels holding it
 
     def to_dict(self) -> dict[str, Any]:
         return {
@@ -44,6 +45,7 @@ class VersionInfo:
             "metrics": self.metrics,
             "deregistered": self.deregistered,
             "channels": list(self.channels),
+            "weights": self.weights,
         }
 
 
@@ -53,6 +55,7 @@ class ModelSummary:
     latest: str | None
     count: int
     channels: dict[str, str]  # channel -> version
+    weights: dict[str, float] = field(default_factory=dict)  # weighted channel -> percent
 
     def to_dict(self) -> dict[str, Any]:
         return {
@@ -60,6 +63,7 @@ class ModelSummary:
             "latest": self.latest,
             "versions": self.count,
             "channels": self.channels,
+            "weights": self.weights,
         }
 
 
@@ -96,16 +100,26 @@ class ModelTags:
             if record.commit in by_commit
         }
 
+    def weights_of(self) -> dict[str, float]:
+        """channel -> share of traffic, for the weighted channels (their aliases say it)."""
+        found = {}
+        for channel, record in sorted(self.aliases.items()):
+            weight = tags.AliasBody.from_dict(tags.parse_message(record.message)[1]).weight
+            if weight is not None:
+                found[channel] = weight
+        return found
+
 
 def group_tags(records: list[TagRecord]) -> dict[str, ModelTags]:
-    """Sort version, deregistration, alias and gold tags by model (events are skipped)."""
+    """Sort version, deregistration, alias and gold tags by model (events and
+    unassignments are skipped)."""
     versions: dict[str, dict[str, TagRecord]] = {}
     dereg: dict[str, set[str]] = {}
     aliases: dict[str, dict[str, TagRecord]] = {}
     gold: dict[str, dict[str, TagRecord]] = {}
     for record in records:
         parsed = tags.parse(record.name)
-        if parsed is None or parsed.kind == "event":
+        if parsed is None or parsed.channel_event:
             continue
         model = parsed.model
         versions.setdefault(model, {})
@@ -138,6 +152,7 @@ def model_info(model: str, version: str, mt: ModelTags) -> VersionInfo:
     record = mt.versions[version]
     body = tags.VersionBody.from_dict(tags.parse_message(record.message)[1])
     holders = tuple(c for c, r in sorted(mt.aliases.items()) if r.commit == record.commit)
+    weights = {c: w for c, w in mt.weights_of().items() if c in holders} if holders else {}
     return VersionInfo(
         model=model,
         version=version,
@@ -148,6 +163,7 @@ def model_info(model: str, version: str, mt: ModelTags) -> VersionInfo:
         deregistered=version in mt.deregistered,
         channels=holders,
         fingerprint=body.fingerprint,
+        weights=weights,
     )
 
 
@@ -168,6 +184,7 @@ def list_models(root: Path) -> list[ModelSummary]:
                 latest=ordered[-1] if ordered else None,
                 count=len(mt.versions),
                 channels=mt.channels_of(),
+                weights={c: w for c, w in mt.weights_of().items() if c in mt.channels_of()},
             )
         )
     return summaries

@@ -129,7 +129,8 @@ def _reason(alerts: list[Mapping[str, Any]], incident: str) -> str:
 
 
 def _tenure(ctx: moves.Context, channel: str) -> tuple[str, channels.Event | None]:
-    """The version the fleet is served on ``channel`` and the event that put it there."""
+    """The version the fleet is served on ``channel`` and the event that put it there (a
+    stopped channel serves nothing: its alias is gone)."""
     model = ctx.state.model
     alias = ctx.published_alias(channel)
     held = ctx.state.version_at(alias.commit) if alias else None
@@ -140,7 +141,8 @@ def _tenure(ctx: moves.Context, channel: str) -> tuple[str, channels.Event | Non
     by_name = [e for e in events if e.name == named]
     by_commit = [e for e in events if e.commit == alias.commit]
     found = by_name or by_commit
-    return held, found[-1] if found else None
+    # A weight change is no arrival: the release is the one the move before it brought.
+    return held, ctx.state.arrival(channel, found[-1]) if found else None
 
 
 class NoRelease(MvctlError):

@@ -135,6 +135,9 @@ def _commands(reg: Registry, tmp: Path, got: dict[str, Any]) -> None:
     invoke({}, "first promote", "promote", "fraud", "v0.1.0", "--to", "production")
     invoke(got, "promote", "promote", "fraud", "v0.2.0", "--to", "production")
     invoke(got, "rollback", "rollback", "fraud", "--reason", "incident")
+    invoke({}, "canary promote", "promote", "fraud", "v0.1.0", "--to", "canary", "--weight", "5")
+    invoke(got, "canary weight", "canary", "weight", "fraud", "12.5", "--reason", "step")
+    invoke(got, "canary stop", "canary", "stop", "fraud", "--reason", "done")
     invoke(got, "history", "history", "fraud")
     # Kept local, so that status and push have a tag to report.
     invoke(got, "retire", "retire", "fraud", "v0.3.0", "--reason", "superseded", "--local")
@@ -195,7 +198,11 @@ EXPECTED: dict[str, Any] = {
         "dry_run": "bool",
         "manifest": MANIFEST,
     },
-    "list": {"models": [{"model": "str", "latest": "str", "versions": "int", "channels": {}}]},
+    "list": {
+        "models": [
+            {"model": "str", "latest": "str", "versions": "int", "channels": {}, "weights": {}}
+        ]
+    },
     "list MODEL": {
         "model": "str",
         "versions": [
@@ -208,6 +215,7 @@ EXPECTED: dict[str, Any] = {
                 "metrics": {"auc": "float", "loss.train": "float", "loss.val": "float"},
                 "deregistered": "bool",
                 "channels": [],
+                "weights": {},
             }
         ],
     },
@@ -220,6 +228,7 @@ EXPECTED: dict[str, Any] = {
         "metrics": {"auc": "float", "loss.train": "float", "loss.val": "float"},
         "deregistered": "bool",
         "channels": [],
+        "weights": {},
         "manifest": MANIFEST,
     },
     "lineage": {
@@ -326,6 +335,8 @@ EXPECTED: dict[str, Any] = {
         "changed": "bool",
         "note": "str",
         "alerts": [],
+        "weight": "null",
+        "previous_weight": "null",
     },
     "rollback": {
         "model": "str",
@@ -348,6 +359,56 @@ EXPECTED: dict[str, Any] = {
         "changed": "bool",
         "note": "str",
         "alerts": [],
+        "weight": "null",
+        "previous_weight": "null",
+    },
+    "canary weight": {
+        "model": "str",
+        "channel": "str",
+        "version": "str",
+        "previous": "str",
+        "kind": "str",
+        "event": "str",
+        "reason": "str",
+        "actor": "str",
+        "time": "str",
+        "gates": "null",
+        "request": "null",
+        "incident": "null",
+        "pushed": "bool",
+        "remote": "str",
+        "completed": "bool",
+        "published": ["str"],
+        "dry_run": "bool",
+        "changed": "bool",
+        "note": "str",
+        "alerts": [],
+        "weight": "float",
+        "previous_weight": "int",
+    },
+    "canary stop": {
+        "model": "str",
+        "channel": "str",
+        "version": "str",
+        "previous": "str",
+        "kind": "str",
+        "event": "str",
+        "reason": "str",
+        "actor": "str",
+        "time": "str",
+        "gates": "null",
+        "request": "null",
+        "incident": "null",
+        "pushed": "bool",
+        "remote": "str",
+        "completed": "bool",
+        "published": ["str"],
+        "dry_run": "bool",
+        "changed": "bool",
+        "note": "str",
+        "alerts": [],
+        "weight": "null",
+        "previous_weight": "float",
     },
     "history": {
         "model": "str",
@@ -367,6 +428,8 @@ EXPECTED: dict[str, Any] = {
                 "request": "null",
                 "incident": "null",
                 "alerts": [],
+                "weight": "float|int|null",
+                "previous_weight": "float|int|null",
             }
         ],
     },
@@ -388,7 +451,13 @@ EXPECTED: dict[str, Any] = {
         "conflicts": [],
         "discarded": [],
     },
-    "status": {"remote": "str", "tags": ["str"], "aliases": [], "conflicts": []},
+    "status": {
+        "remote": "str",
+        "tags": ["str"],
+        "aliases": [],
+        "deletions": [],
+        "conflicts": [],
+    },
     "push": {"remote": "str", "pushed": ["str"], "moved_forward": [], "dry_run": "bool"},
     "propose": {
         "request": "str",

@@ -10,6 +10,11 @@ if TYPE_CHECKING:
     from mvctl.channels.gates import GateReport
     from mvctl.channels.marks import VersionMark
     from mvctl.channels.moves import ChannelMove
+    from mvctl.channels.state import Event
+
+
+def _percent(weight: float | None) -> str:
+    return "" if weight is None else f"{weight:g}%"
 
 
 def move(move: ChannelMove, as_json: bool) -> None:
@@ -27,9 +32,10 @@ def move(move: ChannelMove, as_json: bool) -> None:
             )
         return
     if move.completed:
+        to = "stopped" if move.kind == "stop" else f"[bold]{esc(move.version)}[/]"
         out.print(
             f"[green]✓[/] {esc(move.model)}@{esc(move.channel)}: {esc(move.note)} "
-            f"({esc(move.previous or 'nothing')} → [bold]{esc(move.version)}[/])"
+            f"({esc(move.previous or 'nothing')} → {to})"
         )
         say_published(move.pushed, move.remote, move.published)
         return
@@ -37,18 +43,65 @@ def move(move: ChannelMove, as_json: bool) -> None:
         "promote": "promoted",
         "override": "promoted (gates overridden)",
         "rollback": "rolled back",
+        "weight": "reweighted",
+        "stop": "stopped",
     }
     prefix = "would be " if move.dry_run else ""
     frm = esc(move.previous or "nothing")
+    if move.kind == "weight":
+        change = (
+            f"{esc(move.version)} at {_percent(move.previous_weight) or 'no weight'} → "
+            f"[bold]{_percent(move.weight)}[/]"
+        )
+    elif move.kind == "stop":
+        change = f"{frm} → nothing (alias {esc(move.model)}@{esc(move.channel)} deleted)"
+    else:
+        at = f" at {_percent(move.weight)}" if move.weight is not None else ""
+        change = f"{frm} → [bold]{esc(move.version)}[/]{at}"
     out.print(
         f"[green]✓[/] {esc(move.model)}@{esc(move.channel)} {prefix}{verb[move.kind]}: "
-        f"{frm} → [bold]{esc(move.version)}[/] ({esc(move.event)})"
+        f"{change} ({esc(move.event)})"
     )
     if move.gates and move.gates.results:
         gates(move.gates)
     say_published(move.pushed, move.remote, move.published, move.dry_run)
     if move.note:
         say(move.note, mark="!", color="yellow")
+
+
+def history(model: str, events: list[Event]) -> None:
+    from rich.table import Table
+
+    table = Table(
+        "#",
+        "time (UTC)",
+        "channel",
+        "kind",
+        "from → to",
+        "weight",
+        "actor",
+        "reason",
+        title=esc(model),
+    )
+    for e in reversed(events):
+        if e.kind == "stop":
+            change = f"{e.version or '?'} → (stopped)"
+        else:
+            change = f"{e.previous or '-'} → {e.version or '?'}"
+        weight = _percent(e.weight)
+        if e.kind in ("weight", "stop") and e.previous_weight is not None:
+            weight = f"{_percent(e.previous_weight)} → {weight or '-'}"
+        table.add_row(
+            str(e.counter),
+            esc(e.time.replace("T", " ")[:19].rstrip("Z")),
+            esc(e.channel),
+            esc(e.kind),
+            esc(change),
+            weight,
+            esc(e.actor.split(" <")[0]),
+            esc(e.reason),
+        )
+    stdout().print(table if events else f"no channel events for {model} yet")
 
 
 def gates(report: GateReport) -> None:

@@ -10,6 +10,11 @@ if TYPE_CHECKING:
     from mvctl.registry.register import RegisterResult
 
 
+def held(channel: str, weight: float | None) -> str:
+    """A channel holding a version, with its share of traffic when it is weighted."""
+    return channel if weight is None else f"{channel} ({weight:g}%)"
+
+
 def registered(result: RegisterResult) -> None:
     # Imported here: every command imports this module, and these pull in the lineage and
     # registry readers (a tenth of `mvctl --help`'s start-up).
