@@ -17,7 +17,7 @@ from mvctl.formats.names import redacted_url
 
 if TYPE_CHECKING:
     from mvctl.errors import MvctlError
-    from mvctl.serving.request import PullRequest, PullResult
+    from mvctl.serving.request import ChannelsResult, PullRequest
     from mvctl.serving.router import Router
 
 WATCH_INTERVAL = 0.5  # seconds between looks at DIR/state.json (a stat when nothing changed)
@@ -129,8 +129,7 @@ def serve(
     dest = dest.resolve()
     request = _pull_request(follow, model, channel or [], dest, dvc_remote, keep)
     if request is not None and not serving.served_channels(dest):
-        _log(f"{dest} serves nothing yet: pulling {request.model}@{request.channel}")
-        serving.pull(request)
+        _first_pull(request)
     name = _served_model(dest, model)
     router = _router(name, dest, decision_log, shadow_queue, log_outputs, trust_pickle, loader)
     stop = threading.Event()
@@ -210,19 +209,23 @@ def _pull_request(
         return None
     if model is None:
         raise UsageError("--follow needs --model", hint="e.g. --follow URL --model fraud")
-    if len(channels) > 1:
-        raise UsageError(
-            "--follow pulls one --channel here",
-            hint="run `mvctl pull --watch` with several --channel options beside mvctl serve",
-        )
-    return serving.PullRequest(
-        repo=repo,
-        model=model,
-        channel=channels[0] if channels else "production",
-        dest=dest,
-        keep=keep,
-        dvc_remote=dvc_remote,
+    return serving.PullRequest.following(
+        repo, model, tuple(channels or ("production",)), dest, keep=keep, dvc_remote=dvc_remote
     )
+
+
+def _first_pull(request: PullRequest) -> None:
+    """Fill an empty DIR before serving it: the primary channel must arrive."""
+    from mvctl import serving
+
+    followed = ", ".join(f"{request.model}@{c}" for c in request.followed)
+    _log(f"{request.dest} serves nothing yet: pulling {followed}")
+    result = serving.pull_channels(request)
+    for channel, error in result.errors:
+        if channel and channel != request.channel:
+            _log(f"error: {request.model}@{channel}: {error.message}")
+        else:
+            raise error
 
 
 def _served_model(dest: Path, model: str | None) -> str:
@@ -251,22 +254,26 @@ def _router(
 ) -> Router:
     """A router serving what DIR serves now; refuses to start (with the loader's one-line
     reason) when the primary channel's weights cannot be loaded."""
+    from mvctl import serving
     from mvctl.errors import OperationalError
     from mvctl.serving import Router
 
-    router = Router(
-        model,
-        decision_log=decision_log or dest / "decisions.jsonl",
-        shadow_queue=shadow_queue,
-        log_outputs=log_outputs,
-    )
+    log_path = decision_log or dest / "decisions.jsonl"
+    try:
+        router = Router(
+            model, decision_log=log_path, shadow_queue=shadow_queue, log_outputs=log_outputs
+        )
+    except OSError as exc:
+        raise OperationalError(
+            f"cannot open --decision-log {log_path}: {exc.strerror or exc}"
+        ) from exc
     router.refresh(dest, trust_pickle=trust_pickle, loader=loader)
     if not router.ready:
         router.close()
-        errors = list(router.errors.values())
-        raise errors[0] if errors else OperationalError(f"{dest} serves nothing yet")
-    for channel, exc in router.errors.items():
-        _log(f"error: {channel} not loaded: {exc.message}")
+        primary = next(iter(serving.served_channels(dest)), "")
+        raise router.errors.get(primary) or OperationalError(f"{dest} serves nothing yet")
+    for channel, error in router.errors.items():
+        _log(f"error: {channel} not loaded: {error.message}")
     return router
 
 
@@ -275,18 +282,21 @@ def _puller(request: PullRequest, interval: float, stop: threading.Event) -> thr
     router's follow picks up."""
     from mvctl import serving
 
-    def on_result(result: PullResult) -> None:
-        if result.changed:
-            s = result.served
-            _log(f"pulled {s.model}@{s.channel}: {result.previous or 'nothing'} -> {s.version}")
+    def on_result(result: ChannelsResult) -> None:
+        for outcome in result.outcomes:
+            if outcome.changed and outcome.error is None:
+                now = outcome.version or "nothing"
+                where = f"{request.model}@{outcome.channel}"
+                _log(f"pulled {where}: {outcome.previous or 'nothing'} -> {now}")
 
     def on_error(exc: MvctlError, retry_in: float) -> None:
         _log(f"error: {exc.message} (still serving what it had; retry in {retry_in:.1f} s)")
 
     where = redacted_url(request.repo)  # a token in the URL is never printed
-    _log(f"following {request.model}@{request.channel} from {where} every {interval:g} s")
+    followed = ", ".join(f"{request.model}@{c}" for c in request.followed)
+    _log(f"following {followed} from {where} every {interval:g} s")
     return threading.Thread(
-        target=serving.follow,
+        target=serving.follow_channels,
         args=(request,),
         kwargs={"interval": interval, "stop": stop, "on_result": on_result, "on_error": on_error},
         name="mvctl-serve-pull",

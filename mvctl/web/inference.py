@@ -113,6 +113,9 @@ def create_app(
             return _error(exc.message, 503, {"Retry-After": "1"})
         except (InvalidRequest, PredictError) as exc:  # 400, as MLServer answers InferenceError
             return _error(exc.message, 400, {_KEY_HEADER: key})
+        except MvctlError as exc:
+            log(f"500: {exc.message}")
+            return _error(exc.message, 500, {_KEY_HEADER: key})
         headers = {_KEY_HEADER: answer.key, _VERSION_HEADER: answer.version}
         return answer, headers
 
@@ -182,8 +185,11 @@ def create_app(
                 f"a key is 1 to {MAX_KEY} printable characters",
                 400,
             )
-        for item in items:
-            await run_in_threadpool(router.outcome, item["key"], item["outcome"])
+        try:
+            for item in items:
+                await run_in_threadpool(router.outcome, item["key"], item["outcome"])
+        except MvctlError as exc:  # an outcome too large to log
+            return _error(exc.message, 400)
         return Response(status_code=204)
 
     @authed

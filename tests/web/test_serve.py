@@ -60,8 +60,8 @@ def _fit(c: float) -> object:
 
 @pytest.fixture(scope="module")
 def template(tmp_path_factory: pytest.TempPathFactory) -> Path:
-    """iris v0.1.0 then v0.2.0 in production (.skops), and pickled v0.1.0 in production (a
-    .pkl), all published to the bare remote and the DVC store."""
+    """iris v0.1.0 then v0.2.0 in production (.skops), v0.1.0 in shadow, and pickled
+    v0.1.0 in production (a .pkl), all published to the bare remote and the DVC store."""
     import skops.io
 
     from mvctl.channels.promotion import promote
@@ -90,6 +90,8 @@ def template(tmp_path_factory: pytest.TempPathFactory) -> Path:
                 )
             ).manifest.version
             promote(reg.root, MODEL, version, "production", push=True)
+            if c < 1:
+                promote(reg.root, MODEL, version, "shadow", push=True)
         reg.write("models/pickled.pkl", pickle.dumps(_fit(1.0)))
         version = register(RegisterRequest(model="pickled", cwd=reg.root, push=True))
         promote(reg.root, "pickled", version.manifest.version, "production", push=True)
@@ -101,7 +103,7 @@ def reg(template: Path, tmp_path: Path) -> Registry:
     return copy_registry(template, tmp_path, storage=False)
 
 
-def pull(reg: Registry, host: Path, model: str = MODEL) -> None:
+def pull(reg: Registry, host: Path, model: str = MODEL, *channels: str) -> None:
     """`mvctl pull` as a host runs it, against this copy's remotes."""
     done = mvctl(
         reg.root.parent,
@@ -112,6 +114,7 @@ def pull(reg: Registry, host: Path, model: str = MODEL) -> None:
         str(host),
         "--dvc-remote",
         str(reg.storage),
+        *(arg for channel in channels for arg in ("--channel", channel)),
     )
     assert done.returncode == 0, done.stderr
 
@@ -295,6 +298,41 @@ def test_the_default_decision_log_is_in_dir_and_sigterm_stops_cleanly(host: Path
     assert json.loads(line)["version"] == "v0.2.0"
 
 
+def test_a_shadow_channel_answers_every_request_off_the_callers_path(
+    reg: Registry, tmp_path: Path
+) -> None:
+    host = tmp_path / "two-channels"
+    pull(reg, host, MODEL, "production", "shadow")
+    log = tmp_path / "decisions.jsonl"
+    keys = [f"customer-{i}" for i in range(5)]
+    with (
+        served(host, "--decision-log", str(log)) as server,
+        httpx.Client(base_url=server.url, headers=AUTH) as client,
+    ):
+        for key in keys:
+            answer = client.post("/predict", json=records(), headers={"X-Request-Key": key})
+            assert answer.status_code == 200, answer.text
+            assert (answer.json()["channel"], answer.json()["model_version"]) == (
+                "production",
+                "v0.2.0",
+            )
+        meta = client.get(f"/v2/models/{MODEL}").json()
+        assert meta["parameters"]["channels"] == {"production": "v0.2.0", "shadow": "v0.1.0"}
+        assert sorted(meta["versions"]) == ["v0.1.0", "v0.2.0"]
+
+        def shadowed() -> list[dict[str, object]]:
+            lines = [json.loads(line) for line in log.read_text().splitlines()]
+            return [d for d in lines if d["role"] == "shadow"]
+
+        assert _until(lambda: len(shadowed()) == len(keys))
+        text = client.get("/metrics").text
+        for channel, version in (("production", "v0.2.0"), ("shadow", "v0.1.0")):
+            assert f'mvctl_served_info{{channel="{channel}",version="{version}"}} 1.0' in text
+        assert re.search(r'mvctl_requests_total\{channel="shadow",version="v0.1.0"\} 5', text)
+    assert {d["key"] for d in shadowed()} == set(keys)
+    assert {(d["channel"], d["version"]) for d in shadowed()} == {("shadow", "v0.1.0")}
+
+
 # --- a swap under load --------------------------------------------------------------------
 
 
@@ -462,6 +500,8 @@ def test_malformed_requests_are_400_and_never_reach_the_model(host: Path, tmp_pa
             assert answer.status_code == 400, body
         for body in ({"key": "k"}, [], {"key": "", "outcome": 1}, {"key": "k\n", "outcome": 1}):
             assert client.post("/outcomes", json=body).status_code == 400, body
+        huge = {"key": "k", "outcome": "x" * 5000}  # over the decision log's 4 KiB cap
+        assert client.post("/outcomes", json=huge).status_code == 400
         bad_key = client.post("/predict", json=records(), headers={"X-Request-Key": "x" * 300})
         assert bad_key.status_code == 400
         counted = re.findall(
@@ -540,6 +580,11 @@ def test_usage_errors_stop_it_before_it_listens(host: Path, tmp_path: Path) -> N
         check=False,
     )
     assert nothing.returncode == 3 and "serves nothing yet" in nothing.stderr
+    (tmp_path / "a-file").write_text("")
+    unwritable = start(
+        "--decision-log", str(tmp_path / "a-file" / "log"), env={"MVCTL_SERVE_TOKEN": TOKEN}
+    )
+    assert unwritable.returncode == 3 and "--decision-log" in unwritable.stderr
 
 
 def test_no_auth_on_loopback_serves_without_a_token(host: Path) -> None:
