@@ -93,8 +93,8 @@ def template(tmp_path_factory: pytest.TempPathFactory) -> Path:
             if c < 1:
                 promote(reg.root, MODEL, version, "shadow", push=True)
         reg.write("models/pickled.pkl", pickle.dumps(_fit(1.0)))
-        version = register(RegisterRequest(model="pickled", cwd=reg.root, push=True))
-        promote(reg.root, "pickled", version.manifest.version, "production", push=True)
+        pickled = register(RegisterRequest(model="pickled", cwd=reg.root, push=True))
+        promote(reg.root, "pickled", pickled.manifest.version, "production", push=True)
     return base
 
 
