@@ -245,3 +245,23 @@ def test_failures_are_one_line_load_errors(tmp_path: Path) -> None:
     (tmp_path / "link.skops").symlink_to(tmp_path / "corrupt.skops")
     with pytest.raises(ModelLoadError, match="not a regular file"):
         load_model(tmp_path / "link.skops")
+
+
+def test_records_with_text_columns_keep_their_types(tmp_path: Path, iris: pd.DataFrame) -> None:
+    from sklearn.compose import make_column_transformer
+    from sklearn.preprocessing import OneHotEncoder
+
+    frame = features(iris).assign(
+        colour=np.where(iris["target"] == 0, "red", "blue"), count=np.arange(len(iris)) % 3
+    )
+    sk = make_pipeline(
+        make_column_transformer(
+            (OneHotEncoder(), ["colour"]),
+            remainder=StandardScaler(),
+            verbose_feature_names_out=False,
+        ),
+        LogisticRegression(max_iter=500),
+    ).fit(frame, iris["target"])
+    skops.io.dump(sk, tmp_path / "mixed.skops")
+    model = load_model(tmp_path / "mixed.skops")
+    assert model.predict(frame.to_dict("records")) == sk.predict(frame).tolist()
