@@ -55,6 +55,10 @@ def alias_weight(message: str | None) -> float | None:
     _, body = tags.parse_message(message)
     weight = body.get("weight")
     if weight is None:
+        if not body and "weight" in message.partition("\n")[2]:
+            # A body that names a weight no parser takes (an integer of 5000 digits): not
+            # "no weight", which would put a canary at whatever a server makes of none.
+            raise OperationalError("the alias tag's body names a weight that cannot be read")
         return None
     if (
         isinstance(weight, bool)
