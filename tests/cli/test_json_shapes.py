@@ -508,6 +508,22 @@ EXPECTED: dict[str, Any] = {
         "changed": "bool",
         "downloaded": "bool",
         "hook": "null",
+        "channels": {
+            "production": {
+                "channel": "str",
+                "version": "str",
+                "weight": "null",
+                "since": "str",
+                "path": "str",
+                "previous": "null",
+                "previous_weight": "null",
+                "changed": "bool",
+                "downloaded": "bool",
+                "removed": "bool",
+                "error": "null",
+                "hook": "null",
+            }
+        },
     },
     "pull --status": {
         "model": "str",
@@ -518,6 +534,17 @@ EXPECTED: dict[str, Any] = {
         "since": "str",
         "repo": "str",
         "kept": ["str"],
+        "channels": {
+            "production": {
+                "channel": "str",
+                "version": "str",
+                "commit": "str",
+                "dir": "str",
+                "path": "str",
+                "since": "str",
+                "weight": "null",
+            }
+        },
     },
     "monitor": {
         "model": "str",
