@@ -133,7 +133,7 @@ def create_app(
         if not isinstance(got, tuple):
             return got
         answer, headers = got
-        return JSONResponse(
+        return _answer(
             {
                 "model_name": model,
                 "model_version": answer.version,
@@ -141,7 +141,7 @@ def create_app(
                 "parameters": {"channel": answer.channel, "request_key": answer.key},
                 "outputs": [output_tensor(answer.outputs)],
             },
-            headers=headers,
+            headers,
         )
 
     @authed
@@ -161,7 +161,7 @@ def create_app(
         if not isinstance(got, tuple):
             return got
         answer, headers = got
-        return JSONResponse(
+        return _answer(
             {
                 "model": model,
                 "model_version": answer.version,
@@ -169,7 +169,7 @@ def create_app(
                 "key": answer.key,
                 "predictions": answer.outputs,
             },
-            headers=headers,
+            headers,
         )
 
     @authed
@@ -225,6 +225,10 @@ def create_app(
     async def ready(_: Request) -> Response:
         return _ready(router.ready)
 
+    async def not_found(_: Request, exc: Exception) -> Response:
+        status, headers = getattr(exc, "status_code", 404), getattr(exc, "headers", None)
+        return _error("not found" if status == 404 else "method not allowed", status, headers)
+
     models = "/v2/models/{model}"
     versions = models + "/versions/{version}"
     return Starlette(
@@ -241,7 +245,8 @@ def create_app(
             Route("/predict", predict, methods=["POST"]),
             Route("/outcomes", outcomes, methods=["POST"]),
             Route("/metrics", metrics),
-        ]
+        ],
+        exception_handlers={404: not_found, 405: not_found},
     )
 
 
@@ -254,6 +259,18 @@ def _outcome_ok(item: Any) -> bool:
         return False
     key = item["key"]
     return isinstance(key, str) and 0 < len(key) <= MAX_KEY and key.isprintable()
+
+
+def _answer(data: dict[str, Any], headers: dict[str, str]) -> Response:
+    """A model's answer as JSON; a NaN or an infinity (which JSON cannot carry) is a 500
+    that says so rather than a traceback."""
+    from starlette.responses import Response
+
+    try:
+        body = json.dumps(data, allow_nan=False, ensure_ascii=False, separators=(",", ":"))
+    except ValueError:
+        return _error("the model answered NaN or Infinity, which JSON cannot carry", 500, headers)
+    return Response(body, media_type="application/json", headers=headers)
 
 
 def _ready(ready: bool) -> Response:

@@ -37,6 +37,13 @@ def weights(tmp_path_factory: pytest.TempPathFactory) -> Path:
     return path
 
 
+class NotANumber:
+    """A model answering what JSON cannot carry."""
+
+    def predict(self, inputs: Any) -> list[Any]:
+        return [float("nan")] * len(inputs)
+
+
 class Broken:
     """A model whose own code fails (what PredictError reports)."""
 
@@ -129,6 +136,15 @@ def test_a_failing_model_is_a_400_with_the_cause_and_is_counted(
     assert 'mvctl_request_errors_total{channel="production",version="v0.9.0"} 1.0' in text
 
 
+def test_an_answer_json_cannot_carry_is_a_500_that_says_so(
+    client: TestClient, router: Router
+) -> None:
+    router.set_channels([Loaded("production", "v0.9.0", NotANumber(), None, "v0.9.0")])
+    answer = client.post("/v2/models/iris/infer", json=infer_body(), headers=AUTH)
+    assert answer.status_code == 500 and "NaN" in answer.json()["error"]
+    assert answer.headers["x-model-version"] == "v0.9.0"
+
+
 def test_refusals(client: TestClient, router: Router, weights: Path) -> None:
     serving(router, weights)
     assert client.get("/metrics").status_code == 401
@@ -141,6 +157,9 @@ def test_refusals(client: TestClient, router: Router, weights: Path) -> None:
     assert declared.status_code == 413
     assert client.post("/predict", content=b"[1,", headers=AUTH).status_code == 400
     assert client.post("/predict", content=b"Infinity", headers=AUTH).status_code == 400
+    assert client.get("/v3", headers=AUTH).json() == {"error": "not found"}
+    wrong_method = client.get("/v2/models/iris/infer", headers=AUTH)
+    assert wrong_method.status_code == 405 and "POST" in wrong_method.headers["allow"]
     key = client.post(
         "/predict", json=[{"a": 1}], headers={**AUTH, "X-Request-Key": "é".encode("latin-1")}
     )
