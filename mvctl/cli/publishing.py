@@ -63,6 +63,8 @@ def status(
     for name, theirs in sorted(found.aliases.items()):
         state = f"{esc(remote)} is behind" if theirs else f"not on {esc(remote)}"
         out.print(f"[yellow]pending[/] {esc(name)} ({state})")
+    for name in sorted(found.deletions):
+        out.print(f"[yellow]pending[/] {esc(name)} (stopped here: to be deleted on {esc(remote)})")
     for name in found.conflicts:
         out.print(f"[red]differs[/] {esc(name)} (run 'mvctl sync --discard-local')")
     if not found.empty:

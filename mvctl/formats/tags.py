@@ -161,7 +161,8 @@ UNWEIGHTED = {
     "shadow": "shadow is a channel with no weight: it gets a copy of all traffic",
 }
 # Digits, an optional fraction: no sign, exponent, 'nan', 'inf', spaces or anything after.
-_WEIGHT_RE = re.compile(r"\A\d{1,3}(?:\.\d{1,6})?\Z")
+# ASCII digits only: \d would take any script's digits, and float() reads them.
+_WEIGHT_RE = re.compile(r"\A[0-9]{1,3}(?:\.[0-9]{1,6})?\Z")
 
 
 def _whole(value: float) -> float:

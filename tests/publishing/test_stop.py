@@ -1,0 +1,307 @@
+"""Publishing a stop: the unassignment and the alias's deletion reach the remote together
+(leased on the remote's alias), a stop made here is pending until they do, sync neither
+brings a stopped alias back nor keeps one the remote stopped, an interrupted stop is
+completed by a retry or `mvctl push` (never repeated), and a stop racing a promotion leaves
+one winner and nothing half-done."""
+
+from __future__ import annotations
+
+import json
+import os
+import shutil
+import subprocess
+import sys
+from collections.abc import Iterator
+from pathlib import Path
+
+import pytest
+
+from mvctl._adapters.git import GitRepo
+from mvctl.channels import state as channels
+from mvctl.channels.promotion import promote
+from mvctl.channels.weights import set_weight, stop
+from mvctl.check import check
+from mvctl.publishing import publish
+from mvctl.publishing.sync import sync
+from tests.conftest import (
+    Registry,
+    build_template,
+    copy_registry,
+    git_shim,
+    isolate,
+    mvctl,
+    remote_holder,
+    remote_tags,
+    run,
+)
+
+CONFIG = "version: 1\nchannels: [production, staging, canary, shadow]\nmodels: {fraud: {}}\n"
+STOP = ("canary", "stop", "fraud", "--reason", "error rate x2")
+
+
+@pytest.fixture(scope="module")
+def template(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Path]:
+    """Three published versions; canary holds v0.2.0 at 20% (published)."""
+    base = tmp_path_factory.mktemp("stop-template")
+    home = base / "home"
+    home.mkdir()
+    with pytest.MonkeyPatch.context() as mp:
+        isolate(mp, home)
+        reg = build_template(base, CONFIG, {"v0.1.0": 0.9, "v0.2.0": 0.9, "v0.3.0": 0.9})
+        promote(reg.root, "fraud", "v0.1.0", "production")
+        promote(reg.root, "fraud", "v0.2.0", "canary", weight=20)
+    yield base
+
+
+@pytest.fixture
+def reg(template: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Registry:
+    registry = copy_registry(template, tmp_path)
+    monkeypatch.chdir(registry.root)
+    return registry
+
+
+def clone(reg: Registry, tmp_path: Path, name: str) -> Path:
+    path = tmp_path / name
+    run("git", "clone", "-q", str(reg.origin), path, cwd=tmp_path)
+    return path
+
+
+def stops_on(origin: Path) -> list[str]:
+    return sorted(n for n in remote_tags(origin) if n.startswith("fraud#canary!#"))
+
+
+def holder(root: Path, channel: str = "canary") -> str | None:
+    return channels.load(GitRepo.open(root), "fraud").holder(channel)
+
+
+def test_a_local_stop_is_pending_until_mvctl_push(reg: Registry) -> None:
+    proc = mvctl(reg.root, *STOP, "--local")
+    assert proc.returncode == 0 and "kept local" in proc.stdout
+    assert remote_holder(reg.origin, "fraud", "canary") == "v0.2.0"  # hosts still see it
+    status = json.loads(mvctl(reg.root, "status", "--json").stdout)
+    assert status["tags"] == ["fraud#canary!#3"] and status["deletions"] == ["fraud@canary"]
+    assert (
+        "fraud@canary (stopped here: to be deleted on origin)" in mvctl(reg.root, "status").stdout
+    )
+    checked = mvctl(reg.root, "check")
+    assert checked.returncode == 1 and "fraud@canary is still on origin" in checked.stdout
+    dry = json.loads(mvctl(reg.root, "push", "--dry-run", "--json").stdout)
+    assert dry["pushed"] == ["fraud#canary!#3", "fraud@canary"]
+    assert "fraud@canary" in remote_tags(reg.origin)
+    pushed = mvctl(reg.root, "push", "--json")
+    assert pushed.returncode == 0, pushed.stderr
+    assert "fraud@canary" not in remote_tags(reg.origin)
+    assert stops_on(reg.origin) == ["fraud#canary!#3"]
+    assert json.loads(mvctl(reg.root, "status", "--json").stdout)["deletions"] == []
+    assert mvctl(reg.root, "check").returncode == 0
+
+
+def test_a_retry_of_a_local_stop_publishes_it_instead_of_stopping_again(reg: Registry) -> None:
+    stop(reg.root, "fraud", reason="bad", push=False)
+    retry = mvctl(reg.root, *STOP, "--json")
+    assert retry.returncode == 0, retry.stderr
+    move = json.loads(retry.stdout)
+    assert move["completed"] and move["event"] == "fraud#canary!#3"
+    assert set(move["published"]) == {"fraud#canary!#3", "fraud@canary"}
+    assert "fraud@canary" not in remote_tags(reg.origin)
+    assert stops_on(reg.origin) == ["fraud#canary!#3"]
+    done = mvctl(reg.root, *STOP)
+    assert done.returncode == 0 and "stopped already" in done.stdout
+
+
+def test_sync_follows_a_stop_made_elsewhere_and_keeps_one_made_here(
+    reg: Registry, tmp_path: Path
+) -> None:
+    other = clone(reg, tmp_path, "other")
+    stop(other, "fraud", reason="stopped over there")
+    assert holder(reg.root) == "v0.2.0"  # this clone has not heard yet
+    planned = sync(reg.root, dry_run=True)
+    assert "fraud@canary" in planned.moved and holder(reg.root) == "v0.2.0"
+    assert "fraud@canary" not in publish.status(reg.root).aliases  # not ours to push back
+    result = sync(reg.root)
+    assert "fraud@canary" in result.moved and "fraud#canary!#3" in result.created
+    assert holder(reg.root) is None and check(reg.root).ok
+    # A weight change on the stopped channel from a stale view is refused, not resurrected.
+    assert mvctl(reg.root, "canary", "weight", "fraud", "30").returncode == 1
+    assert "fraud@canary" not in remote_tags(reg.origin)
+    # The reverse: stopped here, not yet published; sync keeps it stopped.
+    promote(other, "fraud", "v0.3.0", "canary")  # a new tenure, #4, published
+    sync(reg.root)
+    assert holder(reg.root) == "v0.3.0"
+    stop(reg.root, "fraud", reason="here", push=False)  # #5, local
+    kept = sync(reg.root)
+    assert kept.kept == ("fraud@canary",) and holder(reg.root) is None
+    assert mvctl(reg.root, "push").returncode == 0
+    fresh = clone(reg, tmp_path, "fresh")
+    assert holder(fresh) is None and check(fresh).ok
+
+
+def test_sync_discard_local_drops_an_unpublished_stop(reg: Registry) -> None:
+    stop(reg.root, "fraud", reason="oops", push=False)
+    result = sync(reg.root, discard_local=True)
+    assert "fraud#canary!#3" in result.discarded
+    assert holder(reg.root) == "v0.2.0" and "fraud#canary!#3" not in reg.tags()
+    assert check(reg.root).ok
+
+
+def test_a_stale_alias_pushed_back_over_a_stop_is_deleted_again(
+    reg: Registry, tmp_path: Path
+) -> None:
+    stale = clone(reg, tmp_path, "stale")
+    stop(reg.root, "fraud", reason="bad")
+    run("git", "push", "-q", "--force", "origin", "fraud@canary", cwd=stale)  # a clumsy colleague
+    assert remote_holder(reg.origin, "fraud", "canary") == "v0.2.0"
+    proc = mvctl(reg.root, *STOP, "--json")
+    assert proc.returncode == 0, proc.stderr
+    assert json.loads(proc.stdout)["completed"]
+    assert "fraud@canary" not in remote_tags(reg.origin)
+    assert stops_on(reg.origin) == ["fraud#canary!#3"]
+
+
+def test_a_stop_whose_number_someone_else_published_first_is_a_conflict(
+    reg: Registry, tmp_path: Path
+) -> None:
+    other = clone(reg, tmp_path, "other")
+    stop(reg.root, "fraud", reason="x", push=False)  # local #3
+    set_weight(other, "fraud", 50)  # origin's #3: the same number
+    theirs = remote_tags(reg.origin)
+    proc = mvctl(reg.root, "push")
+    assert proc.returncode == 4 and "sync --discard-local" in proc.stderr
+    assert remote_tags(reg.origin) == theirs  # the canary still serves, at 50%
+    retry = mvctl(reg.root, *STOP)
+    assert retry.returncode == 4 and remote_tags(reg.origin) == theirs
+    assert mvctl(reg.root, "sync", "--discard-local").returncode == 0
+    assert holder(reg.root) == "v0.2.0" and "fraud#canary!#3" not in reg.tags()
+    again = mvctl(reg.root, *STOP, "--json")
+    assert again.returncode == 0, again.stderr
+    assert json.loads(again.stdout)["event"] == "fraud#canary!#4"
+    assert json.loads(again.stdout)["previous_weight"] == 50
+    assert "fraud@canary" not in remote_tags(reg.origin)
+
+
+# --- killed at every git step, then a retry ------------------------------------------------
+
+
+@pytest.fixture
+def shim(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Path:
+    real = shutil.which("git")
+    assert real is not None
+    directory = tmp_path / "shim"
+    git_shim(directory, str(Path(real).resolve()))
+    monkeypatch.setenv("PATH", f"{directory}{os.pathsep}{os.environ['PATH']}")
+    return directory
+
+
+def _run(reg: Registry, env: dict[str, str], *args: str) -> subprocess.CompletedProcess[str]:
+    return subprocess.run(
+        [sys.executable, "-m", "mvctl", *args],
+        cwd=reg.root,
+        env={**os.environ, **env},
+        capture_output=True,
+        text=True,
+        check=False,
+        timeout=120,
+    )
+
+
+def _git_calls(reg: Registry, tmp_path: Path, *args: str) -> int:
+    probe = tmp_path / "probe"
+    shutil.copytree(reg.root.parent, probe, symlinks=True)
+    copy = Registry(probe / "repo", probe / "origin.git", probe / "dvc-storage")
+    copy.git("remote", "set-url", "origin", str(copy.origin))
+    counter = tmp_path / "count"
+    proc = _run(copy, {"MVCTL_SHIM_COUNT": str(counter)}, *args)
+    assert proc.returncode == 0, proc.stderr
+    return int(counter.read_text())
+
+
+@pytest.mark.slow
+@pytest.mark.parametrize("signal", ["KILL", "TERM"])
+def test_killed_at_every_git_step_a_retry_stops_exactly_once(
+    reg: Registry, shim: Path, tmp_path: Path, signal: str
+) -> None:
+    steps = _git_calls(reg, tmp_path, *STOP)
+    assert steps >= 4  # ls-remote, for-each-ref, update-ref, push at least
+    pristine = tmp_path / "pristine"
+    shutil.copytree(reg.root.parent, pristine, symlinks=True)
+    for step in range(1, steps + 1):
+        shutil.rmtree(reg.root.parent)
+        shutil.copytree(pristine, reg.root.parent, symlinks=True)
+        count = tmp_path / f"calls-{signal}-{step}"
+        env = {"MVCTL_SHIM_AT": str(step), "MVCTL_SHIM_SIGNAL": signal}
+        killed = _run(reg, {**env, "MVCTL_SHIM_COUNT": str(count)}, *STOP)
+        assert int(count.read_text()) >= step
+        if signal == "KILL":
+            assert killed.returncode == -9, (step, killed.stderr)
+        else:
+            assert killed.returncode == 130, (step, killed.stderr)
+            assert "interrupted" in killed.stderr and "Traceback" not in killed.stderr
+        retry = mvctl(reg.root, *STOP)
+        assert retry.returncode == 0, (step, retry.stderr)
+        # Exactly one stop on the remote, no alias, and nothing else moved.
+        assert stops_on(reg.origin) == ["fraud#canary!#3"], (step, remote_tags(reg.origin))
+        assert "fraud@canary" not in remote_tags(reg.origin), step
+        assert remote_holder(reg.origin, "fraud", "production") == "v0.1.0", step
+        assert check(reg.root).ok, (step, check(reg.root).problems)
+        # ... and a push afterwards has nothing left to do.
+        assert json.loads(mvctl(reg.root, "push", "--json").stdout)["pushed"] == [], step
+
+
+@pytest.mark.slow
+def test_killed_after_the_local_write_mvctl_push_completes_the_stop(
+    reg: Registry, shim: Path
+) -> None:
+    killed = _run(reg, {"MVCTL_SHIM_ON": "push", "MVCTL_SHIM_WHEN": "before"}, *STOP)
+    assert killed.returncode == -9
+    assert "fraud@canary" in remote_tags(reg.origin)  # the fleet still has the canary
+    proc = mvctl(reg.root, "push")
+    assert proc.returncode == 0, proc.stderr
+    assert "fraud@canary" not in remote_tags(reg.origin)
+    assert stops_on(reg.origin) == ["fraud#canary!#3"]
+    again = mvctl(reg.root, *STOP)
+    assert again.returncode == 0 and "stopped already" in again.stdout
+    assert stops_on(reg.origin) == ["fraud#canary!#3"]
+
+
+# --- a stop racing a promotion --------------------------------------------------------------
+
+
+@pytest.mark.slow
+@pytest.mark.parametrize("round_", range(3))
+def test_a_stop_racing_a_promotion_has_one_winner_and_nothing_half_done(
+    reg: Registry, tmp_path: Path, round_: int
+) -> None:
+    racers = [clone(reg, tmp_path, f"clone{i}") for i in range(2)]
+    commands = [["canary", "stop", "fraud", "--reason", "race"],
+                ["promote", "fraud", "v0.3.0", "--to", "canary", "--weight", "30"]]  # fmt: skip
+    if round_ % 2:
+        commands.reverse()
+    procs = [
+        subprocess.Popen(
+            [sys.executable, "-m", "mvctl", *cmd, "--json"],
+            cwd=cwd,
+            stdout=subprocess.PIPE,
+            stderr=subprocess.PIPE,
+            text=True,
+        )
+        for cmd, cwd in zip(commands, racers, strict=True)
+    ]
+    won: list[str] = []
+    for proc, cwd in zip(procs, racers, strict=True):
+        out, err = proc.communicate(timeout=120)
+        assert proc.returncode in (0, 4), err
+        if proc.returncode == 0:
+            won.append(json.loads(out)["event"])
+        else:
+            # The loser left nothing of its own: its clone holds only the remote's events.
+            local = channels.load(GitRepo.open(cwd), "fraud")
+            theirs = remote_tags(reg.origin)
+            assert all(e.name in theirs for e in local.events), err
+            assert check(cwd).ok, check(cwd).problems
+    assert won
+    fresh = clone(reg, tmp_path, "fresh")
+    state = channels.load(GitRepo.open(fresh), "fraud")
+    assert {e.name for e in state.channel_events("canary")} == {"fraud#canary#2", *won}
+    assert check(fresh).ok, check(fresh).problems
+    newest = state.channel_events("canary")[-1]
+    assert (state.holder("canary") is None) == (newest.kind == "stop")
