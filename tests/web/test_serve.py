@@ -5,6 +5,7 @@ published, pulled by the real `mvctl pull` into a host directory, served by a re
 
 from __future__ import annotations
 
+import hashlib
 import json
 import os
 import pickle
@@ -331,6 +332,48 @@ def test_a_shadow_channel_answers_every_request_off_the_callers_path(
         assert re.search(r'mvctl_requests_total\{channel="shadow",version="v0.1.0"\} 5', text)
     assert {d["key"] for d in shadowed()} == set(keys)
     assert {(d["channel"], d["version"]) for d in shadowed()} == {("shadow", "v0.1.0")}
+
+
+def _bucket(key: str) -> float:
+    """The canary rule of issue 12, computed here independently of the router."""
+    digest = hashlib.sha256(f"{MODEL}\0{key}".encode()).digest()
+    return int.from_bytes(digest[:8], "big") % 10_000 / 100
+
+
+def test_a_weighted_canary_gets_the_keys_below_its_weight_and_keeps_them(
+    reg: Registry, tmp_path: Path
+) -> None:
+    from mvctl.channels.promotion import promote
+    from mvctl.channels.weights import set_weight
+
+    promote(reg.root, MODEL, "v0.1.0", "canary", push=True, weight=30)
+    host = tmp_path / "canaried"
+    pull(reg, host, MODEL, "production", "canary")
+    keys = [f"user-{i}" for i in range(60)]
+    versions = {"production": "v0.2.0", "canary": "v0.1.0"}
+    with served(host) as server, httpx.Client(base_url=server.url, headers=AUTH) as client:
+
+        def route(key: str) -> str:
+            answer = client.post("/predict", json=records(), headers={"X-Request-Key": key})
+            assert answer.status_code == 200, answer.text
+            body = answer.json()
+            assert body["model_version"] == versions[body["channel"]]
+            return str(body["channel"])
+
+        first = {key: route(key) for key in keys}
+        assert first == {k: "canary" if _bucket(k) < 30 else "production" for k in keys}
+        assert set(first.values()) == {"canary", "production"}
+        assert {key: route(key) for key in keys} == first  # sticky, request after request
+        text = client.get("/metrics").text
+        assert 'mvctl_served_info{channel="canary",version="v0.1.0"} 1.0' in text
+
+        set_weight(reg.root, MODEL, 70, push=True)
+        pull(reg, host, MODEL, "production", "canary")
+        probe = next(k for k in keys if 30 <= _bucket(k) < 70)
+        assert _until(lambda: route(probe) == "canary"), server.log()
+        raised = {key: route(key) for key in keys}
+    assert raised == {k: "canary" if _bucket(k) < 70 else "production" for k in keys}
+    assert all(raised[k] == "canary" for k in keys if first[k] == "canary")
 
 
 # --- a swap under load --------------------------------------------------------------------
