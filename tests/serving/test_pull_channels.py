@@ -31,10 +31,18 @@ def flags(*channels: str) -> list[str]:
     return [arg for channel in channels for arg in ("--channel", channel)]
 
 
-def assign(reg: Registry, version: str, channel: str) -> None:
+def assign(reg: Registry, version: str, channel: str, weight: float | None = None) -> None:
     from mvctl.channels.promotion import promote
 
-    promote(reg.root, "fraud", version, channel, push=True)
+    promote(reg.root, "fraud", version, channel, push=True, weight=weight)
+
+
+def share(reg: Registry, weight: float) -> str:
+    """`mvctl canary weight`: the alias moves to a new tag on the same commit."""
+    from mvctl.channels.weights import set_weight
+
+    set_weight(reg.root, "fraud", weight, push=True)
+    return reg.git("rev-parse", "fraud@canary").strip()
 
 
 def retag(reg: Registry, channel: str, body_tail: str, commit: str | None = None) -> str:
@@ -56,20 +64,21 @@ def retag(reg: Registry, channel: str, body_tail: str, commit: str | None = None
 
 
 def weigh(reg: Registry, weight: object, channel: str = "canary") -> str:
+    """A hand-made alias with any weight at all (what a hostile pusher writes)."""
     return retag(reg, channel, f'"weight": {json.dumps(weight)}')
 
 
 def stop_channel(reg: Registry, channel: str) -> None:
-    """What `mvctl canary stop` does to the alias a host reads: deletes it."""
-    reg.git("tag", "-d", f"fraud@{channel}")
-    reg.git("push", "-q", "origin", f":refs/tags/fraud@{channel}")
+    """`mvctl canary stop`: an unassignment event, and the alias deleted."""
+    from mvctl.channels.weights import stop
+
+    stop(reg.root, "fraud", channel, reason="test", push=True)
 
 
 def three(reg: Registry, host: Path, **kw: object) -> serving.ChannelsResult:
     """production v0.1.0, canary v0.2.0 at 10%, shadow v0.3.0, pulled."""
     serve(reg, "v0.1.0")
-    assign(reg, "v0.2.0", "canary")
-    weigh(reg, 10)
+    assign(reg, "v0.2.0", "canary", weight=10)
     assign(reg, "v0.3.0", "shadow")
     return serving.pull_channels(request(reg, host, **kw))
 
@@ -127,7 +136,7 @@ def test_a_weight_change_is_no_download(reg: Registry, host: Path, tmp_path: Pat
         " os.environ.items() if k.startswith('MVCTL_')}) + '\\n')",
         str(log),
     )
-    alias = weigh(reg, 50)
+    alias = share(reg, 50)
     result = serving.pull_channels(request(reg, host, on_change=hook))
     canary = result.outcome("canary")
     assert canary is not None and canary.error is None
@@ -160,10 +169,11 @@ def test_a_stopped_canary_leaves_the_dir_and_its_version_stays(
     again = serving.pull_channels(request(reg, host)).outcome("canary")
     assert again is not None and not again.changed and again.served is None
     shutil.move(reg.storage, tmp_path / "storage-gone")
-    assign(reg, "v0.2.0", "canary")
+    assign(reg, "v0.2.0", "canary", weight=5)
     back = serving.pull_channels(request(reg, host)).outcome("canary")
     assert back is not None and back.error is None
     assert (back.changed, back.downloaded, back.version) == (True, False, "v0.2.0")
+    assert held(host)["canary"] == ("v0.2.0", 5.0)
 
 
 def test_blue_green_production_moves_both_ways_locally(
@@ -400,8 +410,7 @@ def test_watch_follows_every_channel(reg: Registry, host: Path, tmp_path: Path) 
     from tests.serving.test_serving import _until
 
     serve(reg, "v0.1.0")
-    assign(reg, "v0.2.0", "canary")
-    weigh(reg, 10)
+    assign(reg, "v0.2.0", "canary", weight=10)
     log = tmp_path / "hook.log"
     hook = f"{sys.executable} -c \"import os; open('{log}', 'a').write(os.environ['MVCTL_CHANNEL'] + ' ' + os.environ['MVCTL_VERSION'] + ' ' + os.environ['MVCTL_WEIGHT'] + chr(10))\""  # noqa: E501
     argv = pull_argv(reg, host, *flags("production", "canary"), "--watch", "--interval", "0.2")
@@ -409,7 +418,7 @@ def test_watch_follows_every_channel(reg: Registry, host: Path, tmp_path: Path) 
                             stderr=subprocess.PIPE, text=True)  # fmt: skip
     try:
         assert _until(lambda: held(host).get("canary") == ("v0.2.0", 10.0))
-        weigh(reg, 25)
+        share(reg, 25)
         assert _until(lambda: held(host).get("canary") == ("v0.2.0", 25.0))
         stop_channel(reg, "canary")
         assert _until(lambda: list(held(host)) == ["production"])
