@@ -475,7 +475,7 @@ def test_hey_sees_no_failed_request_across_a_rollback(reg: Registry, host: Path)
     assert load.returncode == 0, out
     statuses = dict(re.findall(r"\[(\d{3})\]\s+(\d+) responses", out))
     assert statuses and set(statuses) == {"200"}, out
-    assert int(statuses["200"]) > 100, out
+    assert int(statuses["200"]) > 1000, out  # at least 100 requests/s held, of 200 asked
     assert "Error distribution" not in out, out
     assert "swapped: now serving production v0.1.0" in server.log()
 
