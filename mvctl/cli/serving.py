@@ -92,8 +92,8 @@ def pull(
         typer.Option(
             "--channel",
             "-c",
-            help="Channel to follow (repeat: production --channel canary --channel shadow; "
-            "the first is what DEST/current serves).",
+            help="Channel to follow (production if none is given); repeat it to follow several "
+            "(--channel production --channel canary): the first is what DEST/current serves.",
         ),
     ] = None,
     keep: Annotated[int, typer.Option("--keep", help="Versions kept for rollbacks.")] = 3,
@@ -103,7 +103,11 @@ def pull(
     ] = None,
     on_change: Annotated[
         str | None,
-        typer.Option("--on-change", help="Command run after a swap (split like a shell would)."),
+        typer.Option(
+            "--on-change",
+            help="Command run after each channel's swap, MVCTL_CHANNEL naming it (split like "
+            "a shell would).",
+        ),
     ] = None,
     shell: Annotated[
         bool, typer.Option("--shell", help="Run --on-change through /bin/sh -c.")
@@ -117,7 +121,7 @@ def pull(
     ] = False,
     as_json: Annotated[bool, typer.Option("--json", help="Print JSON for machines.")] = False,
 ) -> None:
-    """Serving host: follow a channel and swap weights atomically, verified."""
+    """Serving host: follow channels and swap weights atomically, verified."""
     import shlex
 
     from mvctl import serving

@@ -202,19 +202,30 @@ def _move(
     held: ChannelServed | None,
     progress: Callable[[int], None] | None,
 ) -> ChannelOutcome:
-    name = _cached_at(dest, req.model, remote.commit)
-    alias: AliasRead | None = None
-    if name is not None:  # a kept version: its alias tag alone says the weight
-        alias = read_alias(req, dest, channel)
-        if alias.commit != remote.commit:  # the alias moved on since ls-remote
-            name = _cached_at(dest, req.model, alias.commit)
-    downloaded = name is None
-    if name is None:
-        name, alias = download(req, dest, channel, progress)
-    assert alias is not None  # noqa: S101 - set on both paths above
+    name, alias, downloaded = _version_for(req, dest, channel, remote.commit, progress)
     served = swap(req, dest, channel, name, alias)
     changed = held is None or held.dir != name or held.weight != served.weight
     return _outcome(channel, served, held, changed=changed, downloaded=downloaded)
+
+
+def _version_for(
+    req: PullRequest,
+    dest: Path,
+    channel: str,
+    commit: str,
+    progress: Callable[[int], None] | None,
+) -> tuple[str, AliasRead, bool]:
+    """The version directory the alias names, the alias as fetched, and whether it was
+    downloaded: a kept version needs only the alias's tag object (for its weight)."""
+    name = _cached_at(dest, req.model, commit)
+    if name is not None:
+        alias = read_alias(req, dest, channel)
+        if alias.commit != commit:  # the alias moved on since ls-remote
+            name = _cached_at(dest, req.model, alias.commit)
+        if name is not None:
+            return name, alias, False
+    name, alias = download(req, dest, channel, progress)
+    return name, alias, True
 
 
 def _remove(dest: Path, channel: str, held: ChannelServed | None) -> ChannelOutcome:
