@@ -435,3 +435,31 @@ def test_watch_follows_every_channel(reg: Registry, host: Path, tmp_path: Path) 
         "canary v0.2.0 25",
         "canary  ",
     ]
+
+
+def test_the_cli_reports_every_channel(reg: Registry, host: Path) -> None:
+    three(reg, host)
+    stop_channel(reg, "canary")
+    serve(reg, "v0.3.0")
+    argv = pull_argv(reg, host, *flags(*CHANNELS))
+    proc = subprocess.run([*argv, "--json"], capture_output=True, text=True, check=False)
+    assert proc.returncode == 0, proc.stderr
+    report = json.loads(proc.stdout)
+    assert (report["version"], report["previous"], report["downloaded"]) == (
+        "v0.3.0",
+        "v0.1.0",
+        False,  # shadow held it
+    )
+    channels = report["channels"]
+    assert list(channels) == list(CHANNELS)
+    assert (channels["canary"]["removed"], channels["canary"]["previous"]) == (True, "v0.2.0")
+    assert channels["canary"]["previous_weight"] == 10
+    assert not channels["shadow"]["changed"]
+    serve(reg, "v0.1.0", "rollback")
+    lines = subprocess.run(argv, capture_output=True, text=True, check=True).stdout.splitlines()
+    assert lines == [
+        f"✓ fraud@production: v0.3.0 -> v0.1.0 (from the local cache) at "
+        f"{(host / 'versions' / 'v0.1.0' / 'model.bin').resolve()}",
+        "· fraud@canary: serving nothing (no alias)",
+        "· fraud@shadow: serving v0.3.0 (no change)",
+    ]
