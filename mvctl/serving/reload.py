@@ -13,7 +13,7 @@ from pathlib import Path
 from mvctl.errors import MvctlError
 from mvctl.serving.layout import ChannelServed
 from mvctl.serving.loaders import LoadedModel
-from mvctl.serving.routing import Loaded
+from mvctl.serving.routing import Loaded, roles
 
 # Logged as the router's own: a server that reports load errors through follow's on_error
 # filters this logger by that name.
@@ -39,8 +39,10 @@ class Reloader:
             self._forget(gone)
         current = {item.channel: item for item in have}
         by_dir = {item.dir: item.model for item in have}
+        entries = list(wanted.items())
         new: list[Loaded] = []
-        for channel, entry in wanted.items():
+        for i in roles([(channel, entry.weight) for channel, entry in entries]):
+            channel, entry = entries[i]
             item = self._channel(channel, entry, current.get(channel), by_dir, load)
             if item is not None:
                 new.append(item)

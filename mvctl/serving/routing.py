@@ -73,27 +73,32 @@ class Snapshot:
         return [c for c in (self.primary, self.canary, self.shadow) if c is not None]
 
 
-def snapshot_of(loaded: Sequence[Loaded], slot: Callable[[str, str], Slot]) -> Snapshot:
-    """``loaded[0]`` is the primary; the first later channel with a weight is the canary;
-    the channel named "shadow" gets a copy of every request; others are ignored."""
-    if not loaded:
-        return Snapshot()
+def roles(channels: Sequence[tuple[str, float | None]]) -> dict[int, str]:
+    """Which of ``channels`` (name, weight) serve, by index: the first is the primary; the
+    first later one with a weight is the canary; the one named "shadow" gets a copy of
+    every request; the others are ignored (so never loaded)."""
+    out: dict[int, str] = {}
+    for i, (name, weight) in enumerate(channels):
+        if i == 0:
+            out[i] = "primary"
+        elif name == SHADOW and SHADOW not in out.values():
+            out[i] = SHADOW
+        elif name != SHADOW and weight is not None and "canary" not in out.values():
+            out[i] = "canary"
+    return out
 
-    def channel(item: Loaded, role: str) -> Channel:
+
+def snapshot_of(loaded: Sequence[Loaded], slot: Callable[[str, str], Slot]) -> Snapshot:
+    """The snapshot serving ``loaded`` in the roles ``roles`` gives them."""
+    chosen: dict[str, Channel] = {}
+    for i, role in roles([(item.channel, item.weight) for item in loaded]).items():
+        item = loaded[i]
         if item.weight is not None and not 0 <= item.weight <= 100:
             raise InvalidRequest(
                 f"weight of {item.channel} must be 0-100 percent, not {item.weight}"
             )
-        return Channel(item, role, slot(item.channel, item.version))
-
-    primary = channel(loaded[0], "primary")
-    canary = shadow = None
-    for item in loaded[1:]:
-        if item.channel == SHADOW:
-            shadow = shadow or channel(item, SHADOW)
-        elif item.weight is not None:
-            canary = canary or channel(item, "canary")
-    return Snapshot(primary, canary, shadow)
+        chosen[role] = Channel(item, role, slot(item.channel, item.version))
+    return Snapshot(chosen.get("primary"), chosen.get("canary"), chosen.get(SHADOW))
 
 
 class KeyRouter:

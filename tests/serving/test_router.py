@@ -509,10 +509,12 @@ def test_refresh_loads_only_what_changed_and_never_swaps_in_a_failed_load(
     router = routers("fraud")
     assert not router.refresh(host, loader=TEXT_LOADER)  # no state.json yet
     assert not router.ready
-    write_state(host, {"production": ("v1.0.0", None)})
+    # A followed channel that is neither a canary nor the shadow is not even loaded.
+    write_state(host, {"production": ("v1.0.0", None), "staging": ("v3.0.0", None)})
     assert router.refresh(host, loader=TEXT_LOADER)
     assert router.predict([[1]], key="k").outputs == ["one"]
     assert not router.refresh(host, loader=TEXT_LOADER) and len(LOADS) == 1
+    assert router.served() == {"production": "v1.0.0"} and router.errors == {}
 
     write_state(host, {"production": ("v1.0.0", None), "canary": ("v2.0.0", 10.0)})
     assert router.refresh(host, loader=TEXT_LOADER)
