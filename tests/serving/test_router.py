@@ -595,8 +595,7 @@ def test_follow_swaps_when_state_changes(routers: Callable[..., Router], host: P
 def test_refresh_from_a_directory_mvctl_pull_wrote(
     routers: Callable[..., Router], tmp_path: Path
 ) -> None:
-    """skops models registered, promoted and pulled for real; the canary entry of
-    state.json written by hand on top of a real pull."""
+    """skops models registered, promoted (a weighted canary too) and pulled for real."""
     import skops.io
     from sklearn.datasets import load_iris
     from sklearn.linear_model import LogisticRegression
@@ -625,9 +624,11 @@ def test_refresh_from_a_directory_mvctl_pull_wrote(
     host = tmp_path / "host"
     rows = x[::10].tolist()
 
-    def pull(version: str) -> None:
-        promote(reg.root, "fraud", version, "production", push=True)
-        proc = mvctl(tmp_path, "pull", str(reg.origin), "fraud", "--dest", str(host))
+    def pull(version: str | None, *channels: str) -> None:
+        if version is not None:
+            promote(reg.root, "fraud", version, "production", push=True)
+        flags = [arg for channel in channels for arg in ("--channel", channel)]
+        proc = mvctl(tmp_path, "pull", str(reg.origin), "fraud", *flags, "--dest", str(host))
         assert proc.returncode == 0, proc.stderr
 
     router = routers("fraud", decision_log=tmp_path / "decisions.jsonl")
@@ -649,21 +650,22 @@ def test_refresh_from_a_directory_mvctl_pull_wrote(
     )
     assert answer.outputs != trained["v0.1.0"].predict(x[::10]).tolist()
 
-    # The canary: v0.1.0 (kept by the host) at 10%, as a multi-channel pull records it.
-    state = json.loads((host / "state.json").read_text())
-    state["channels"] = {
-        "production": {"dir": "v0.2.0", "version": "v0.2.0", "commit": state["commit"]},
-        "canary": {"dir": "v0.1.0", "version": "v0.1.0", "commit": "0" * 40, "weight": 10},
-    }
-    (host / "state.json").write_text(json.dumps(state))
+    # The canary: v0.1.0 at 10% (promote --weight), pulled beside production.
+    promote(reg.root, "fraud", "v0.1.0", "canary", push=True, weight=10)
+    pull(None, "production", "canary")
     assert router.refresh(host)
     assert router.served() == {"production": "v0.2.0", "canary": "v0.1.0"}
+    assert router.loaded()[1].weight == 10
+    share = sum(router.route(k) == "canary" for k in KEYS) / len(KEYS)
+    assert 0.09 <= share <= 0.11
     to_canary = next(k for k in KEYS if router.route(k) == "canary")
-    assert router.predict(rows, key=to_canary).version == "v0.1.0"
+    answer = router.predict(rows, key=to_canary)
+    assert (answer.channel, answer.version) == ("canary", "v0.1.0")
+    assert answer.outputs == trained["v0.1.0"].predict(x[::10]).tolist()
 
     # A version that verifies but does not load is never swapped in.
-    pull("v0.3.0")
-    router.refresh(host)
+    pull("v0.3.0", "production", "canary")
+    assert not router.refresh(host)  # nothing else changed: nothing swapped
     assert router.served()["production"] == "v0.2.0"
     assert "cannot load" in router.errors["production"].message
     primary_key = next(k for k in KEYS if router.route(k) == "production")
