@@ -99,29 +99,22 @@ class _Plan:
         theirs: TagRecord,
         mine: TagRecord | None,
         discard: bool,
-        stopped_here: int = 0,
+        stopped: int = 0,
     ) -> None:
         """What to do with one tag the remote has, given ours (None: we lack it);
-        ``stopped_here``: the number of this clone's newest stop of the tag's channel."""
+        ``stopped``: the number of the newest stop of the tag's channel, here or there."""
         if mine is not None and mine.object == theirs.object:
             return
         if discard and kind in _CHANNEL_KINDS and mine is not None:
             self.take(name, theirs, mine, self.discarded)
-        elif (
-            mine is None
-            and kind == "alias"
-            and not discard
-            and stopped_here > alias_counter(theirs)
-        ):
-            self.kept.append(name)  # stopped here after the remote's move: deletion pending
+        elif mine is None and kind == "alias" and not discard and stopped > alias_counter(theirs):
+            self.kept.append(name)  # stopped after the remote's move: its deletion is pending
         elif mine is None:
             self.take(name, theirs, None, self.created if kind != "alias" else self.moved)
         elif kind != "alias":
             self.conflicts.append(name)  # immutable tags never move
-        elif alias_counter(theirs) >= alias_counter(
-            mine
-        ):  # the same number: the remote's is the truth
-            self.take(name, theirs, mine, self.moved)
+        elif alias_counter(theirs) >= alias_counter(mine):
+            self.take(name, theirs, mine, self.moved)  # the same number: the remote's is truth
         else:
             self.kept.append(name)
 
@@ -148,20 +141,27 @@ def sync_git(
         if parsed is None or record is None:
             continue  # not mvctl's, or gone from the remote between the two calls
         remote_records[name] = record
-        here = stopped_here.get((parsed.model, parsed.channel), 0)
-        plan.decide(name, parsed.kind, record, local.get(name), discard_local, here)
+        # A stop on either side newer than the remote's alias: the channel is empty (an
+        # alias pushed back over a stop by hand is stale, not a move).
+        key = (parsed.model, parsed.channel)
+        stopped = max(stopped_here.get(key, 0), stopped_there.get(key, 0))
+        plan.decide(name, parsed.kind, record, local.get(name), discard_local, stopped)
     for name, mine in local.items():
         parsed = tags.parse(name)
-        if parsed is None or parsed.kind not in _CHANNEL_KINDS or name in remote_records:
+        if parsed is None or parsed.kind not in _CHANNEL_KINDS:
             continue
+        theirs = remote_records.get(name)
         if discard_local:
-            plan.commands.append(f"delete refs/tags/{name} {mine.object}")
-            plan.discarded.append(name)
-        elif parsed.kind == "alias" and stopped_there.get(
-            (parsed.model, parsed.channel), 0
-        ) > alias_counter(mine):
-            # The remote stopped the channel after the move this alias records: forward
-            # is empty.
+            if theirs is None:
+                plan.commands.append(f"delete refs/tags/{name} {mine.object}")
+                plan.discarded.append(name)
+            continue
+        if parsed.kind != "alias" or (theirs is not None and theirs.object != mine.object):
+            continue  # an alias the remote has otherwise was decided on above
+        key = (parsed.model, parsed.channel)
+        if max(stopped_here.get(key, 0), stopped_there.get(key, 0)) > alias_counter(mine):
+            # The channel was stopped after the move this alias records: forward is empty
+            # (and when the remote still has it, its deletion is pending).
             plan.commands.append(f"delete refs/tags/{name} {mine.object}")
             plan.moved.append(name)
     # A dry run reports what would move; only the private fetch refs go.

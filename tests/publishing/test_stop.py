@@ -151,11 +151,19 @@ def test_a_stale_alias_pushed_back_over_a_stop_is_deleted_again(
     stop(reg.root, "fraud", reason="bad")
     run("git", "push", "-q", "--force", "origin", "fraud@canary", cwd=stale)  # a clumsy colleague
     assert remote_holder(reg.origin, "fraud", "canary") == "v0.2.0"
-    proc = mvctl(reg.root, *STOP, "--json")
+    # A clone made now has the stale alias too: its sync takes the stop as the newest state.
+    fresh = clone(reg, tmp_path, "fresh")
+    assert not check(fresh, offline=True).ok  # the alias contradicts the newest event
+    proc = mvctl(fresh, *STOP, "--json")
     assert proc.returncode == 0, proc.stderr
     assert json.loads(proc.stdout)["completed"]
     assert "fraud@canary" not in remote_tags(reg.origin)
     assert stops_on(reg.origin) == ["fraud#canary!#3"]
+    assert check(fresh).ok and holder(fresh) is None
+    # ... and the clone that made the stop agrees.
+    again = mvctl(reg.root, *STOP)
+    assert again.returncode == 0 and "stopped already" in again.stdout
+    assert check(reg.root).ok
 
 
 def test_a_stop_whose_number_someone_else_published_first_is_a_conflict(
