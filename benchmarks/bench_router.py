@@ -162,7 +162,11 @@ def main() -> None:
             " queued copy and the shadow thread's share of the one interpreter (GIL)."
             f" Load average when it started: {load_before:.1f} (other work on the machine);"
             " where the model's own time varies by more than the router's share (the pandas"
-            " path of records), the overhead column is within that noise, even negative.",
+            " path of records), the overhead column is within that noise, even negative."
+            " The shadow (a constant model here) runs on a thread of the same interpreter:"
+            " the caller never waits for the shadow's model or for room in its queue, but a"
+            " busy primary hands the GIL to the shadow thread for each copy (a forced"
+            " switch, slow when both cores are busy), which is what the + shadow rows cost.",
             "",
             *lines,
         ]
