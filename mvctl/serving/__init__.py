@@ -6,9 +6,9 @@ several channels ``serving.pull_channels``, ``serving.follow_channels``,
 ``serving.served_channels``), so this package's face re-exports them; the work lives in its
 modules: layout (DIR and what it serves), request, commit (reading an untrusted registry
 commit), download, pull (one poll), swap (links, state.json, pruning) and follow (the
-poller). A model server answers requests in-process with
-router (``Router``: canary, shadow, hot swap), loaders (``load_model``), decisions (the
-decision log), metrics and errors.
+poller). A model server answers requests in-process with a ``Router`` (router; routing:
+the sticky canary bucket; shadow: the worker off the caller's path; reload: hot swaps from
+DIR), loaders (``load_model``), decisions (the decision log), metrics and errors.
 """
 
 from mvctl.serving.follow import check_interval, follow, follow_channels
