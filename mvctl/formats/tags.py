@@ -132,6 +132,8 @@ def newest_stops(names: Iterable[str]) -> dict[tuple[str, str], int]:
     """(model, channel) -> the number of its newest unassignment (stop) among tag ``names``."""
     found: dict[tuple[str, str], int] = {}
     for name in names:
+        if "!#" not in name:
+            continue  # most tags: skip the parse (sync reads thousands)
         parsed = parse(name)
         if parsed is not None and parsed.kind == "unassign":
             key = (parsed.model, parsed.channel)

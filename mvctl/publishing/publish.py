@@ -126,22 +126,18 @@ def pending(records: list[TagRecord], synced: SyncResult) -> Pending:
             else:
                 immutable.append(record.name)
     local = {r.name: r.object for r in records}
-    deletions = _deletions(records, synced, local)
+    deletions = _deletions(synced, local)
     return Pending(synced.remote, tuple(immutable), aliases, tuple(conflicts), local, deletions)
 
 
-def _deletions(
-    records: list[TagRecord], synced: SyncResult, local: dict[str, str]
-) -> dict[str, str]:
-    """Aliases the remote has that a stop made here (newer than the remote's alias) deleted."""
-    stops = tags.newest_stops(local)
-    models = {p.model for r in records if (p := tags.parse(r.name)) is not None}
+def _deletions(synced: SyncResult, local: dict[str, str]) -> dict[str, str]:
+    """Aliases the remote has that a stop made here (newer than the remote's alias) deleted.
+    Only channels with a stop are looked at: the common case costs nothing."""
     found: dict[str, str] = {}
-    for name, theirs in synced.remote_records.items():
-        parsed = tags.parse(name)
-        if parsed is None or parsed.kind != "alias" or name in local or parsed.model not in models:
-            continue
-        if stops.get((parsed.model, parsed.channel), 0) > alias_counter(theirs):
+    for (model, channel), counter in tags.newest_stops(local).items():
+        name = tags.alias_tag(model, channel)
+        theirs = synced.remote_records.get(name)
+        if theirs is not None and name not in local and counter > alias_counter(theirs):
             found[name] = theirs.object
     return found
 

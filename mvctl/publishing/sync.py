@@ -119,6 +119,25 @@ class _Plan:
             self.kept.append(name)
 
 
+def _drop_stopped_aliases(
+    plan: _Plan,
+    local: dict[str, TagRecord],
+    remote_records: dict[str, TagRecord],
+    *stops: dict[tuple[str, str], int],
+) -> None:
+    """Delete local aliases older than their channel's newest stop (here or on the remote):
+    forward from a stop is empty. One that the remote has too (pushed back over the stop)
+    then has its deletion pending. Only channels with a stop are looked at."""
+    for model, channel in {key for found in stops for key in found}:
+        name = tags.alias_tag(model, channel)
+        mine, theirs = local.get(name), remote_records.get(name)
+        if mine is None or (theirs is not None and theirs.object != mine.object):
+            continue  # nothing here, or an alias the remote has otherwise: decided above
+        if max(found.get((model, channel), 0) for found in stops) > alias_counter(mine):
+            plan.commands.append(f"delete refs/tags/{name} {mine.object}")
+            plan.moved.append(name)
+
+
 def sync_git(
     git: GitRepo,
     remote: str = "origin",
@@ -146,24 +165,14 @@ def sync_git(
         key = (parsed.model, parsed.channel)
         stopped = max(stopped_here.get(key, 0), stopped_there.get(key, 0))
         plan.decide(name, parsed.kind, record, local.get(name), discard_local, stopped)
-    for name, mine in local.items():
-        parsed = tags.parse(name)
-        if parsed is None or parsed.kind not in _CHANNEL_KINDS:
-            continue
-        theirs = remote_records.get(name)
-        if discard_local:
-            if theirs is None:
+    if discard_local:
+        for name, mine in local.items():
+            parsed = tags.parse(name)
+            if parsed and parsed.kind in _CHANNEL_KINDS and name not in remote_records:
                 plan.commands.append(f"delete refs/tags/{name} {mine.object}")
                 plan.discarded.append(name)
-            continue
-        if parsed.kind != "alias" or (theirs is not None and theirs.object != mine.object):
-            continue  # an alias the remote has otherwise was decided on above
-        key = (parsed.model, parsed.channel)
-        if max(stopped_here.get(key, 0), stopped_there.get(key, 0)) > alias_counter(mine):
-            # The channel was stopped after the move this alias records: forward is empty
-            # (and when the remote still has it, its deletion is pending).
-            plan.commands.append(f"delete refs/tags/{name} {mine.object}")
-            plan.moved.append(name)
+    else:
+        _drop_stopped_aliases(plan, local, remote_records, stopped_here, stopped_there)
     # A dry run reports what would move; only the private fetch refs go.
     commands = [] if dry_run else plan.commands
     commands += [f"delete {SYNC_NS}{name} {r.object}" for name, r in fetched.items()]
