@@ -13,10 +13,11 @@ from __future__ import annotations
 import hashlib
 import json
 import logging
+import os
 import threading
 from datetime import UTC, datetime
 from pathlib import Path
-from typing import IO, Any
+from typing import Any
 
 from mvctl.serving.errors import InvalidRequest
 
@@ -37,7 +38,12 @@ class DecisionLog:
 
     def __init__(self, path: Path, *, log_outputs: bool = True) -> None:
         path.parent.mkdir(parents=True, exist_ok=True)
-        self._handle: IO[str] | None = path.open("a", encoding="utf-8")
+        # One write(2) per line on an O_APPEND descriptor, no buffer of our own: a line is
+        # on its way to disk when the request returns, and a full disk cannot pile lines up
+        # in memory.
+        self._fd: int | None = os.open(
+            path, os.O_WRONLY | os.O_APPEND | os.O_CREAT | os.O_CLOEXEC, 0o644
+        )
         self._log_outputs = log_outputs
         self._lock = threading.Lock()
         self.write_errors = 0
@@ -82,11 +88,12 @@ class DecisionLog:
 
     def _write(self, text: str) -> None:
         with self._lock:
-            if self._handle is None:  # closed: a late shadow answer is not an error
+            if self._fd is None:  # closed: a late shadow answer is not an error
                 return
+            data = (text + "\n").encode()
             try:
-                self._handle.write(text + "\n")
-                self._handle.flush()
+                while data:
+                    data = data[os.write(self._fd, data) :]
             except OSError as exc:  # a full disk loses decisions, never requests
                 self.write_errors += 1
                 if self.write_errors == 1:
@@ -94,6 +101,6 @@ class DecisionLog:
 
     def close(self) -> None:
         with self._lock:
-            if self._handle is not None:
-                self._handle.close()
-                self._handle = None
+            if self._fd is not None:
+                os.close(self._fd)
+                self._fd = None

@@ -670,3 +670,45 @@ def test_refresh_from_a_directory_mvctl_pull_wrote(
     assert "cannot load" in router.errors["production"].message
     primary_key = next(k for k in KEYS if router.route(k) == "production")
     assert router.predict(rows, key=primary_key).version == "v0.2.0"
+
+
+def test_a_full_disk_loses_decision_lines_never_requests(routers: Callable[..., Router]) -> None:
+    if not Path("/dev/full").exists():
+        pytest.skip("needs /dev/full")
+    router = routers("fraud", decision_log=Path("/dev/full"))
+    router.set_channels([channel("production", "v1.0.0", Const(1))])
+    assert [router.predict([[1]], key=k).outputs for k in KEYS[:3]] == [[1]] * 3
+    router.outcome("k", 1)
+    assert router._log is not None and router._log.write_errors == 4
+    router.close()  # nothing is left to flush: no error
+
+
+def test_follow_survives_a_failing_callback(routers: Callable[..., Router], host: Path) -> None:
+    router = routers("fraud")
+    write_state(host, {"production": ("v1.0.0", None)})
+    errors: list[Exception] = []
+    swaps: list[dict[str, str]] = []
+
+    def on_swap(served: dict[str, str]) -> None:
+        swaps.append(served)
+        if len(swaps) == 1:
+            raise RuntimeError("the server's callback broke")
+
+    stop = threading.Event()
+    kwargs = {"stop": stop, "interval": 0.01, "loader": TEXT_LOADER}
+    follower = threading.Thread(
+        target=router.follow,
+        args=(host,),
+        kwargs={**kwargs, "on_swap": on_swap, "on_error": errors.append},
+    )
+    follower.start()
+    try:
+        wait_for(lambda: len(errors) == 1, "the callback's error")
+        assert "unexpected RuntimeError: the server's callback broke" in str(errors[0])
+        write_state(host, {"production": ("v2.0.0", None)})
+        wait_for(lambda: router.served() == {"production": "v2.0.0"}, "the next swap")
+        wait_for(lambda: len(swaps) == 2, "the next callback")
+    finally:
+        stop.set()
+        follower.join(10)
+    assert not follower.is_alive()
