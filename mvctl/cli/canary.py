@@ -63,8 +63,10 @@ def stop(
     dry_run: DryRunOpt = False,
     as_json: JsonOpt = False,
 ) -> None:
-    """Take the canary off: an unassignment event (GTO's MODEL#CHANNEL!#N) and the alias
-    deleted; the channel is empty until a promotion."""
+    """Take the canary off: its alias is deleted, GTO's unassignment MODEL#CHANNEL!#N written.
+
+    The channel is empty until a promotion starts a new tenure; a retry of an interrupted
+    stop completes it, never repeats it."""
     from mvctl.channels.weights import stop as run_stop
 
     move = run_stop(
