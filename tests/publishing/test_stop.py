@@ -16,7 +16,7 @@ from pathlib import Path
 
 import pytest
 
-from mvctl._adapters.git import GitRepo
+from mvctl._adapters.git import GitRepo, Refused
 from mvctl.channels import state as channels
 from mvctl.channels.promotion import promote
 from mvctl.channels.weights import set_weight, stop
@@ -185,6 +185,23 @@ def test_a_stop_whose_number_someone_else_published_first_is_a_conflict(
     assert json.loads(again.stdout)["event"] == "fraud#canary!#4"
     assert json.loads(again.stdout)["previous_weight"] == 50
     assert "fraud@canary" not in remote_tags(reg.origin)
+
+
+def test_the_lease_holds_for_a_deletion_on_this_git(reg: Registry, tmp_path: Path) -> None:
+    """git 2.39: `push --atomic --force-with-lease=REF:OLD origin EVENT :REF` is a compare-
+    and-swap for a deletion too: a stale OLD refuses both refs."""
+    git = GitRepo.open(reg.root)
+    old = remote_tags(reg.origin)["fraud@canary"]
+    reg.git("tag", "-a", "-m", "a stop", "fraud#canary!#9", "fraud@v0.2.0^{commit}")
+    set_weight(clone(reg, tmp_path, "other"), "fraud", 50)  # the remote's alias moves on
+    refspecs = ["refs/tags/fraud#canary!#9", ":refs/tags/fraud@canary"]
+    with pytest.raises(Refused):
+        git.push("origin", refspecs, leases={"refs/tags/fraud@canary": old})
+    theirs = remote_tags(reg.origin)
+    assert "fraud@canary" in theirs and "fraud#canary!#9" not in theirs  # neither landed
+    git.push("origin", refspecs, leases={"refs/tags/fraud@canary": theirs["fraud@canary"]})
+    theirs = remote_tags(reg.origin)
+    assert "fraud@canary" not in theirs and "fraud#canary!#9" in theirs
 
 
 # --- killed at every git step, then a retry ------------------------------------------------
