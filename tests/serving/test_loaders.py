@@ -51,6 +51,11 @@ def features(iris: pd.DataFrame) -> pd.DataFrame:
     return iris.drop(columns="target")
 
 
+# Rows are a numpy array, as documented; scikit-learn notes that they carry no names.
+ROWS_OF_A_NAMED_MODEL = "ignore:X does not have valid feature names:UserWarning"
+
+
+@pytest.mark.filterwarnings(ROWS_OF_A_NAMED_MODEL)
 def test_skops_round_trip_answers_records_and_rows(
     models: Path, named_model: Any, iris: pd.DataFrame
 ) -> None:
@@ -117,6 +122,7 @@ class _Marker:
         return (Path(self.path).write_text, ("unpickled",))
 
 
+@pytest.mark.filterwarnings(ROWS_OF_A_NAMED_MODEL)
 def test_pickle_is_refused_without_trust_and_loaded_with_it(
     tmp_path: Path, named_model: Any, iris: pd.DataFrame
 ) -> None:
