@@ -2,8 +2,8 @@
 # mvctl end to end on this machine: a training repo with a local git remote (a bare repo) and a
 # local DVC remote (a directory). Trains a scikit-learn classifier on the bundled breast-cancer
 # data, registers two versions, lists and shows them, explains what changed between them, promotes
-# them through a gate and rolls production back, and proves a fresh clone restores the
-# exact weights. Run it with `make demo`; it leaves nothing behind.
+# them through a gate and rolls production back, serves a weighted canary beside production
+# with `mvctl serve`, and proves a fresh clone restores the exact weights. Run it with `make demo`; it leaves nothing behind.
 set -euo pipefail
 
 here="$(cd "$(dirname "$0")" && pwd)"
@@ -74,6 +74,36 @@ step mvctl rollback cancer --reason "false positives up on live traffic"
 # The serving host follows: v0.1.0 is still on its disk, so this is a local swap.
 step mvctl pull "$work/origin.git" cancer --channel production --dest "$work/host"
 step mvctl pull --status --dest "$work/host"
+
+# Canary: v0.2.0 again, this time on a fifth of the traffic beside production. The host
+# follows both channels into one directory, and `mvctl serve` answers from it.
+step mvctl promote cancer v0.2.0 --to canary --weight 20 --reason "try v0.2.0 on 20% of traffic"
+step mvctl pull "$work/origin.git" cancer --channel production --channel canary --dest "$work/host"
+python -c 'import secrets; print(secrets.token_hex(16))' > "$work/token"
+port="$(python -c 'import socket; s = socket.socket(); s.bind(("127.0.0.1", 0)); print(s.getsockname()[1])')"
+export MVCTL_DEMO_URL="http://127.0.0.1:$port" MVCTL_DEMO_TOKEN_FILE="$work/token"
+printf '\n\033[1m$ mvctl serve %s --port %s --token-file token &\033[0m\n' "$work/host" "$port"
+mvctl serve "$work/host" --port "$port" --token-file "$work/token" \
+  --decision-log "$work/decisions.jsonl" > "$work/serve.log" 2>&1 &
+server=$!
+trap 'kill "$server" 2>/dev/null || true; rm -rf "$work"' EXIT
+for _ in $(seq 100); do
+  python -c 'import os, urllib.request; urllib.request.urlopen(os.environ["MVCTL_DEMO_URL"] + "/v2/health/ready", timeout=1)' 2>/dev/null && break
+  kill -0 "$server" 2>/dev/null || { cat "$work/serve.log"; exit 1; }
+  sleep 0.1
+done
+step python "$here/client.py" infer
+# Sticky by request key: the same customers reach the canary on every request and replica.
+step python "$here/client.py" share 1000 --expect v0.2.0=20
+step mvctl canary weight cancer 50 --reason "no regressions at 20%"
+step mvctl pull "$work/origin.git" cancer --channel production --channel canary --dest "$work/host"
+step python "$here/client.py" share 1000 --expect v0.2.0=50
+step mvctl canary stop cancer --reason "recall down on the canary's share"
+step mvctl pull "$work/origin.git" cancer --channel production --channel canary --dest "$work/host"
+step python "$here/client.py" share 1000 --expect v0.2.0=0
+printf '\n\033[1m$ tail -n 2 decisions.jsonl\033[0m\n'
+tail -n 2 "$work/decisions.jsonl"
+kill "$server"; wait "$server" || true
 step mvctl history cancer
 
 # Monitors: live batches checked against the reference profile stored with the version.
@@ -100,4 +130,4 @@ want="$(mvctl show cancer@production --json | python -c 'import json,sys; print(
 got="$(sha256sum models/cancer.skops | cut -d' ' -f1)"
 printf '\nmanifest sha256 %s\nrestored sha256 %s\n' "$want" "$got"
 [ "$want" = "$got" ] || { echo "restored weights differ from the manifest" >&2; exit 1; }
-printf '\n\033[32mdemo finished: two versions registered, compared, promoted and rolled back; production restored byte for byte on a clone\033[0m\n'
+printf '\n\033[32mdemo finished: two versions registered, compared, promoted and rolled back, a sticky canary served and stopped; production restored byte for byte on a clone\033[0m\n'
