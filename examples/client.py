@@ -30,9 +30,10 @@ def call(path: str, body: Any, key: str | None = None) -> dict[str, Any]:
     headers = {"Authorization": f"Bearer {token}", "Content-Type": "application/json"}
     if key is not None:
         headers["X-Request-Key"] = key
-    request = urllib.request.Request(
-        os.environ["MVCTL_DEMO_URL"] + path, json.dumps(body).encode(), headers
-    )
+    url = os.environ["MVCTL_DEMO_URL"] + path
+    if not url.startswith("http://127.0.0.1:"):
+        sys.exit(f"{url}: the demo's server is on loopback")
+    request = urllib.request.Request(url, json.dumps(body).encode(), headers)  # noqa: S310
     with urllib.request.urlopen(request, timeout=10) as response:  # noqa: S310 - loopback
         answer: dict[str, Any] = json.load(response)
     return answer
@@ -60,7 +61,9 @@ def main() -> None:
     row = record()
     if args.what == "infer":
         data = list(row.values())
-        body = {"inputs": [{"name": "x", "shape": [1, len(data)], "datatype": "FP64", "data": data}]}
+        body = {
+            "inputs": [{"name": "x", "shape": [1, len(data)], "datatype": "FP64", "data": data}]
+        }
         print(json.dumps(call("/v2/models/cancer/infer", body)))
         return
     deadline = time.monotonic() + 15
