@@ -213,7 +213,13 @@ class Router:
         return Answer(loaded.channel, loaded.version, key, outputs, latency)
 
     def _shadow_answer(self, copy: _ShadowCopy) -> None:
-        """On the shadow worker: answered, logged and counted, never returned."""
+        """On the shadow worker: answered, logged and counted, never returned. A copy queued
+        for a shadow that has since been swapped out is dropped: a slow candidate's backlog
+        must not hold up the next one, nor log answers of a version no longer shadowed."""
+        now = self._snapshot.shadow
+        if now is None or now.loaded.dir != copy.channel.loaded.dir:
+            self._metrics.shadow_dropped()
+            return
         try:
             self._answer(copy.channel, copy.inputs, copy.key)
         except Exception:

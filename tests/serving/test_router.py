@@ -404,6 +404,31 @@ def test_a_full_shadow_queue_drops_and_counts_never_blocks(
     )
 
 
+def test_a_replaced_shadows_backlog_is_dropped_not_answered(
+    routers: Callable[..., Router],
+) -> None:
+    """Reproduction: copies queued for a shadow that sleeps kept the worker busy long after
+    the next candidate was swapped in (its copies waited behind a thousand stale ones)."""
+    router = routers("fraud", shadow_queue=50)
+    primary = channel("production", "v1.0.0", Const("primary"))
+    slow = Blocks("slow")
+    router.set_channels([primary, channel("shadow", "v2.0.0", slow)])
+    router.predict([[1]], key="first")
+    assert slow.entered.wait(10)  # the worker holds this copy
+    for key in KEYS[:10]:
+        router.predict([[1]], key=key)  # queued behind it, for v2.0.0
+    fresh = Const("fresh")
+    router.set_channels([primary, channel("shadow", "v3.0.0", fresh)])
+    router.predict([[1]], key="after the swap")
+    slow.release.set()
+    wait_for(
+        lambda: metric(router, "mvctl_requests_total", channel="shadow", version="v3.0.0") == 1,
+        "the new shadow's copy",
+    )
+    assert fresh.calls == 1
+    assert metric(router, "mvctl_shadow_dropped_total") == 10
+
+
 # -- hot swap --------------------------------------------------------------------------
 
 
