@@ -8,7 +8,9 @@ production into a host directory with the real `mvctl pull`, and serves it with 
 
 - steady: `hey -n N -c C -q Q` (C workers at Q requests/s each) with no swap;
 - swap: the same load while production is rolled back and then promoted again, each move
-  followed by `mvctl pull` on the host, so the server swaps twice during the run.
+  followed by `mvctl pull` on the host, so the server swaps twice during the run;
+- shadow: the same load with no shadow, a shadow candidate that sleeps 1 s per call, and
+  one that raises on every call (benchmarks/_shadow_loader.py, through `--loader`).
 
 hey's CSV (one row per answered request: latency, status, offset) gives non-2xx counts,
 requests that got no answer at all (N minus the rows), and the p99 inside the swap windows
@@ -105,6 +107,53 @@ def wait_ready(url: str, deadline_s: float = 60.0) -> None:
     raise SystemExit(f"server not ready at {url}")
 
 
+def start_server(
+    mvctl: str, host: Path, work: Path, env: dict[str, str], token_file: Path, *extra: str
+) -> tuple[subprocess.Popen[bytes], str]:
+    port = free_port()
+    log = (work / f"serve-{port}.log").open("wb")  # read by nobody: a pipe would fill, stall
+    server = subprocess.Popen(
+        [mvctl, "serve", str(host), "--port", str(port), "--token-file", str(token_file),
+         "--decision-log", str(work / "decisions.jsonl"), *extra],
+        cwd=work, env=env, stdout=log, stderr=subprocess.STDOUT,
+    )  # fmt: skip
+    base = f"http://127.0.0.1:{port}"
+    wait_ready(f"{base}/v2/health/ready")
+    return server, base
+
+
+def stop_server(server: subprocess.Popen[bytes]) -> None:
+    server.send_signal(signal.SIGTERM)
+    try:
+        server.wait(timeout=10)
+    except subprocess.TimeoutExpired:
+        server.kill()
+
+
+def served(base: str, token: str) -> dict[str, str]:
+    request = urllib.request.Request(  # noqa: S310 - loopback
+        f"{base}/v2/models/{MODEL}", headers={"Authorization": f"Bearer {token}"}
+    )
+    with urllib.request.urlopen(request, timeout=5) as resp:  # noqa: S310 - loopback
+        channels: dict[str, str] = json.load(resp)["parameters"]["channels"]
+    return channels
+
+
+def wait_serving(base: str, token: str, want: dict[str, str]) -> None:
+    """Until the server's own metadata says it serves ``want`` (it follows DIR by itself)."""
+    deadline = time.monotonic() + 30
+    while served(base, token) != want:
+        if time.monotonic() > deadline:
+            raise SystemExit(f"server never served {want}: {served(base, token)}")
+        time.sleep(0.1)
+
+
+def decisions_since(path: Path, offset: int) -> list[dict[str, object]]:
+    with path.open("rb") as handle:
+        handle.seek(offset)
+        return [json.loads(line) for line in handle if line.strip()]
+
+
 def hey(
     url: str, body: Path, token: str, n: int, workers: int, rate: float, env: dict[str, str]
 ) -> tuple[list[tuple[float, int, float]], float]:
@@ -160,15 +209,7 @@ def main() -> None:
         token_file = work / "token"
         token_file.write_text(token + "\n")
         token_file.chmod(0o600)
-        port = free_port()
-        log = (work / "serve.log").open("wb")  # read by nobody: a pipe would fill and stall it
-        server = subprocess.Popen(
-            [mvctl, "serve", str(host), "--port", str(port), "--token-file", str(token_file),
-             "--decision-log", str(work / "decisions.jsonl")],
-            cwd=work, env=env, stdout=log, stderr=subprocess.STDOUT,
-        )  # fmt: skip
-        base = f"http://127.0.0.1:{port}"
-        wait_ready(f"{base}/v2/health/ready")
+        server, base = start_server(mvctl, host, work, env, token_file)
         body = work / "infer.json"
         body.write_text(
             json.dumps(
@@ -182,6 +223,7 @@ def main() -> None:
 
         n = int(args.seconds * args.rate * args.workers)
         rounds = []
+        shadow_rows: list[tuple[str, float, int, int, int]] = []
         for _ in range(args.rounds):
             steady, _ = hey(url, body, token, n, args.workers, args.rate, env)
             windows: list[tuple[float, float]] = []
@@ -231,13 +273,49 @@ def main() -> None:
                     - len(steady),
                 }
             )
+
+        # Shadow: a second server (a loader that knows the misbehaving candidates), production
+        # alone, then a shadow that sleeps 1 s per call, then one that raises on every call.
+        stop_server(server)
+        env_shadow = {**env, "PYTHONPATH": str(Path(__file__).parent)}
+        server, base = start_server(
+            mvctl, host, work, env_shadow, token_file, "--loader", "_shadow_loader:load"
+        )
+        url = f"{base}/v2/models/{MODEL}/infer"
+        production = served(base, token)["production"]
+        candidates = [("no shadow", None, None), ("sleeps 1 s", "slow.sleep", "1.0")]
+        candidates.append(("raises", "boom.raise", "x"))
+        for label, name, content in candidates:
+            want = {"production": production}
+            if name is not None and content is not None:
+                (root / "models" / name).write_text(content)
+                tag = json.loads(
+                    run([mvctl, "register", MODEL, "-w", f"models/{name}", "--json"], root, env)
+                )["tag"]
+                version = tag.partition("@")[2]
+                run([mvctl, "promote", MODEL, version, "--to", "shadow"], root, env)
+                want["shadow"] = version
+            run(
+                [mvctl, "pull", str(origin), MODEL, "--channel", "production",
+                 "--channel", "shadow", "--dest", str(host)],
+                root, env,
+            )  # fmt: skip
+            wait_serving(base, token, want)
+            p99s, leaked, non_2xx, shadowed = [], 0, 0, 0
+            for _ in range(args.rounds):
+                offset = (work / "decisions.jsonl").stat().st_size
+                rows, _ = hey(url, body, token, n, args.workers, args.rate, env)
+                p99s.append(p99([r[0] for r in rows]) * 1000)
+                non_2xx += n - len(rows) + sum(1 for _, st, _ in rows if not 200 <= st < 300)
+                lines_ = decisions_since(work / "decisions.jsonl", offset)
+                leaked += sum(
+                    1 for d in lines_ if d.get("role") != "shadow" and d["version"] != production
+                )
+                shadowed += sum(1 for d in lines_ if d.get("role") == "shadow")
+            shadow_rows.append((label, statistics.median(p99s), non_2xx, leaked, shadowed))
     finally:
         if server is not None:
-            server.send_signal(signal.SIGTERM)
-            try:
-                server.wait(timeout=10)
-            except subprocess.TimeoutExpired:
-                server.kill()
+            stop_server(server)
         shutil.rmtree(work, ignore_errors=True)
 
     failed = sum(r["unanswered"] + r["non_2xx"] for r in rounds)
@@ -275,6 +353,30 @@ def main() -> None:
         "requests): median request "
         f"{http_us:.0f} µs against `model.predict` on the same row {baseline_us:.0f} µs: "
         f"{http_us - baseline_us:.0f} µs for HTTP, JSON, routing and the decision log.",
+    ]
+    base_p99 = shadow_rows[0][1]
+    lines += [
+        "",
+        f"A misbehaving shadow (a second server with `--loader`, production {production} and a "
+        f"shadow candidate; same load, medians of {args.rounds} runs): the callers' p99, "
+        "requests answered by anything but production, and shadow copies logged.",
+        "",
+        "| shadow | callers' p99 (ms) | change (ms) | failed | answered by the shadow "
+        "| shadow copies logged |",
+        "|---|---|---|---|---|---|",
+    ]
+    for label, value, failed_, leaked_, shadowed_ in shadow_rows:
+        lines.append(
+            f"| {label} | {value:.2f} | {value - base_p99:+.2f} | {failed_} | {leaked_} "
+            f"| {shadowed_} |"
+        )
+    worst = max(abs(r[1] - base_p99) for r in shadow_rows)
+    leaks = sum(r[3] + r[2] for r in shadow_rows)
+    lines += [
+        "",
+        f"A shadow that raises or sleeps 1 s changes the callers' p99 by under 5 ms: "
+        f"{'ok' if worst < 5 and leaks == 0 else 'NOT MET'} (at most {worst:.2f} ms; "
+        f"{leaks} requests failed or answered by the shadow).",
     ]
     print("\n".join(lines))
     write_section("serve", "\n".join(lines))
