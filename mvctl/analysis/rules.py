@@ -7,12 +7,21 @@
     - {bias: demographic_parity_difference, max: 0.10}
     - {bias: demographic_parity_ratio, min: 0.8}
     - {bias: equalized_odds_difference, max: 0.10}
-    - {metric: false_positive_rate, max: 0.05}    # from --metrics FILE
+    - {metric: false_positive_rate, max: 0.05}
+    - {metric: false_positive_rate, max_increase: 0.15, min_rows: 500}
+    - {metric: recall, max_decrease: 0.10}
+
+A metric rule's value comes from the predictions when they have the label and prediction
+(or, for roc_auc, score) columns (mvctl.analysis.classification), else from the metrics file.
+``max_increase``/``max_decrease`` bound it relative to the value the served version
+registered: the limit is registered +/- |registered| * the fraction given. A live metric on
+fewer than ``min_rows`` labelled rows (default :data:`MIN_ROWS`) is skipped.
 
 A rule breaches only on evidence: a rule whose input was not supplied (no live data for
-drift, no labels for equalized odds, no metrics) is reported as skipped. Monitors use these
-rules on live data (mvctl.monitoring), promotion gates on validation data (mvctl.channels.gates),
-where a missing input fails closed instead.
+drift, no labels for equalized odds, no metrics, too few labelled rows, a relative bound
+on a metric the version never registered) is reported as skipped, with the reason.
+Monitors use these rules on live data (mvctl.monitoring), promotion gates on validation data
+(mvctl.channels.gates), where a missing input fails closed instead.
 
 Rules arrive typed (mvctl.formats.rules); each kind is a small class in :data:`KINDS`, keyed by
 the rules' ``kind`` names; adding a kind is one rule class, one kind class and one line.
@@ -21,10 +30,11 @@ the rules' ``kind`` names; adding a kind is one rule class, one kind class and o
 from __future__ import annotations
 
 from collections.abc import Callable, Mapping, Sequence
-from dataclasses import dataclass
-from typing import TYPE_CHECKING, Any, Literal, Protocol, TypeVar
+from dataclasses import dataclass, field
+from typing import TYPE_CHECKING, Any, Literal, Protocol, TypeGuard, TypeVar
 
 from mvctl.analysis.bias import BiasReport, assess
+from mvctl.analysis.classification import LIVE_METRICS, Columns, LiveValue, measure_all
 from mvctl.analysis.drift import (
     ALPHA,
     PSI_BREACH,
@@ -42,6 +52,26 @@ if TYPE_CHECKING:
     import pandas as pd
 
 Level = Literal["ok", "warn", "breach", "skipped"]
+Source = Literal["predictions", "metrics_file"]
+
+MIN_ROWS = 200
+"""Labelled rows a live metric needs by default: a false-positive rate on 20 rows moves by
+5 points with one row, and a monitor that rolls back must not act on that."""
+
+
+@dataclass(frozen=True)
+class Bound:
+    """One bound of a metric rule: ``key`` and the value ``given`` as written, the ``limit``
+    the value was compared with (for max_increase/max_decrease, from the registered value;
+    None without one) and whether the value kept to it (None: not checked)."""
+
+    key: str
+    given: float
+    limit: float | None
+    ok: bool | None
+
+    def to_dict(self) -> dict[str, Any]:
+        return {"key": self.key, "given": self.given, "limit": self.limit, "ok": self.ok}
 
 
 @dataclass(frozen=True)
@@ -50,9 +80,24 @@ class RuleResult:
     level: Level
     value: float | None
     detail: str
+    # Metric rules: where the value came from, what the served version registered, the
+    # bounds checked and the labelled rows a live value was measured on.
+    source: Source | None = None
+    registered: float | None = None
+    rows: int | None = None
+    bounds: tuple[Bound, ...] = ()
 
     def to_dict(self) -> dict[str, Any]:
-        return {"rule": self.rule, "level": self.level, "value": self.value, "detail": self.detail}
+        return {
+            "rule": self.rule,
+            "level": self.level,
+            "value": self.value,
+            "detail": self.detail,
+            "source": self.source,
+            "registered": self.registered,
+            "rows": self.rows,
+            "bounds": [b.to_dict() for b in self.bounds],
+        }
 
 
 @dataclass(frozen=True)
@@ -72,6 +117,12 @@ class Roles:
     prediction: str | None = None
     sensitive: tuple[str, ...] = ()
     positive: Any = 1
+    score: str | None = None
+
+    @property
+    def outcome(self) -> Columns:
+        """The columns live metrics read."""
+        return Columns(self.label, self.prediction, self.score, self.positive)
 
     @classmethod
     def from_config(cls, raw: Mapping[str, Any]) -> Roles:
@@ -86,7 +137,24 @@ class Roles:
             prediction=columns.get("prediction"),
             sensitive=tuple(str(s) for s in sensitive),
             positive=columns.get("positive", 1),
+            score=columns.get("score"),
         )
+
+
+@dataclass(frozen=True)
+class Registered:
+    """The metrics the served version registered (its manifest's ``metrics:``)."""
+
+    version: str
+    metrics: Mapping[str, Any]
+
+    def value(self, name: str) -> float | None:
+        value = flatten(self.metrics).get(name)
+        return None if not _is_number(value) else float(value)
+
+
+def _is_number(value: object) -> TypeGuard[int | float]:
+    return isinstance(value, int | float) and not isinstance(value, bool)
 
 
 @dataclass(frozen=True)
@@ -98,6 +166,10 @@ class Evidence:
     metrics: Mapping[str, Any] | None
     drifts: tuple[ColumnDrift, ...] = ()
     bias: tuple[BiasReport, ...] = ()
+    # Live metrics measured on the data's labelled rows, and why the others were not.
+    live: Mapping[str, LiveValue] = field(default_factory=dict)
+    not_live: Mapping[str, str] = field(default_factory=dict)
+    registered: Registered | None = None
 
 
 RuleT = TypeVar("RuleT", contravariant=True)
@@ -196,23 +268,99 @@ class Bias:
         return RuleResult(label, _level(breach), value, f"by {report.sensitive}: {value:.4f}")
 
 
+def _fraction(given: float) -> str:
+    return f"{given * 100:g}%"
+
+
+def _metric_label(name: str, checks: Sequence[tuple[str, float]]) -> str:
+    words = {
+        "min": lambda v: f"{name} >= {v}",
+        "max": lambda v: f"{name} <= {v}",
+        "max_increase": lambda v: f"{name} <= registered +{_fraction(v)}",
+        "max_decrease": lambda v: f"{name} >= registered -{_fraction(v)}",
+    }
+    return " and ".join(words[k](v) for k, v in checks) or name
+
+
+def _beyond(value: float, limit: float, above: bool) -> bool:
+    """``value`` past ``limit`` (above it, or below): by more than rounding, so a live rate
+    exactly at registered * 1.15 keeps to it whatever the floats make of the product."""
+    excess = value - limit if above else limit - value
+    return excess > 1e-12 * max(1.0, abs(limit))
+
+
+def _bound(key: str, given: float, value: float, registered: float | None) -> Bound:
+    if key in ("min", "max"):
+        return Bound(key, given, float(given), not _beyond(value, float(given), key == "max"))
+    if registered is None:
+        return Bound(key, given, None, None)
+    sign = 1 if key == "max_increase" else -1
+    limit = registered + sign * abs(registered) * given
+    return Bound(key, given, limit, not _beyond(value, limit, key == "max_increase"))
+
+
+def _shown(bound: Bound) -> str:
+    limit = "?" if bound.limit is None else f"{bound.limit:.6g}"
+    return f"{bound.key} {limit}" if bound.key in ("min", "max") else f"limit {limit}"
+
+
 class Metric:
-    """``{metric: NAME, min|max: BOUND}``: a live metric from a metrics file."""
+    """``{metric: NAME, min|max|max_increase|max_decrease: BOUND, min_rows: N}``: a live
+    metric, from the data's labelled rows or else from a metrics file."""
 
     def check(self, rule: MetricRule, evidence: Evidence) -> RuleResult:
         name = rule.metric
-        checks = [(k, v) for k, v in rule.bounds() if k in ("min", "max")]
-        label = " and ".join(f"{name} {'>=' if k == 'min' else '<='} {v}" for k, v in checks)
-        label = label or name
+        checks = rule.monitor_bounds()
+        label = _metric_label(name, checks)
         if not checks:
             return RuleResult(label, "breach", None, "rule has no min or max (failing closed)")
+        registered = evidence.registered.value(name) if evidence.registered else None
+        found = self._value(rule, evidence)
+        if isinstance(found, str):
+            return RuleResult(label, "skipped", None, found, registered=registered)
+        value, source, rows, where = found
+        bounds = tuple(_bound(k, given, value, registered) for k, given in checks)
+        detail = f"{name} = {value:.6g} {where}"
+        if registered is not None and evidence.registered is not None:
+            detail += f"; {evidence.registered.version} registered {registered:.6g}"
+        detail += "".join(f"; {_shown(b)}" for b in bounds if b.key not in ("min", "max"))
+        unchecked = [b.key for b in bounds if b.ok is None]
+        if any(b.ok is False for b in bounds):
+            level: Level = "breach"
+        elif unchecked:
+            level = "skipped"
+            version = evidence.registered.version if evidence.registered else "the version"
+            detail += (
+                f"; {version} registered no {name}, so {' and '.join(unchecked)}"
+                " has nothing to compare with"
+            )
+        else:
+            level = "ok"
+        return RuleResult(label, level, value, detail, source, registered, rows, bounds)
+
+    def _value(
+        self, rule: MetricRule, evidence: Evidence
+    ) -> tuple[float, Source, int | None, str] | str:
+        """(value, source, rows, where it came from in words), or why there is none."""
+        name = rule.metric
+        live = evidence.live.get(name)
+        if live is not None:
+            left_out = f", {live.left_out}" if live.left_out else ""
+            where = f"on {live.rows} labelled rows{left_out}"
+            minimum = MIN_ROWS if rule.min_rows is None else rule.min_rows
+            if live.rows < minimum:
+                return f"{live.rows} labelled rows{left_out}: fewer than min_rows {minimum}"
+            if live.value is None:
+                return f"{live.reason} ({where})"
+            return live.value, "predictions", live.rows, f"({where})"
+        why_not_live = evidence.not_live.get(name)
+        prefix = f"no live {name} ({why_not_live}) and " if why_not_live else ""
         if evidence.metrics is None:
-            return RuleResult(label, "skipped", None, "no --metrics file")
+            return f"{prefix}no --metrics file"
         value = flatten(evidence.metrics).get(name)
-        if not isinstance(value, int | float) or isinstance(value, bool):
-            return RuleResult(label, "skipped", None, f"{name} is not in the metrics file")
-        breach = any((k == "min" and value < v) or (k == "max" and value > v) for k, v in checks)
-        return RuleResult(label, _level(breach), float(value), f"{name} = {value:.6g}")
+        if not _is_number(value):
+            return f"{prefix}{name} is not in the metrics file"
+        return float(value), "metrics_file", None, "(metrics file)"
 
 
 KINDS: dict[str, RuleKind[Any]] = {"drift": Drift(), "bias": Bias(), "metric": Metric()}
@@ -239,20 +387,46 @@ def bias_reports(frame: pd.DataFrame, roles: Roles) -> list[BiasReport]:
     ]
 
 
+def live_metrics(
+    rules: Sequence[Rule], outcomes: pd.DataFrame | None, roles: Roles
+) -> tuple[dict[str, LiveValue], dict[str, str]]:
+    """The live metrics ``rules`` name, measured on the labelled rows of ``outcomes`` (each
+    once), and why the others cannot be."""
+    names = dict.fromkeys(
+        r.metric for r in rules if isinstance(r, MetricRule) and r.metric in LIVE_METRICS
+    )
+    if outcomes is None:
+        return {}, dict.fromkeys(names, "no --predictions")
+    return measure_all(names, outcomes, roles.outcome)
+
+
 def evaluate(
     rules: Sequence[Rule],
     reference: Mapping[str, Any] | None,
     frame: pd.DataFrame | None,
     metrics: Mapping[str, Any] | None,
     roles: Roles,
+    registered: Registered | None = None,
+    outcomes: pd.DataFrame | None = None,
 ) -> Evaluation:
-    """Check ``rules`` against live ``frame`` (vs the ``reference`` profile) and ``metrics``."""
+    """Check ``rules`` against live ``frame`` (vs the ``reference`` profile) and ``metrics``.
+    Metric rules are measured on ``outcomes`` (the predictions with their labels, usually
+    ``frame`` itself) when it has the columns, and their relative bounds compare with what
+    the served version ``registered``."""
     drifts: list[ColumnDrift] = []
     if frame is not None and reference is not None:
         drifts = column_drift(dict(reference), frame)
     reports = bias_reports(frame, roles) if frame is not None else []
+    live, not_live = live_metrics(rules, outcomes, roles)
     evidence = Evidence(
-        frame is not None, reference is not None, metrics, tuple(drifts), tuple(reports)
+        frame is not None,
+        reference is not None,
+        metrics,
+        tuple(drifts),
+        tuple(reports),
+        live,
+        not_live,
+        registered,
     )
     results = []
     for rule in rules:

@@ -37,8 +37,10 @@ class _Written:
 
 @dataclass(frozen=True)
 class MetricRule(_Written):
-    """``{metric: PATH, min|max|max_drop|min_gain: BOUND, relative: BOOL, required: BOOL}``
-    (a monitor's takes only min and max)."""
+    """A gate's ``{metric: PATH, min|max|max_drop|min_gain: BOUND, relative: BOOL,
+    required: BOOL}``, or a monitor's ``{metric: NAME, min|max|max_increase|max_decrease:
+    BOUND, min_rows: N}`` (max_increase and max_decrease are fractions of the value the
+    served version registered; min_rows, the labelled rows a live metric needs)."""
 
     kind: ClassVar[str] = "metric"
     metric: str
@@ -48,9 +50,13 @@ class MetricRule(_Written):
     min_gain: float | None = None
     relative: bool = False
     required: bool | None = None  # given at all, even false: the metric must be reported
+    max_increase: float | None = None
+    max_decrease: float | None = None
+    min_rows: int | None = None  # None: mvctl.analysis.rules' default
 
     def bounds(self) -> tuple[tuple[str, float], ...]:
-        """The bounds given, by key, in the schema's order (min, max, max_drop, min_gain)."""
+        """A gate's bounds given, by key, in the schema's order (min, max, max_drop,
+        min_gain)."""
         given = (
             ("min", self.min),
             ("max", self.max),
@@ -58,6 +64,25 @@ class MetricRule(_Written):
             ("min_gain", self.min_gain),
         )
         return tuple((key, bound) for key, bound in given if bound is not None)
+
+    def monitor_bounds(self) -> tuple[tuple[str, float], ...]:
+        """A monitor's bounds given, by key (min, max, max_increase, max_decrease)."""
+        given = (
+            ("min", self.min),
+            ("max", self.max),
+            ("max_increase", self.max_increase),
+            ("max_decrease", self.max_decrease),
+        )
+        return tuple((key, bound) for key, bound in given if bound is not None)
+
+    def monitor_only(self) -> tuple[str, ...]:
+        """The keys given that only a monitor takes (a gate given one fails closed)."""
+        given = (
+            ("max_increase", self.max_increase),
+            ("max_decrease", self.max_decrease),
+            ("min_rows", self.min_rows),
+        )
+        return tuple(key for key, value in given if value is not None)
 
 
 @dataclass(frozen=True)

@@ -9,6 +9,7 @@ Each spec yields the problems of a value at a path (mapping keys and list indexe
 
 from __future__ import annotations
 
+import math
 from collections.abc import Callable, Iterable, Iterator, Mapping
 from dataclasses import dataclass
 from difflib import get_close_matches
@@ -28,10 +29,23 @@ BiasMetric = Literal[
     "equalized_odds_difference",
 ]
 VersionPart = Literal["major", "minor", "patch"]
+# The metrics a monitor computes from labelled rows (mvctl.analysis.classification).
+LiveMetric = Literal[
+    "false_positive_rate",
+    "false_negative_rate",
+    "precision",
+    "recall",
+    "accuracy",
+    "f1",
+    "roc_auc",
+    "mae",
+    "rmse",
+]
 DRIFT_TESTS: tuple[str, ...] = get_args(DriftTest)
 CORRECTIONS: tuple[str, ...] = get_args(Correction)
 BIAS_METRICS: tuple[str, ...] = get_args(BiasMetric)
 VERSION_PARTS: tuple[str, ...] = get_args(VersionPart)
+LIVE_METRICS: tuple[str, ...] = get_args(LiveMetric)
 METRIC_CHECKS = ("min", "max", "max_drop", "min_gain", "required")
 
 
@@ -78,6 +92,10 @@ def _is_text(value: Any) -> bool:
     return isinstance(value, str) and value != ""
 
 
+def _is_finite(value: Any) -> bool:
+    return _is_number(value) and math.isfinite(value)
+
+
 def _texts(value: Any) -> bool:
     return isinstance(value, list) and all(_is_text(v) for v in value)
 
@@ -96,6 +114,11 @@ TEXTS = _Value("a list of strings", _texts)
 PATH = _Value("a path", _is_text)
 PATHS = _Value("a path or a list of paths", lambda v: _is_text(v) or _texts(v))
 COUNT = _Value("a whole number >= 0", lambda v: type(v) is int and v >= 0)
+ROWS = _Value("a whole number >= 1", lambda v: type(v) is int and v >= 1)
+SHARE = _Value("a number >= 0 (a fraction: 0.15 is 15%)", lambda v: _is_finite(v) and v >= 0)
+DECREASE = _Value(
+    "a number from 0 to 1 (a fraction: 0.15 is 15%)", lambda v: _is_finite(v) and 0 <= v <= 1
+)
 NAMES = _Value(
     "a list of names like 'production'",
     lambda v: isinstance(v, list) and all(isinstance(c, str) and NAME_RE.match(c) for c in v),
@@ -145,7 +168,7 @@ class _Table:
 class _Rules:
     """A channel's list of rules, each a mapping with exactly one kind key."""
 
-    kinds: Mapping[str, _Table]
+    kinds: Mapping[str, _Spec]
 
     def check(self, value: Any, at: At, channels: tuple[str, ...]) -> Iterator[_Problem]:
         if not isinstance(value, list):
@@ -251,9 +274,46 @@ GATE_RULES: dict[str, _Table] = {
     "drift": _DRIFT,
     "bias": _BIAS,
 }
-MONITOR_RULES: dict[str, _Table] = {
-    "metric": _Table(
-        {"metric": TEXT, "min": NUMBER, "max": NUMBER}, "metric rule", needs=("min", "max")
+MONITOR_ONLY = ("max_increase", "max_decrease", "min_rows")
+"""A monitor's metric rule keys that no gate takes: bounds relative to the value the
+served version registered, and the labelled rows a live metric needs."""
+
+
+@dataclass(frozen=True)
+class _MonitorMetric:
+    """A monitor's metric rule. ``min_rows`` counts labelled rows, so it means something only
+    for a metric mvctl computes from them: anywhere else it would be a silent no-op."""
+
+    table: _Table
+
+    def check(self, value: Any, at: At, channels: tuple[str, ...]) -> Iterator[_Problem]:
+        yield from self.table.check(value, at, channels)
+        if (
+            isinstance(value, dict)
+            and "min_rows" in value
+            and value.get("metric") not in LIVE_METRICS
+        ):
+            shown = ", ".join(LIVE_METRICS)
+            yield _Problem(
+                (*at, "min_rows"),
+                f"counts labelled rows, so it applies only to the live metrics ({shown})",
+            )
+
+
+MONITOR_RULES: dict[str, _Spec] = {
+    "metric": _MonitorMetric(
+        _Table(
+            {
+                "metric": TEXT,
+                "min": NUMBER,
+                "max": NUMBER,
+                "max_increase": SHARE,
+                "max_decrease": DECREASE,
+                "min_rows": ROWS,
+            },
+            "metric rule",
+            needs=("min", "max", "max_increase", "max_decrease"),
+        )
     ),
     "drift": _DRIFT,
     "bias": _BIAS,
@@ -270,6 +330,7 @@ _MODEL = _Table(
             {
                 "label": TEXT,
                 "prediction": TEXT,
+                "score": TEXT,  # a probability or score column, for roc_auc
                 "sensitive": _Value(
                     "a column or a list of columns", lambda v: _is_text(v) or _texts(v)
                 ),
@@ -298,13 +359,25 @@ SCHEMA = _Table(
 )
 
 
-def rule_problem(rule: Any) -> str | None:
-    """The first way ``rule`` fails to be a gate or a monitor rule, or None. A monitor's
-    kinds take a subset of the keys a gate's do, so the gates' table judges both."""
-    for found in _Rules(GATE_RULES).check([rule], (), ()):
+def _first_problem(kinds: Mapping[str, _Spec], rule: Any) -> str | None:
+    for found in _Rules(kinds).check([rule], (), ()):
         dotted = ".".join(str(p) for p in found.at[1:])
         return f"{dotted}: {found.message}" if dotted else found.message
     return None
+
+
+def rule_problem(rule: Any) -> str | None:
+    """The first way ``rule`` fails to be a gate or a monitor rule, or None: a rule is one
+    when either table accepts it. Its problem is the monitors' when it uses a key only
+    monitors take (:data:`MONITOR_ONLY`), else the gates' (whose keys are the wider set)."""
+    gate = _first_problem(GATE_RULES, rule)
+    if gate is None:
+        return None
+    monitor = _first_problem(MONITOR_RULES, rule)
+    if monitor is None:
+        return None
+    monitor_only = isinstance(rule, dict) and any(k in rule for k in MONITOR_ONLY)
+    return monitor if monitor_only else gate
 
 
 def problems(data: Any) -> Iterator[_Problem]:

@@ -8,9 +8,13 @@ rollback on a breach when asked.
           production:
             - {drift: psi, max: 0.25, warn: 0.1}
             - {bias: demographic_parity_difference, max: 0.10}
-            - {metric: false_positive_rate, max: 0.05}    # from --metrics FILE
+            - {metric: false_positive_rate, max: 0.05}
+            - {metric: false_positive_rate, max_increase: 0.15}  # vs the registered value
 
-The rules themselves are mvctl.analysis.rules. A monitor breaches only on evidence: a rule
+A metric rule is measured on the labelled rows of ``--predictions`` (joined to ``--live``)
+when they carry the label and prediction columns, else read from ``--metrics FILE``; its
+relative bounds compare with the ``metrics:`` the served version registered in its
+manifest. The rules themselves are mvctl.analysis.rules. A monitor breaches only on evidence: a rule
 whose input was not supplied is reported as skipped, so a partial feed never rolls a channel
 back by itself.
 """
@@ -22,7 +26,7 @@ from pathlib import Path
 from typing import Any
 
 from mvctl._adapters.git import GitRepo
-from mvctl.analysis.rules import Evaluation, Roles, evaluate
+from mvctl.analysis.rules import Evaluation, Registered, Roles, evaluate
 from mvctl.analysis.tables import load_live
 from mvctl.channels import state as channels
 from mvctl.channels.moves import ChannelMove
@@ -30,8 +34,9 @@ from mvctl.channels.rollback import rollback as roll_back
 from mvctl.errors import MvctlError, UsageError, holds_no_version
 from mvctl.formats import config, tags
 from mvctl.formats.names import check_channel, check_model
+from mvctl.formats.rules import MetricRule
 from mvctl.formats.values import read_metrics
-from mvctl.registry.read import read_profile
+from mvctl.registry.read import load_manifest, read_profile
 
 
 @dataclass(frozen=True)
@@ -107,10 +112,18 @@ def monitor(
         model, "monitors", channel, lambda m: bool(git.tags(tags.version_glob(m)))
     )
     notes = [] if rules else [f"no monitors configured for {channel} in mvctl.yaml"]
-    reference = read_profile(git, model, state.tags.versions[version].commit)
+    commit = state.tags.versions[version].commit
+    reference = read_profile(git, model, commit)
+    registered = None
+    if any(isinstance(rule, MetricRule) for rule in rules):
+        registered = Registered(version, load_manifest(git, model, version, commit).metrics)
     frame = load_live(live, predictions)
     metrics = read_metrics(metrics_file) if metrics_file else None
-    evaluation = evaluate(rules, reference, frame, metrics, Roles.from_config(cfg.raw))
+    roles = Roles.from_config(cfg.raw)
+    # Live metrics only from --predictions: a --live batch that happens to carry a label
+    # column is the features the drift rules read, not the outcomes a rate is measured on.
+    outcomes = frame if predictions is not None else None
+    evaluation = evaluate(rules, reference, frame, metrics, roles, registered, outcomes)
     report = MonitorReport(model, channel, version, evaluation, notes=tuple(notes))
     if report.breached and rollback:
         try:

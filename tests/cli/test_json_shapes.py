@@ -551,7 +551,18 @@ EXPECTED: dict[str, Any] = {
         "channel": "str",
         "version": "str",
         "breached": "bool",
-        "results": [{"rule": "str", "level": "str", "value": "float", "detail": "str"}],
+        "results": [
+            {
+                "rule": "str",
+                "level": "str",
+                "value": "float",
+                "detail": "str",
+                "source": "str",
+                "registered": "null",
+                "rows": "null",
+                "bounds": [{"key": "str", "given": "float", "limit": "float", "ok": "bool"}],
+            }
+        ],
         "drift": [],
         "bias": [],
         "rollback": "null",

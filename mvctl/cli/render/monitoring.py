@@ -7,7 +7,17 @@ from typing import TYPE_CHECKING
 from mvctl.cli.output import esc, stdout
 
 if TYPE_CHECKING:
+    from mvctl.analysis.rules import Bound
     from mvctl.monitoring.monitor import MonitorReport
+
+
+def _number(value: float | None) -> str:
+    return "-" if value is None else f"{value:.6g}"
+
+
+def _limit(bound: Bound) -> str:
+    mark = {True: "", False: " ✗", None: " ?"}[bound.ok]
+    return f"{bound.key} {_number(bound.limit)}{mark}"
 
 
 def report(report: MonitorReport) -> None:
@@ -15,16 +25,35 @@ def report(report: MonitorReport) -> None:
 
     styles = {"ok": "green", "warn": "yellow", "breach": "bold red", "skipped": "dim"}
     out = stdout()
+    results = report.evaluation.results
+    # Metric rules show their evidence in columns of their own: the live value, what the
+    # served version registered, the limits it was held to, the rows and the source.
+    metric = any(r.source is not None or r.bounds for r in results)
+    extra = ("value", "registered", "limits", "rows", "source") if metric else ()
     table = Table(
         "monitor",
         "level",
+        *extra,
         "detail",
         title=esc(f"{report.model}@{report.channel} serving {report.version}"),
         title_justify="left",
     )
-    for r in report.evaluation.results:
+    for r in results:
         level = f"[{styles[r.level]}]{esc(r.level)}[/]" if r.level in styles else esc(r.level)
-        table.add_row(esc(r.rule), level, esc(r.detail))
+        cells = (
+            (
+                _number(r.value),
+                _number(r.registered),
+                "; ".join(_limit(b) for b in r.bounds) or "-",
+                "-" if r.rows is None else str(r.rows),
+                {"predictions": "labelled rows", "metrics_file": "metrics file"}.get(
+                    r.source or "", "-"
+                ),
+            )
+            if metric
+            else ()
+        )
+        table.add_row(esc(r.rule), level, *cells, esc(r.detail))
     out.print(table)
     if report.evaluation.drift:
         drift = Table(
