@@ -3,12 +3,15 @@ Protocol v2 (KServe, MLServer, Triton) and a plain ``/predict`` of JSON records,
 ``mvctl.serving.Router`` that picks the channel and version answering each request.
 
 Every endpoint but the two health probes needs the bearer token; bodies are capped and read
-under a deadline; a model runs in a worker thread, never on the event loop."""
+under a deadline; decoding a body (JSON, tensors, records) and running a model happen in a
+worker thread, never on the event loop, so big bodies cannot stall the health probes. A
+request is checked whole before anything is run or written: a 400 has changed nothing."""
 
 from __future__ import annotations
 
 import ipaddress
 import json
+import re
 from collections.abc import Awaitable, Callable, Mapping
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
@@ -16,7 +19,14 @@ from typing import TYPE_CHECKING, Any
 from mvctl import __version__
 from mvctl.errors import MvctlError, UsageError
 from mvctl.web import auth, httpserver, receiver
-from mvctl.web.tensors import OUTPUT, BadTensor, output_tensor, parse_infer
+from mvctl.web.tensors import (
+    MAX_ELEMENTS,
+    OUTPUT,
+    BadTensor,
+    InferRequest,
+    output_tensor,
+    parse_infer,
+)
 
 if TYPE_CHECKING:
     from starlette.requests import Request
@@ -31,6 +41,18 @@ MAX_BODY = 8 << 20  # 8 MiB of JSON: tens of thousands of rows
 MAX_KEY = 256
 _KEY_HEADER = "X-Request-Key"
 _VERSION_HEADER = "X-Model-Version"
+# A JSON escape of a UTF-16 surrogate: the only way (in a body that is UTF-8) to a string
+# UTF-8 cannot encode, which would fail the answer, the decision log or both.
+_SURROGATE_ESCAPE = re.compile(r"\\u[dD][89a-fA-F]")
+_RECORDS = 'expected a non-empty list of records: [{"feature": value}, ...]'
+_OUTCOMES = (
+    'expected {"key": KEY, "outcome": VALUE} or a list of them; '
+    f"a key is 1 to {MAX_KEY} printable ASCII characters"
+)
+
+
+class BadBody(ValueError):
+    """A body that is not what its endpoint takes (answered 400, before anything is run)."""
 
 
 def load_token(token_file: Path | None, environ: Mapping[str, str]) -> str:
@@ -59,10 +81,12 @@ def create_app(
     model: str,
     token: str | None,
     max_body: int = MAX_BODY,
+    max_elements: int = MAX_ELEMENTS,
     read_timeout: float = httpserver.READ_TIMEOUT,
     log: Callable[[str], None] = lambda _: None,
 ) -> Any:
-    """The ASGI app. ``token`` None serves without authentication (check_no_auth first)."""
+    """The ASGI app. ``token`` None serves without authentication (check_no_auth first);
+    ``max_elements`` caps the tensor elements, or record values, of one request."""
     from starlette.applications import Starlette
     from starlette.concurrency import run_in_threadpool
     from starlette.responses import JSONResponse, Response
@@ -85,7 +109,11 @@ def create_app(
 
         return checked
 
-    async def payload(request: Request) -> tuple[bytes, Any] | Response:
+    async def payload(
+        request: Request, decode: Callable[[bytes], Any]
+    ) -> tuple[bytes, Any] | Response:
+        """The body and what ``decode`` (run in a worker thread) made of it, or the answer
+        that refuses it."""
         declared = request.headers.get("content-length")
         if declared is not None and (not declared.isdigit() or int(declared) > max_body):
             log(f"413: body of {declared[:20]} bytes refused")
@@ -94,9 +122,9 @@ def create_app(
         if not isinstance(body, bytes):
             return body
         try:
-            return body, json.loads(body, parse_constant=_no_constant)
-        except (ValueError, RecursionError) as exc:
-            return _error(f"body is not JSON: {str(exc)[:200]}", 400)
+            return body, await run_in_threadpool(decode, body)
+        except (BadBody, BadTensor) as exc:
+            return _error(str(exc), 400)
 
     async def answered(
         request: Request, body: bytes, inputs: Any
@@ -119,16 +147,28 @@ def create_app(
         headers = {_KEY_HEADER: answer.key, _VERSION_HEADER: answer.version}
         return answer, headers
 
+    def infer_request(body: bytes) -> InferRequest:
+        return parse_infer(_decoded(body), max_elements=max_elements)
+
+    def records_of(body: bytes) -> list[dict[str, Any]]:
+        data = _decoded(body)
+        records = data.get("records") if isinstance(data, dict) else data
+        if (
+            not isinstance(records, list)
+            or not records
+            or not all(isinstance(r, dict) and r for r in records)
+        ):
+            raise BadBody(_RECORDS)
+        if sum(len(r) for r in records) > max_elements:
+            raise BadBody(f"a request holds at most {max_elements} values in all its records")
+        return records
+
     @authed
     async def infer(request: Request) -> Response:
-        read = await payload(request)
+        read = await payload(request, infer_request)
         if not isinstance(read, tuple):
             return read
-        body, data = read
-        try:
-            parsed = parse_infer(data)
-        except BadTensor as exc:
-            return _error(str(exc), 400)
+        body, parsed = read
         got = await answered(request, body, parsed.inputs)
         if not isinstance(got, tuple):
             return got
@@ -146,17 +186,10 @@ def create_app(
 
     @authed
     async def predict(request: Request) -> Response:
-        read = await payload(request)
+        read = await payload(request, records_of)
         if not isinstance(read, tuple):
             return read
-        body, data = read
-        records = data.get("records") if isinstance(data, dict) else data
-        if (
-            not isinstance(records, list)
-            or not records
-            or not all(isinstance(r, dict) and r for r in records)
-        ):
-            return _error('expected a non-empty list of records: [{"feature": value}, ...]', 400)
+        body, records = read
         got = await answered(request, body, records)
         if not isinstance(got, tuple):
             return got
@@ -172,24 +205,23 @@ def create_app(
             headers,
         )
 
+    def record_outcomes(items: list[tuple[str, Any]]) -> None:
+        for key, outcome in items:
+            router.outcome(key, outcome)
+
     @authed
     async def outcomes(request: Request) -> Response:
-        read = await payload(request)
+        # The whole batch is checked before one line is written, then written by one call:
+        # a 400 means none was recorded, so the client's retry duplicates nothing.
+        read = await payload(request, _outcomes_of)
         if not isinstance(read, tuple):
             return read
-        _, data = read
-        items = data if isinstance(data, list) else [data]
-        if not items or not all(_outcome_ok(item) for item in items):
-            return _error(
-                'expected {"key": KEY, "outcome": VALUE} or a list of them; '
-                f"a key is 1 to {MAX_KEY} printable characters",
-                400,
-            )
+        _, items = read
         try:
-            for item in items:
-                await run_in_threadpool(router.outcome, item["key"], item["outcome"])
-        except MvctlError as exc:  # an outcome too large to log
-            return _error(exc.message, 400)
+            await run_in_threadpool(record_outcomes, items)
+        except MvctlError as exc:  # not expected: _outcomes_of checks what the log refuses
+            log(f"500: {exc.message}")
+            return _error(exc.message, 500)
         return Response(status_code=204)
 
     @authed
@@ -254,11 +286,66 @@ def _no_constant(name: str) -> None:
     raise ValueError(f"{name} is not a JSON number")
 
 
-def _outcome_ok(item: Any) -> bool:
-    if not isinstance(item, dict) or set(item) != {"key", "outcome"}:
-        return False
-    key = item["key"]
-    return isinstance(key, str) and 0 < len(key) <= MAX_KEY and key.isprintable()
+def _decoded(body: bytes) -> Any:
+    """A body as JSON (UTF-8, RFC 8259), refusing one whose strings UTF-8 cannot encode: a
+    lone surrogate (``"\\ud800"``) would otherwise reach the model, and then fail its answer
+    or the decision log after the model ran."""
+    try:
+        text = body.decode("utf-8")  # strict: refuses encoded surrogates as well
+    except UnicodeDecodeError as exc:
+        raise BadBody(f"body is not UTF-8: {exc.reason} at byte {exc.start}") from exc
+    try:
+        data = json.loads(text, parse_constant=_no_constant)
+    except (ValueError, RecursionError) as exc:
+        raise BadBody(f"body is not JSON: {str(exc)[:200]}") from exc
+    if _SURROGATE_ESCAPE.search(text) and not _encodable(data):
+        raise BadBody("body holds a string with a lone UTF-16 surrogate, which is not text")
+    return data
+
+
+def _encodable(data: Any) -> bool:
+    """Every string in ``data`` (keys too) encodes as UTF-8."""
+    stack = [data]
+    while stack:
+        value = stack.pop()
+        if isinstance(value, str):
+            strings = [value]
+        elif isinstance(value, dict):
+            strings = list(value)
+            stack.extend(value.values())
+        elif isinstance(value, list):
+            stack.extend(value)
+            continue
+        else:
+            continue
+        for text in strings:
+            if not text.isascii():
+                try:
+                    text.encode()
+                except UnicodeEncodeError:
+                    return False
+    return True
+
+
+def _outcomes_of(body: bytes) -> list[tuple[str, Any]]:
+    """An /outcomes batch, every item checked as the router and decision log check it."""
+    from mvctl.serving.decisions import OUTPUT_CAP
+    from mvctl.serving.errors import InvalidRequest
+    from mvctl.serving.routing import check_key
+
+    data = _decoded(body)
+    items = data if isinstance(data, list) else [data]
+    if not items or not all(isinstance(i, dict) and set(i) == {"key", "outcome"} for i in items):
+        raise BadBody(_OUTCOMES)
+    batch = [(item["key"], item["outcome"]) for item in items]
+    for key, outcome in batch:
+        try:
+            check_key(key)
+        except InvalidRequest as exc:
+            raise BadBody(_OUTCOMES) from exc
+        if len(json.dumps(outcome)) > OUTPUT_CAP:  # ASCII: characters are bytes
+            raise BadBody(f"an outcome is at most {OUTPUT_CAP} bytes of JSON")
+    return batch
 
 
 def _answer(data: dict[str, Any], headers: dict[str, str]) -> Response:
@@ -267,9 +354,15 @@ def _answer(data: dict[str, Any], headers: dict[str, str]) -> Response:
     from starlette.responses import Response
 
     try:
-        body = json.dumps(data, allow_nan=False, ensure_ascii=False, separators=(",", ":"))
+        text = json.dumps(data, allow_nan=False, ensure_ascii=False, separators=(",", ":"))
     except ValueError:
         return _error("the model answered NaN or Infinity, which JSON cannot carry", 500, headers)
+    try:
+        body = text.encode()
+    except UnicodeEncodeError:
+        return _error(
+            "the model answered a string that is not text (a lone surrogate)", 500, headers
+        )
     return Response(body, media_type="application/json", headers=headers)
 
 

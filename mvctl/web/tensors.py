@@ -6,16 +6,25 @@ from __future__ import annotations
 
 import json
 import math
+import sys
 from dataclasses import dataclass
 from typing import Any
 
-# The protocol's tensor data types, by the JSON values their elements must be.
-_INTS = ("UINT8", "UINT16", "UINT32", "UINT64", "INT8", "INT16", "INT32", "INT64")
-_FLOATS = ("FP16", "FP32", "FP64")
+# The protocol's tensor data types, by the JSON values their elements must be: integers in
+# the type's range, finite numbers no larger than the type's largest finite value.
+_INTS = {
+    **{f"INT{bits}": (-(1 << (bits - 1)), (1 << (bits - 1)) - 1) for bits in (8, 16, 32, 64)},
+    **{f"UINT{bits}": (0, (1 << bits) - 1) for bits in (8, 16, 32, 64)},
+}
+_FLOATS = {"FP16": 65504.0, "FP32": 3.4028234663852886e38, "FP64": sys.float_info.max}
 DATATYPES = frozenset((*_INTS, *_FLOATS, "BOOL", "BYTES"))
 OUTPUT = "predict"  # the output tensor's name, as MLServer's scikit-learn runtime names it
 MAX_NAME = 256
 MAX_DEPTH = 8  # nesting of a tensor's data lists
+# Elements of one request, all inputs together: what bounds the memory a request's decoded
+# inputs (and their shadow copy) hold, and the model's time on it. 8 MiB of JSON can carry
+# four million one-digit numbers; a million is tens of thousands of rows of any real width.
+MAX_ELEMENTS = 1_000_000
 
 
 class BadTensor(ValueError):
@@ -31,8 +40,9 @@ class InferRequest:
     inputs: list[list[Any]] | list[dict[str, Any]]
 
 
-def parse_infer(payload: Any) -> InferRequest:
-    """Decode an inference request, refusing anything malformed with a one-line reason."""
+def parse_infer(payload: Any, *, max_elements: int = MAX_ELEMENTS) -> InferRequest:
+    """Decode an inference request, refusing anything malformed with a one-line reason
+    (among them more than ``max_elements`` elements in all its inputs)."""
     if not isinstance(payload, dict):
         raise BadTensor("an inference request is a JSON object with 'inputs'")
     request_id = payload.get("id")
@@ -41,7 +51,11 @@ def parse_infer(payload: Any) -> InferRequest:
     inputs = payload.get("inputs")
     if not isinstance(inputs, list) or not inputs:
         raise BadTensor("'inputs' must be a non-empty list of tensors")
-    tensors = [_tensor(item, i) for i, item in enumerate(inputs)]
+    tensors: list[tuple[str, list[int], list[Any]]] = []
+    room = max_elements
+    for i, item in enumerate(inputs):
+        tensors.append(_tensor(item, i, room, max_elements))
+        room -= len(tensors[-1][2])
     names = [name for name, _, _ in tensors]
     if len(set(names)) != len(names):
         raise BadTensor("input names must be unique")
@@ -66,7 +80,7 @@ def _records(tensors: list[tuple[str, list[int], list[Any]]]) -> list[dict[str, 
     return [{name: flat[r] for name, _, flat in tensors} for r in range(count)]
 
 
-def _tensor(item: Any, index: int) -> tuple[str, list[int], list[Any]]:
+def _tensor(item: Any, index: int, room: int, cap: int) -> tuple[str, list[int], list[Any]]:
     if not isinstance(item, dict):
         raise BadTensor(f"input {index} is not an object")
     name, shape, datatype = item.get("name"), item.get("shape"), item.get("datatype")
@@ -78,23 +92,26 @@ def _tensor(item: Any, index: int) -> tuple[str, list[int], list[Any]]:
         or not all(isinstance(d, int) and not isinstance(d, bool) and d >= 1 for d in shape)
     ):
         raise BadTensor(f"input {name!r}: 'shape' must be a list of one or two sizes (>= 1)")
-    if datatype not in DATATYPES:
-        raise BadTensor(f"input {name!r}: unknown datatype {datatype!r}")
+    if not isinstance(datatype, str) or datatype not in DATATYPES:
+        raise BadTensor(f"input {name!r}: unknown datatype {json.dumps(datatype)[:40]}")
+    if math.prod(shape) > room:
+        raise BadTensor(f"a request holds at most {cap} elements in all its inputs")
     if "data" not in item:
         raise BadTensor(f"input {name!r} has no 'data'")
-    flat = _flatten(item["data"], name)
+    flat = _flatten(item["data"], name, room, cap)
     if math.prod(shape) != len(flat):
         raise BadTensor(
             f"input {name!r}: shape {shape} holds {math.prod(shape)} elements, its data {len(flat)}"
         )
     for value in flat:
-        if not _fits(value, str(datatype)):
+        if not _fits(value, datatype):
             raise BadTensor(f"input {name!r}: {json.dumps(value)[:40]} is not {datatype}")
     return name, shape, flat
 
 
-def _flatten(data: Any, name: str) -> list[Any]:
-    """Row-major elements of ``data``, flat or nested (the protocol allows both)."""
+def _flatten(data: Any, name: str, room: int, cap: int) -> list[Any]:
+    """Row-major elements of ``data``, flat or nested (the protocol allows both); more than
+    ``room`` of them is refused as soon as it is seen."""
     flat: list[Any] = []
     stack = [iter(data if isinstance(data, list) else [data])]
     while stack:
@@ -105,12 +122,16 @@ def _flatten(data: Any, name: str) -> list[Any]:
                 stack.append(iter(value))
                 break
             flat.append(value)
+            if len(flat) > room:
+                raise BadTensor(f"a request holds at most {cap} elements in all its inputs")
         else:
             stack.pop()
     return flat
 
 
 def _fits(value: Any, datatype: str) -> bool:
+    """Whether a JSON value is an element of ``datatype``. Python compares an int of any
+    size with a float exactly, never overflowing, so a 400-digit integer is just too big."""
     if datatype == "BOOL":
         return isinstance(value, bool)
     if datatype == "BYTES":
@@ -118,10 +139,12 @@ def _fits(value: Any, datatype: str) -> bool:
     if isinstance(value, bool) or not isinstance(value, int | float):
         return False
     if datatype in _FLOATS:
-        return math.isfinite(value)
-    if not (isinstance(value, int) or value.is_integer()):
-        return False
-    return value >= 0 if datatype.startswith("U") else True
+        largest = _FLOATS[datatype]
+        return (isinstance(value, int) or math.isfinite(value)) and -largest <= value <= largest
+    if datatype not in _INTS or (isinstance(value, float) and not value.is_integer()):
+        return False  # is_integer() is False for NaN and the infinities too
+    low, high = _INTS[datatype]
+    return low <= value <= high
 
 
 def output_tensor(outputs: list[Any]) -> dict[str, Any]:
