@@ -64,9 +64,10 @@ class ChannelMove:
     alerts: tuple[str, ...] = ()  # alert instances an automatic rollback acts on
     weight: float | None = None  # the channel's share of traffic after the move (weighted)
     previous_weight: float | None = None  # ... and before it
+    evidence: dict[str, Any] | None = None  # the canary analysis that decided it (if any)
 
     def to_dict(self) -> dict[str, Any]:
-        return {
+        out: dict[str, Any] = {
             "model": self.model,
             "channel": self.channel,
             "version": self.version,
@@ -90,6 +91,9 @@ class ChannelMove:
             "weight": self.weight,
             "previous_weight": self.previous_weight,
         }
+        if self.evidence is not None:  # only then: other moves' JSON stays as it was
+            out["evidence"] = self.evidence
+        return out
 
 
 @dataclass(frozen=True)
@@ -208,6 +212,7 @@ def _tag_objects(ctx: Context, move: ChannelMove) -> tuple[str, str | None]:
         alerts=move.alerts,
         weight=move.weight,
         previous_weight=move.previous_weight,
+        evidence=move.evidence,
     )
     event_message = tags.format_message(_title(move), body.to_dict())
     if move.kind == "stop":

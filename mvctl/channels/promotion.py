@@ -10,6 +10,7 @@ is a weight change). A promotion to canary records a weight, the default unless 
 from __future__ import annotations
 
 from pathlib import Path
+from typing import Any
 
 from mvctl._adapters.git import GitRepo
 from mvctl.analysis import rules
@@ -88,12 +89,14 @@ def promote(
     request: str | None = None,
     eval_data: Path | None = None,
     weight: float | None = None,
+    evidence: dict[str, Any] | None = None,
 ) -> ChannelMove:
     """Move ``channel`` to ``version`` if the gates pass (or ``force`` with a reason).
     ``push``: True publishes (an error without the remote), False keeps the move local, None
     follows the registry's rule (publish when the remote exists, unless ``push: never``).
     ``weight``: the channel's percent of traffic (canary channels; refused for production
-    and shadow); a promotion to canary without one records the default."""
+    and shadow); a promotion to canary without one records the default. ``evidence``: the
+    canary analysis that decided the promotion (mvctl.canary), recorded in the event."""
     check_text(reason, "--reason")
     if weight is not None:
         tags.refuse_weight(channel)
@@ -141,6 +144,7 @@ def promote(
         remote=ctx.remote,
         weight=recorded if holder != version else ctx.state.weight(channel),
         note=note if holder != version else "",
+        evidence=evidence,
     )
     if dry_run or holder == version:
         return move

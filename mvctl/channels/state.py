@@ -47,9 +47,10 @@ class Event:
     alerts: tuple[str, ...] = ()  # the alert instances an automatic rollback acted on
     weight: float | None = None  # the channel's share of traffic after the event (weighted)
     previous_weight: float | None = None
+    evidence: dict[str, Any] | None = None  # the canary analysis that decided the event
 
     def to_dict(self) -> dict[str, Any]:
-        return {
+        out: dict[str, Any] = {
             "event": self.name,
             "counter": self.counter,
             "channel": self.channel,
@@ -67,6 +68,9 @@ class Event:
             "weight": self.weight,
             "previous_weight": self.previous_weight,
         }
+        if self.evidence is not None:  # only then: other events' JSON stays as it was
+            out["evidence"] = self.evidence
+        return out
 
     @property
     def moves(self) -> bool:
@@ -233,6 +237,7 @@ def _event(record: TagRecord, versions_at: dict[str, str]) -> Event | None:
         alerts=body.alerts,
         weight=body.weight,
         previous_weight=body.previous_weight,
+        evidence=body.evidence,
     )
 
 

@@ -18,6 +18,7 @@ from __future__ import annotations
 
 from dataclasses import replace
 from pathlib import Path
+from typing import Any
 
 from mvctl.channels import moves
 from mvctl.channels.moves import ChannelMove, now
@@ -36,17 +37,25 @@ def set_weight(
     push: bool | None = None,
     remote: str = "origin",
     dry_run: bool = False,
+    evidence: dict[str, Any] | None = None,
 ) -> ChannelMove:
-    """Give ``channel`` (which must hold a version) ``weight`` percent of the traffic."""
+    """Give ``channel`` (which must hold a version) ``weight`` percent of the traffic;
+    ``evidence``: the canary analysis that decided it, recorded in the event."""
     check_text(reason, "--reason")
     tags.refuse_weight(channel)
     weight = tags.check_weight(weight)
     ctx = moves.open_channel(root, model, channel, push, remote, dry_run=dry_run)
-    return weight_on(ctx, channel, weight, reason=reason, dry_run=dry_run)
+    return weight_on(ctx, channel, weight, reason=reason, dry_run=dry_run, evidence=evidence)
 
 
 def weight_on(
-    ctx: moves.Context, channel: str, weight: float, *, reason: str, dry_run: bool
+    ctx: moves.Context,
+    channel: str,
+    weight: float,
+    *,
+    reason: str,
+    dry_run: bool,
+    evidence: dict[str, Any] | None = None,
 ) -> ChannelMove:
     """:func:`set_weight` on a context the caller opened (and fetched) already."""
     state = ctx.state
@@ -80,6 +89,7 @@ def weight_on(
         remote=ctx.remote,
         weight=weight,
         previous_weight=current,
+        evidence=evidence,
     )
     if dry_run:
         return move
@@ -95,8 +105,10 @@ def stop(
     push: bool | None = None,
     remote: str = "origin",
     dry_run: bool = False,
+    evidence: dict[str, Any] | None = None,
 ) -> ChannelMove:
-    """Take ``channel`` off: its unassignment event, and its alias deleted."""
+    """Take ``channel`` off: its unassignment event, and its alias deleted (``evidence``:
+    the canary analysis that decided it, recorded in the event)."""
     check_text(reason, "--reason")
     if not reason.strip():
         raise UsageError("a stop needs --reason: it is recorded in the channel history")
@@ -106,10 +118,17 @@ def stop(
             hint="roll it back (mvctl rollback) or promote another version",
         )
     ctx = moves.open_channel(root, model, channel, push, remote, dry_run=dry_run)
-    return stop_on(ctx, channel, reason=reason, dry_run=dry_run)
+    return stop_on(ctx, channel, reason=reason, dry_run=dry_run, evidence=evidence)
 
 
-def stop_on(ctx: moves.Context, channel: str, *, reason: str, dry_run: bool) -> ChannelMove:
+def stop_on(
+    ctx: moves.Context,
+    channel: str,
+    *,
+    reason: str,
+    dry_run: bool,
+    evidence: dict[str, Any] | None = None,
+) -> ChannelMove:
     """:func:`stop` on a context the caller opened (and fetched) already."""
     state = ctx.state
     model = state.model
@@ -138,6 +157,7 @@ def stop_on(ctx: moves.Context, channel: str, *, reason: str, dry_run: bool) -> 
         dry_run=dry_run,
         remote=ctx.remote,
         previous_weight=state.weight(channel),
+        evidence=evidence,
     )
     if dry_run:
         return move

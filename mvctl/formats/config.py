@@ -12,7 +12,7 @@ from mvctl.common import yamlio
 from mvctl.errors import OperationalError
 from mvctl.formats import schema
 from mvctl.formats.layout import CONFIG_FILE
-from mvctl.formats.rules import Rule, parse_rule
+from mvctl.formats.rules import CanaryConfig, Rule, parse_canary, parse_rule
 from mvctl.formats.schema import DEFAULT_CHANNELS
 
 __all__ = ["CONFIG_FILE", "DEFAULT_CHANNELS", "ModelConfig", "RegistryConfig", "load", "loads"]
@@ -60,6 +60,7 @@ class ModelConfig:
     review: tuple[str, ...] = ()  # channels whose promotions need a merged request
     gate_rules: dict[str, tuple[Rule, ...]] = field(default_factory=dict)  # by channel
     monitor_rules: dict[str, tuple[Rule, ...]] = field(default_factory=dict)
+    canary: CanaryConfig = field(default_factory=CanaryConfig)  # mvctl canary analyze
 
     def gates(self, channel: str) -> list[Rule]:
         """The gate rules for ``channel`` (see mvctl.channels.gates)."""
@@ -148,6 +149,7 @@ def parse(data: Any, text: str | None = None) -> RegistryConfig:
             review=tuple(entry.get("review", review)),
             gate_rules=_by_channel(entry.get("gates")),
             monitor_rules=_by_channel(entry.get("monitors")),
+            canary=parse_canary(entry.get("canary")),
         )
     return RegistryConfig(
         channels=tuple(data.get("channels", DEFAULT_CHANNELS)),

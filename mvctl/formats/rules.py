@@ -14,17 +14,27 @@ from dataclasses import dataclass
 from typing import Any, ClassVar, Literal
 
 from mvctl.formats import schema
-from mvctl.formats.schema import BiasMetric, Correction, DriftTest, VersionPart
+from mvctl.formats.schema import (
+    CANARY_UNTESTED,
+    BiasMetric,
+    CanaryMetricName,
+    Correction,
+    DriftTest,
+    VersionPart,
+)
 
 __all__ = [
     "KINDS",
     "BiasRule",
+    "CanaryConfig",
+    "CanaryMetric",
     "DataRule",
     "DriftRule",
     "EnvRule",
     "MetricRule",
     "PackageRule",
     "Rule",
+    "parse_canary",
     "parse_rule",
 ]
 
@@ -158,3 +168,60 @@ def parse_rule(rule: Mapping[str, Any]) -> Rule:
         key: tuple(v) if isinstance(v, list) else v for key, v in rule.items()
     }
     return KINDS[kind](**values)
+
+
+# --- canary analysis (mvctl.canary) ----------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class CanaryMetric:
+    """``{metric: NAME, primary: BOOL, min|max: BOUND, effect: SIZE}`` under ``canary.metrics``.
+    ``min``/``max`` make it a threshold metric too; ``effect`` is the relative difference the
+    sequential test is tuned to find (its mixture's scale; None: the analysis's default)."""
+
+    metric: CanaryMetricName
+    primary: bool = False
+    min: float | None = None
+    max: float | None = None
+    effect: float | None = None
+
+    @property
+    def threshold(self) -> bool:
+        return self.min is not None or self.max is not None
+
+
+@dataclass(frozen=True)
+class CanaryConfig:
+    """A model's ``canary:`` entry: the weights to walk through, how many failed threshold
+    checks roll back, the error level of the tests, the samples each arm needs before any
+    verdict (and each step before the next), and the metrics."""
+
+    steps: tuple[float, ...] = ()
+    max_failed: int = 2
+    alpha: float = 0.05
+    min_samples: int = 1000
+    metrics: tuple[CanaryMetric, ...] = (CanaryMetric("error_rate", primary=True),)
+
+    @property
+    def primary(self) -> CanaryMetric | None:
+        """The metric a promotion needs to be better: the one marked, else the first listed
+        that has a sequential test."""
+        marked = [m for m in self.metrics if m.primary]
+        if marked:
+            return marked[0]
+        return next((m for m in self.metrics if m.metric not in CANARY_UNTESTED), None)
+
+
+def parse_canary(entry: Mapping[str, Any] | None) -> CanaryConfig:
+    """The typed ``canary:`` entry the schema accepted (None: the defaults)."""
+    if not entry:
+        return CanaryConfig()
+    default = CanaryConfig()
+    metrics = entry.get("metrics")
+    return CanaryConfig(
+        steps=tuple(entry.get("steps", ())),
+        max_failed=entry.get("max_failed", default.max_failed),
+        alpha=entry.get("alpha", default.alpha),
+        min_samples=entry.get("min_samples", default.min_samples),
+        metrics=tuple(CanaryMetric(**m) for m in metrics) if metrics else default.metrics,
+    )

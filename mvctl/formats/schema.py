@@ -47,6 +47,28 @@ BIAS_METRICS: tuple[str, ...] = get_args(BiasMetric)
 VERSION_PARTS: tuple[str, ...] = get_args(VersionPart)
 LIVE_METRICS: tuple[str, ...] = get_args(LiveMetric)
 METRIC_CHECKS = ("min", "max", "max_drop", "min_gain", "required")
+# What `mvctl canary analyze` compares (mvctl.canary.analysis keys its table by these names).
+CanaryMetricName = Literal[
+    "error_rate",
+    "false_positive_rate",
+    "false_negative_rate",
+    "precision",
+    "recall",
+    "accuracy",
+    "roc_auc",
+    "mae",
+    "rmse",
+    "latency_mean_ms",
+    "latency_p50_ms",
+    "latency_p95_ms",
+    "latency_p99_ms",
+    "psi",
+    "agreement",
+]
+CANARY_METRICS: tuple[str, ...] = get_args(CanaryMetricName)
+# Values without a sequential test of their own (reported, and checked against a threshold):
+# never the primary metric, so a promotion always rests on a test.
+CANARY_UNTESTED = ("roc_auc", "psi", "agreement")
 
 
 def kinds_of(rule: Mapping[str, Any], kinds: Iterable[str]) -> list[str]:
@@ -226,6 +248,82 @@ class _Models:
                 yield from self.entry.check(entry, (*at, name), channels)
 
 
+class _Steps:
+    """Canary weights to walk through: percentages in (0, 100], strictly increasing."""
+
+    def check(self, value: Any, at: At, channels: tuple[str, ...]) -> Iterator[_Problem]:
+        if not isinstance(value, list) or not all(_is_number(v) for v in value):
+            yield _Problem(at, "must be a list of percentages like [5, 25, 50]")
+            return
+        for index, step in enumerate(value):
+            if not 0 < step <= 100:
+                yield _Problem((*at, index), "a step is a percentage above 0 and at most 100")
+            elif index and step <= value[index - 1]:
+                yield _Problem((*at, index), "steps must increase")
+
+
+_CANARY_METRIC = _Table(
+    {
+        "metric": _one_of(*CANARY_METRICS),
+        "primary": FLAG,
+        "min": NUMBER,
+        "max": NUMBER,
+        "effect": _Value("a number above 0", lambda v: _is_number(v) and v > 0),
+    },
+    "canary metric",
+    needs=("metric",),
+)
+
+
+class _CanaryMetrics:
+    """The metrics a canary is judged on: known names, at most one primary, and the
+    primary one that has a sequential test."""
+
+    def check(self, value: Any, at: At, channels: tuple[str, ...]) -> Iterator[_Problem]:
+        if not isinstance(value, list) or not value:
+            yield _Problem(at, "must be a non-empty list like [{metric: error_rate}]")
+            return
+        primaries = 0
+        for index, item in enumerate(value):
+            where = (*at, index)
+            if not isinstance(item, dict):
+                yield _Problem(where, "a canary metric must be a mapping like {metric: recall}")
+                continue
+            if isinstance(item.get("metric"), str) and item["metric"] not in CANARY_METRICS:
+                name = item["metric"]
+                yield _Problem(
+                    (*where, "metric"),
+                    f"unknown canary metric {name!r}{_suggest(name, CANARY_METRICS)}",
+                )
+                continue
+            yield from _CANARY_METRIC.check(item, where, channels)
+            if item.get("primary") is True:
+                primaries += 1
+                if primaries > 1:
+                    yield _Problem((*where, "primary"), "only one metric can be primary")
+                if item.get("metric") in CANARY_UNTESTED:
+                    yield _Problem(
+                        (*where, "primary"),
+                        f"{item['metric']} has no sequential test: it cannot be primary",
+                    )
+
+
+def _is_alpha(value: Any) -> bool:
+    return _is_number(value) and 0 < value < 1
+
+
+_CANARY = _Table(
+    {
+        "steps": _Steps(),
+        "max_failed": _Value("a whole number >= 1", lambda v: type(v) is int and v >= 1),
+        "alpha": _Value("a number between 0 and 1", _is_alpha),
+        "min_samples": _Value("a whole number >= 1", lambda v: type(v) is int and v >= 1),
+        "metrics": _CanaryMetrics(),
+    },
+    "canary",
+)
+
+
 _DRIFT = _Table(
     {
         "drift": _one_of(*DRIFT_TESTS),
@@ -343,6 +441,7 @@ _MODEL = _Table(
         "monitors": _ByChannel(_Rules(MONITOR_RULES)),
         "review": _Channels(),
         "retention": _Table({"keep_gold": COUNT, "keep_recent": COUNT}),
+        "canary": _CANARY,
         "description": STRING,
         "labels": TEXTS,
     },

@@ -307,7 +307,8 @@ class EventBody:
     """``MODEL#CHANNEL#N``: one assignment (promote, override, rollback or a weight change);
     ``MODEL#CHANNEL!#N``: one unassignment (kind ``stop``). ``weight`` is the channel's
     share of traffic after the event, ``previous_weight`` before it (each written only when
-    the channel has one)."""
+    the channel has one); ``evidence`` is the summary of the canary analysis that decided
+    the move (``mvctl canary analyze --apply``), written only then."""
 
     kind: str
     model: str
@@ -324,6 +325,8 @@ class EventBody:
     alerts: tuple[str, ...] = ()  # written only when there are some
     weight: float | None = None  # written only when set (weighted channels)
     previous_weight: float | None = None  # written only when set
+    # The canary analysis a move was decided on (mvctl.canary): written only when set.
+    evidence: dict[str, Any] | None = None
 
     def to_dict(self) -> dict[str, Any]:
         body: dict[str, Any] = {
@@ -346,10 +349,13 @@ class EventBody:
             body["weight"] = _whole(self.weight)
         if self.previous_weight is not None:
             body["previous_weight"] = _whole(self.previous_weight)
+        if self.evidence is not None:
+            body["evidence"] = self.evidence
         return body
 
     @classmethod
     def from_dict(cls, body: Mapping[str, Any]) -> EventBody:
+        evidence = body.get("evidence")
         return cls(
             kind=_text(body.get("kind")),
             model=_text(body.get("model")),
@@ -366,6 +372,7 @@ class EventBody:
             alerts=tuple(a for a in _items(body.get("alerts")) if isinstance(a, str)),
             weight=read_weight(body.get("weight")),
             previous_weight=read_weight(body.get("previous_weight")),
+            evidence=evidence if isinstance(evidence, dict) else None,
         )
 
 
