@@ -6,9 +6,12 @@ descriptor for ever, and ``limit_concurrency`` counts connections only once a re
 headers are in (then answering 503 to everyone while the stalled sockets stay open). So
 here every connection must complete its request headers within the read timeout of
 connecting, or of its previous response; and a connection beyond the cap evicts the one
-that has waited longest for its headers (only when none is waiting is the newcomer
-closed), so a flood of stalled sockets cannot keep out a client that sends its request at
-once. Reading the body is the app's to time out: it knows when it reads one.
+that has waited longest for its first request's headers, so a flood of stalled sockets
+cannot keep out a client that sends its request at once. A kept-alive connection idle
+between two requests (a client's pool, a TLS proxy's upstream) has proved itself by
+completing a request: it is evicted only when no connection is waiting for its first
+headers, the longest idle first; only when every connection is inside a request is the
+newcomer closed. Reading the body is the app's to time out: it knows when it reads one.
 """
 
 from __future__ import annotations
@@ -146,9 +149,11 @@ def guarded_protocol(limits: Limits) -> type[asyncio.Protocol]:
     """uvicorn's h11 protocol with a header-read timeout and a connection cap."""
     from uvicorn.protocols.http.h11_impl import H11Protocol
 
-    # Per server, never per module: the connections owing request headers, oldest first (a
-    # dict keeps insertion order), and every connection not yet dropped.
-    waiting: dict[Guarded, None] = {}
+    # Per server, never per module: the connections owing their first request's headers and
+    # the kept-alive ones owing the next request's, each oldest first (a dict keeps
+    # insertion order), and every connection not yet dropped.
+    fresh: dict[Guarded, None] = {}
+    idle: dict[Guarded, None] = {}
     admitted: set[Guarded] = set()
 
     class Guarded(H11Protocol):
@@ -157,20 +162,22 @@ def guarded_protocol(limits: Limits) -> type[asyncio.Protocol]:
         def connection_made(self, transport: asyncio.Transport) -> None:  # type: ignore[override]
             super().connection_made(transport)
             if len(admitted) >= limits.max_connections:
-                if not waiting:  # every connection is in a request: refuse this one
+                evictable = fresh or idle
+                if not evictable:  # every connection is in a request: refuse this one
                     transport.close()
                     return
-                next(iter(waiting)).drop()
+                next(iter(evictable)).drop()
             admitted.add(self)
-            self.await_headers()
+            self.await_headers(fresh)
 
-        def await_headers(self) -> None:
+        def await_headers(self, queue: dict[Guarded, None]) -> None:
             self.stop_waiting()
-            waiting[self] = None
+            queue[self] = None
             self.timer = self.loop.call_later(limits.read_timeout, self.drop)
 
         def stop_waiting(self) -> None:
-            waiting.pop(self, None)
+            fresh.pop(self, None)
+            idle.pop(self, None)
             if self.timer is not None:
                 self.timer.cancel()
                 self.timer = None
@@ -190,7 +197,7 @@ def guarded_protocol(limits: Limits) -> type[asyncio.Protocol]:
             cycle = self.cycle
             super().on_response_complete()  # may already parse a pipelined request
             if self.cycle is cycle and not self.transport.is_closing():
-                self.await_headers()  # the next request (or the rest of this body) is owed
+                self.await_headers(idle)  # the next request (or the rest of this body) is owed
 
         def connection_lost(self, exc: Exception | None) -> None:
             self.stop_waiting()
