@@ -10,7 +10,7 @@ from dataclasses import dataclass
 from pathlib import Path, PurePosixPath
 from typing import Any
 
-from mvctl._adapters.git import GitRepo
+from mvctl._adapters.git import GitRepo, TagRecord
 from mvctl.channels import state as channels
 from mvctl.common import yamlio
 from mvctl.errors import MvctlError
@@ -73,13 +73,66 @@ def _channel_problems(state: channels.ModelState) -> list[str]:
             continue
         if not newest:
             found.append(f"{name} has no assignment event")
-        elif newest[0].commit != alias.commit:
-            found.append(
-                f"{name} points at {alias.commit[:12]} but its newest event {newest[0].name}"
-                f" points at {newest[0].commit[:12]}"
-            )
+        else:
+            if newest[0].commit != alias.commit:
+                found.append(
+                    f"{name} points at {alias.commit[:12]} but its newest event "
+                    f"{newest[0].name} points at {newest[0].commit[:12]}"
+                )
+            found += _alias_body_problems(model, channel, alias, newest[0])
         if state.version_at(alias.commit) is None:
             found.append(f"{name} points at a commit with no version of {model}")
+    return found
+
+
+def _share(weight: float | None) -> str:
+    return "no weight (no traffic)" if weight is None else f"{tags.weight_text(weight)}% of traffic"
+
+
+def _alias_body_problems(
+    model: str, channel: str, alias: TagRecord, newest: channels.Event
+) -> list[str]:
+    """An alias's body against the newest event of its channel. Hosts route by the body's
+    weight and sync orders aliases by its counter, so a re-tag by hand that changes either
+    changes what the fleet does with no event recording it. An alias with no body (a
+    lightweight tag, or one annotated by hand with a message of its own) says no weight:
+    it is consistent on a channel whose newest event gives none (hosts read its commit and
+    nothing else), and a problem on a weighted one (hosts send that channel nothing)."""
+    name = tags.alias_tag(model, channel)
+    fields = tags.parse_message(alias.message)[1]
+    body = tags.AliasBody.from_dict(fields)
+    found = []
+    if body.weight != newest.weight:
+        why = ""
+        if not fields:
+            why = "is a lightweight tag, so it " if not alias.annotated else "has no body, so it "
+        repair = ""
+        if newest.weight is not None:
+            shown = tags.weight_text(newest.weight)
+            repair = f" (run 'mvctl canary weight {model} {shown}' to move it back with a record)"
+        given = "no weight" if newest.weight is None else f"{tags.weight_text(newest.weight)}%"
+        found.append(
+            f"{name} {why}gives {channel} {_share(body.weight)} but its newest event "
+            f"{newest.name} gives it {given}: hosts route what the alias says, and no event "
+            f"records it{repair}"
+        )
+    if not fields or alias.commit != newest.commit:
+        return found  # no body to compare, or moved: the commit's problem says it
+    if (body.model, body.channel) != (model, channel):
+        found.append(
+            f"{name} names {body.model or '?'}@{body.channel or '?'} in its body, not the "
+            f"channel of its newest event {newest.name}"
+        )
+    if (body.event, body.counter) != (newest.name, newest.counter):
+        found.append(
+            f"{name} names event {body.event or 'none'} (number {body.counter}), not its "
+            f"newest event {newest.name} (number {newest.counter}): sync orders aliases by it"
+        )
+    if newest.version is not None and body.version != newest.version:
+        found.append(
+            f"{name} names version {body.version or 'none'}, not {newest.version} of its "
+            f"newest event {newest.name}"
+        )
     return found
 
 

@@ -304,6 +304,89 @@ def test_check_finds_an_alias_left_over_a_stop_and_a_missing_one(reg: Registry) 
     assert any("fraud@staging is missing" in p for p in check(reg.root, offline=True).problems)
 
 
+def retag(reg: Registry, alias: str, **changes: Any) -> None:
+    """Re-tag ``alias`` by hand on its own commit, its body changed by ``changes`` (None
+    deletes a field), the title kept, and force-pushed: what anyone allowed to push tags
+    can do."""
+    fields = {k: v for k, v in {**body(reg, alias), **changes}.items() if v is not None}
+    title = reg.git("tag", "-l", "--format=%(contents:subject)", alias).strip()
+    message = reg.root.parent / "alias-message"
+    message.write_text(f"{title}\n\n{json.dumps(fields, indent=1)}\n")
+    reg.git("tag", "-f", "-a", "-F", str(message), alias, commit_of(reg, alias))
+    reg.git("push", "-q", "--force", "origin", f"refs/tags/{alias}")
+
+
+def test_check_finds_an_alias_whose_weight_no_event_gave(reg: Registry) -> None:
+    """Hostile finding 4: 10% -> 90% of traffic by a re-tag, with no event recording it."""
+    promote(reg.root, "fraud", "v0.3.0", "canary", weight=10)
+    assert check(reg.root, offline=True).ok
+    retag(reg, "fraud@canary", weight=90)
+    assert [e.weight for e in state(reg).channel_events("canary")] == [10]  # the record...
+    assert show(reg.root, "fraud@canary").info.weights == {"canary": 90}  # ...what hosts get
+    problems = check(reg.root, offline=True).problems
+    assert problems == (
+        "fraud@canary gives canary 90% of traffic but its newest event fraud#canary#1 gives "
+        "it 10%: hosts route what the alias says, and no event records it (run 'mvctl canary "
+        "weight fraud 10' to move it back with a record)",
+    )
+    proc = mvctl(reg.root, "check")  # the remote has the same alias: this is the problem
+    assert proc.returncode == 1 and "fraud@canary gives canary 90%" in proc.stdout
+    assert len(check(reg.root).problems) == 1
+    # The repair the problem names is a recorded move: it says what the alias had.
+    moved = set_weight(reg.root, "fraud", 10, reason="undo a hand-made 90%")
+    assert (moved.event, moved.previous_weight) == ("fraud#canary#2", 90)
+    assert check(reg.root).ok
+
+
+@pytest.mark.parametrize(
+    ("changes", "expected"),
+    [
+        ({"weight": None}, "fraud@canary gives canary no weight (no traffic)"),
+        ({"counter": 7}, "fraud@canary names event fraud#canary#1 (number 7)"),
+        ({"event": "fraud#canary#9"}, "fraud@canary names event fraud#canary#9 (number 1)"),
+        ({"version": "v0.1.0"}, "fraud@canary names version v0.1.0"),
+        ({"model": "other", "channel": "staging"}, "fraud@canary names other@staging"),
+    ],
+)
+def test_check_compares_every_field_of_an_alias_body_with_the_newest_event(
+    reg: Registry, changes: dict[str, Any], expected: str
+) -> None:
+    promote(reg.root, "fraud", "v0.3.0", "canary", weight=10)
+    retag(reg, "fraud@canary", **changes)
+    [problem] = check(reg.root, offline=True).problems
+    assert problem.startswith(expected), problem
+    assert "newest event fraud#canary#1" in problem
+
+
+def test_check_judges_a_lightweight_alias_by_its_commit_and_the_weight_it_lacks(
+    reg: Registry,
+) -> None:
+    """A lightweight alias (``git tag -f M@C COMMIT``) has no body: hosts read its commit
+    and no weight. On an unweighted channel that is all there is to agree on; on a weighted
+    one the hosts send the channel nothing, which no event says."""
+    promote(reg.root, "fraud", "v0.1.0", "production")
+    reg.git("tag", "-f", "fraud@production", commit_of(reg, "fraud@production"))
+    assert check(reg.root, offline=True).ok
+    reg.git("tag", "-f", "fraud@production", commit_of(reg, "fraud@v0.3.0"))  # moved, though
+    [problem] = check(reg.root, offline=True).problems
+    assert "fraud@production points at" in problem and "fraud#production#1" in problem
+    reg.git("tag", "-f", "fraud@production", commit_of(reg, "fraud#production#1"))
+
+    promote(reg.root, "fraud", "v0.3.0", "canary", weight=20)
+    reg.git("tag", "-f", "fraud@canary", commit_of(reg, "fraud@canary"))
+    reg.git("push", "-q", "--force", "origin", "refs/tags/fraud@canary")
+    assert show(reg.root, "fraud@canary").info.weights == {}  # what hosts make of it
+    assert check(reg.root, offline=True).problems == (
+        "fraud@canary is a lightweight tag, so it gives canary no weight (no traffic) but "
+        "its newest event fraud#canary#2 gives it 20%: hosts route what the alias says, and "
+        "no event records it (run 'mvctl canary weight fraud 20' to move it back with a "
+        "record)",
+    )
+    moved = set_weight(reg.root, "fraud", 20, reason="an annotated alias again")
+    assert (moved.event, moved.previous_weight) == ("fraud#canary#3", None)
+    assert check(reg.root).ok and body(reg, "fraud@canary")["weight"] == 20
+
+
 def test_an_unassignment_by_another_tool_is_a_stop(reg: Registry) -> None:
     promote(reg.root, "fraud", "v0.1.0", "canary")
     # Written by hand (as `gto unassign` would): no body of ours.
