@@ -193,9 +193,12 @@ def compare(
     weight: float | None,
     since: float | None = None,
     step_since: float | None = None,
+    step_base: int | None = None,
     positive: Any = 1,
 ) -> CanaryReport:
-    """The report for ``candidate`` (channel, version) against ``baseline``."""
+    """The report for ``candidate`` (channel, version) against ``baseline``. The current
+    step's requests: those beyond ``step_base`` (the candidate's requests when the step's
+    event was decided, as its evidence recorded them), else those since ``step_since``."""
     base_arm, cand_arm, skipped = reading.split(found, baseline, candidate, since=since)
     regression = _regression_mode(canary, (base_arm, cand_arm), positive)
     pair = Pair(
@@ -214,7 +217,10 @@ def compare(
     results = tuple(
         _result(pair, name, configured.get(name), primary, canary, tests) for name in names
     )
-    step_requests = int((cand_arm.times >= (step_since or -math.inf)).sum())
+    if step_base is not None and step_base <= cand_arm.requests:
+        step_requests = cand_arm.requests - step_base
+    else:
+        step_requests = int((cand_arm.times >= (step_since or -math.inf)).sum())
     verdict = decide(
         worse=[r.metric for r in results if r.verdict == "worse"],
         failed=[r.metric for r in results if r.verdict == "failed"],
@@ -407,6 +413,7 @@ class Subject:
     weight: float | None
     since: float | None
     step_since: float | None
+    step_base: int | None  # the candidate's requests its newest event's evidence counted
     canary: CanaryConfig
     positive: Any
 
@@ -416,6 +423,16 @@ def _epoch(text: str) -> float | None:
         return datetime.fromisoformat(text).timestamp()
     except ValueError:
         return None
+
+
+def _counted(event: channels.Event | None, version: str) -> int | None:
+    """The candidate requests an event's evidence counted (None: no evidence of ours)."""
+    evidence = event.evidence if event is not None else None
+    seen = evidence.get("candidate") if evidence else None
+    if not isinstance(seen, dict) or seen.get("version") != version:
+        return None
+    requests = seen.get("requests")
+    return requests if type(requests) is int and requests >= 0 else None
 
 
 def subject(git: GitRepo, state: channels.ModelState, channel: str) -> Subject:
@@ -448,6 +465,7 @@ def subject(git: GitRepo, state: channels.ModelState, channel: str) -> Subject:
         weight=state.weight(channel),
         since=_epoch(arrival.time) if arrival else None,
         step_since=_epoch(newest.time) if newest else None,
+        step_base=_counted(newest, cand),
         canary=entry.canary,
         positive=columns.get("positive", 1),
     )
@@ -485,5 +503,6 @@ def report_for(about: Subject, found: Evidence) -> CanaryReport:
         weight=about.weight if about.channel != "shadow" else None,
         since=about.since,
         step_since=about.step_since,
+        step_base=about.step_base,
         positive=about.positive,
     )
