@@ -304,6 +304,22 @@ def _shown(bound: Bound) -> str:
     return f"{bound.key} {limit}" if bound.key in ("min", "max") else f"limit {limit}"
 
 
+def _rows(count: int) -> str:
+    return f"{count} labelled row{'' if count == 1 else 's'}"
+
+
+@dataclass(frozen=True)
+class _Found:
+    """A metric rule's value and where it came from in words; ``skip``: why it cannot be
+    judged (value None then, but the source and rows still reported)."""
+
+    value: float | None
+    where: str
+    source: Source | None = None
+    rows: int | None = None
+    skip: str | None = None
+
+
 class Metric:
     """``{metric: NAME, min|max|max_increase|max_decrease: BOUND, min_rows: N}``: a live
     metric, from the data's labelled rows or else from a metrics file."""
@@ -314,53 +330,57 @@ class Metric:
         label = _metric_label(name, checks)
         if not checks:
             return RuleResult(label, "breach", None, "rule has no min or max (failing closed)")
-        registered = evidence.registered.value(name) if evidence.registered else None
+        known = evidence.registered
+        registered = known.value(name) if known else None
         found = self._value(rule, evidence)
-        if isinstance(found, str):
-            return RuleResult(label, "skipped", None, found, registered=registered)
-        value, source, rows, where = found
+        if found.value is None:
+            bounds = tuple(Bound(k, given, None, None) for k, given in checks)
+            skip = found.skip or "no value"
+            return RuleResult(
+                label, "skipped", None, skip, found.source, registered, found.rows, bounds
+            )
+        value = found.value
         bounds = tuple(_bound(k, given, value, registered) for k, given in checks)
-        detail = f"{name} = {value:.6g} {where}"
-        if registered is not None and evidence.registered is not None:
-            detail += f"; {evidence.registered.version} registered {registered:.6g}"
+        detail = f"{name} = {value:.6g} {found.where}"
+        if registered is not None and known is not None:
+            detail += f"; {known.version} registered {registered:.6g}"
         detail += "".join(f"; {_shown(b)}" for b in bounds if b.key not in ("min", "max"))
         unchecked = [b.key for b in bounds if b.ok is None]
         if any(b.ok is False for b in bounds):
             level: Level = "breach"
         elif unchecked:
             level = "skipped"
-            version = evidence.registered.version if evidence.registered else "the version"
+            version = known.version if known else "the version"
             detail += (
                 f"; {version} registered no {name}, so {' and '.join(unchecked)}"
                 " has nothing to compare with"
             )
         else:
             level = "ok"
-        return RuleResult(label, level, value, detail, source, registered, rows, bounds)
+        return RuleResult(label, level, value, detail, found.source, registered, found.rows, bounds)
 
-    def _value(
-        self, rule: MetricRule, evidence: Evidence
-    ) -> tuple[float, Source, int | None, str] | str:
-        """(value, source, rows, where it came from in words), or why there is none."""
+    def _value(self, rule: MetricRule, evidence: Evidence) -> _Found:
         name = rule.metric
         live = evidence.live.get(name)
         if live is not None:
             left_out = f", {live.left_out}" if live.left_out else ""
-            where = f"on {live.rows} labelled rows{left_out}"
+            where = f"on {_rows(live.rows)}{left_out}"
             minimum = MIN_ROWS if rule.min_rows is None else rule.min_rows
+            skip = None
             if live.rows < minimum:
-                return f"{live.rows} labelled rows{left_out}: fewer than min_rows {minimum}"
-            if live.value is None:
-                return f"{live.reason} ({where})"
-            return live.value, "predictions", live.rows, f"({where})"
+                skip = f"{_rows(live.rows)}{left_out}: fewer than min_rows {minimum}"
+            elif live.value is None:
+                skip = f"{live.reason} ({where})"
+            value = None if skip else live.value
+            return _Found(value, f"({where})", "predictions", live.rows, skip)
         why_not_live = evidence.not_live.get(name)
         prefix = f"no live {name} ({why_not_live}) and " if why_not_live else ""
         if evidence.metrics is None:
-            return f"{prefix}no --metrics file"
+            return _Found(None, "", skip=f"{prefix}no --metrics file")
         value = flatten(evidence.metrics).get(name)
         if not _is_number(value):
-            return f"{prefix}{name} is not in the metrics file"
-        return float(value), "metrics_file", None, "(metrics file)"
+            return _Found(None, "", skip=f"{prefix}{name} is not in the metrics file")
+        return _Found(float(value), "(metrics file)", "metrics_file")
 
 
 KINDS: dict[str, RuleKind[Any]] = {"drift": Drift(), "bias": Bias(), "metric": Metric()}

@@ -22,7 +22,12 @@ def monitor(
         Path | None, typer.Option("--live", help="Live batch (CSV/Parquet) with features.")
     ] = None,
     predictions: Annotated[
-        Path | None, typer.Option("--predictions", help="Predictions (and labels), row-aligned.")
+        Path | None,
+        typer.Option(
+            "--predictions",
+            help="Predictions, row-aligned with --live; with labels, metric rules are "
+            "measured on them.",
+        ),
     ] = None,
     metrics: Annotated[
         Path | None, typer.Option("--metrics", help="Live metrics exported as JSON/YAML.")
