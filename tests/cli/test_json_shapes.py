@@ -137,6 +137,15 @@ def _commands(reg: Registry, tmp: Path, got: dict[str, Any]) -> None:
     invoke(got, "rollback", "rollback", "fraud", "--reason", "incident")
     invoke({}, "canary promote", "promote", "fraud", "v0.1.0", "--to", "canary", "--weight", "5")
     invoke(got, "canary weight", "canary", "weight", "fraud", "12.5", "--reason", "step")
+    decisions = tmp / "decisions.jsonl"
+    line = {"time": "2030-01-01T00:00:00.000Z", "key": "k", "latency_ms": 1.5, "output": [0]}
+    decisions.write_text(
+        json.dumps(line | {"channel": "production", "version": "v0.1.0", "role": "primary"})
+        + "\n"
+        + json.dumps(line | {"channel": "canary", "version": "v0.1.0", "role": "canary"})
+        + "\n"
+    )
+    invoke(got, "canary analyze", "canary", "analyze", "fraud", "--log", str(decisions))
     invoke(got, "canary stop", "canary", "stop", "fraud", "--reason", "done")
     invoke(got, "history", "history", "fraud")
     # Kept local, so that status and push have a tag to report.
@@ -385,6 +394,114 @@ EXPECTED: dict[str, Any] = {
         "alerts": [],
         "weight": "float",
         "previous_weight": "int",
+    },
+    "canary analyze": {
+        "model": "str",
+        "channel": "str",
+        "baseline": {
+            "channel": "str",
+            "version": "str",
+            "requests": "int",
+            "errors": "int",
+            "labelled": "int",
+        },
+        "candidate": {
+            "channel": "str",
+            "version": "str",
+            "requests": "int",
+            "errors": "int",
+            "labelled": "int",
+        },
+        "weight": "float",
+        "steps": [],
+        "alpha": "float",
+        "min_samples": "int",
+        "max_failed": "int",
+        "tests": "int",
+        "step_requests": "int",
+        "metrics": [
+            {
+                "metric": "str",
+                "guarded": "bool",
+                "primary": "bool",
+                "baseline": "float",
+                "candidate": "float",
+                "n_baseline": "int",
+                "n_candidate": "int",
+                "worse": {
+                    "one of": [
+                        {
+                            "one of": [
+                                {
+                                    "one of": [
+                                        {
+                                            "one of": [
+                                                {
+                                                    "kind": "str",
+                                                    "direction": "str",
+                                                    "n_baseline": "int",
+                                                    "n_candidate": "int",
+                                                    "estimate": "float",
+                                                    "half_width": "float",
+                                                    "p_value": "float",
+                                                    "checks": "int",
+                                                },
+                                                "null",
+                                            ]
+                                        },
+                                        "null",
+                                    ]
+                                },
+                                "null",
+                            ]
+                        },
+                        "null",
+                    ]
+                },
+                "better": {
+                    "one of": [
+                        {
+                            "one of": [
+                                {
+                                    "one of": [
+                                        {
+                                            "one of": [
+                                                {
+                                                    "kind": "str",
+                                                    "direction": "str",
+                                                    "n_baseline": "int",
+                                                    "n_candidate": "int",
+                                                    "estimate": "float",
+                                                    "half_width": "float",
+                                                    "p_value": "float",
+                                                    "checks": "int",
+                                                },
+                                                "null",
+                                            ]
+                                        },
+                                        "null",
+                                    ]
+                                },
+                                "null",
+                            ]
+                        },
+                        "null",
+                    ]
+                },
+                "p_worse": "float|null",
+                "p_better": "float|null",
+                "bound": {},
+                "failed_checks": "int",
+                "windows": "int",
+                "verdict": "str",
+            }
+        ],
+        "skipped": {"malformed": "int", "too_long": "int", "other": "int", "unjoined": "int"},
+        "files": ["str"],
+        "verdict": "str",
+        "next_weight": "null",
+        "reasons": ["str"],
+        "applied": "null",
     },
     "canary stop": {
         "model": "str",
