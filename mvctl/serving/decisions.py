@@ -14,19 +14,53 @@ import hashlib
 import json
 import logging
 import os
+import stat
 import threading
 from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
+from mvctl.errors import OperationalError
 from mvctl.serving.errors import InvalidRequest
 
 _log = logging.getLogger(__name__)
+_NOFOLLOW = getattr(os, "O_NOFOLLOW", 0)
 OUTPUT_CAP = 4096  # bytes of JSON above which a line carries the output's sha256 instead
 
 
 def utc_ms() -> str:
     return datetime.now(UTC).isoformat(timespec="milliseconds").replace("+00:00", "Z")
+
+
+def _open_log(path: Path) -> int:
+    """An append descriptor on ``path``. The log usually lives in the puller's DIR, where a
+    symlink planted at its name would make the server append request keys to any file it
+    can write, and a FIFO would hand them to whoever reads it: a symlink is never followed
+    (O_NOFOLLOW), a FIFO or socket is refused (opened non-blocking, so a FIFO cannot hang
+    the server). A regular file or a device (/dev/null, which only root can make) is fine."""
+    flags = os.O_WRONLY | os.O_APPEND | os.O_CREAT | os.O_CLOEXEC | os.O_NONBLOCK
+    try:
+        fd = os.open(path, flags | _NOFOLLOW, 0o644)
+    except OSError as exc:
+        if path.is_symlink():
+            raise _refused(path, "a symlink") from exc
+        raise
+    try:
+        mode = os.fstat(fd).st_mode
+        if not (stat.S_ISREG(mode) or stat.S_ISCHR(mode)):
+            raise _refused(path, "not a regular file")
+        os.set_blocking(fd, True)
+    except BaseException:
+        os.close(fd)
+        raise
+    return fd
+
+
+def _refused(path: Path, what: str) -> OperationalError:
+    return OperationalError(
+        f"decision log {path} is {what}: refusing to follow or append to it",
+        hint="remove it (mvctl creates the log itself), or pass --decision-log to a regular file",
+    )
 
 
 def _json(value: Any) -> str:
@@ -41,9 +75,7 @@ class DecisionLog:
         # One write(2) per line on an O_APPEND descriptor, no buffer of our own: a line is
         # on its way to disk when the request returns, and a full disk cannot pile lines up
         # in memory.
-        self._fd: int | None = os.open(
-            path, os.O_WRONLY | os.O_APPEND | os.O_CREAT | os.O_CLOEXEC, 0o644
-        )
+        self._fd: int | None = _open_log(path)
         self._log_outputs = log_outputs
         self._lock = threading.Lock()
         self.write_errors = 0
