@@ -2,12 +2,16 @@
 and the sticky bucket of a request key.
 
 A request goes to the canary iff its key's bucket is below the canary's weight. The bucket
-is a hash of model and key alone:
+is a hash of model and key alone, in steps of a millionth of a percent (the six decimals a
+weight may have, so the share routed is the weight recorded):
 
-    bucket = int.from_bytes(sha256(model + "\\0" + key)[:8], "big") % 10_000 / 100
+    digest = sha256(model + "\\0" + key)
+    bucket = (int.from_bytes(digest[:8], "big") % 10_000 * 10_000
+              + int.from_bytes(digest[8:16], "big") % 10_000) / 1_000_000
 
 so every replica, process and restart sends a key to the same channel, and raising the
-weight only moves keys to the canary, never back.
+weight only moves keys to the canary, never back. The first term is the bucket of 0.01%
+steps routers used before, so a weight of at most two decimals routes every key as they did.
 """
 
 from __future__ import annotations
@@ -115,15 +119,23 @@ class KeyRouter:
         if canary is not None and canary.loaded.weight:
             digest = self._prefix.copy()
             digest.update(key.encode())
-            if int.from_bytes(digest.digest()[:8], "big") % 10_000 / 100 < canary.loaded.weight:
+            if _millionths(digest.digest()) < round(canary.loaded.weight * STEPS):
                 return canary
         return primary
 
 
+STEPS = 1_000_000  # buckets per percent: a weight's six decimals, compared as integers
+
+
+def _millionths(digest: bytes) -> int:
+    """The bucket in millionths of a percent, in [0, 100 * STEPS)."""
+    coarse = int.from_bytes(digest[:8], "big") % 10_000  # hundredths of a percent
+    return coarse * 10_000 + int.from_bytes(digest[8:16], "big") % 10_000
+
+
 def bucket(model: str, key: str) -> float:
     """The key's place in [0, 100): the definition KeyRouter.pick computes faster."""
-    digest = hashlib.sha256(f"{model}\0{key}".encode()).digest()
-    return int.from_bytes(digest[:8], "big") % 10_000 / 100
+    return _millionths(hashlib.sha256(f"{model}\0{key}".encode()).digest()) / STEPS
 
 
 def request_key(header: str | None, payload: bytes) -> str:

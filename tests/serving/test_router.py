@@ -150,11 +150,15 @@ def test_canary_share_is_sticky_across_routers_and_processes(
     )
     assert json.loads(proc.stdout) == routes
 
-    # The bucket is the documented formula, so any implementation can agree with it.
+    # The bucket is the documented formula, so any implementation can agree with it; its
+    # first term is the 0.01% bucket of earlier routers, so a weight of two decimals routes
+    # every key as they did.
     for key, route in zip(KEYS[:2000], routes, strict=False):
         digest = hashlib.sha256(("fraud" + "\0" + key).encode()).digest()
-        bucket = int.from_bytes(digest[:8], "big") % 10_000 / 100
+        coarse = int.from_bytes(digest[:8], "big") % 10_000
+        bucket = (coarse * 10_000 + int.from_bytes(digest[8:16], "big") % 10_000) / 1_000_000
         assert route == ("canary" if bucket < 10 else "production")
+        assert route == ("canary" if coarse / 100 < 10 else "production")
         assert routing.bucket("fraud", key) == bucket
 
 
