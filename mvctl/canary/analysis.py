@@ -190,7 +190,7 @@ def compare(
     baseline: tuple[str, str],
     candidate: tuple[str, str],
     canary: CanaryConfig,
-    weight: float | None,
+    weight: float | None = None,
     since: float | None = None,
     step_since: float | None = None,
     step_base: int | None = None,
