@@ -8,7 +8,7 @@ import sys
 import threading
 from datetime import UTC, datetime
 from pathlib import Path
-from typing import TYPE_CHECKING, Annotated
+from typing import TYPE_CHECKING, Annotated, Any
 
 import typer
 
@@ -76,6 +76,21 @@ def serve(
         int,
         typer.Option("--shadow-queue", help="Shadow requests waiting at most; beyond, dropped."),
     ] = 1000,
+    shadow_queue_bytes: Annotated[
+        int,
+        typer.Option(
+            "--shadow-queue-bytes",
+            help="Bytes of inputs the waiting shadow requests may hold; beyond, dropped.",
+        ),
+    ] = 64 << 20,
+    max_model_bytes: Annotated[
+        int | None,
+        typer.Option(
+            "--max-model-bytes",
+            help="Refuse a model file that is, or unpacks to, more bytes [default: 100x the"
+            " file's size + 64 MiB, at most 2 GiB].",
+        ),
+    ] = None,
     follow: Annotated[
         str | None,
         typer.Option("--follow", help="Also pull DIR from this registry URL (needs --model)."),
@@ -121,6 +136,10 @@ def serve(
     serving.check_interval(interval)
     if not 1 <= shadow_queue <= 1_000_000:
         raise UsageError(f"--shadow-queue must be between 1 and 1000000, not {shadow_queue}")
+    if shadow_queue_bytes < 1:
+        raise UsageError(f"--shadow-queue-bytes must be at least 1, not {shadow_queue_bytes}")
+    if max_model_bytes is not None and max_model_bytes < 1:
+        raise UsageError(f"--max-model-bytes must be at least 1, not {max_model_bytes}")
     if no_auth and token_file is not None:
         raise UsageError("--no-auth and --token-file contradict each other")
     token = None if no_auth else inference.load_token(token_file, os.environ)
@@ -131,7 +150,19 @@ def serve(
     if request is not None and not serving.served_channels(dest):
         _first_pull(request)
     name = _served_model(dest, model)
-    router = _router(name, dest, decision_log, shadow_queue, log_outputs, trust_pickle, loader)
+    router = _router(
+        name,
+        dest,
+        decision_log,
+        {
+            "shadow_queue": shadow_queue,
+            "shadow_queue_bytes": shadow_queue_bytes,
+            "max_model_bytes": max_model_bytes,
+            "log_outputs": log_outputs,
+        },
+        trust_pickle,
+        loader,
+    )
     stop = threading.Event()
     threads = [
         threading.Thread(
@@ -247,8 +278,7 @@ def _router(
     model: str,
     dest: Path,
     decision_log: Path | None,
-    shadow_queue: int,
-    log_outputs: bool,
+    options: dict[str, Any],
     trust_pickle: bool,
     loader: str | None,
 ) -> Router:
@@ -260,9 +290,7 @@ def _router(
 
     log_path = decision_log or dest / "decisions.jsonl"
     try:
-        router = Router(
-            model, decision_log=log_path, shadow_queue=shadow_queue, log_outputs=log_outputs
-        )
+        router = Router(model, decision_log=log_path, **options)
     except OSError as exc:
         raise OperationalError(
             f"cannot open --decision-log {log_path}: {exc.strerror or exc}"

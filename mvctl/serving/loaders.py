@@ -11,18 +11,26 @@ A pickle runs code when it is read, and whoever can push to the registry chooses
 host loads: pickles are refused unless the operator passes ``trust_pickle``. A skops file
 is read without running code, and one naming a type skops does not trust by default is
 refused with the list of those types.
+
+Whoever can push also chooses how big a model gets in memory, and a skops file is a zip: a
+0.6 MB file can unpack to gigabytes (in every server that follows the channel, even the
+shadow). Before anything is read, a model file's size and, for a zip, the sizes its
+directory declares are checked against a cap (zipfile never unpacks a member past its
+declared size): ``max_bytes``, by default MAX_MODEL_BYTES and at most RATIO times the
+file's own size (plus RATIO_FLOOR), which no legitimately saved model comes near.
 """
 
 from __future__ import annotations
 
 import importlib
 import math
+import os
 import re
 import stat
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any, Protocol
+from typing import Any, BinaryIO, Protocol
 
 from mvctl.errors import MvctlError, UsageError
 from mvctl.serving.errors import InvalidRequest, ModelLoadError, ModelRefused
@@ -31,6 +39,9 @@ Inputs = Sequence[Mapping[str, Any]] | Sequence[Sequence[Any]]
 
 _LOADER_RE = re.compile(r"[A-Za-z_]\w*(?:\.[A-Za-z_]\w*)*:[A-Za-z_]\w*")
 _PICKLE_SUFFIXES = (".pkl", ".pickle", ".joblib")
+MAX_MODEL_BYTES = 2 << 30  # what a model file may unpack to, by default
+RATIO = 100  # ... and by default at most this many times the file's size,
+RATIO_FLOOR = 64 << 20  # plus this (a small file unpacking to a few MB is no threat)
 
 
 class LoadedModel(Protocol):
@@ -43,10 +54,19 @@ class _Predicts(Protocol):
     def predict(self, x: Any) -> Any: ...
 
 
-def load_model(path: Path, *, trust_pickle: bool = False, loader: str | None = None) -> LoadedModel:
+def load_model(
+    path: Path,
+    *,
+    trust_pickle: bool = False,
+    loader: str | None = None,
+    max_bytes: int | None = None,
+) -> LoadedModel:
     """The model at ``path`` (a file, or a weights directory holding exactly one file of a
     known suffix), ready to answer. Raises ModelRefused (exit 1) for a file mvctl will not
-    read as it stands, ModelLoadError (exit 3) with a one-line cause for any other failure."""
+    read as it stands (including one over ``max_bytes``, file or unpacked; None: the
+    default cap, see the module), ModelLoadError (exit 3) with a one-line cause for any
+    other failure. A ``loader`` of the operator's own is not capped."""
+    check_max_bytes(max_bytes)
     if loader is not None:
         function = _loader_function(loader)
         return _guarded(path, lambda: _Wrapped(_checked(function(path), loader)))
@@ -63,7 +83,41 @@ def load_model(path: Path, *, trust_pickle: bool = False, loader: str | None = N
             f"refusing to unpickle {target}: a pickle runs code; register a .skops file,"
             " or pass --trust-pickle if you trust everyone who can push to the registry"
         )
-    return _guarded(target, lambda: kind(target))
+    return _guarded(target, lambda: kind(target, max_bytes))
+
+
+def check_max_bytes(max_bytes: int | None) -> int | None:
+    if max_bytes is not None and (isinstance(max_bytes, bool) or max_bytes < 1):
+        raise UsageError(f"the model size cap must be at least 1 byte, not {max_bytes!r}")
+    return max_bytes
+
+
+def _capped(path: Path, handle: BinaryIO, max_bytes: int | None) -> None:
+    """Refuse ``path`` (open as ``handle``) if it, or for a zip what its members unpack
+    to, is over the cap; leaves ``handle`` at its start."""
+    import zipfile
+
+    size = os.fstat(handle.fileno()).st_size
+    cap = max_bytes if max_bytes is not None else min(MAX_MODEL_BYTES, RATIO * size + RATIO_FLOOR)
+    what, measured = "is", size
+    if zipfile.is_zipfile(handle):
+        try:
+            with zipfile.ZipFile(handle) as archive:
+                measured = sum(info.file_size for info in archive.infolist())
+        except (zipfile.BadZipFile, zipfile.LargeZipFile, ValueError) as exc:
+            raise ModelLoadError(f"cannot load {path}: not a valid zip: {_one_line(exc)}") from exc
+        what = f"is {size:,} bytes that unpack to"
+    handle.seek(0)
+    if measured > cap:
+        default = (
+            f" ({RATIO}x its size + {RATIO_FLOOR >> 20} MiB, at most {MAX_MODEL_BYTES >> 30} GiB)"
+        )
+        raise ModelRefused(
+            f"refusing to load {path}: it {what} {measured:,} bytes, over the cap of {cap:,}"
+            + (default if max_bytes is None else ""),
+            hint="a model that big is refused before it is read (a zip bomb would take the"
+            " server down); pass --max-model-bytes to serve a bigger model on purpose",
+        )
 
 
 def _guarded(path: Path, load: Callable[[], LoadedModel]) -> LoadedModel:
@@ -134,12 +188,14 @@ def _checked(model: Any, loader: str) -> _Predicts:
 # -- the loaders by suffix ---------------------------------------------------------------
 
 
-def _load_skops(path: Path) -> LoadedModel:
+def _load_skops(path: Path, max_bytes: int | None) -> LoadedModel:
     import skops.io
     from skops.io.exceptions import UntrustedTypesFoundException
 
     try:
-        model = skops.io.load(path)
+        with path.open("rb") as handle:  # one open: what is checked is what is read
+            _capped(path, handle, max_bytes)
+            model = skops.io.load(handle)
     except UntrustedTypesFoundException as exc:
         try:
             untrusted = skops.io.get_untrusted_types(file=path)
@@ -154,28 +210,33 @@ def _load_skops(path: Path) -> LoadedModel:
     return _Wrapped(_checked(model, "skops"))
 
 
-def _load_pickle(path: Path) -> LoadedModel:
+def _load_pickle(path: Path, max_bytes: int | None) -> LoadedModel:
     import pickle
 
     with path.open("rb") as handle:
+        _capped(path, handle, max_bytes)
         model = pickle.load(handle)  # noqa: S301 - only with trust_pickle (load_model)
     return _Wrapped(_checked(model, "pickle"))
 
 
-def _load_joblib(path: Path) -> LoadedModel:
+def _load_joblib(path: Path, max_bytes: int | None) -> LoadedModel:
     # joblib comes with scikit-learn, which a .joblib model needs anyway to be unpickled.
     joblib = importlib.import_module("joblib")
+    with path.open("rb") as handle:
+        _capped(path, handle, max_bytes)
     return _Wrapped(_checked(joblib.load(path), "joblib"))
 
 
-def _load_onnx(path: Path) -> LoadedModel:
+def _load_onnx(path: Path, max_bytes: int | None) -> LoadedModel:
     import onnxruntime
 
+    with path.open("rb") as handle:  # a path: external data resolves next to it
+        _capped(path, handle, max_bytes)
     session = onnxruntime.InferenceSession(str(path), providers=["CPUExecutionProvider"])
     return _Onnx(session, session.get_inputs()[0].name)
 
 
-_KINDS: dict[str, Callable[[Path], LoadedModel]] = {
+_KINDS: dict[str, Callable[[Path, int | None], LoadedModel]] = {
     ".skops": _load_skops,
     ".onnx": _load_onnx,
     ".pkl": _load_pickle,

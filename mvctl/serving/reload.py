@@ -11,6 +11,7 @@ from collections.abc import Callable, Sequence
 from pathlib import Path
 
 from mvctl.errors import MvctlError
+from mvctl.serving.errors import ModelLoadError
 from mvctl.serving.layout import ChannelServed
 from mvctl.serving.loaders import LoadedModel
 from mvctl.serving.routing import Loaded, roles
@@ -18,6 +19,7 @@ from mvctl.serving.routing import Loaded, roles
 # Logged as the router's own: a server that reports load errors through follow's on_error
 # filters this logger by that name.
 _log = logging.getLogger("mvctl.serving.router")
+_UNREADABLE = ""  # the failed "directory" of a primary that state.json names but lacks
 
 
 class Reloader:
@@ -32,9 +34,25 @@ class Reloader:
         wanted: dict[str, ChannelServed],
         have: Sequence[Loaded],
         load: Callable[[Path], LoadedModel],
+        primary: str | None = None,
     ) -> list[Loaded] | None:
         """What serves next (primary first), or None to keep what serves: nothing
-        changed, or the primary has no model to serve."""
+        changed, or the primary has no model to serve (or nothing is readable).
+
+        ``primary`` is the channel state.json names as the primary: when ``wanted`` lacks it
+        (its version directory or record cannot be read), the next channel must not take
+        its place, or a 10% canary would answer every request while production is still
+        loaded here."""
+        if primary is not None and primary not in wanted:
+            if self._failed.get(primary) != _UNREADABLE:
+                self._failed[primary] = _UNREADABLE
+                self.errors[primary] = ModelLoadError(
+                    f"{primary}: its version directory or record cannot be read",
+                    hint="pull again (mvctl pull rewrites what is missing);"
+                    " what was serving keeps serving",
+                )
+                _log.warning("%s cannot be read, serving what was loaded", primary)
+            return None
         for gone in set(self._failed) - set(wanted):
             self._forget(gone)
         current = {item.channel: item for item in have}
@@ -48,8 +66,8 @@ class Reloader:
                 new.append(item)
             elif not new:
                 return None  # no primary: a canary must never become it
-        if [i.identity() for i in new] == [i.identity() for i in have]:
-            return None
+        if not new or [i.identity() for i in new] == [i.identity() for i in have]:
+            return None  # nothing readable serves: keep what does
         return new
 
     def _channel(

@@ -136,7 +136,7 @@ def create_app(
         except MvctlError as exc:
             return _error(f"bad {_KEY_HEADER}: {exc.message}", 400)
         try:
-            answer = await run_in_threadpool(router.predict, inputs, key=key)
+            answer = await run_in_threadpool(router.predict, inputs, key=key, body_size=len(body))
         except NotReady as exc:
             return _error(exc.message, 503, {"Retry-After": "1"})
         except (InvalidRequest, PredictError) as exc:  # 400, as MLServer answers InferenceError
