@@ -7,11 +7,14 @@ headers are in (then answering 503 to everyone while the stalled sockets stay op
 here every connection must complete its request headers within the read timeout of
 connecting, or of its previous response; and a connection beyond the cap evicts the one
 that has waited longest for its first request's headers, so a flood of stalled sockets
-cannot keep out a client that sends its request at once. A kept-alive connection idle
-between two requests (a client's pool, a TLS proxy's upstream) has proved itself by
-completing a request: it is evicted only when no connection is waiting for its first
-headers, the longest idle first; only when every connection is inside a request is the
-newcomer closed. Reading the body is the app's to time out: it knows when it reads one.
+cannot keep out a client that sends its request at once. The eviction waits until the
+server has read what the connections accepted with the newcomer sent (two loop turns), so a
+client's new connection amid a burst of silent ones is not taken for one of them. A
+kept-alive connection idle between two requests (a client's pool, a TLS proxy's upstream)
+has proved itself by completing a request: it is evicted only when no connection is waiting
+for its first headers, the longest idle first; only when every connection is inside a
+request is the newcomer closed. Reading the body is the app's to time out: it knows when it
+reads one.
 """
 
 from __future__ import annotations
@@ -161,14 +164,26 @@ def guarded_protocol(limits: Limits) -> type[asyncio.Protocol]:
 
         def connection_made(self, transport: asyncio.Transport) -> None:  # type: ignore[override]
             super().connection_made(transport)
-            if len(admitted) >= limits.max_connections:
-                evictable = fresh or idle
-                if not evictable:  # every connection is in a request: refuse this one
-                    transport.close()
-                    return
-                next(iter(evictable)).drop()
             admitted.add(self)
             self.await_headers(fresh)
+            if len(admitted) > limits.max_connections:
+                # Who makes room is decided two loop turns on (one registers the newcomer's
+                # reader, the next reads it): a client accepted in one burst with a flood
+                # has had its request read by then, and is judged by it.
+                self.loop.call_soon(self.loop.call_soon, self.make_room)
+
+        def make_room(self) -> None:
+            """Down to the cap: the silent connection that waited longest, else the
+            kept-alive one idle longest, else this newcomer (even inside a request)."""
+            while len(admitted) > limits.max_connections:
+                victim = next((c for c in fresh if c is not self), None)
+                if victim is None:
+                    victim = next(iter(idle), None)
+                if victim is None:
+                    if self not in admitted:
+                        return  # every other connection is inside a request
+                    victim = self
+                victim.drop()
 
         def await_headers(self, queue: dict[Guarded, None]) -> None:
             self.stop_waiting()
