@@ -173,7 +173,8 @@ class CanaryReport:
                 )
         why = "; ".join(facts) or "; ".join(self.verdict.reasons)
         n_c, n_b = self.candidate["requests"], self.baseline["requests"]
-        return f"canary analysis: {shown}: {why} [{n_c} vs {n_b} requests]"
+        line = f"canary analysis: {shown}: {why} [{n_c} vs {n_b} requests]"
+        return line if len(line) <= 1000 else line[:997] + "..."  # a reason is a sentence
 
 
 def _shown(value: float | None) -> str:
