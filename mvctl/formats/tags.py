@@ -25,7 +25,7 @@ from __future__ import annotations
 import json
 import math
 import re
-from collections.abc import Iterable, Mapping
+from collections.abc import Collection, Iterable, Mapping
 from dataclasses import dataclass
 from typing import Any, Literal
 
@@ -139,6 +139,33 @@ def newest_stops(names: Iterable[str]) -> dict[tuple[str, str], int]:
             key = (parsed.model, parsed.channel)
             found[key] = max(found.get(key, 0), parsed.counter)
     return found
+
+
+def emptied_channels(*groups: Collection[str]) -> dict[tuple[str, str], int]:
+    """(model, channel) -> the number of its newest stop, for the channels whose newest
+    event among all tag names in ``groups`` (say, a clone's and its remote's) is that stop:
+    only their aliases are left over from it. A stop followed by a newer assignment is
+    history; the alias then belongs to that assignment, whatever its body says (a
+    lightweight alias has none). Only channels with a stop are looked at."""
+    stops: dict[tuple[str, str], int] = {}
+    for names in groups:
+        for key, counter in newest_stops(names).items():
+            stops[key] = max(stops.get(key, 0), counter)
+    if not stops:
+        return stops
+    prefixes = {event_tag(model, channel, 1)[:-1]: (model, channel) for model, channel in stops}
+    for names in groups:
+        for name in names:
+            bare = name.removeprefix(TAG_PREFIX)
+            stopped = prefixes.get(bare[: bare.rfind("#") + 1])  # "MODEL#CHANNEL#": cheap
+            if stopped is None or stopped not in stops:
+                continue
+            parsed = parse(bare)
+            # The same number as the stop is a collision (moves made in two clones), not a
+            # stop after it: the remote's alias is then as good as any (sync's rule).
+            if parsed is not None and parsed.kind == "event" and parsed.counter >= stops[stopped]:
+                del stops[stopped]  # assigned again after its stop
+    return stops
 
 
 def event_glob(model: str) -> str:

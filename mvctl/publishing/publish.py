@@ -10,8 +10,8 @@ Pending state is always computed against the remote's tags as fetched just now
 (``sync_git``), never against what mvctl believes it pushed: a move interrupted between its
 local write and its push shows up as pending, and the next publishing command completes it.
 A stop (``canary stop``) is published as its unassignment plus the alias's deletion, leased
-on the remote's alias like any move: an alias the remote still has, that this clone deleted
-by a stop newer than it, is pending deletion.
+on the remote's alias like any move: an alias the remote still has, of a channel whose newest
+event (here or there) is a stop, is pending deletion once this clone has deleted it.
 """
 
 from __future__ import annotations
@@ -34,7 +34,7 @@ from mvctl.errors import ConflictError, Interrupted, MvctlError, OperationalErro
 from mvctl.formats import config, tags
 from mvctl.formats.config import CONFIG_FILE
 from mvctl.formats.names import check_model
-from mvctl.publishing.sync import SyncResult, alias_counter, check_remote_name, sync_git
+from mvctl.publishing.sync import SyncResult, check_remote_name, sync_git
 
 
 def push_setting(root: Path) -> str:
@@ -131,13 +131,14 @@ def pending(records: list[TagRecord], synced: SyncResult) -> Pending:
 
 
 def _deletions(synced: SyncResult, local: dict[str, str]) -> dict[str, str]:
-    """Aliases the remote has that a stop made here (newer than the remote's alias) deleted.
-    Only channels with a stop are looked at: the common case costs nothing."""
+    """Aliases the remote has that a stop deleted here: of channels whose newest event,
+    here or on the remote, is a stop (no assignment after it). Only channels with a stop
+    are looked at: the common case costs nothing."""
     found: dict[str, str] = {}
-    for (model, channel), counter in tags.newest_stops(local).items():
+    for model, channel in tags.emptied_channels(local, synced.remote_objects):
         name = tags.alias_tag(model, channel)
         theirs = synced.remote_records.get(name)
-        if theirs is not None and name not in local and counter > alias_counter(theirs):
+        if theirs is not None and name not in local:
             found[name] = theirs.object
     return found
 

@@ -2,16 +2,21 @@
 
 Everything is fetched into a private namespace first (``refs/mvctl/sync/``), then applied by
 compare-and-swap: immutable tags (versions, events, deregistrations, gold marks) are created
-when missing; an alias moves only when the remote's names a newer event than the local one.
-A stop (the unassignment ``MODEL#CHANNEL!#N``) counts as the channel's newest state: a local
-alias is deleted when the remote stopped the channel after it, and a remote alias is not
-brought back over a newer local stop (its deletion is pending). With ``discard_local`` the
-local channel tags (events, stops and aliases) are made exactly the remote's instead: moves
-that were never published are dropped.
+when missing; an alias moves only when the remote's names a newer event than the local one
+(an alias naming none, such as a lightweight tag, stands for the newest assignment of its
+channel on its commit).
+A stop (the unassignment ``MODEL#CHANNEL!#N``) counts as the channel's newest state while no
+assignment is newer than it, here or on the remote: then an alias of the channel is left over
+from the stop, whatever its body says (a lightweight alias says nothing), so a local one is
+deleted and a remote one is not brought back (its deletion is pending). An alias of a channel
+assigned again after its stop belongs to that assignment and is synced like any other. With
+``discard_local`` the local channel tags (events, stops and aliases) are made exactly the
+remote's instead: moves that were never published are dropped.
 """
 
 from __future__ import annotations
 
+from collections.abc import Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -54,7 +59,7 @@ def check_remote_name(remote: str) -> str:
 
 
 def alias_counter(record: TagRecord) -> int:
-    """The number of the event an alias was moved by (its body says)."""
+    """The number of the event an alias was moved by (its body says; 0: it says none)."""
     return tags.AliasBody.from_dict(tags.parse_message(record.message)[1]).counter
 
 
@@ -85,12 +90,34 @@ class _Plan:
     kept: list[str] = field(default_factory=list)
     conflicts: list[str] = field(default_factory=list)
     discarded: list[str] = field(default_factory=list)
+    known: Mapping[str, TagRecord] = field(default_factory=dict)  # tags here and fetched
 
     def take(self, name: str, theirs: TagRecord, mine: TagRecord | None, bucket: list[str]) -> None:
         old = f" {mine.object}" if mine is not None else ""
         verb = "update" if mine is not None else "create"
         self.commands.append(f"{verb} refs/tags/{name} {theirs.object}{old}")
         bucket.append(name)
+
+    def number(self, name: str, alias: TagRecord) -> int:
+        """The number of the event alias ``name`` stands for: its body's, or for an alias
+        whose body names none (a lightweight tag has no body) the newest assignment of its
+        channel on its commit, here or fetched."""
+        counter = alias_counter(alias)
+        parsed = tags.parse(name)
+        if counter or parsed is None:
+            return counter
+        key = (parsed.model, parsed.channel)
+        return max(
+            (
+                event.counter
+                for other, record in self.known.items()
+                if record.commit == alias.commit
+                and (event := tags.parse(other)) is not None
+                and event.kind == "event"
+                and (event.model, event.channel) == key
+            ),
+            default=0,
+        )
 
     def decide(
         self,
@@ -99,21 +126,22 @@ class _Plan:
         theirs: TagRecord,
         mine: TagRecord | None,
         discard: bool,
-        stopped: int = 0,
+        emptied: bool = False,
     ) -> None:
         """What to do with one tag the remote has, given ours (None: we lack it);
-        ``stopped``: the number of the newest stop of the tag's channel, here or there."""
+        ``emptied``: the tag's channel was stopped after its newest assignment, here or
+        there."""
         if mine is not None and mine.object == theirs.object:
             return
         if discard and kind in _CHANNEL_KINDS and mine is not None:
             self.take(name, theirs, mine, self.discarded)
-        elif mine is None and kind == "alias" and not discard and stopped > alias_counter(theirs):
-            self.kept.append(name)  # stopped after the remote's move: its deletion is pending
+        elif mine is None and kind == "alias" and not discard and emptied:
+            self.kept.append(name)  # left over from a stop: its deletion is pending
         elif mine is None:
             self.take(name, theirs, None, self.created if kind != "alias" else self.moved)
         elif kind != "alias":
             self.conflicts.append(name)  # immutable tags never move
-        elif alias_counter(theirs) >= alias_counter(mine):
+        elif self.number(name, theirs) >= self.number(name, mine):
             self.take(name, theirs, mine, self.moved)  # the same number: the remote's is truth
         else:
             self.kept.append(name)
@@ -123,19 +151,18 @@ def _drop_stopped_aliases(
     plan: _Plan,
     local: dict[str, TagRecord],
     remote_records: dict[str, TagRecord],
-    *stops: dict[tuple[str, str], int],
+    emptied: dict[tuple[str, str], int],
 ) -> None:
-    """Delete local aliases older than their channel's newest stop (here or on the remote):
-    forward from a stop is empty. One that the remote has too (pushed back over the stop)
-    then has its deletion pending. Only channels with a stop are looked at."""
-    for model, channel in {key for found in stops for key in found}:
+    """Delete local aliases of channels whose newest event (here or on the remote) is a
+    stop: forward from a stop is empty. One that the remote has too (pushed back over the
+    stop) then has its deletion pending."""
+    for model, channel in emptied:
         name = tags.alias_tag(model, channel)
         mine, theirs = local.get(name), remote_records.get(name)
         if mine is None or (theirs is not None and theirs.object != mine.object):
             continue  # nothing here, or an alias the remote has otherwise: decided above
-        if max(found.get((model, channel), 0) for found in stops) > alias_counter(mine):
-            plan.commands.append(f"delete refs/tags/{name} {mine.object}")
-            plan.moved.append(name)
+        plan.commands.append(f"delete refs/tags/{name} {mine.object}")
+        plan.moved.append(name)
 
 
 def sync_git(
@@ -151,19 +178,18 @@ def sync_git(
     advertised = git.remote_tags(remote, [f"{tags.TAG_PREFIX}{p}" for p in patterns])
     local = {r.name: r for r in git.tags(*(f"{tags.TAG_PREFIX}{p}" for p in patterns))}
     fetched = _fetch_differing(git, remote, advertised, local)
-    plan = _Plan()
+    plan = _Plan(known={**local, **fetched})
     remote_records: dict[str, TagRecord] = {}
-    stopped_here, stopped_there = tags.newest_stops(local), tags.newest_stops(advertised)
+    emptied = tags.emptied_channels(local, advertised)
     for name in advertised:
         parsed = tags.parse(name)
         record = fetched.get(name) or local.get(name)
         if parsed is None or record is None:
             continue  # not mvctl's, or gone from the remote between the two calls
         remote_records[name] = record
-        # A stop on either side newer than the remote's alias: the channel is empty (an
+        # A stop on either side newer than every assignment: the channel is empty (an
         # alias pushed back over a stop by hand is stale, not a move).
-        key = (parsed.model, parsed.channel)
-        stopped = max(stopped_here.get(key, 0), stopped_there.get(key, 0))
+        stopped = (parsed.model, parsed.channel) in emptied
         plan.decide(name, parsed.kind, record, local.get(name), discard_local, stopped)
     if discard_local:
         for name, mine in local.items():
@@ -172,7 +198,7 @@ def sync_git(
                 plan.commands.append(f"delete refs/tags/{name} {mine.object}")
                 plan.discarded.append(name)
     else:
-        _drop_stopped_aliases(plan, local, remote_records, stopped_here, stopped_there)
+        _drop_stopped_aliases(plan, local, remote_records, emptied)
     # A dry run reports what would move; only the private fetch refs go.
     commands = [] if dry_run else plan.commands
     commands += [f"delete {SYNC_NS}{name} {r.object}" for name, r in fetched.items()]

@@ -21,6 +21,7 @@ from mvctl.channels import state as channels
 from mvctl.channels.promotion import promote
 from mvctl.channels.weights import set_weight, stop
 from mvctl.check import check
+from mvctl.formats import tags
 from mvctl.publishing import publish
 from mvctl.publishing.sync import sync
 from tests.conftest import (
@@ -164,6 +165,126 @@ def test_a_stale_alias_pushed_back_over_a_stop_is_deleted_again(
     again = mvctl(reg.root, *STOP)
     assert again.returncode == 0 and "stopped already" in again.stdout
     assert check(reg.root).ok
+
+
+def test_a_channel_is_emptied_by_a_stop_only_while_no_assignment_follows_it() -> None:
+    here = ["fraud#canary#1", "fraud#canary!#2", "fraud#staging!#4", "fraud@canary"]
+    there = ["fraud#canary#5", "refs/tags/other#canary!#3", "fraud#shadow#6", "fraud@v0.1.0"]
+    assert tags.emptied_channels(here) == {("fraud", "canary"): 2, ("fraud", "staging"): 4}
+    assert tags.emptied_channels(here, there) == {("fraud", "staging"): 4, ("other", "canary"): 3}
+    # An assignment with the stop's own number is a collision of two clones, not a stop.
+    assert tags.emptied_channels(["other#canary!#3"], ["other#canary#3"]) == {}
+    assert tags.emptied_channels(["fraud#canary#1", "fraud@canary"], []) == {}
+
+
+def lightweight(root: Path, alias: str) -> None:
+    """Re-make ``alias`` as a lightweight tag on its own commit and force-push it, as
+    `git tag -f M@C COMMIT` would (the commit is all such a tag says)."""
+    commit = run("git", "rev-parse", f"{alias}^{{commit}}", cwd=root).stdout.strip()
+    run("git", "tag", "-f", alias, commit, cwd=root)
+    run("git", "push", "-q", "--force", "origin", f"refs/tags/{alias}", cwd=root)
+
+
+def remote_commit(reg: Registry, ref: str) -> str:
+    """The commit ``ref`` names on the remote (remote_holder reads annotated aliases only)."""
+    return run("git", "rev-parse", f"{ref}^{{commit}}", cwd=reg.origin).stdout.strip()
+
+
+def test_sync_keeps_a_lightweight_alias_on_the_newest_events_commit(reg: Registry) -> None:
+    """Hostile finding 8: after a stop and a newer promotion, a lightweight alias (no body,
+    so no event number) on that promotion's commit is the channel's state, not a leftover
+    of the stop: sync keeps it, and nothing asks to delete it from the remote."""
+    promote(reg.root, "fraud", "v0.1.0", "staging")  # fraud#staging#3
+    stop(reg.root, "fraud", channel="staging", reason="test: stop")  # fraud#staging!#4
+    promote(reg.root, "fraud", "v0.3.0", "staging")  # fraud#staging#5, after the stop
+    lightweight(reg.root, "fraud@staging")
+    assert check(reg.root).ok  # staging has no weight: its commit is all there is to agree on
+    result = sync(reg.root)
+    assert "fraud@staging" not in result.moved, "sync deleted it"
+    assert holder(reg.root, "staging") == "v0.3.0"
+    assert publish.status(reg.root).deletions == {}
+    assert json.loads(mvctl(reg.root, "push", "--json").stdout)["pushed"] == []
+    assert remote_commit(reg, "fraud@staging") == remote_commit(reg, "fraud@v0.3.0")
+    assert check(reg.root).ok
+    # The weighted canary too: sync keeps it; check says what its missing weight does.
+    stop(reg.root, "fraud", reason="test: stop")  # fraud#canary!#6
+    promote(reg.root, "fraud", "v0.3.0", "canary", weight=20)  # fraud#canary#7
+    lightweight(reg.root, "fraud@canary")
+    sync(reg.root)
+    assert holder(reg.root) == "v0.3.0" and "fraud@canary" in remote_tags(reg.origin)
+    assert publish.status(reg.root).empty
+    [problem] = check(reg.root).problems
+    assert problem.startswith("fraud@canary is a lightweight tag, so it gives canary no weight")
+
+
+def test_sync_brings_a_lightweight_alias_newer_than_a_stop_made_here(
+    reg: Registry, tmp_path: Path
+) -> None:
+    """The other direction: this clone has the stop, the remote a newer promotion whose alias
+    is lightweight. It is brought in, not held back as a deletion to push."""
+    promote(reg.root, "fraud", "v0.1.0", "staging")  # #3
+    stop(reg.root, "fraud", channel="staging", reason="test: stop")  # #4
+    other = clone(reg, tmp_path, "other")
+    promote(reg.root, "fraud", "v0.3.0", "staging")  # #5
+    lightweight(reg.root, "fraud@staging")
+    assert holder(other, "staging") is None
+    result = sync(other)
+    assert "fraud@staging" in result.moved and result.kept == ()
+    assert holder(other, "staging") == "v0.3.0"
+    assert publish.status(other).empty and check(other).ok
+    assert remote_commit(reg, "fraud@staging") == remote_commit(reg, "fraud@v0.3.0")
+
+
+def test_sync_orders_a_lightweight_alias_by_the_newest_assignment_on_its_commit(
+    reg: Registry, tmp_path: Path
+) -> None:
+    """A lightweight alias names no event: it stands for the newest assignment of its
+    channel on its commit. Taken for number 0, the remote's (here #4) lost to an older local
+    one (#3), which the next publishing command would push back over it."""
+    promote(reg.root, "fraud", "v0.1.0", "staging")  # #3
+    other = clone(reg, tmp_path, "other")
+    promote(reg.root, "fraud", "v0.3.0", "staging")  # #4
+    lightweight(reg.root, "fraud@staging")
+    result = sync(other)
+    assert "fraud@staging" in result.moved and result.kept == ()
+    assert holder(other, "staging") == "v0.3.0"
+    assert publish.status(other).empty and check(other).ok
+    # An unpublished move here is still newer than the remote's lightweight alias.
+    promote(other, "fraud", "v0.2.0", "staging", push=False)  # #5, local
+    assert sync(other).kept == ("fraud@staging",) and holder(other, "staging") == "v0.2.0"
+    assert mvctl(other, "push").returncode == 0
+    assert remote_commit(reg, "fraud@staging") == remote_commit(reg, "fraud@v0.2.0")
+
+
+def test_an_alias_left_over_a_stop_is_stale_whatever_its_body_says(
+    reg: Registry, tmp_path: Path
+) -> None:
+    """An alias is left over from a stop when no assignment is newer than the stop: a
+    lightweight one, or one whose body claims a newer event than any (here number 99), is
+    deleted by sync and its deletion on the remote is pending."""
+    stale = clone(reg, tmp_path, "stale")
+    stop(reg.root, "fraud", reason="bad")  # fraud#canary!#3, published
+    for forged in ("lightweight", "counter 99"):
+        if forged == "lightweight":
+            lightweight(stale, "fraud@canary")
+        else:
+            message = tmp_path / "alias-message"
+            message.write_text(
+                'fraud@canary -> v0.2.0\n\n{"kind": "alias", "model": "fraud", "channel": '
+                '"canary", "version": "v0.2.0", "event": "fraud#canary#99", "counter": 99, '
+                '"weight": 20}\n'
+            )
+            at = "fraud@v0.2.0^{commit}"
+            run("git", "tag", "-f", "-a", "-F", message, "fraud@canary", at, cwd=stale)
+            run("git", "push", "-q", "--force", "origin", "refs/tags/fraud@canary", cwd=stale)
+        assert remote_commit(reg, "fraud@canary") == remote_commit(reg, "fraud@v0.2.0"), forged
+        fresh = clone(reg, tmp_path, f"fresh-{len(forged)}")
+        assert holder(fresh) == "v0.2.0", forged
+        result = sync(fresh)
+        assert "fraud@canary" in result.moved and holder(fresh) is None, forged
+        assert list(publish.status(fresh).deletions) == ["fraud@canary"], forged
+        assert mvctl(fresh, "push").returncode == 0, forged
+        assert "fraud@canary" not in remote_tags(reg.origin) and check(fresh).ok, forged
 
 
 def test_a_stop_whose_number_someone_else_published_first_is_a_conflict(
