@@ -291,7 +291,7 @@ def _decoded(body: bytes) -> Any:
     lone surrogate (``"\\ud800"``) would otherwise reach the model, and then fail its answer
     or the decision log after the model ran."""
     try:
-        text = body.decode("utf-8")  # strict: refuses encoded surrogates as well
+        text = body.decode("utf-8-sig")  # strict (encoded surrogates too); a BOM is dropped
     except UnicodeDecodeError as exc:
         raise BadBody(f"body is not UTF-8: {exc.reason} at byte {exc.start}") from exc
     try:

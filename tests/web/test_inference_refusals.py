@@ -73,6 +73,13 @@ def test_a_lone_surrogate_is_a_400_before_the_model_runs(
     assert 'mvctl_requests_total{channel="production",version="v1.0.0"} 0.0' in metrics
 
 
+def test_a_body_with_a_utf8_byte_order_mark_is_served(client: TestClient) -> None:
+    body = b"\xef\xbb\xbf" + json.dumps(infer_body()).encode()
+    assert client.post(INFER, content=body, headers=JSON).status_code == 200
+    latin1 = client.post(INFER, content=b'{"id": "\xe9", "inputs": []}', headers=JSON)
+    assert latin1.status_code == 400 and "UTF-8" in latin1.json()["error"]
+
+
 def test_a_surrogate_pair_is_text_and_is_served(client: TestClient) -> None:
     body = b'{"id": "\\ud83d\\ude00", "inputs": [{"name": "x", "shape": [1, 4], "datatype": "FP64",'
     answer = client.post(INFER, content=body + b' "data": [5.1, 3.5, 1.4, 0.2]}]}', headers=JSON)
