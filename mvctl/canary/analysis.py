@@ -263,6 +263,11 @@ def _reported(pair: Pair) -> list[str]:
     names = list(ALWAYS)
     if pair.rows_baseline.n or pair.rows_candidate.n:
         names += REGRESSION if pair.regression else LABELLED
+    scored = any(
+        (rows.scores == rows.scores).any() for rows in (pair.rows_baseline, pair.rows_candidate)
+    )
+    if not scored and "roc_auc" in names:
+        names.remove("roc_auc")  # outputs that are labels have no ROC curve
     if pair.paired:
         names.append("agreement")
     return names

@@ -267,11 +267,14 @@ class Psi(Metric):
             return (0.0 if len(base) else None), len(base)
         if not len(base) or not len(cand):
             return None, len(cand)
-        edges = np.unique(np.percentile(base, np.linspace(0, 100, 11)[1:-1]))
-        shares = [
-            np.bincount(np.searchsorted(edges, x, side="right"), minlength=len(edges) + 1) / len(x)
-            for x in (base, cand)
-        ]
+        values = np.unique(np.concatenate([base, cand]))
+        if len(values) <= 10:  # labels: the share of each, as for a categorical column
+            bins, size = [np.searchsorted(values, x) for x in (base, cand)], len(values)
+        else:  # scores: the baseline's deciles
+            edges = np.unique(np.percentile(base, np.linspace(0, 100, 11)[1:-1]))
+            bins = [np.searchsorted(edges, x, side="right") for x in (base, cand)]
+            size = len(edges) + 1
+        shares = [np.bincount(b, minlength=size) / len(b) for b in bins]
         return float(psi(shares[0].tolist(), shares[1].tolist())), len(cand)
 
 

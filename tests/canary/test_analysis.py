@@ -153,3 +153,22 @@ def test_the_window_starts_at_the_candidates_arrival(tmp_path: Path) -> None:
         found, model="fraud", baseline=BASE, candidate=CAND, canary=CanaryConfig(), since=since
     )
     assert report.baseline["requests"] == 50 and report.skipped.other == 50
+
+
+def test_psi_of_labels_and_of_scores_against_mvctls_drift_psi(tmp_path: Path) -> None:
+    from mvctl.analysis.drift import psi
+
+    labels = [decision(i, BASE, [int(i % 10 == 0)]) for i in range(0, 2000, 2)]
+    labels += [decision(i, CAND, [int(i % 4 == 1)]) for i in range(1, 2000, 2)]
+    got = by_metric(run(tmp_path, labels, CanaryConfig()))["psi"]
+    # Every fifth even key is flagged by production, every second odd one by the canary.
+    assert got.candidate == pytest.approx(psi([0.8, 0.2], [0.5, 0.5]))
+    assert got.verdict == "reported" and "roc_auc" not in by_metric(
+        run(tmp_path, labels, CanaryConfig())
+    )
+
+    rng = np.random.default_rng(2)
+    scores = [decision(i, BASE, [float(rng.uniform(0.01, 0.99))]) for i in range(0, 2000, 2)]
+    scores += [decision(i, CAND, [float(rng.uniform(0.01, 0.99))]) for i in range(1, 2000, 2)]
+    same = by_metric(run(tmp_path, scores, CanaryConfig()))["psi"].candidate
+    assert same is not None and same < 0.05  # the same distribution: deciles agree
