@@ -55,6 +55,7 @@ statistics, and a batch of simulated runs (rows) is tested in one call.
 from __future__ import annotations
 
 import math
+from collections.abc import Sequence
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any, Literal
 
@@ -182,20 +183,58 @@ def mean_paths(
     return np.where(ok, m_b - m_a, 0.0), np.where(ok, var, 0.0), np.where(ok, tau, 0.0)
 
 
-def _stream_sums(
-    times_a: Array, values_a: Array, times_b: Array, values_b: Array
-) -> tuple[Array, ...]:
-    """Both arms merged in time order: cumulative n, sum and sum of squares per arm after
-    each observation (ties: baseline first, a fixed order)."""
+def restarted(cumulative: Array, strata: Any) -> Array:
+    """``cumulative`` (sums along the last axis) restarted at each stratum: at every position
+    the sum over its own stratum so far. ``strata``: a non-decreasing label per position."""
     import numpy as np
 
-    times = np.concatenate([times_a, times_b])
+    labels = np.asarray(strata)
+    starts = np.searchsorted(labels, labels, side="left")  # each position's stratum start
+    before = np.take(cumulative, np.maximum(starts - 1, 0), axis=-1)
+    return cumulative - np.where(starts > 0, before, 0.0)
+
+
+def stratified(theta: Array, var: Array, strata: Any) -> tuple[Array, Array]:
+    """(theta_hat, V) of the strata combined by inverse variance, from each position's
+    running (theta_hat, V) within its own stratum: finished strata count with their final
+    values, the current one with its running values. A stratum whose V is not positive (an
+    arm without observations in it) adds nothing."""
+    import numpy as np
+
+    labels = np.asarray(strata)
+    ends = np.append(labels[1:] != labels[:-1], True)  # a stratum's last position
+    starts = np.searchsorted(labels, labels, side="left")
+    with np.errstate(divide="ignore", invalid="ignore"):
+        info = np.where(var > 0, 1.0 / var, 0.0)
+    score = np.where(info > 0, theta * info, 0.0)
+    done_info = np.cumsum(info * ends, axis=-1)
+    done_score = np.cumsum(score * ends, axis=-1)
+    prior = np.maximum(starts - 1, 0)
+    has_prior = starts > 0
+    total_info = info + np.where(has_prior, np.take(done_info, prior, axis=-1), 0.0)
+    total_score = score + np.where(has_prior, np.take(done_score, prior, axis=-1), 0.0)
+    with np.errstate(divide="ignore", invalid="ignore"):
+        combined = np.where(total_info > 0, total_score / total_info, 0.0)
+        combined_var = np.where(total_info > 0, 1.0 / total_info, 0.0)
+    return combined, combined_var
+
+
+def _stream_sums(
+    times_a: Array, values_a: Array, times_b: Array, values_b: Array, starts: Sequence[float]
+) -> tuple[tuple[Array, ...], Any]:
+    """Both arms merged in time order: cumulative n, sum and sum of squares per arm after
+    each observation (ties: baseline first, a fixed order), and each observation's stratum
+    (how many of ``starts`` are at or before its time)."""
+    import numpy as np
+
+    times = np.concatenate([times_a, times_b]).astype(float)
     values = np.concatenate([values_a, values_b]).astype(float)
     is_b = np.concatenate([np.zeros(len(times_a), bool), np.ones(len(times_b), bool)])
     order = np.lexsort((is_b, times))
-    values, is_b = values[order], is_b[order]
+    times, values, is_b = times[order], values[order], is_b[order]
     in_a, in_b = (~is_b).astype(float), is_b.astype(float)
-    return (
+    strata = np.searchsorted(np.sort(np.asarray(starts, dtype=float)), times, side="right")
+    sums = (
         np.cumsum(in_a),
         np.cumsum(values * in_a),
         np.cumsum(values * values * in_a),
@@ -203,6 +242,29 @@ def _stream_sums(
         np.cumsum(values * in_b),
         np.cumsum(values * values * in_b),
     )
+    return sums, strata
+
+
+def _paths(
+    kind: Literal["proportion", "mean"], sums: Sequence[Array], effect: float
+) -> tuple[Array, Array, Array]:
+    n_a, s_a, q_a, n_b, s_b, q_b = sums
+    if kind == "proportion":
+        return proportion_paths(n_a, s_a, n_b, s_b, effect)
+    return mean_paths(n_a, s_a, q_a, n_b, s_b, q_b, effect)
+
+
+def stratified_paths(
+    kind: Literal["proportion", "mean"], sums: Sequence[Array], strata: Any, effect: float
+) -> tuple[Array, Array, Array]:
+    """(theta_hat, V, tau) from cumulative sums (n, sum, sum of squares per arm, along the
+    last axis), the arms compared within each stratum and the strata combined (``stratified``);
+    tau from the whole tenure. One stratum: exactly the plain paths."""
+    _, _, tau = _paths(kind, sums, effect)
+    within = [restarted(s, strata) for s in sums]
+    theta, var, _ = _paths(kind, within, effect)
+    theta, var = stratified(theta, var, strata)
+    return theta, var, tau
 
 
 def compare_streams(
@@ -214,17 +276,18 @@ def compare_streams(
     min_samples: int,
     alpha: float,
     effect: float = DEFAULT_EFFECT,
+    starts: Sequence[float] = (),
 ) -> SequentialTest:
     """The one-sided test of ``candidate`` against ``baseline``, each (times, values) of its
     observations (0/1 for a proportion), checked after every observation from the point where
-    both arms have ``min_samples``."""
+    both arms have ``min_samples``. ``starts``: the times a new weight step began; the arms
+    are compared within each step and the steps combined, because at a different weight the
+    arms sample different hours (a trend over the day is no difference between them)."""
     import numpy as np
 
-    n_a, s_a, q_a, n_b, s_b, q_b = _stream_sums(*baseline, *candidate)
-    if kind == "proportion":
-        theta, var, tau = proportion_paths(n_a, s_a, n_b, s_b, effect)
-    else:
-        theta, var, tau = mean_paths(n_a, s_a, q_a, n_b, s_b, q_b, effect)
+    sums, strata = _stream_sums(*baseline, *candidate, starts)
+    n_a, n_b = sums[0], sums[3]
+    theta, var, tau = stratified_paths(kind, sums, strata, effect)
     signed = theta if direction == "higher" else -theta
     eligible = (n_a >= min_samples) & (n_b >= min_samples)
     log_lr = log_mixture_lr(signed, var, tau)

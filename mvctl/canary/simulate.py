@@ -18,7 +18,7 @@ from mvctl.canary.sequential import (
     DEFAULT_EFFECT,
     always_valid_p,
     log_mixture_lr,
-    proportion_paths,
+    stratified_paths,
 )
 from mvctl.canary.steps import decide
 
@@ -43,8 +43,8 @@ class Simulation:
 
 
 def simulate(
-    p_baseline: float,
-    p_candidate: float,
+    p_baseline: float | Sequence[float],
+    p_candidate: float | Sequence[float],
     *,
     runs: int = 200,
     batch: int = 2000,
@@ -58,7 +58,9 @@ def simulate(
     seed: int = 0,
 ) -> Simulation:
     """``runs`` canaries of a metric at ``p_candidate`` against ``p_baseline``, the metric
-    the primary one (so ``tests`` is at least its two one-sided tests)."""
+    the primary one (so ``tests`` is at least its two one-sided tests). A rate may be one
+    per batch (a metric that drifts over the day); the arms are compared within each weight
+    step, as mvctl.canary.analysis compares them."""
     import numpy as np
 
     rng = np.random.default_rng(seed)
@@ -85,11 +87,15 @@ def simulate(
         if plain.kind == "next_step" and plain.next_weight is not None:
             weight, step_requests = plain.next_weight, 0
     nb, nc = np.asarray(n_base), np.asarray(n_cand)
-    x_a = rng.binomial(nb, p_baseline, size=(runs, batches)).cumsum(axis=1)
-    x_b = rng.binomial(nc, p_candidate, size=(runs, batches)).cumsum(axis=1)
-    total_a = np.broadcast_to(nb.cumsum(), (runs, batches))
-    total_b = np.broadcast_to(nc.cumsum(), (runs, batches))
-    theta, var, tau = proportion_paths(total_a, x_a, total_b, x_b, effect)
+    rate_a = np.broadcast_to(np.asarray(p_baseline, dtype=float), (batches,))
+    rate_b = np.broadcast_to(np.asarray(p_candidate, dtype=float), (batches,))
+    x_a = rng.binomial(nb, rate_a, size=(runs, batches)).cumsum(axis=1).astype(float)
+    x_b = rng.binomial(nc, rate_b, size=(runs, batches)).cumsum(axis=1).astype(float)
+    total_a = np.broadcast_to(nb.cumsum(), (runs, batches)).astype(float)
+    total_b = np.broadcast_to(nc.cumsum(), (runs, batches)).astype(float)
+    strata = np.cumsum(np.append(False, np.diff(np.asarray(weights)) != 0))
+    sums = (total_a, x_a, x_a, total_b, x_b, x_b)  # 0/1 outcomes: squares are the sums
+    theta, var, tau = stratified_paths("proportion", sums, strata, effect)
     eligible = (total_a >= min_samples) & (total_b >= min_samples)
     worse_sign = 1.0 if higher_is_worse else -1.0
     p_worse = always_valid_p(log_mixture_lr(worse_sign * theta, var, tau), eligible) * tests
