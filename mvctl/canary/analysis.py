@@ -20,7 +20,7 @@ from __future__ import annotations
 
 import math
 from collections.abc import Sequence
-from dataclasses import dataclass, replace
+from dataclasses import dataclass, field, replace
 from datetime import datetime
 from pathlib import Path
 from typing import Any, Literal
@@ -125,6 +125,9 @@ class CanaryReport:
     verdict: Verdict
     skipped: Skipped
     files: tuple[str, ...]
+    # The newest event of production and of the candidate's channel when analysed (set by
+    # report_for): what --apply re-checks on the fetched state before acting.
+    events: dict[str, str | None] = field(default_factory=dict)
 
     def to_dict(self) -> dict[str, Any]:
         return {
@@ -196,11 +199,16 @@ def compare(
     step_since: float | None = None,
     step_base: int | None = None,
     positive: Any = 1,
+    starts: Sequence[float] = (),
 ) -> CanaryReport:
     """The report for ``candidate`` (channel, version) against ``baseline``. The current
     step's requests: those beyond ``step_base`` (the candidate's requests when the step's
-    event was decided, as its evidence recorded them), else those since ``step_since``."""
-    base_arm, cand_arm, skipped = reading.split(found, baseline, candidate, since=since)
+    event was decided, as its evidence recorded them), else those since ``step_since``.
+    ``starts``: when each later weight step of the tenure began; the tests compare the arms
+    within each step (mvctl.canary.sequential.compare_streams)."""
+    base_arm, cand_arm, skipped = reading.split(
+        found, baseline, candidate, since=since, model=model
+    )
     regression = _regression_mode(canary, (base_arm, cand_arm), positive)
     pair = Pair(
         base_arm,
@@ -216,7 +224,7 @@ def compare(
     tests += 1 if primary is not None and METRICS[primary.metric].test is not None else 0
     names = list(configured) + [n for n in _reported(pair) if n not in configured]
     results = tuple(
-        _result(pair, name, configured.get(name), primary, canary, tests) for name in names
+        _result(pair, name, configured.get(name), primary, canary, tests, starts) for name in names
     )
     if step_base is not None and step_base <= cand_arm.requests:
         step_requests = cand_arm.requests - step_base
@@ -280,6 +288,7 @@ def _result(
     primary: CanaryMetric | None,
     canary: CanaryConfig,
     tests: int,
+    starts: Sequence[float] = (),
 ) -> MetricResult:
     metric = METRICS[name]
     base_value, n_base = metric.value(pair, candidate=False)
@@ -288,11 +297,11 @@ def _result(
     worse = better = None
     p_worse = p_better = None
     if entry is not None and metric.test is not None:
-        worse = _test(pair, metric, metric.worse, canary, entry)
+        worse = _test(pair, metric, metric.worse, canary, entry, starts)
         p_worse = bonferroni(worse.p_value, tests) if worse else None
         if is_primary:
             other = "lower" if metric.worse == "higher" else "higher"
-            better = _test(pair, metric, other, canary, entry)
+            better = _test(pair, metric, other, canary, entry, starts)
             p_better = bonferroni(better.p_value, tests) if better else None
     bound: dict[str, float] = {}
     failed = windows = 0
@@ -344,7 +353,12 @@ def _verdict(
 
 
 def _test(
-    pair: Pair, metric: Metric, direction: Any, canary: CanaryConfig, entry: CanaryMetric
+    pair: Pair,
+    metric: Metric,
+    direction: Any,
+    canary: CanaryConfig,
+    entry: CanaryMetric,
+    starts: Sequence[float] = (),
 ) -> SequentialTest | None:
     base = metric.stream(pair, candidate=False)
     cand = metric.stream(pair, candidate=True)
@@ -358,6 +372,7 @@ def _test(
         cand,
         min_samples=canary.min_samples,
         alpha=canary.alpha,
+        starts=starts,
         **kwargs,
     )
 
@@ -422,6 +437,8 @@ class Subject:
     step_base: int | None  # the candidate's requests its newest event's evidence counted
     canary: CanaryConfig
     positive: Any
+    starts: tuple[float, ...] = ()  # when each weight step after the arrival began
+    events: dict[str, str | None] = field(default_factory=dict)  # newest event per channel
 
 
 def _epoch(text: str) -> float | None:
@@ -461,6 +478,8 @@ def subject(git: GitRepo, state: channels.ModelState, channel: str) -> Subject:
     events = state.channel_events(channel)
     newest = events[-1] if events else None
     arrival = state.arrival(channel, newest) if newest else None
+    tenure = events[events.index(arrival) + 1 :] if arrival in events else ()
+    starts = tuple(t for t in (_epoch(e.time) for e in tenure) if t is not None)
     entry = cfg.model(model)
     columns = entry.raw.get("columns") or {}
     return Subject(
@@ -474,7 +493,17 @@ def subject(git: GitRepo, state: channels.ModelState, channel: str) -> Subject:
         step_base=_counted(newest, cand),
         canary=entry.canary,
         positive=columns.get("positive", 1),
+        starts=starts,
+        events={
+            "production": _newest(state, "production"),
+            channel: newest.name if newest else None,
+        },
     )
+
+
+def _newest(state: channels.ModelState, channel: str) -> str | None:
+    events = state.channel_events(channel)
+    return events[-1].name if events else None
 
 
 def analyze(
@@ -500,7 +529,7 @@ def analyze(
 
 
 def report_for(about: Subject, found: Evidence) -> CanaryReport:
-    return compare(
+    report = compare(
         found,
         model=about.model,
         baseline=("production", about.baseline),
@@ -511,4 +540,6 @@ def report_for(about: Subject, found: Evidence) -> CanaryReport:
         step_since=about.step_since,
         step_base=about.step_base,
         positive=about.positive,
+        starts=about.starts,
     )
+    return replace(report, events=dict(about.events))
