@@ -20,7 +20,7 @@ from __future__ import annotations
 
 import math
 from collections.abc import Sequence
-from dataclasses import dataclass, field, replace
+from dataclasses import dataclass, replace
 from datetime import datetime
 from pathlib import Path
 from typing import Any, Literal
@@ -125,9 +125,6 @@ class CanaryReport:
     verdict: Verdict
     skipped: Skipped
     files: tuple[str, ...]
-    # The newest event of production and of the candidate's channel when analysed (set by
-    # report_for): what --apply re-checks on the fetched state before acting.
-    events: dict[str, str | None] = field(default_factory=dict)
 
     def to_dict(self) -> dict[str, Any]:
         return {
@@ -206,9 +203,7 @@ def compare(
     event was decided, as its evidence recorded them), else those since ``step_since``.
     ``starts``: when each later weight step of the tenure began; the tests compare the arms
     within each step (mvctl.canary.sequential.compare_streams)."""
-    base_arm, cand_arm, skipped = reading.split(
-        found, baseline, candidate, since=since, model=model
-    )
+    base_arm, cand_arm, skipped = reading.split(found, baseline, candidate, since=since)
     regression = _regression_mode(canary, (base_arm, cand_arm), positive)
     pair = Pair(
         base_arm,
@@ -438,7 +433,6 @@ class Subject:
     canary: CanaryConfig
     positive: Any
     starts: tuple[float, ...] = ()  # when each weight step after the arrival began
-    events: dict[str, str | None] = field(default_factory=dict)  # newest event per channel
 
 
 def _epoch(text: str) -> float | None:
@@ -494,16 +488,7 @@ def subject(git: GitRepo, state: channels.ModelState, channel: str) -> Subject:
         canary=entry.canary,
         positive=columns.get("positive", 1),
         starts=starts,
-        events={
-            "production": _newest(state, "production"),
-            channel: newest.name if newest else None,
-        },
     )
-
-
-def _newest(state: channels.ModelState, channel: str) -> str | None:
-    events = state.channel_events(channel)
-    return events[-1].name if events else None
 
 
 def analyze(
@@ -529,7 +514,7 @@ def analyze(
 
 
 def report_for(about: Subject, found: Evidence) -> CanaryReport:
-    report = compare(
+    return compare(
         found,
         model=about.model,
         baseline=("production", about.baseline),
@@ -542,4 +527,3 @@ def report_for(about: Subject, found: Evidence) -> CanaryReport:
         positive=about.positive,
         starts=about.starts,
     )
-    return replace(report, events=dict(about.events))
