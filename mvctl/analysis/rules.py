@@ -14,8 +14,16 @@
 A metric rule's value comes from the predictions when they have the label and prediction
 (or, for roc_auc, score) columns (mvctl.analysis.classification), else from the metrics file.
 ``max_increase``/``max_decrease`` bound it relative to the value the served version
-registered: the limit is registered +/- |registered| * the fraction given. A live metric on
-fewer than ``min_rows`` labelled rows (default :data:`MIN_ROWS`) is skipped.
+registered: the limit is registered +/- |registered| * the fraction given; a registered 0
+leaves a relative bound unchecked (0 * any fraction is 0, so one false positive would
+breach). A live metric on fewer than ``min_rows`` labelled rows (default :data:`MIN_ROWS`)
+is skipped.
+
+A live rate of counts (classification.RATES) is held to its limits by its one-sided
+:data:`CONFIDENCE` Wilson bound, not the point estimate: a ``max`` breaches only when the
+lower bound is above it, a ``min`` when the upper bound is below it, so an unchanged model
+breaches in at most ~5% of batches whatever their size. roc_auc, f1, mae, rmse and values
+from a metrics file are compared as measured.
 
 A rule breaches only on evidence: a rule whose input was not supplied (no live data for
 drift, no labels for equalized odds, no metrics, too few labelled rows, a relative bound
@@ -54,6 +62,10 @@ if TYPE_CHECKING:
 Level = Literal["ok", "warn", "breach", "skipped"]
 Source = Literal["predictions", "metrics_file"]
 
+CONFIDENCE = 0.95
+"""One-sided confidence of the bound a live rate is judged by."""
+_Z = 1.6448536269514722  # the standard normal quantile at CONFIDENCE
+
 MIN_ROWS = 200
 """Labelled rows a live metric needs by default: a false-positive rate on 20 rows moves by
 5 points with one row, and a monitor that rolls back must not act on that."""
@@ -62,16 +74,24 @@ MIN_ROWS = 200
 @dataclass(frozen=True)
 class Bound:
     """One bound of a metric rule: ``key`` and the value ``given`` as written, the ``limit``
-    the value was compared with (for max_increase/max_decrease, from the registered value;
-    None without one) and whether the value kept to it (None: not checked)."""
+    (for max_increase/max_decrease, from the registered value; None without one), the value
+    ``compared`` with it (a live rate's one-sided confidence bound, else the value itself;
+    None: not checked) and whether it kept to the limit (None: not checked)."""
 
     key: str
     given: float
     limit: float | None
     ok: bool | None
+    compared: float | None = None
 
     def to_dict(self) -> dict[str, Any]:
-        return {"key": self.key, "given": self.given, "limit": self.limit, "ok": self.ok}
+        return {
+            "key": self.key,
+            "given": self.given,
+            "limit": self.limit,
+            "ok": self.ok,
+            "compared": self.compared,
+        }
 
 
 @dataclass(frozen=True)
@@ -289,14 +309,38 @@ def _beyond(value: float, limit: float, above: bool) -> bool:
     return excess > 1e-12 * max(1.0, abs(limit))
 
 
-def _bound(key: str, given: float, value: float, registered: float | None) -> Bound:
+def _above(key: str) -> bool:
+    return key in ("max", "max_increase")
+
+
+def _compared(key: str, value: float, live: LiveValue | None) -> float:
+    """What ``value`` is held to a ``key`` bound by: a live rate's one-sided confidence
+    bound on the side that must be past the limit for a breach, else the value."""
+    bound = live.bound(_Z, upper=not _above(key)) if live is not None else None
+    return value if bound is None else bound
+
+
+def _bound(
+    key: str, given: float, value: float, registered: float | None, live: LiveValue | None
+) -> Bound:
     if key in ("min", "max"):
-        return Bound(key, given, float(given), not _beyond(value, float(given), key == "max"))
-    if registered is None:
+        limit = float(given)
+    elif registered is None or registered == 0:
         return Bound(key, given, None, None)
-    sign = 1 if key == "max_increase" else -1
-    limit = registered + sign * abs(registered) * given
-    return Bound(key, given, limit, not _beyond(value, limit, key == "max_increase"))
+    else:
+        sign = 1 if key == "max_increase" else -1
+        limit = registered + sign * abs(registered) * given
+    compared = _compared(key, value, live)
+    return Bound(key, given, limit, not _beyond(compared, limit, _above(key)), compared)
+
+
+def _sides(bounds: Sequence[Bound]) -> list[Bound]:
+    """The checked bounds, one per side (lower bound for maxima, upper for minima)."""
+    sides: dict[bool, Bound] = {}
+    for b in bounds:
+        if b.compared is not None:
+            sides.setdefault(_above(b.key), b)
+    return list(sides.values())
 
 
 def _shown(bound: Bound) -> str:
@@ -318,6 +362,7 @@ class _Found:
     source: Source | None = None
     rows: int | None = None
     skip: str | None = None
+    live: LiveValue | None = None
 
 
 class Metric:
@@ -340,17 +385,28 @@ class Metric:
                 label, "skipped", None, skip, found.source, registered, found.rows, bounds
             )
         value = found.value
-        bounds = tuple(_bound(k, given, value, registered) for k, given in checks)
+        live = found.live
+        bounds = tuple(_bound(k, given, value, registered, live) for k, given in checks)
         detail = f"{name} = {value:.6g} {found.where}"
+        if live is not None and live.hits is not None:
+            for b in _sides(bounds):
+                side = "lower" if _above(b.key) else "upper"
+                detail += f"; {CONFIDENCE:.0%} {side} bound {b.compared:.4g}"
         if registered is not None and known is not None:
             detail += f"; {known.version} registered {registered:.6g}"
         detail += "".join(f"; {_shown(b)}" for b in bounds if b.key not in ("min", "max"))
         unchecked = [b.key for b in bounds if b.ok is None]
+        version = known.version if known else "the version"
         if any(b.ok is False for b in bounds):
             level: Level = "breach"
+        elif unchecked and registered == 0:
+            level = "skipped"
+            detail += (
+                f"; {version} registered {name} 0, so {' and '.join(unchecked)} (a fraction"
+                " of it) has nothing to compare with: bound it with max or min"
+            )
         elif unchecked:
             level = "skipped"
-            version = known.version if known else "the version"
             detail += (
                 f"; {version} registered no {name}, so {' and '.join(unchecked)}"
                 " has nothing to compare with"
@@ -372,7 +428,7 @@ class Metric:
             elif live.value is None:
                 skip = f"{live.reason} ({where})"
             value = None if skip else live.value
-            return _Found(value, f"({where})", "predictions", live.rows, skip)
+            return _Found(value, f"({where})", "predictions", live.rows, skip, live)
         why_not_live = evidence.not_live.get(name)
         prefix = f"no live {name} ({why_not_live}) and " if why_not_live else ""
         if evidence.metrics is None:

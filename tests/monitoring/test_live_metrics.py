@@ -12,6 +12,7 @@ import pandas as pd
 import pytest
 from sklearn.metrics import recall_score
 
+from mvctl.analysis.classification import wilson
 from mvctl.channels.state import history
 from mvctl.errors import OperationalError
 from mvctl.formats import config
@@ -82,7 +83,13 @@ def holder(reg: Registry) -> str:
     return str(json.loads(shown)["version"])
 
 
-@pytest.mark.parametrize(("false_positives", "breached"), [(229, False), (230, False), (240, True)])
+# The limit is 0.020 x 1.15 = 0.023, and the live rate is held to it by its one-sided 95%
+# Wilson lower bound: 240 false positives in 10,000 negatives (0.024) are past the limit as a
+# point estimate but within sampling noise (lower bound 0.0216), so only from 256 on
+# (lower bound 0.0231) does the rule breach.
+@pytest.mark.parametrize(
+    ("false_positives", "breached"), [(229, False), (230, False), (240, False), (270, True)]
+)
 def test_the_bound_is_the_registered_rate_times_1_15(
     reg: Registry, tmp_path: Path, false_positives: int, breached: bool
 ) -> None:
@@ -94,25 +101,28 @@ def test_the_bound_is_the_registered_rate_times_1_15(
     assert fpr.value == pytest.approx(1 - recall_score(frame.is_fraud, frame.pred, pos_label=0))
     assert (fpr.registered, fpr.rows, fpr.source) == (0.02, 10_300, "predictions")
     assert fpr.bounds[0].limit == pytest.approx(0.023)
+    assert fpr.bounds[0].compared == pytest.approx(wilson(false_positives, 10_000, 1.645)[0], 1e-3)
+    assert fpr.bounds[0].compared < fpr.value
     assert "v0.2.0 registered 0.02; limit 0.023" in fpr.detail
     assert recall.level == "ok" and recall.value == pytest.approx(0.8)
     assert holder(reg) == "v0.2.0"
 
 
 def test_a_rise_past_the_bound_rolls_production_back(reg: Registry, tmp_path: Path) -> None:
-    preds = write(tmp_path, predictions(240))
+    preds = write(tmp_path, predictions(270))
     proc = mvctl(reg.root, "monitor", "fraud", "--predictions", str(preds), "--rollback")
     assert proc.returncode == 1, proc.stderr
     assert "rolled fraud@production back: v0.2.0 → v0.1.0" in proc.stdout
     # The table shows the evidence: live value, registered value, limit and rows.
     row = next(line for line in proc.stdout.splitlines() if "registered +15%" in line)
-    assert all(word in row for word in ("breach", "0.024", "0.02", "max_increase 0.023", "10300"))
+    assert all(word in row for word in ("breach", "0.027", "0.02", "max_increase 0.023", "10300"))
     assert holder(reg) == "v0.1.0"
     last = history(reg.root, "fraud", "production")[-1]
     assert last.kind == "rollback"
     assert last.reason.startswith(
-        "monitor: false_positive_rate <= registered +15%: false_positive_rate = 0.024"
-        " (on 10300 labelled rows); v0.2.0 registered 0.02; limit 0.023"
+        "monitor: false_positive_rate <= registered +15%: false_positive_rate = 0.027"
+        " (on 10300 labelled rows); 95% lower bound 0.02446; v0.2.0 registered 0.02;"
+        " limit 0.023"
     )
     # v0.1.0 registered 0.018: against it the same feed is far past its own limit (0.0207).
     again = monitor(reg.root, "fraud", predictions=preds)
@@ -121,15 +131,16 @@ def test_a_rise_past_the_bound_rolls_production_back(reg: Registry, tmp_path: Pa
 
 
 def test_the_json_report_carries_the_evidence(reg: Registry, tmp_path: Path) -> None:
-    preds = write(tmp_path, predictions(240))
+    preds = write(tmp_path, predictions(270))
     proc = mvctl(reg.root, "monitor", "fraud", "--predictions", str(preds), "--json")
     assert proc.returncode == 1
     fpr = json.loads(proc.stdout)["results"][0]
-    assert fpr["level"] == "breach" and fpr["value"] == pytest.approx(0.024)
+    assert fpr["level"] == "breach" and fpr["value"] == pytest.approx(0.027)
     assert (fpr["source"], fpr["registered"], fpr["rows"]) == ("predictions", 0.02, 10300)
     [bound] = fpr["bounds"]
     assert bound["key"] == "max_increase" and bound["given"] == 0.15 and bound["ok"] is False
     assert bound["limit"] == pytest.approx(0.023)
+    assert bound["compared"] == pytest.approx(0.02446, abs=1e-5)  # the 95% lower bound
     assert holder(reg) == "v0.2.0"  # no --rollback: nothing moved
 
 
