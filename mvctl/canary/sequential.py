@@ -66,6 +66,9 @@ if TYPE_CHECKING:
     Array = NDArray[np.float64]
 
 Direction = Literal["higher", "lower"]  # the alternative: the candidate's value is ...
+# proportion: of 0/1 values; mean: of values; log_mean: of the logs of positive values (a
+# ratio of geometric means, for latencies: valid on heavy tails a plug-in mean is not).
+TestKind = Literal["proportion", "mean", "log_mean"]
 DEFAULT_EFFECT = 0.1
 
 
@@ -74,7 +77,7 @@ class SequentialTest:
     """One one-sided test at its last check: ``p_value`` is the always-valid p-value (before
     any correction); ``estimate`` the candidate's difference from the baseline."""
 
-    kind: Literal["proportion", "mean"]
+    kind: TestKind
     direction: Direction
     n_baseline: int
     n_candidate: int
@@ -245,17 +248,20 @@ def _stream_sums(
     return sums, strata
 
 
-def _paths(
-    kind: Literal["proportion", "mean"], sums: Sequence[Array], effect: float
-) -> tuple[Array, Array, Array]:
+def _paths(kind: TestKind, sums: Sequence[Array], effect: float) -> tuple[Array, Array, Array]:
+    import numpy as np
+
     n_a, s_a, q_a, n_b, s_b, q_b = sums
     if kind == "proportion":
         return proportion_paths(n_a, s_a, n_b, s_b, effect)
-    return mean_paths(n_a, s_a, q_a, n_b, s_b, q_b, effect)
+    theta, var, tau = mean_paths(n_a, s_a, q_a, n_b, s_b, q_b, effect)
+    if kind == "log_mean":  # a difference of logs is a ratio: the effect's own scale
+        tau = np.where(tau > 0, math.log1p(effect), 0.0)
+    return theta, var, tau
 
 
 def stratified_paths(
-    kind: Literal["proportion", "mean"], sums: Sequence[Array], strata: Any, effect: float
+    kind: TestKind, sums: Sequence[Array], strata: Any, effect: float
 ) -> tuple[Array, Array, Array]:
     """(theta_hat, V, tau) from cumulative sums (n, sum, sum of squares per arm, along the
     last axis), the arms compared within each stratum and the strata combined (``stratified``);
@@ -268,7 +274,7 @@ def stratified_paths(
 
 
 def compare_streams(
-    kind: Literal["proportion", "mean"],
+    kind: TestKind,
     direction: Direction,
     baseline: tuple[Array, Array],
     candidate: tuple[Array, Array],
@@ -285,6 +291,11 @@ def compare_streams(
     arms sample different hours (a trend over the day is no difference between them)."""
     import numpy as np
 
+    if kind == "log_mean":  # latencies: positive; a zero counts as a microsecond
+        baseline, candidate = (
+            (times, np.log(np.maximum(np.asarray(values, dtype=float), 1e-3)))
+            for times, values in (baseline, candidate)
+        )
     sums, strata = _stream_sums(*baseline, *candidate, starts)
     n_a, n_b = sums[0], sums[3]
     theta, var, tau = stratified_paths(kind, sums, strata, effect)
