@@ -116,6 +116,7 @@ def test_a_rise_past_the_bound_rolls_production_back(reg: Registry, tmp_path: Pa
     # The table shows the evidence: live value, registered value, limit and rows.
     row = next(line for line in proc.stdout.splitlines() if "registered +15%" in line)
     assert all(word in row for word in ("breach", "0.027", "0.02", "max_increase 0.023", "10300"))
+    assert "by 0.02446" in proc.stdout  # what was held to the limit: the 95% lower bound
     assert holder(reg) == "v0.1.0"
     last = history(reg.root, "fraud", "production")[-1]
     assert last.kind == "rollback"

@@ -15,9 +15,12 @@ def _number(value: float | None) -> str:
     return "-" if value is None else f"{value:.6g}"
 
 
-def _limit(bound: Bound) -> str:
+def _limit(bound: Bound, value: float | None) -> str:
+    """A bound's limit and mark, and what was held to it when that is not the value (a live
+    rate's confidence bound)."""
     mark = {True: "", False: " ✗", None: " ?"}[bound.ok]
-    return f"{bound.key} {_number(bound.limit)}{mark}"
+    held = "" if bound.compared in (None, value) else f" (by {bound.compared:.4g})"
+    return f"{bound.key} {_number(bound.limit)}{mark}{held}"
 
 
 def report(report: MonitorReport) -> None:
@@ -44,7 +47,7 @@ def report(report: MonitorReport) -> None:
             (
                 _number(r.value),
                 _number(r.registered),
-                "; ".join(_limit(b) for b in r.bounds) or "-",
+                "; ".join(_limit(b, r.value) for b in r.bounds) or "-",
                 "-" if r.rows is None else str(r.rows),
                 {"predictions": "labelled rows", "metrics_file": "metrics file"}.get(
                     r.source or "", "-"
