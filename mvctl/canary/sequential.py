@@ -261,14 +261,19 @@ def _paths(kind: TestKind, sums: Sequence[Array], effect: float) -> tuple[Array,
 
 
 def stratified_paths(
-    kind: TestKind, sums: Sequence[Array], strata: Any, effect: float
+    kind: TestKind, sums: Sequence[Array], strata: Any, effect: float, floor: float = 0
 ) -> tuple[Array, Array, Array]:
     """(theta_hat, V, tau) from cumulative sums (n, sum, sum of squares per arm, along the
     last axis), the arms compared within each stratum and the strata combined (``stratified``);
-    tau from the whole tenure. One stratum: exactly the plain paths."""
+    tau from the whole tenure. A stratum counts once both arms have ``floor`` observations
+    in it (a variance from a handful would weigh it without limit). One stratum, from
+    ``floor`` on: exactly the plain paths."""
+    import numpy as np
+
     _, _, tau = _paths(kind, sums, effect)
     within = [restarted(s, strata) for s in sums]
     theta, var, _ = _paths(kind, within, effect)
+    var = np.where((within[0] >= floor) & (within[3] >= floor), var, 0.0)
     theta, var = stratified(theta, var, strata)
     return theta, var, tau
 
@@ -288,7 +293,8 @@ def compare_streams(
     observations (0/1 for a proportion), checked after every observation from the point where
     both arms have ``min_samples``. ``starts``: the times a new weight step began; the arms
     are compared within each step and the steps combined, because at a different weight the
-    arms sample different hours (a trend over the day is no difference between them)."""
+    arms sample different hours (a trend over the day is no difference between them). A
+    step counts once both arms have ``min_samples`` in it."""
     import numpy as np
 
     if kind == "log_mean":  # latencies: positive; a zero counts as a microsecond
@@ -298,7 +304,7 @@ def compare_streams(
         )
     sums, strata = _stream_sums(*baseline, *candidate, starts)
     n_a, n_b = sums[0], sums[3]
-    theta, var, tau = stratified_paths(kind, sums, strata, effect)
+    theta, var, tau = stratified_paths(kind, sums, strata, effect, min_samples)
     signed = theta if direction == "higher" else -theta
     eligible = (n_a >= min_samples) & (n_b >= min_samples)
     log_lr = log_mixture_lr(signed, var, tau)

@@ -95,7 +95,7 @@ def simulate(
     total_b = np.broadcast_to(nc.cumsum(), (runs, batches)).astype(float)
     strata = np.cumsum(np.append(False, np.diff(np.asarray(weights)) != 0))
     sums = (total_a, x_a, x_a, total_b, x_b, x_b)  # 0/1 outcomes: squares are the sums
-    theta, var, tau = stratified_paths("proportion", sums, strata, effect)
+    theta, var, tau = stratified_paths("proportion", sums, strata, effect, min_samples)
     eligible = (total_a >= min_samples) & (total_b >= min_samples)
     worse_sign = 1.0 if higher_is_worse else -1.0
     p_worse = always_valid_p(log_mixture_lr(worse_sign * theta, var, tau), eligible) * tests

@@ -125,3 +125,18 @@ def test_the_steps_are_the_weight_events_after_the_arrival(template: Path, tmp_p
     weights = [e for e in state.channel_events("canary") if e.kind == "weight"]
     assert len(about.starts) == 2 == len(weights)
     assert about.starts == tuple(datetime.fromisoformat(e.time).timestamp() for e in weights)
+
+
+def test_a_step_counts_only_once_both_arms_have_min_samples_in_it() -> None:
+    """A new step of two requests per arm, alike within each arm: a variance from two values
+    is near 0, and weighed by its inverse it would decide the test alone."""
+    rng = np.random.default_rng(5)
+    times = np.arange(4000, dtype=float)
+    values = rng.normal(10.0, 1.0, 4000)
+    base = (np.append(times[::2], [5000.0, 5001.0]), np.append(values[::2], [10.0, 10.0001]))
+    cand = (np.append(times[1::2], [5000.5, 5001.5]), np.append(values[1::2], [14.0, 14.0001]))
+    test = compare_streams(
+        "mean", "higher", base, cand, min_samples=100, alpha=0.05, starts=[4999.0]
+    )
+    assert test.p_value > 0.05
+    assert abs(test.estimate) < 0.2  # the first step's difference alone
