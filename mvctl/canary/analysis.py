@@ -203,7 +203,9 @@ def compare(
     event was decided, as its evidence recorded them), else those since ``step_since``.
     ``starts``: when each later weight step of the tenure began; the tests compare the arms
     within each step (mvctl.canary.sequential.compare_streams)."""
-    base_arm, cand_arm, skipped = reading.split(found, baseline, candidate, since=since)
+    base_arm, cand_arm, skipped = reading.split(
+        found, baseline, candidate, since=since, model=model
+    )
     regression = _regression_mode(canary, (base_arm, cand_arm), positive)
     pair = Pair(
         base_arm,

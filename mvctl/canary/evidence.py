@@ -5,9 +5,17 @@ A decision line (mvctl.serving.decisions) says which channel and version answere
 key, how fast, and with what; an outcome line (``{"key", "outcome", "kind": "outcome"}``, in
 the decision log itself or in a separate file) says what became known later (the label).
 Every line is checked field by field: a line over :data:`MAX_LINE` bytes, that is not a JSON
-object, or whose fields are not what the server writes (a key of 1-256 characters, a channel
-name, a SemVer version, a finite latency, a known role, an ISO time) is skipped and counted;
-one bad line never fails the analysis, nor does a crafted line cost more than its cap.
+object (or holds an integer of more than :data:`MAX_DIGITS` digits, which no server writes
+and which would overflow every float conversion), or whose fields are not what the server
+writes (a key of 1-256 characters, a model and a channel name, a SemVer version, a finite
+latency, a known role, an ISO time) is skipped and counted; one bad line never fails the
+analysis, nor does a crafted line cost more than its cap.
+
+The same decision twice (same key, model, channel, version, role and time: two replicas
+shipping one line, an at-least-once log shipper) is counted once (``skipped.duplicate``),
+and a file given twice is read once: a duplicate would halve the variance and turn an
+insignificant difference into a verdict. A decision of another model (or written without
+a model, before mvctl logged it) is counted in ``skipped.other``.
 
 Joining: an outcome labels the last decision of its key in each arm. A request's ``output``
 is one answer per row; a scalar outcome labels a one-row request, a list of outcomes labels
@@ -33,6 +41,7 @@ if TYPE_CHECKING:
 
 MAX_LINE = 64 * 1024  # the server writes at most ~5 KiB (outputs over 4 KiB are hashed)
 MAX_KEY = 256
+MAX_DIGITS = 32  # an integer literal longer than this makes the line malformed
 ROLES = ("primary", "canary", "shadow")
 
 
@@ -46,6 +55,7 @@ class Decision:
     role: str
     output: Any  # the answers, one per row (None when hashed or failed)
     error: bool
+    model: str | None = None  # the model whose server wrote the line (None: not logged)
 
 
 @dataclass(frozen=True)
@@ -54,8 +64,9 @@ class Skipped:
 
     malformed: int = 0  # not JSON, not an object, a field of the wrong type
     too_long: int = 0
-    other: int = 0  # well-formed decisions of another channel or version, or out of window
+    other: int = 0  # decisions of another model, channel or version, or out of window
     unjoined: int = 0  # outcomes whose key or row count matches no decision of an arm
+    duplicate: int = 0  # decisions read already (same key, model, channel, version, role, time)
 
     def to_dict(self) -> dict[str, int]:
         return {
@@ -63,6 +74,7 @@ class Skipped:
             "too_long": self.too_long,
             "other": self.other,
             "unjoined": self.unjoined,
+            "duplicate": self.duplicate,
         }
 
 
@@ -145,13 +157,22 @@ def _key(value: Any) -> bool:
     return isinstance(value, str) and 0 < len(value) <= MAX_KEY and value.isprintable()
 
 
+def _int(text: str) -> int:
+    """``json.loads``'s parse_int: a literal of more than MAX_DIGITS digits is malformed
+    (it would overflow ``math.isfinite`` and every float conversion after it)."""
+    if len(text.lstrip("-")) > MAX_DIGITS:
+        raise ValueError(f"an integer of {len(text)} digits")
+    return int(text)
+
+
 def _decision(line: dict[str, Any]) -> Decision | None:
     when = _time(line.get("time"))
     latency = line.get("latency_ms")
     channel, version, role = line.get("channel"), line.get("version"), line.get("role")
-    error = line.get("error")
+    error, model = line.get("error"), line.get("model")
     if (
         when is None
+        or (model is not None and not (isinstance(model, str) and NAME_RE.match(model)))
         or not _key(line.get("key"))
         or not (isinstance(channel, str) and NAME_RE.match(channel))
         or not (isinstance(version, str) and Version.is_valid(version))
@@ -173,15 +194,25 @@ def _decision(line: dict[str, Any]) -> Decision | None:
         role=str(role),
         output=output if isinstance(output, list) and error is None else None,
         error=error is not None,
+        model=model,
     )
 
 
 def read(logs: Sequence[Path], outcome_files: Sequence[Path] = ()) -> Evidence:
-    """Decision and outcome lines from ``logs`` and outcome lines from ``outcome_files``."""
+    """Decision and outcome lines from ``logs`` and outcome lines from ``outcome_files`` (a
+    file given twice is read once; a decision seen already is counted as a duplicate)."""
     decisions: list[Decision] = []
+    seen: set[tuple[str, str | None, str, str, str, float]] = set()
     outcomes: dict[str, tuple[float, Any]] = {}
-    malformed = too_long = 0
+    malformed = too_long = duplicate = 0
+    files: list[tuple[Path, bool]] = []
+    opened: set[Path] = set()
     for path, outcomes_only in [(p, False) for p in logs] + [(p, True) for p in outcome_files]:
+        real = path.resolve()
+        if real not in opened:
+            opened.add(real)
+            files.append((path, outcomes_only))
+    for path, outcomes_only in files:
         for raw in _lines(path):
             if raw is None:
                 too_long += 1
@@ -189,8 +220,8 @@ def read(logs: Sequence[Path], outcome_files: Sequence[Path] = ()) -> Evidence:
             if not raw.strip():
                 continue
             try:
-                line = json.loads(raw)
-            except (ValueError, RecursionError):
+                line = json.loads(raw, parse_int=_int)
+            except (ValueError, RecursionError, OverflowError):
                 malformed += 1
                 continue
             if not isinstance(line, dict):
@@ -206,6 +237,11 @@ def read(logs: Sequence[Path], outcome_files: Sequence[Path] = ()) -> Evidence:
             elif outcomes_only:
                 malformed += 1
             elif (found := _decision(line)) is not None:
+                same = (found.key, found.model, found.channel, found.version, found.role)
+                if (*same, found.time) in seen:
+                    duplicate += 1
+                    continue
+                seen.add((*same, found.time))
                 decisions.append(found)
             else:
                 malformed += 1
@@ -213,7 +249,7 @@ def read(logs: Sequence[Path], outcome_files: Sequence[Path] = ()) -> Evidence:
     return Evidence(
         decisions=tuple(decisions),
         outcomes={k: v for k, (_, v) in outcomes.items()},
-        skipped=Skipped(malformed=malformed, too_long=too_long),
+        skipped=Skipped(malformed=malformed, too_long=too_long, duplicate=duplicate),
         files=tuple(str(p) for p in (*logs, *outcome_files)),
     )
 
@@ -233,17 +269,22 @@ def split(
     candidate: tuple[str, str],
     *,
     since: float | None = None,
+    model: str | None = None,
 ) -> tuple[Arm, Arm, Skipped]:
     """The two arms: decisions of (channel, version) ``baseline`` and ``candidate`` (at or
-    after ``since``, the candidate's tenure start, so both cover the same window), each
-    joined with the outcomes."""
+    after ``since``, the candidate's tenure start, so both cover the same window; of
+    ``model`` only, when given), each joined with the outcomes."""
     import numpy as np
 
     chosen: dict[tuple[str, str], list[Decision]] = {baseline: [], candidate: []}
     other = 0
     for d in evidence.decisions:
         arm = chosen.get((d.channel, d.version))
-        if arm is None or (since is not None and d.time < since):
+        if (
+            arm is None
+            or (since is not None and d.time < since)
+            or (model is not None and d.model != model)
+        ):
             other += 1
         else:
             arm.append(d)
@@ -290,5 +331,6 @@ def split(
         too_long=evidence.skipped.too_long,
         other=other,
         unjoined=unjoined,
+        duplicate=evidence.skipped.duplicate,
     )
     return arms[0], arms[1], skipped

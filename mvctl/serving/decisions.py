@@ -1,10 +1,12 @@
 """The decision log: one JSON line per request (which channel and version answered whom,
 how fast, with what), and outcome lines joined to them later by request key. Appended,
 flushed per line, so a crash loses at most the line being written and a tail -f (or a log
-shipper) sees each decision as it is made.
+shipper) sees each decision as it is made. Each decision names its model, so a log of
+another model's server is never taken for this one's evidence (mvctl.canary.evidence).
 
-    {"time": "2026-05-01T12:00:00.123Z", "key": "...", "channel": "production",
-     "version": "v1.4.0", "latency_ms": 1.234, "output": [...], "role": "primary"}
+    {"time": "2026-05-01T12:00:00.123Z", "key": "...", "model": "fraud",
+     "channel": "production", "version": "v1.4.0", "latency_ms": 1.234, "output": [...],
+     "role": "primary"}
     {"time": "...", "key": "...", "outcome": 1, "kind": "outcome"}
 """
 
@@ -68,15 +70,17 @@ def _json(value: Any) -> str:
 
 
 class DecisionLog:
-    """Appends decision and outcome lines to ``path``; safe to share between threads."""
+    """Appends decision and outcome lines to ``path``, the decisions of ``model``'s server
+    (written in every line; None leaves it out); safe to share between threads."""
 
-    def __init__(self, path: Path, *, log_outputs: bool = True) -> None:
+    def __init__(self, path: Path, *, model: str | None = None, log_outputs: bool = True) -> None:
         path.parent.mkdir(parents=True, exist_ok=True)
         # One write(2) per line on an O_APPEND descriptor, no buffer of our own: a line is
         # on its way to disk when the request returns, and a full disk cannot pile lines up
         # in memory.
         self._fd: int | None = _open_log(path)
         self._log_outputs = log_outputs
+        self._model = model
         self._lock = threading.Lock()
         self.write_errors = 0
 
@@ -94,6 +98,7 @@ class DecisionLog:
         line: dict[str, Any] = {
             "time": utc_ms(),
             "key": key,
+            **({"model": self._model} if self._model is not None else {}),
             "channel": channel,
             "version": version,
             "latency_ms": round(latency_s * 1000, 3),

@@ -81,7 +81,9 @@ class Router:
         self._swap_lock = threading.RLock()  # one swap (or refresh) at a time
         self._metrics = RouterMetrics()
         self._log = (
-            DecisionLog(decision_log, log_outputs=log_outputs) if decision_log is not None else None
+            DecisionLog(decision_log, model=model, log_outputs=log_outputs)
+            if decision_log is not None
+            else None
         )
         self._shadow: ShadowWorker[_ShadowCopy] = ShadowWorker(
             shadow_queue,

@@ -30,7 +30,8 @@ def write(path: Path, rows: list[dict[str, Any]]) -> Path:
 
 def decision(i: int, arm: tuple[str, str], output: Any, **extra: Any) -> dict[str, Any]:
     role = "primary" if arm[0] == "production" else arm[0]
-    line = {"time": stamp(i), "key": f"k{i}", "channel": arm[0], "version": arm[1]}
+    line = {"time": stamp(i), "key": f"k{i}", "model": "fraud", "channel": arm[0]}
+    line["version"] = arm[1]
     return line | {"latency_ms": extra.pop("latency", 2.0), "output": output, "role": role} | extra
 
 

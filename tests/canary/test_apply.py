@@ -82,7 +82,7 @@ class Traffic:
         """``n`` requests (or shadow ``copies`` of production's: same keys, same truth),
         their outcomes written once per key."""
         role = {"production": "primary"}.get(channel, channel)
-        log = DecisionLog(self.log)
+        log = DecisionLog(self.log, model="fraud")
         used: list[tuple[str, int]] = []
         with self.outcomes.open("a") as out:
             for i in range(n):

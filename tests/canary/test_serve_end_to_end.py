@@ -62,7 +62,7 @@ def test_a_served_canary_is_analyzed_and_stepped_from_the_servers_own_log(
     assert report["baseline"]["requests"] == served_by["production"]
     assert report["candidate"]["requests"] == served_by["canary"]
     assert report["candidate"]["labelled"] == served_by["canary"]
-    assert report["skipped"] == {"malformed": 0, "too_long": 0, "other": 0, "unjoined": 0}
+    assert set(report["skipped"].values()) == {0}, report["skipped"]  # other: 0, this model
     assert report["verdict"] == "next_step" and report["next_weight"] == 60
     last = channels.load(GitRepo.open(reg.root), MODEL).channel_events("canary")[-1]
     assert last.kind == "weight" and last.weight == 60 and last.evidence is not None

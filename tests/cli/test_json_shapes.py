@@ -138,7 +138,8 @@ def _commands(reg: Registry, tmp: Path, got: dict[str, Any]) -> None:
     invoke({}, "canary promote", "promote", "fraud", "v0.1.0", "--to", "canary", "--weight", "5")
     invoke(got, "canary weight", "canary", "weight", "fraud", "12.5", "--reason", "step")
     decisions = tmp / "decisions.jsonl"
-    line = {"time": "2030-01-01T00:00:00.000Z", "key": "k", "latency_ms": 1.5, "output": [0]}
+    line = {"time": "2030-01-01T00:00:00.000Z", "key": "k", "model": "fraud", "latency_ms": 1.5}
+    line["output"] = [0]
     decisions.write_text(
         json.dumps(line | {"channel": "production", "version": "v0.1.0", "role": "primary"})
         + "\n"
@@ -496,7 +497,13 @@ EXPECTED: dict[str, Any] = {
                 "verdict": "str",
             }
         ],
-        "skipped": {"malformed": "int", "too_long": "int", "other": "int", "unjoined": "int"},
+        "skipped": {
+            "malformed": "int",
+            "too_long": "int",
+            "other": "int",
+            "unjoined": "int",
+            "duplicate": "int",
+        },
         "files": ["str"],
         "verdict": "str",
         "next_weight": "null",

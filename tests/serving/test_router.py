@@ -241,7 +241,8 @@ def test_decision_and_outcome_lines(routers: Callable[..., Router], tmp_path: Pa
     router.close()
 
     decision, canary, outcome = lines(log)
-    assert set(decision) == {"time", "key", "channel", "version", "latency_ms", "output", "role"}
+    fields = {"time", "key", "model", "channel", "version", "latency_ms", "output", "role"}
+    assert set(decision) == fields and decision["model"] == "fraud"
     assert re.fullmatch(r"\d{4}-\d\d-\d\dT\d\d:\d\d:\d\d\.\d{3}Z", decision["time"])
     assert decision["key"] == to_primary and decision["output"] == [7, 7]
     assert (decision["channel"], decision["version"], decision["role"]) == (
