@@ -20,7 +20,7 @@ from __future__ import annotations
 
 import math
 from collections.abc import Sequence
-from dataclasses import dataclass, replace
+from dataclasses import dataclass, field, replace
 from datetime import datetime
 from pathlib import Path
 from typing import Any, Literal
@@ -125,6 +125,9 @@ class CanaryReport:
     verdict: Verdict
     skipped: Skipped
     files: tuple[str, ...]
+    # The newest event of production and of the candidate's channel when analysed (set by
+    # report_for): what --apply re-checks on the fetched state before acting.
+    events: dict[str, str | None] = field(default_factory=dict)
 
     def to_dict(self) -> dict[str, Any]:
         return {
@@ -435,6 +438,7 @@ class Subject:
     canary: CanaryConfig
     positive: Any
     starts: tuple[float, ...] = ()  # when each weight step after the arrival began
+    events: dict[str, str | None] = field(default_factory=dict)  # newest event per channel
 
 
 def _epoch(text: str) -> float | None:
@@ -490,7 +494,16 @@ def subject(git: GitRepo, state: channels.ModelState, channel: str) -> Subject:
         canary=entry.canary,
         positive=columns.get("positive", 1),
         starts=starts,
+        events={
+            "production": _newest(state, "production"),
+            channel: newest.name if newest else None,
+        },
     )
+
+
+def _newest(state: channels.ModelState, channel: str) -> str | None:
+    events = state.channel_events(channel)
+    return events[-1].name if events else None
 
 
 def analyze(
@@ -516,7 +529,7 @@ def analyze(
 
 
 def report_for(about: Subject, found: Evidence) -> CanaryReport:
-    return compare(
+    report = compare(
         found,
         model=about.model,
         baseline=("production", about.baseline),
@@ -529,3 +542,4 @@ def report_for(about: Subject, found: Evidence) -> CanaryReport:
         positive=about.positive,
         starts=about.starts,
     )
+    return replace(report, events=dict(about.events))

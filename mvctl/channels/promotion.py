@@ -9,6 +9,7 @@ is a weight change). A promotion to canary records a weight, the default unless 
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
@@ -90,18 +91,22 @@ def promote(
     eval_data: Path | None = None,
     weight: float | None = None,
     evidence: dict[str, Any] | None = None,
+    expect: Callable[[channels.ModelState], None] | None = None,
 ) -> ChannelMove:
     """Move ``channel`` to ``version`` if the gates pass (or ``force`` with a reason).
     ``push``: True publishes (an error without the remote), False keeps the move local, None
     follows the registry's rule (publish when the remote exists, unless ``push: never``).
     ``weight``: the channel's percent of traffic (canary channels; refused for production
     and shadow); a promotion to canary without one records the default. ``evidence``: the
-    canary analysis that decided the promotion (mvctl.canary), recorded in the event."""
+    canary analysis that decided the promotion (mvctl.canary), recorded in the event;
+    ``expect`` re-checks the state just fetched (raising to refuse) before anything else."""
     check_text(reason, "--reason")
     if weight is not None:
         tags.refuse_weight(channel)
         weight = tags.check_weight(weight)
     ctx = moves.open_channel(root, model, channel, push, remote, dry_run=dry_run)
+    if expect is not None:
+        expect(ctx.state)
     cfg = ctx.config()
     if channel in cfg.model(model).review and request is None:
         raise PolicyError(

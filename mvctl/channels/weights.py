@@ -16,11 +16,13 @@ completes it, never repeats it.
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from dataclasses import replace
 from pathlib import Path
 from typing import Any
 
 from mvctl.channels import moves
+from mvctl.channels import state as channels
 from mvctl.channels.moves import ChannelMove, now
 from mvctl.errors import PolicyError, UsageError
 from mvctl.formats import tags
@@ -38,13 +40,17 @@ def set_weight(
     remote: str = "origin",
     dry_run: bool = False,
     evidence: dict[str, Any] | None = None,
+    expect: Callable[[channels.ModelState], None] | None = None,
 ) -> ChannelMove:
     """Give ``channel`` (which must hold a version) ``weight`` percent of the traffic;
-    ``evidence``: the canary analysis that decided it, recorded in the event."""
+    ``evidence``: the canary analysis that decided it, recorded in the event; ``expect``
+    re-checks the state just fetched (raising to refuse) before anything is decided."""
     check_text(reason, "--reason")
     tags.refuse_weight(channel)
     weight = tags.check_weight(weight)
     ctx = moves.open_channel(root, model, channel, push, remote, dry_run=dry_run)
+    if expect is not None:
+        expect(ctx.state)
     return weight_on(ctx, channel, weight, reason=reason, dry_run=dry_run, evidence=evidence)
 
 
@@ -106,9 +112,11 @@ def stop(
     remote: str = "origin",
     dry_run: bool = False,
     evidence: dict[str, Any] | None = None,
+    expect: Callable[[channels.ModelState], None] | None = None,
 ) -> ChannelMove:
     """Take ``channel`` off: its unassignment event, and its alias deleted (``evidence``:
-    the canary analysis that decided it, recorded in the event)."""
+    the canary analysis that decided it, recorded in the event; ``expect`` as for
+    :func:`set_weight`)."""
     check_text(reason, "--reason")
     if not reason.strip():
         raise UsageError("a stop needs --reason: it is recorded in the channel history")
@@ -118,6 +126,8 @@ def stop(
             hint="roll it back (mvctl rollback) or promote another version",
         )
     ctx = moves.open_channel(root, model, channel, push, remote, dry_run=dry_run)
+    if expect is not None:
+        expect(ctx.state)
     return stop_on(ctx, channel, reason=reason, dry_run=dry_run, evidence=evidence)
 
 

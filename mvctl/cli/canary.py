@@ -196,14 +196,15 @@ def watch(
 ) -> None:
     """Analyze (and with --apply act) every --interval seconds, one line per round (a JSON
     object per line with --json), until a promotion or a rollback, or SIGTERM/SIGINT (which
-    let a move in progress finish, then exit 0). Operational errors are logged and retried
+    let a move in progress finish, then exit 0). Operational errors, and a registry that
+    changed between an analysis and its move (exit 4 for analyze), are logged and retried
     next round; a refusal (gates, review) ends it with its exit code."""
     import signal
     import threading
 
     from mvctl.canary.apply import analyze_round
     from mvctl.cli.render import canary as render_canary
-    from mvctl.errors import MvctlError, OperationalError
+    from mvctl.errors import ConflictError, MvctlError, OperationalError
     from mvctl.serving.follow import check_interval
 
     check_interval(interval)
@@ -228,7 +229,9 @@ def watch(
                 remote=remote,
                 dry_run=dry_run,
             )
-        except OperationalError as exc:  # a log not written yet, a remote down: next round
+        except (OperationalError, ConflictError) as exc:
+            # a log not written yet, a remote down, the canary moved since the analysis:
+            # the next round analyses what the registry holds then
             typer.echo(f"error: {exc.message} (retry in {interval:g} s)", err=True)
         except MvctlError:
             raise
