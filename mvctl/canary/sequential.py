@@ -265,15 +265,17 @@ def stratified_paths(
 ) -> tuple[Array, Array, Array]:
     """(theta_hat, V, tau) from cumulative sums (n, sum, sum of squares per arm, along the
     last axis), the arms compared within each stratum and the strata combined (``stratified``);
-    tau from the whole tenure. A stratum counts once both arms have ``floor`` observations
-    in it (a variance from a handful would weigh it without limit). One stratum, from
-    ``floor`` on: exactly the plain paths."""
+    tau from the whole tenure. A stratum of a mean counts once both arms have ``floor``
+    observations in it: a variance estimated from a handful of values can be near 0 and
+    would weigh the stratum without limit (a proportion's is shrunk, so bounded). One
+    stratum, from ``floor`` on: exactly the plain paths."""
     import numpy as np
 
     _, _, tau = _paths(kind, sums, effect)
     within = [restarted(s, strata) for s in sums]
     theta, var, _ = _paths(kind, within, effect)
-    var = np.where((within[0] >= floor) & (within[3] >= floor), var, 0.0)
+    if kind != "proportion":
+        var = np.where((within[0] >= floor) & (within[3] >= floor), var, 0.0)
     theta, var = stratified(theta, var, strata)
     return theta, var, tau
 
@@ -293,8 +295,8 @@ def compare_streams(
     observations (0/1 for a proportion), checked after every observation from the point where
     both arms have ``min_samples``. ``starts``: the times a new weight step began; the arms
     are compared within each step and the steps combined, because at a different weight the
-    arms sample different hours (a trend over the day is no difference between them). A
-    step counts once both arms have ``min_samples`` in it."""
+    arms sample different hours (a trend over the day is no difference between them). For a
+    mean, a step counts once both arms have ``min_samples`` in it."""
     import numpy as np
 
     if kind == "log_mean":  # latencies: positive; a zero counts as a microsecond
