@@ -32,6 +32,7 @@ import csv
 import io
 import itertools
 import json
+import os
 import secrets
 import shutil
 import signal
@@ -184,6 +185,7 @@ def main() -> None:
     parser.add_argument("--workers", type=int, default=4)
     parser.add_argument("--seconds", type=float, default=30.0)
     args = parser.parse_args()
+    load = os.getloadavg()[0]
     if shutil.which("hey") is None:
         raise SystemExit("hey is not installed (apt-get install hey)")
     work = Path(tempfile.mkdtemp(prefix="mvctl-bench-serve-"))
@@ -329,7 +331,9 @@ def main() -> None:
         f"-q {args.rate:g}` of OIP v2 `infer` requests (one row of 30 features) on loopback "
         "against `mvctl serve` following its host directory; in each swap run production "
         "is rolled back and promoted again, each move followed by `mvctl pull` (two swaps per "
-        "run). The swap window runs from the tag move to 2 s after the pull returned.",
+        "run). The swap window runs from the tag move to 2 s after the pull returned. "
+        f"Load average when it started: {load:.1f} (other work on the machine adds noise to "
+        "every p99 here, the steady runs' too).",
         "",
         "| round | requests/s | non-2xx | unanswered | steady p99 (ms) "
         "| p99 in swap windows (ms) | requests in windows | ratio | answering version changed |",
