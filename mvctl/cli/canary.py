@@ -148,9 +148,10 @@ def analyze(
     dry_run: DryRunOpt = False,
     as_json: JsonOpt = False,
 ) -> None:
-    """Compare the canary (or shadow) with production on decision logs: per metric both
-    values, an always-valid sequential test and a verdict; overall promote, next step,
-    continue or roll back (exit 1 for roll back, after the report).
+    """Compare the canary (or shadow) with production on decision logs, and decide.
+
+    Per metric: both values, an always-valid sequential test and a verdict; overall:
+    promote, next step, continue or roll back (exit 1 for roll back, after the report).
 
     Metrics, steps, alpha and minimum samples come from 'canary:' in mvctl.yaml. With
     --apply the verdict is performed: the next weight, a promotion to production through
@@ -194,11 +195,13 @@ def watch(
     dry_run: DryRunOpt = False,
     as_json: JsonOpt = False,
 ) -> None:
-    """Analyze (and with --apply act) every --interval seconds, one line per round (a JSON
-    object per line with --json), until a promotion or a rollback, or SIGTERM/SIGINT (which
-    let a move in progress finish, then exit 0). Operational errors, and a registry that
-    changed between an analysis and its move (exit 4 for analyze), are logged and retried
-    next round; a refusal (gates, review) ends it with its exit code."""
+    """Analyze (and with --apply act) every --interval seconds, until a decision.
+
+    One line per round (a JSON object per line with --json), until a promotion or a
+    rollback, or SIGTERM/SIGINT (which let a move in progress finish, then exit 0).
+    Operational errors, and a registry that changed between an analysis and its move
+    (exit 4 for analyze), are logged and retried next round; a refusal (gates, review)
+    ends it with its exit code."""
     import signal
     import threading
 
