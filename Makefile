@@ -35,10 +35,10 @@ typecheck: $(VENV)/.installed-dev
 	$(BIN)/mypy
 
 PYTEST := PATH="$(CURDIR)/$(BIN):$$PATH" $(BIN)/pytest -q
-# The floor is the in-process total measured when the gate was set (79.8%), less a point or two
+# The floor is the in-process total measured when the gate was set (84.0%), less a point or two
 # for noise: raise it as tests are added. Commands run as subprocesses are not counted (coverage
 # in every child changed what the full-disk tests saw on stderr).
-COVERAGE := --cov=mvctl --cov-report=term-missing:skip-covered --cov-fail-under=78
+COVERAGE := --cov=mvctl --cov-report=term-missing:skip-covered --cov-fail-under=82
 
 test: lint typecheck
 	$(PYTEST) $(COVERAGE)
