@@ -33,7 +33,7 @@ from mvctl.channels import state as channels
 from mvctl.channels.moves import ChannelMove
 from mvctl.channels.promotion import promote
 from mvctl.channels.weights import set_weight, stop
-from mvctl.errors import ConflictError
+from mvctl.errors import ConflictError, PolicyError
 
 ActionKind = Literal["weight", "promote", "stop", "none"]
 
@@ -234,7 +234,17 @@ def analyze_round(
     ``watch`` does. With ``apply`` the model's tags are fetched first (as each move does),
     so the verdict is about what the remote holds."""
     if apply:
-        moves.open_channel(root, model, channel, push, remote, dry_run=dry_run)
+        ctx = moves.open_channel(root, model, channel, push, remote, dry_run=dry_run)
+        if not dry_run and ctx.stop_pending(channel):
+            # An earlier --apply stopped the channel here and was interrupted before its push:
+            # the fleet still routes to the candidate. The retry publishes that stop (it
+            # never decides again on a channel that, here, holds nothing).
+            done = moves.complete(ctx, channel, "published the pending stop")
+            raise PolicyError(
+                f"{model}@{channel} was stopped by an interrupted --apply: {done.event} is "
+                f"published now, so there is nothing left to analyze",
+                hint=f"see 'mvctl history {model} --channel {channel}'",
+            )
     report = analyze(root, model, logs, outcomes, channel)
     if not apply:
         return Round(report, None)

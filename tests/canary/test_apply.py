@@ -6,6 +6,8 @@ still reads the registry."""
 from __future__ import annotations
 
 import json
+import os
+import shutil
 import signal
 import subprocess
 import sys
@@ -20,7 +22,17 @@ from mvctl.canary.apply import analyze_round
 from mvctl.channels import state as channels
 from mvctl.channels.promotion import promote
 from mvctl.serving.decisions import DecisionLog
-from tests.conftest import Registry, RegistryFactory, Release, copy_registry, mvctl, run
+from tests.conftest import (
+    Registry,
+    RegistryFactory,
+    Release,
+    copy_registry,
+    git_shim,
+    mvctl,
+    remote_holder,
+    remote_tags,
+    run,
+)
 
 CONFIG = """version: 1
 channels: [production, staging, canary, shadow]
@@ -332,3 +344,58 @@ def test_watch_stops_cleanly_on_sigterm(reg: Registry) -> None:
     _, err = proc.communicate(timeout=30)
     assert proc.returncode == 0 and "received SIGTERM: stopping" in err
     assert "Traceback" not in err
+
+
+@pytest.mark.slow
+def test_apply_killed_at_every_git_step_a_retry_stops_the_canary_exactly_once(
+    reg: Registry, tmp_path: Path
+) -> None:
+    """`canary analyze --apply` deciding a rollback, SIGKILLed before each of its git calls in
+    turn (a `git` shim first on PATH), then run again as a scheduler would: the remote ends
+    with exactly one stop of the canary, no canary alias and production untouched.
+    Reproduction: killed before the push, the retry found the channel empty here and said
+    "nothing to analyze", leaving the fleet routing to the canary it had stopped."""
+    promote(reg.root, "fraud", "v0.2.0", "canary", weight=5)
+    traffic = Traffic(reg.root, seed=2)
+    traffic.serve("production", "v0.1.0", 3000, fpr=0.05)
+    traffic.serve("canary", "v0.2.0", 400, fpr=0.05, errors=0.2)
+    real = shutil.which("git")
+    assert real is not None
+    shim = tmp_path / "shim"
+    git_shim(shim, str(Path(real).resolve()))
+    apply = (
+        *("canary", "analyze", "fraud", "--log", str(traffic.log)),
+        *("--outcomes", str(traffic.outcomes), "--apply", "--json"),
+    )
+
+    def run_apply(env: dict[str, str]) -> subprocess.CompletedProcess[str]:
+        return subprocess.run(
+            [sys.executable, "-m", "mvctl", *apply],
+            cwd=reg.root,
+            env={**os.environ, "PATH": f"{shim}{os.pathsep}{os.environ['PATH']}", **env},
+            capture_output=True,
+            text=True,
+            check=False,
+            timeout=120,
+        )
+
+    pristine = tmp_path / "pristine"
+    shutil.copytree(reg.root.parent, pristine, symlinks=True)
+    counter = tmp_path / "count"
+    assert run_apply({"MVCTL_SHIM_COUNT": str(counter)}).returncode == 1  # the rollback verdict
+    steps = int(counter.read_text())
+    assert steps >= 3
+    for step in range(1, steps + 1):
+        shutil.rmtree(reg.root.parent)
+        shutil.copytree(pristine, reg.root.parent, symlinks=True)
+        count = tmp_path / f"calls-{step}"  # the shim counts calls here to find the Nth
+        env = {"MVCTL_SHIM_AT": str(step), "MVCTL_SHIM_WHEN": "before"}
+        killed = run_apply({**env, "MVCTL_SHIM_COUNT": str(count)})
+        assert killed.returncode == -9, (step, killed.stderr)
+        retry = run_apply({})
+        assert "Traceback" not in retry.stderr, (step, retry.stderr)
+        theirs = remote_tags(reg.origin)
+        stops = sorted(name for name in theirs if name.startswith("fraud#canary!#"))
+        assert len(stops) == 1, (step, sorted(theirs), retry.stdout, retry.stderr)
+        assert "fraud@canary" not in theirs, (step, retry.stdout)
+        assert remote_holder(reg.origin, "fraud", "production") == "v0.1.0", step
