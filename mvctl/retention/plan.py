@@ -167,15 +167,16 @@ def _when(text: str) -> datetime:
     return when if when.tzinfo else when.replace(tzinfo=UTC)
 
 
-def prune_reason(state: ModelState, version: str) -> str:
-    bad = sorted(c for c in {e.channel for e in state.events} if _bad(state, c, version))
+def prune_reason(state: ModelState, version: str, policy: Policy) -> str:
+    channels = sorted({e.channel for e in state.events})
+    standing = {c: state.standing(c).get(version) for c in channels}
+    bad = [c for c in channels if standing[c] == "bad"]
     if bad:
         return f"rolled back from on {', '.join(bad)}"
-    return "not held, not recent, not among the last gold"
-
-
-def _bad(state: ModelState, channel: str, version: str) -> bool:
-    return state.standing(channel).get(version) == "bad"
+    gold = [c for c in channels if standing[c] == "gold"]
+    if gold:
+        return f"gold on {', '.join(gold)}, not one of its last {policy.keep_gold}"
+    return "not held, not recent, not gold"
 
 
 def owned(manifest: Manifest, objects: Objects, *, required: bool) -> set[str]:
@@ -234,7 +235,9 @@ def decide(
                 if manifest is not None:
                     protected |= owned(manifest, objects, required=True)
             else:
-                drafts.append((model, version, "prune", [prune_reason(state, version)], True))
+                drafts.append(
+                    (model, version, "prune", [prune_reason(state, version, policies[model])], True)
+                )
     plans: list[VersionPlan] = []
     counted: set[str] = set()
     for model, version, action, reasons, deregister in drafts:

@@ -38,14 +38,14 @@ def gc(result: GcResult, as_json: bool) -> None:
     if plan.versions:
         out.print(table)
     pruned = plan.pruned
-    amount = f"{_size(plan.bytes)} ({plan.bytes} bytes) in {len(plan.objects)} objects"
+    amount = f"{_size(plan.bytes)} in {len(plan.objects)} objects"
     versions = f"{len(pruned)} version{'s' if len(pruned) != 1 else ''}"
     if not pruned:
         say("nothing to prune", mark="·", color="white")
         return
     if result.dry_run:
         say(
-            f"would free {amount} from {versions}; run with --yes to prune",
+            f"would free {amount} from {versions}; run with --yes",
             mark="·",
             color="white",
         )
