@@ -229,3 +229,18 @@ def test_a_host_refuses_an_alias_forced_onto_a_pruned_version(
         ]
         == "v12.0.0"
     )
+
+
+def test_marks_count_as_gold_and_a_rolled_back_from_version_is_prunable(reg: Registry) -> None:
+    assert mvctl(reg.root, "mark-gold", "fraud", "v1.0.0", "--reason", "baseline").returncode == 0
+    back = mvctl(reg.root, "rollback", "fraud", "--reason", "incident")
+    assert back.returncode == 0, back.stderr
+    plan = gc(reg.root, "fraud").plan
+    why = {v.version: (v.action, v.reasons) for v in plan.versions}
+    assert why["v9.0.0"] == (
+        "keep",
+        ("held by production", "gold on production (one of its last 3)"),
+    )
+    assert why["v12.0.0"] == ("prune", ("rolled back from on production",))
+    assert why["v1.0.0"][0] == "keep"
+    assert "marked gold (one of the last 3)" in why["v1.0.0"][1]

@@ -136,3 +136,33 @@ def test_gc_frees_only_what_no_kept_version_needs(shared: Registry, tmp_path: Pa
     ):
         shown = mvctl(reg.root, *command)
         assert shown.returncode == 0, (command, shown.stderr)
+
+
+def test_gc_of_one_model_keeps_what_another_model_uses(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    reg = make_registry(tmp_path)
+    monkeypatch.chdir(reg.root)
+    for i, weights in enumerate((b"first" * 99, b"second" * 99, b"third" * 99), start=1):
+        reg.train(weights=weights)
+        register(
+            RegisterRequest(
+                model="fraud", cwd=reg.root, weights="models/model.bin", data=("data/train.csv",),
+                version=f"v{i}.0.0",
+            )
+        )  # fmt: skip
+    # churn registers fraud v1's very weights (the same object), under another path.
+    reg.write("models/churn.bin", b"first" * 99)
+    register(RegisterRequest(model="churn", cwd=reg.root, weights="models/churn.bin"))
+    plan = gc(reg.root, "fraud", keep_gold=0, keep_recent=1).plan
+    assert {v.version for v in plan.pruned} == {"v1.0.0", "v2.0.0"}
+    [freed] = plan.objects  # v2's weights only: v1's are churn's too, the dataset v3's
+    assert next(v for v in plan.versions if v.version == "v2.0.0").objects == (freed,)
+    before = storage_bytes(reg)
+    gc(reg.root, "fraud", keep_gold=0, keep_recent=1, dry_run=False)
+    assert before - storage_bytes(reg) == freed.bytes == len(b"second" * 99)
+    host = tmp_path / "host"
+    promote(reg.root, "churn", "v0.1.0", "production")
+    assert pull(PullRequest(str(reg.origin), "churn", "production", host)).served.version == (
+        "v0.1.0"
+    )
