@@ -192,8 +192,20 @@ def _deregister(
     patterns = [p for m in scope for p in (f"{tags.TAG_PREFIX}{m}@*", f"{tags.TAG_PREFIX}{m}#*")]
     try:
         records = git.tags(*patterns)
+        # Every alias of these models rides along, leased on what the sync saw: a channel
+        # moved on the remote since (onto a version this plan prunes, maybe) refuses the
+        # whole atomic push, and nothing is deleted.
+        aliases = {
+            f"refs/tags/{r.name}": synced.remote_objects[r.name]
+            for r in records
+            if (parsed := tags.parse(r.name)) is not None
+            and parsed.kind == "alias"
+            and synced.remote_objects.get(r.name) == r.object
+        }
         try:
-            published = publish.push_refs(git, publish.pending(records, synced))
+            published = publish.push_refs(
+                git, publish.pending(records, synced), list(aliases), aliases
+            )
         except publish.Unsettled as unsettled:
             published = publish.settle(unsettled, undo)
         interrupts.settle()

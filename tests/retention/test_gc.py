@@ -244,3 +244,37 @@ def test_marks_count_as_gold_and_a_rolled_back_from_version_is_prunable(reg: Reg
     assert why["v12.0.0"] == ("prune", ("rolled back from on production",))
     assert why["v1.0.0"][0] == "keep"
     assert "marked gold (one of the last 3)" in why["v1.0.0"][1]
+
+
+def test_a_channel_moved_between_the_sync_and_the_push_refuses_it_all(
+    reg: Registry, tmp_path: Path
+) -> None:
+    from mvctl._adapters.git import GitRepo
+    from mvctl.channels import state as channels
+    from mvctl.errors import ConflictError
+    from mvctl.publishing.sync import sync_git
+    from mvctl.retention import prune
+
+    repo = GitRepo.open(reg.root)
+    synced = sync_git(repo, "origin", "fraud")
+    states = {"fraud": channels.load(repo, "fraud")}
+    plan = gc(reg.root, "fraud").plan
+    # Someone moves production onto v4 (which this plan prunes) after our sync.
+    other = tmp_path / "other"
+    run("git", "clone", "-q", str(reg.origin), str(other), cwd=tmp_path)
+    git(other, "fetch", "-q", "origin", "refs/tags/*:refs/tags/*")
+    moved = mvctl(other, "promote", "fraud", "v4.0.0", "--to", "production")
+    assert moved.returncode == 0, moved.stderr
+    files = reg.storage_files()
+    with pytest.raises(ConflictError):
+        prune._deregister(repo, states, plan.pruned, synced, ["fraud"])
+    assert not [t for t in reg.tags() if t.endswith("!")]  # taken back here
+    assert deregistered_on(reg.origin) == set()
+    assert reg.storage_files() == files
+    # Run again, it decides on the fresh state: v4 is held, kept, and still pulls.
+    done = gc(reg.root, "fraud", dry_run=False)
+    assert next(v for v in done.plan.versions if v.version == "v4.0.0").keep
+    host = tmp_path / "host"
+    assert pull(PullRequest(str(reg.origin), "fraud", "production", host)).served.version == (
+        "v4.0.0"
+    )
