@@ -202,6 +202,18 @@ def owned(manifest: Manifest, objects: Objects, *, required: bool) -> set[str]:
     return found
 
 
+def _needed(manifests: Mapping[tuple[str, str], Manifest], model: str, version: str) -> Manifest:
+    """The manifest of a version whose objects must stay: without it, what it needs is
+    unknown, and pruning could take it."""
+    manifest = manifests.get((model, version))
+    if manifest is None:
+        raise OperationalError(
+            f"{model} {version} has no readable manifest, so gc cannot tell which objects it needs",
+            hint="run 'mvctl check'",
+        )
+    return manifest
+
+
 def decide(
     states: Mapping[str, ModelState],
     manifests: Mapping[tuple[str, str], Manifest],
@@ -219,8 +231,10 @@ def decide(
     for model, state in sorted(states.items()):
         if model not in models:  # another model's versions: all of them stay as they are
             for version in state.tags.versions:
-                if (model, version) in manifests:
-                    protected |= owned(manifests[model, version], objects, required=False)
+                if version in state.tags.deregistered and (model, version) not in manifests:
+                    continue
+                manifest = _needed(manifests, model, version)
+                protected |= owned(manifest, objects, required=False)
             continue
         why = keep_reasons(state, policies[model])
         for version in sorted_versions(list(state.tags.versions)):
@@ -231,9 +245,7 @@ def decide(
                 drafts.append((model, version, "prune", [reason], False))
             elif reasons:
                 drafts.append((model, version, "keep", reasons, False))
-                manifest = manifests.get((model, version))
-                if manifest is not None:
-                    protected |= owned(manifest, objects, required=True)
+                protected |= owned(_needed(manifests, model, version), objects, required=True)
             else:
                 drafts.append(
                     (model, version, "prune", [prune_reason(state, version, policies[model])], True)
@@ -241,10 +253,10 @@ def decide(
     plans: list[VersionPlan] = []
     counted: set[str] = set()
     for model, version, action, reasons, deregister in drafts:
-        manifest = manifests.get((model, version))
+        found = manifests.get((model, version))
         freed: list[FreedObject] = []
-        if action == "prune" and manifest is not None:
-            for oid in sorted(owned(manifest, objects, required=False) - protected - counted):
+        if action == "prune" and found is not None:
+            for oid in sorted(owned(found, objects, required=False) - protected - counted):
                 stored = objects.stored(oid)
                 if stored.present:
                     counted.add(oid)

@@ -278,3 +278,15 @@ def test_a_channel_moved_between_the_sync_and_the_push_refuses_it_all(
     assert pull(PullRequest(str(reg.origin), "fraud", "production", host)).served.version == (
         "v4.0.0"
     )
+
+
+def test_a_kept_version_without_a_manifest_stops_gc_before_anything_changes(
+    reg: Registry,
+) -> None:
+    first = git(reg.root, "rev-list", "--max-parents=0", "HEAD").strip()
+    git(reg.root, "tag", "-a", "-m", "by hand", "fraud@v99.0.0", first)
+    before = reg.snapshot()
+    got = mvctl(reg.root, "gc", "fraud", "--yes")
+    assert got.returncode == 3
+    assert "fraud v99.0.0 has no readable manifest" in got.stderr
+    assert reg.snapshot() == before

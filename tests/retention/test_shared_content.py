@@ -161,6 +161,11 @@ def test_gc_of_one_model_keeps_what_another_model_uses(
     before = storage_bytes(reg)
     gc(reg.root, "fraud", keep_gold=0, keep_recent=1, dry_run=False)
     assert before - storage_bytes(reg) == freed.bytes == len(b"second" * 99)
+    assert freed.oid not in stored(reg)
+    # The same content registered again is uploaded again (no stale "the remote has it").
+    reg.train(weights=b"second" * 99)
+    register(RegisterRequest(model="fraud", cwd=reg.root, weights="models/model.bin"))
+    assert freed.oid in stored(reg)
     host = tmp_path / "host"
     promote(reg.root, "churn", "v0.1.0", "production")
     assert pull(PullRequest(str(reg.origin), "churn", "production", host)).served.version == (
