@@ -127,7 +127,7 @@ def keep_reasons(state: ModelState, policy: Policy) -> dict[str, list[str]]:
             why.setdefault(version, []).append(
                 f"gold on {channel} (one of its last {policy.keep_gold})"
             )
-    marks = sorted(state.tags.gold.items(), key=lambda item: item[1].date)
+    marks = sorted(state.tags.gold.items(), key=lambda item: _when(item[1].date))
     for version, _ in marks[len(marks) - policy.keep_gold :] if policy.keep_gold else ():
         why.setdefault(version, []).append(f"marked gold (one of the last {policy.keep_gold})")
     live = [v for v in state.tags.versions if v not in state.tags.deregistered]
@@ -138,20 +138,17 @@ def keep_reasons(state: ModelState, policy: Policy) -> dict[str, list[str]]:
 
 
 def _last_gold(state: ModelState, keep: int) -> dict[str, list[str]]:
-    """Per channel, its last ``keep`` gold versions, by when each last served it (a hand
-    mark that never served it: by when it was marked, among the channel's events)."""
+    """Per channel, its last ``keep`` gold versions by when each last served it: the
+    versions a rollback of that channel could go back to. A hand mark makes a version that
+    served the channel gold there; marks alone are kept by their own rule."""
     found: dict[str, list[str]] = {}
     if keep == 0:
         return found
     for channel in sorted({e.channel for e in state.events}):
-        events = state.channel_events(channel)
-        last: dict[str, float] = {}
-        for i, event in enumerate(events):
+        last: dict[str, int] = {}
+        for i, event in enumerate(state.channel_events(channel)):
             if event.version is not None:
-                last[event.version] = float(i)
-        for version, record in state.tags.gold.items():
-            marked = sum(1 for e in events if _when(e.time) <= _when(record.date)) - 0.5
-            last[version] = max(last.get(version, marked), marked)
+                last[event.version] = i
         gold = [v for v, s in state.standing(channel).items() if s == "gold" and v in last]
         gold.sort(key=lambda v: last[v])
         if gold:

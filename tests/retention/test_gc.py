@@ -290,3 +290,11 @@ def test_a_kept_version_without_a_manifest_stops_gc_before_anything_changes(
     assert got.returncode == 3
     assert "fraud v99.0.0 has no readable manifest" in got.stderr
     assert reg.snapshot() == before
+
+
+def test_a_mark_on_a_version_production_never_served_pushes_no_gold_out(reg: Registry) -> None:
+    assert mvctl(reg.root, "mark-gold", "fraud", "v13.0.0").returncode == 0
+    why = {v.version: v.reasons for v in gc(reg.root, "fraud").plan.versions}
+    assert why["v13.0.0"] == ("marked gold (one of the last 3)",)
+    for version in ("v3.0.0", "v6.0.0", "v9.0.0"):  # still production's last 3 gold
+        assert why[version] == ("gold on production (one of its last 3)",)
