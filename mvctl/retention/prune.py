@@ -67,9 +67,14 @@ def check_count(value: int | None, flag: str) -> int | None:
     return value
 
 
-def policy(root: Path, model: str, keep_gold: int | None, keep_recent: int | None) -> Policy:
+def policy(
+    config: registry_config.RegistryConfig,
+    model: str,
+    keep_gold: int | None,
+    keep_recent: int | None,
+) -> Policy:
     """mvctl.yaml's ``retention`` for ``model``; the flags given override it."""
-    raw = registry_config.load(root).model(model).raw.get("retention") or {}
+    raw = config.model(model).raw.get("retention") or {}
     return Policy(
         keep_gold=raw.get("keep_gold", DEFAULT_KEEP_GOLD) if keep_gold is None else keep_gold,
         keep_recent=raw.get("keep_recent", DEFAULT_KEEP_RECENT)
@@ -112,6 +117,7 @@ def gc(
     check_count(keep_gold, "--keep-gold")
     check_count(keep_recent, "--keep-recent")
     git = GitRepo.open(root)
+    config = registry_config.load(root)  # a bad mvctl.yaml fails before anything is fetched
     where = publish.target(git, push, remote)
     synced = sync_git(git, where, model) if where and not dry_run else None
     states = {
@@ -121,7 +127,7 @@ def gc(
     if model is not None and model not in states:
         raise unknown_model(model)
     scope = [model] if model is not None else sorted(states)
-    policies = {name: policy(root, name, keep_gold, keep_recent) for name in scope}
+    policies = {name: policy(config, name, keep_gold, keep_recent) for name in scope}
     manifests = _manifests(git, states)
     with open_store(root) as store:
         plan = decide(states, manifests, scope, policies, store, store.workspace_objects())
