@@ -137,10 +137,17 @@ def gc(
         written, published = _deregister(git, states, plan.pruned, synced, scope)
         task = (progress or NoProgress()).task("pruning objects", plan.bytes)
         deleted = 0
-        for obj in plan.objects:
-            store.remove(obj.oid)
-            deleted += 1
-            task(obj.bytes)
+        try:
+            for obj in plan.objects:
+                store.remove(obj.oid)
+                deleted += 1
+                task(obj.bytes)
+        except KeyboardInterrupt:
+            raise Interrupted(
+                f"interrupted while removing objects: {deleted} of {len(plan.objects)} removed;"
+                " the pruned versions are deregistered already",
+                hint="run the same 'mvctl gc --yes' again to finish (they show as pending prune)",
+            ) from None
     return GcResult(
         plan,
         False,

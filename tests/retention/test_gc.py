@@ -298,3 +298,29 @@ def test_a_mark_on_a_version_production_never_served_pushes_no_gold_out(reg: Reg
     assert why["v13.0.0"] == ("marked gold (one of the last 3)",)
     for version in ("v3.0.0", "v6.0.0", "v9.0.0"):  # still production's last 3 gold
         assert why[version] == ("gold on production (one of its last 3)",)
+
+
+class _StopAfterOne:
+    """A ProgressSink whose first advance is a Ctrl-C: gc interrupted while deleting."""
+
+    def task(self, label: str, total: int | None):  # type: ignore[no-untyped-def]
+        def advance(amount: int) -> None:
+            raise KeyboardInterrupt
+
+        return advance
+
+
+def test_an_interrupted_deletion_is_finished_by_the_next_run(reg: Registry) -> None:
+    from mvctl.errors import Interrupted
+
+    before = storage_bytes(reg)
+    total = gc(reg.root, "fraud").plan.bytes
+    with pytest.raises(Interrupted, match=f"1 of {len(PRUNED)} removed"):
+        gc(reg.root, "fraud", dry_run=False, progress=_StopAfterOne())
+    assert deregistered_on(reg.origin) == PRUNED
+    plan = gc(reg.root, "fraud").plan
+    reasons = sorted(v.reasons[0] for v in plan.versions if v.version in PRUNED)
+    assert reasons == ["already pruned"] + ["pending prune"] * (len(PRUNED) - 1)
+    gc(reg.root, "fraud", dry_run=False)
+    assert before - storage_bytes(reg) == total
+    assert gc(reg.root, "fraud").plan.pruned == ()
