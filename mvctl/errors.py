@@ -61,7 +61,14 @@ def unknown_version(model: str, version: str) -> NotFoundError:
     return NotFoundError(f"{model} has no version {version}", hint=f"see 'mvctl list {model}'")
 
 
-def deregistered(model: str, version: str) -> PolicyError:
+def deregistered(model: str, version: str, *, pruned: bool = False) -> PolicyError:
+    if pruned:
+        return PolicyError(
+            f"{model} {version} was pruned by 'mvctl gc' (its artifacts are gone from the DVC"
+            " remote); a channel never points at it",
+            hint="pick a kept version ('mvctl list' shows which are deregistered); the pruned"
+            " one can still be inspected with show, diff and lineage",
+        )
     return PolicyError(
         f"{model} {version} is deregistered; a channel never points at it",
         hint="pick a registered version",

@@ -8,6 +8,7 @@ import re
 from collections.abc import Iterator, Sequence
 from contextlib import contextmanager
 from dataclasses import dataclass
+from fnmatch import fnmatchcase
 from pathlib import Path
 
 from mvctl._adapters.gitrun import GitFailed, run
@@ -45,20 +46,28 @@ class RemoteRef:
     commit: str
 
 
-def ls_remote_tags(url: str, refs: Sequence[str], cwd: Path) -> dict[str, RemoteRef]:
-    """Every one of ``refs`` (tags) the remote has, from one `git ls-remote`: a host
-    following several channels still makes one request per poll."""
+def ls_remote_tags(
+    url: str, refs: Sequence[str], cwd: Path, globs: Sequence[str] = ()
+) -> dict[str, RemoteRef]:
+    """Every one of ``refs`` (tags) the remote has, and every tag matching one of ``globs``,
+    from one `git ls-remote`: a host following several channels still makes one request
+    per poll."""
     where = redacted_url(url)
-    patterns = [p for ref in refs for p in (ref, f"{ref}^{{}}")]
+    patterns = [p for ref in [*refs, *globs] for p in (ref, f"{ref}^{{}}")]
     out = run(["ls-remote", "--", check_url(url), *patterns], cwd, f"reach {where}")
     found: dict[str, str] = {}
     for line in out.splitlines():
         obj, _, name = line.partition("\t")
         if _OID_RE.fullmatch(obj):  # anything else is no ref of ours
             found[name] = obj
+    matched = [
+        name
+        for name in found
+        if not name.endswith("^{}") and any(fnmatchcase(name, g) for g in globs)
+    ]
     return {
         ref: RemoteRef(found[ref], found.get(f"{ref}^{{}}", found[ref]))
-        for ref in refs
+        for ref in dict.fromkeys([*refs, *matched])
         if ref in found
     }
 

@@ -257,7 +257,17 @@ def require_version(state: ModelState, version: str) -> None:
     if version not in state.tags.versions:
         raise unknown_version(state.model, version)
     if version in state.tags.deregistered:
-        raise deregistered(state.model, version)
+        raise deregistered(state.model, version, pruned=was_pruned(state, version))
+
+
+def was_pruned(state: ModelState, version: str) -> bool:
+    """Whether ``version``'s deregistration tag says ``mvctl gc`` pruned its artifacts."""
+    name = tags.deregister_tag(state.model, version)
+    for record in state.records:
+        if record.name == name:
+            body = tags.MarkBody.from_dict(tags.parse_message(record.message)[1])
+            return body.pruned
+    return False
 
 
 def history(root: Path, model: str, channel: str | None = None) -> list[Event]:

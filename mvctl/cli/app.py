@@ -16,6 +16,7 @@ from mvctl.cli import (
     monitoring,
     publishing,
     registry,
+    retention,
     serve,
     serving,
     web,
@@ -74,6 +75,7 @@ app.command()(publishing.status)
 app.command()(serving.pull)
 app.command()(serve.serve)
 app.command()(monitoring.monitor)
+app.command()(retention.gc)
 app.add_typer(web.webhook_app, name="webhook")
 app.add_typer(canary.canary_app, name="canary")
 

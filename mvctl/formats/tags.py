@@ -455,9 +455,10 @@ class MarkBody:
     reason: str
     actor: str
     time: str
+    pruned: bool = False  # a deregistration by ``mvctl gc``: the version's artifacts are gone
 
     def to_dict(self) -> dict[str, Any]:
-        return {
+        out: dict[str, Any] = {
             "kind": self.kind,
             "model": self.model,
             "version": self.version,
@@ -465,6 +466,9 @@ class MarkBody:
             "actor": self.actor,
             "time": self.time,
         }
+        if self.pruned:  # only then: every other mark's tag stays byte-identical
+            out["pruned"] = True
+        return out
 
     @classmethod
     def from_dict(cls, body: Mapping[str, Any]) -> MarkBody:
@@ -478,4 +482,5 @@ class MarkBody:
             reason=_text(body.get("reason")),
             actor=_text(body.get("actor")),
             time=_text(body.get("time")),
+            pruned=body.get("pruned") is True,
         )

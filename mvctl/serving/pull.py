@@ -16,6 +16,7 @@ from mvctl._adapters.gitdir import RemoteRef, check_url, ls_remote_tags
 from mvctl.errors import MvctlError, OperationalError, UsageError
 from mvctl.formats import tags
 from mvctl.formats.names import check_channel, check_model, redacted_url
+from mvctl.serving.commit import RefusedCommit
 from mvctl.serving.download import AliasRead, download, read_alias
 from mvctl.serving.layout import (
     META,
@@ -101,7 +102,15 @@ def _pull(
         check_layout(dest, req.model)
         clean_partial(dest)
         refs = {ch: f"refs/tags/{tags.alias_tag(req.model, ch)}" for ch in req.followed}
-        remote = ls_remote_tags(req.repo, list(refs.values()), dest)
+        # The deregistrations (GTO's MODEL@vX.Y.Z!) come with the same ls-remote: an alias
+        # on a deregistered version's commit is refused (its artifacts may be pruned).
+        retired = f"refs/tags/{tags.deregister_tag(req.model, 'v*')}"
+        remote = ls_remote_tags(req.repo, list(refs.values()), dest, [retired])
+        deregistered = {
+            ref.commit: name.removeprefix("refs/tags/")
+            for name, ref in remote.items()
+            if name not in refs.values()
+        }
         if refs[req.channel] not in remote:
             alias = tags.alias_tag(req.model, req.channel)
             raise OperationalError(
@@ -110,7 +119,9 @@ def _pull(
             )
         before = served_channels(dest)
         outcomes = [
-            _channel(req, dest, ch, remote.get(refs[ch]), refused.get(ch), before, progress)
+            _channel(
+                req, dest, ch, remote.get(refs[ch]), refused.get(ch), before, progress, deregistered
+            )
             for ch in req.followed
         ]
         outcomes += _drop_unfollowed(req, dest, before)
@@ -145,6 +156,7 @@ def _channel(
     refused: str | None,
     before: dict[str, ChannelServed],
     progress: Callable[[int], None] | None,
+    deregistered: dict[str, str],
 ) -> ChannelOutcome:
     """One channel's turn: nothing, a removal, a skip, or a move; its failure is its own."""
     held = before.get(channel)
@@ -155,6 +167,15 @@ def _channel(
             return _outcome(channel, held, held)
         if remote.object == refused:
             return _outcome(channel, held, held, skipped=True)
+        if remote.commit in deregistered:
+            alias = tags.alias_tag(req.model, channel)
+            raise RefusedCommit(
+                remote.commit,
+                f"{alias} -> {remote.commit[:12]} refused: that version is deregistered "
+                f"({deregistered[remote.commit]}; 'mvctl gc' may have pruned its artifacts)",
+                hint="the host keeps serving what it had and follows the alias's next move",
+                alias=remote.object,
+            )
         return _move(req, dest, channel, remote, held, progress)
     except MvctlError as exc:
         return _outcome(channel, held, held, error=exc)

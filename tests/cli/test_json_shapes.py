@@ -168,6 +168,11 @@ def _commands(reg: Registry, tmp: Path, got: dict[str, Any]) -> None:
     live = tmp / "live-metrics.json"
     live.write_text(json.dumps({"false_positive_rate": 0.01}))
     invoke(got, "monitor", "monitor", "fraud", "--metrics", str(live))
+    # Last: a dry run keeping nothing it need not. v0.3.0, retired above, would be pruned
+    # once the workspace tracks other weights than its own.
+    reg.write("models/model.bin", b"four")
+    run("dvc", "add", "-q", "models/model.bin", cwd=reg.root)
+    invoke(got, "gc", "gc", "fraud", "--keep-gold", "0", "--keep-recent", "0")
 
 
 # What register and show print under "manifest" (formats/manifest.py's schema).
@@ -566,6 +571,29 @@ EXPECTED: dict[str, Any] = {
         "remote": "null",
         "published": [],
         "dry_run": "bool",
+    },
+    "gc": {
+        "models": ["str"],
+        "policies": {"fraud": {"keep_gold": "int", "keep_recent": "int"}},
+        "versions": [
+            {
+                "model": "str",
+                "version": "str",
+                "action": "str",
+                "keep": "bool",
+                "reasons": ["str"],
+                "bytes": "int",
+                "objects": [{"oid": "str", "bytes": "int", "remote": "bool", "cache": "bool"}],
+                "deregister": "bool",
+            }
+        ],
+        "totals": {"versions": "int", "objects": "int", "bytes": "int"},
+        "dry_run": "bool",
+        "remote": "str",
+        "pushed": "bool",
+        "published": [],
+        "tags": [],
+        "deleted": "int",
     },
     "sync": {
         "remote": "str",

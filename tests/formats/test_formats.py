@@ -129,3 +129,15 @@ def test_config_defaults_and_models() -> None:
 def test_bad_configs_are_operational_errors(text: str) -> None:
     with pytest.raises(OperationalError, match=r"mvctl\.yaml"):
         config.loads(text)
+
+
+def test_a_mark_body_names_pruned_only_when_set() -> None:
+    from mvctl.formats.tags import MarkBody
+
+    plain = MarkBody("deregister", "fraud", "v1.0.0", "old", "Ada <a@x>", "2030-01-01T00:00:00Z")
+    assert "pruned" not in plain.to_dict()  # tags written before gc stay byte-identical
+    pruned = MarkBody(**{**plain.__dict__, "pruned": True})
+    assert pruned.to_dict()["pruned"] is True
+    assert MarkBody.from_dict(pruned.to_dict()) == pruned
+    assert MarkBody.from_dict(plain.to_dict()) == plain
+    assert not MarkBody.from_dict({**plain.to_dict(), "pruned": "yes"}).pruned  # only true

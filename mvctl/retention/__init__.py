@@ -1,0 +1,1 @@
+"""Retention: which versions gc keeps, and pruning the rest (mvctl gc)."""
