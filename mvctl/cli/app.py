@@ -75,6 +75,7 @@ app.command()(serving.pull)
 app.command()(serve.serve)
 app.command()(monitoring.monitor)
 app.add_typer(web.webhook_app, name="webhook")
+app.command()(web.ui)
 app.add_typer(canary.canary_app, name="canary")
 
 
