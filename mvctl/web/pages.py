@@ -23,8 +23,11 @@ body{font:15px/1.45 system-ui,-apple-system,'Segoe UI',sans-serif;margin:0;color
 background:#f6f7f9}
 header{background:#1f3b57;color:#fff;padding:.6em 1.5em;display:flex;gap:1.5em;
 align-items:center}
-header a{color:#fff;text-decoration:none;font-weight:600}header .who{margin-left:auto}
-header form{display:inline}main{padding:1em 1.5em 3em;max-width:1400px}
+header a{color:#fff;text-decoration:none;font-weight:600}
+header .who{margin-left:auto;white-space:nowrap}
+header form.out{display:inline}
+header button{background:#36597c;padding:.2em .8em;margin-left:.6em}
+main{padding:1em 1.5em 3em;max-width:1400px}
 h1{font-size:1.5em;margin:.4em 0}h2{font-size:1.15em;margin:1.6em 0 .5em}
 table{border-collapse:collapse;background:#fff;margin:.3em 0 1em;min-width:40%}
 th,td{border:1px solid #d5dae1;padding:.35em .75em;text-align:left;vertical-align:top;
@@ -41,6 +44,9 @@ button.danger{background:#b3261e}nav.sub a{margin-right:1.2em}
 .card{background:#fff;border:1px solid #d5dae1;border-radius:6px;padding:1em 1.4em;
 max-width:44em}label{display:block;margin:.6em 0 .2em;font-weight:600}
 """
+
+
+MAX_METRIC_COLUMNS = 8  # the versions table's; every metric is on the diff page
 
 
 @dataclass(frozen=True)
@@ -63,7 +69,9 @@ def page(title: str, viewer: Viewer | None, *body: object) -> Html:
                 f"signed in as {viewer.name}",
                 " (read-only)" if viewer.read_only else "",
                 " ",
-                _form("/logout", viewer, h("button", "log out", attrs={"type": "submit"})),
+                _form(
+                    "/logout", viewer, h("button", "log out", attrs={"type": "submit"}), cls="out"
+                ),
                 attrs={"class": "who"},
             ),
         ]
@@ -79,20 +87,36 @@ def message(text: str | None, kind: str = "error") -> Html:
     return h("div", text, attrs={"class": f"msg {kind}", "role": "alert"}) if text else Html("")
 
 
-def table(headers: Sequence[str], rows: Iterable[Sequence[object]], numeric: int = 0) -> Html:
-    """A table; the last ``numeric`` columns are right-aligned."""
+def table(
+    headers: Sequence[str],
+    rows: Iterable[Sequence[object]],
+    numeric: int = 0,
+    empty: str = "none yet",
+    numbers: frozenset[int] = frozenset(),
+    wrap: frozenset[int] = frozenset(),
+) -> Html:
+    """A table; the last ``numeric`` columns (and those in ``numbers``) are right-aligned,
+    long text in the columns in ``wrap`` wraps (every other cell stays on one line)."""
     first_num = len(headers) - numeric
     body = [
-        h("tr", *(h("td", c, attrs={"class": _cls(i, first_num)}) for i, c in enumerate(r)))
+        h(
+            "tr",
+            *(
+                h("td", c, attrs={"class": _cls(i, first_num, numbers, wrap)})
+                for i, c in enumerate(r)
+            ),
+        )
         for r in rows
     ]
     if not body:
-        return h("p", "none yet", attrs={"class": "muted"})
+        return h("p", empty, attrs={"class": "muted"})
     return h("table", h("thead", h("tr", *(h("th", t) for t in headers))), h("tbody", *body))
 
 
-def _cls(i: int, first_num: int) -> str | None:
-    return "num" if i >= first_num else None
+def _cls(i: int, first_num: int, numbers: frozenset[int], wrap: frozenset[int]) -> str | None:
+    if i >= first_num or i in numbers:
+        return "num"
+    return "wrap" if i in wrap else None
 
 
 def _metric(value: Any) -> str:
@@ -217,20 +241,24 @@ def model(
             )
         )
     standing = {c.channel: state.standing(c.channel) for c in channels}
+    keys = list(dict.fromkeys(k for v in versions for k, _ in _flat(v.metrics)))[
+        :MAX_METRIC_COLUMNS
+    ]
     version_rows = []
     for v in reversed(versions):
         marks = [f"{ch}: {s[v.version]}" for ch, s in standing.items() if v.version in s]
+        flat = dict(_flat(v.metrics))
         version_rows.append(
             (
                 v.version,
                 v.created.replace("T", " ")[:19],
                 v.author.split(" <")[0],
-                metrics_text(v.metrics),
+                *(_metric(flat[k]) if k in flat else "-" for k in keys),
                 join(_sep(h("span", m, attrs={"class": m.split(": ")[1]}) for m in marks))
                 if marks
                 else "-",
                 ", ".join(v.channels) or "-",
-                "deregistered" if v.deregistered else "",
+                "deregistered" if v.deregistered else "live",
             )
         )
     canary = [c for c in channels if c.weight is not None]
@@ -244,14 +272,16 @@ def model(
         table(
             ("channel", "version", "weight", "metrics", "monitors", "last automatic event"),
             rows,
+            wrap=frozenset({5}),
         ),
         *(_canary(c) for c in canary),
         h("h2", "Force a rollback"),
         _rollback_forms(viewer, name, channels),
         h("h2", "Versions"),
         table(
-            ("version", "created (UTC)", "author", "metrics", "gold / bad", "serving", "status"),
+            ("version", "created (UTC)", "author", *keys, "gold / bad", "serving", "status"),
             version_rows,
+            numbers=frozenset(range(3, 3 + len(keys))),
         ),
     )
 
@@ -268,7 +298,10 @@ def _canary(c: ChannelView) -> Html:
             h("h2", f"{c.channel}: {weight_text(c.weight)} of traffic"),
             h(
                 "p",
-                f"latest event {event.name}: {event.kind} — {event.reason}" if event else "-",
+                f"latest event {event.name}: {event.kind}"
+                + (f" ({event.reason})" if event.reason else "")
+                if event
+                else "-",
                 attrs={"class": "muted"},
             ),
             table(("analysis", "value"), rows) if rows else h("p", "no analysis recorded yet"),
@@ -401,6 +434,8 @@ def history(viewer: Viewer, name: str, events: Sequence[Event], done: Event | No
                 "reason",
             ),
             rows,
+            numbers=frozenset({0}),
+            wrap=frozenset({8}),
         ),
     )
 
@@ -429,7 +464,11 @@ def lineage(viewer: Viewer, report: LineageReport) -> Html:
         viewer,
         h("h1", f"Lineage of {report.model}"),
         _subnav(report.model),
-        table(("version", "parent", "serving", "metrics", "changed from parent"), rows),
+        table(
+            ("version", "parent", "serving", "metrics", "changed from parent"),
+            rows,
+            wrap=frozenset({4}),
+        ),
     )
 
 
@@ -474,6 +513,7 @@ def _diff_tables(d: VersionDiff) -> list[object]:
             ("metric", "old", "new", "delta", "relative"),
             [(m.key, _num(m.old), _num(m.new), _num(m.delta), _pct(m.relative)) for m in d.metrics],
             numeric=4,
+            empty="no metric changed",
         ),
         h("h2", "Weights and data"),
         table(
@@ -490,22 +530,26 @@ def _diff_tables(d: VersionDiff) -> list[object]:
                 for p in (*d.weights, *d.dataset)
             ],
             numeric=2,
+            empty="no weights or data recorded",
         ),
         h("h2", "Params and environment"),
         table(
             ("key", "status", "old", "new"),
             [(c.key, c.status, str(c.old), str(c.new)) for c in (*d.params, *d.environment)],
+            empty="no param or environment changed",
         ),
         h("h2", "Packages"),
         table(
             ("package", "change", "old", "new"),
             [(p.name, p.change, p.old or "-", p.new or "-") for p in d.packages],
+            empty="no package changed",
         ),
         h("h2", "Code"),
         table(
             ("path", "status", "added", "deleted"),
             [(c.path, c.status, _num(c.added), _num(c.deleted)) for c in d.code],
             numeric=2,
+            empty="no code file changed",
         ),
     ]
     out += [h("p", n, attrs={"class": "muted"}) for n in d.notes]

@@ -132,7 +132,7 @@ def test_pages_carry_the_security_headers(browser: TestClient) -> None:
         headers = browser.get(path).headers
         assert headers["content-security-policy"].startswith("default-src 'none'")
         assert headers["x-content-type-options"] == "nosniff"
-        assert headers["referrer-policy"] == "no-referrer"
+        assert headers["referrer-policy"] == "same-origin"
         assert headers["cache-control"] == "no-store"
 
 
@@ -252,7 +252,8 @@ def test_a_state_change_without_a_session_changes_nothing(reg: Registry) -> None
 
 
 @pytest.mark.parametrize(
-    "header", [{"Origin": "http://evil.example"}, {"Referer": "http://evil.example/x"}]
+    "header",
+    [{"Origin": "http://evil.example"}, {"Origin": "null"}, {"Referer": "http://evil.example/x"}],
 )
 def test_a_cross_origin_post_is_refused(
     reg: Registry, browser: TestClient, header: dict[str, str]
