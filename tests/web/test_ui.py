@@ -189,6 +189,7 @@ def test_a_forced_rollback_is_confirmed_then_recorded_with_the_name(
     assert events[-1]["requested_by"] == "Grace Hopper"
     assert events[-1]["via"] == "ui"
     assert "requested_by" not in events[0]  # a CLI promotion records no requester
+    assert set(events[-1]) == set(events[0]) | {"requested_by", "via"}
     table = mvctl(reg.root, "history", "fraud", check=True).stdout
     assert "Grace Hopper (via ui" in table
 
@@ -339,3 +340,42 @@ def test_an_unknown_model_is_a_readable_404(browser: TestClient) -> None:
     assert answer.status_code == 404
     assert "Traceback" not in answer.text
     assert browser.get("/models/Bad%20Name").status_code == 400
+
+
+def test_hosts_reads_a_servers_metrics_with_its_token_and_never_shows_it(reg: Registry) -> None:
+    import threading
+    from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+
+    serve_token = "serve-token-never-shown-0123456789"
+    seen: list[str] = []
+
+    class Metrics(BaseHTTPRequestHandler):
+        def do_GET(self) -> None:
+            seen.append(self.headers.get("Authorization", ""))
+            ok = self.path == "/metrics" and seen[-1] == f"Bearer {serve_token}"
+            body = (
+                b'mvctl_served_info{channel="production",version="v0.2.0"} 1.0\n'
+                b'mvctl_served_info{channel="canary",version="v0.1.0"} 0.0\n'
+            )
+            self.send_response(200 if ok else 401)
+            self.end_headers()
+            self.wfile.write(body if ok else b"")
+
+        def log_message(self, *_: object) -> None:
+            pass
+
+    server = ThreadingHTTPServer(("127.0.0.1", 0), Metrics)
+    threading.Thread(target=server.serve_forever, daemon=True).start()
+    url = f"http://127.0.0.1:{server.server_port}"
+    try:
+        with client(reg, servers=(url, "http://127.0.0.1:1"), serve_token=serve_token) as c:
+            c.post("/login", data={"name": "Grace", "token": TOKEN})
+            page = c.get("/hosts").text
+    finally:
+        server.shutdown()
+        server.server_close()
+    assert seen == [f"Bearer {serve_token}"]
+    assert f"<td>{url}</td><td>production</td><td>v0.2.0</td>" in page
+    assert "canary" not in page  # a gauge at 0 is no longer served
+    assert "cannot read /metrics" in page  # the unreachable one says so
+    assert serve_token not in page
