@@ -379,3 +379,16 @@ def test_hosts_reads_a_servers_metrics_with_its_token_and_never_shows_it(reg: Re
     assert "canary" not in page  # a gauge at 0 is no longer served
     assert "cannot read /metrics" in page  # the unreachable one says so
     assert serve_token not in page
+
+
+def test_the_command_refuses_to_start_without_a_token_or_with_a_bad_server(
+    reg: Registry, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.delenv("MVCTL_UI_TOKEN", raising=False)
+    refused = mvctl(reg.root, "ui", "--port", "1")
+    assert refused.returncode == 2
+    assert "at least 16 characters" in refused.stderr + refused.stdout
+    monkeypatch.setenv("MVCTL_UI_TOKEN", TOKEN)
+    bad = mvctl(reg.root, "ui", "--server", "file:///etc/passwd")
+    assert bad.returncode == 2
+    assert "not an http:// or https:// URL" in bad.stderr + bad.stdout
