@@ -156,7 +156,7 @@ def login(error: str | None = None) -> Html:
     )
 
 
-def models(viewer: Viewer, summaries: Sequence[ModelSummary]) -> Html:
+def models(viewer: Viewer, summaries: Sequence[ModelSummary], stale: str | None = None) -> Html:
     rows = [
         (
             h("a", s.model, attrs={"href": f"/models/{s.model}"}),
@@ -170,6 +170,7 @@ def models(viewer: Viewer, summaries: Sequence[ModelSummary]) -> Html:
         "Models",
         viewer,
         h("h1", "Models"),
+        message(stale),
         table(("model", "newest version", "versions", "channels"), rows),
     )
 
@@ -223,7 +224,7 @@ def model(
     channels: Sequence[ChannelView],
     versions: Sequence[VersionInfo],
     state: ModelState,
-    notice: str | None = None,
+    stale: str | None = None,
 ) -> Html:
     rows = []
     for c in channels:
@@ -267,7 +268,7 @@ def model(
         viewer,
         h("h1", f"Model {name}"),
         _subnav(name),
-        message(notice, "ok"),
+        message(stale),
         h("h2", "Channels"),
         table(
             ("channel", "version", "weight", "metrics", "monitors", "last automatic event"),
@@ -393,7 +394,13 @@ def failed(viewer: Viewer, name: str, text: str, hint: str | None, kind: str = "
     )
 
 
-def history(viewer: Viewer, name: str, events: Sequence[Event], done: Event | None = None) -> Html:
+def history(
+    viewer: Viewer,
+    name: str,
+    events: Sequence[Event],
+    done: Event | None = None,
+    stale: str | None = None,
+) -> Html:
     notice = (
         f"Done: {done.name}: {name}@{done.channel} moved from {done.previous} to {done.version}."
         if done
@@ -421,6 +428,7 @@ def history(viewer: Viewer, name: str, events: Sequence[Event], done: Event | No
         h("h1", f"History of {name}"),
         _subnav(name),
         message(notice, "ok"),
+        message(stale),
         table(
             (
                 "#",

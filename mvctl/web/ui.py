@@ -36,6 +36,8 @@ from mvctl.formats import config
 from mvctl.formats.names import check_model, check_text
 from mvctl.lineage import diff as diffs
 from mvctl.lineage import tree
+from mvctl.publishing import publish
+from mvctl.publishing.sync import sync_git
 from mvctl.registry import read
 from mvctl.serving.layout import served_channels
 from mvctl.web import httpserver, pages
@@ -230,12 +232,31 @@ def create_app(settings: Settings, log: Callable[[str], None] = lambda _: None) 
         response.delete_cookie(COOKIE, path="/")
         return response
 
+    def refresh(model: str | None) -> str | None:
+        """Fetch the remote's tags (``model``'s, or all), so the pages show what the fleet
+        follows; when that fails, why (the page then shows this clone's tags)."""
+        try:
+            git = GitRepo.open(s.root)
+            where = publish.target(git, s.push, s.remote)
+            if where is not None:
+                with one_at_a_time:
+                    sync_git(git, where, model)
+        except MvctlError as exc:
+            return f"Could not fetch from {s.remote} ({exc.message}): showing this clone's state."
+        return None
+
+    def models_now() -> tuple[list[read.ModelSummary], str | None]:
+        stale = refresh(None)
+        return read.list_models(s.root), stale
+
     async def home(request: Request, viewer: pages.Viewer) -> Response:
-        return html(pages.models(viewer, await run_in_threadpool(read.list_models, s.root)))
+        summaries, stale = await run_in_threadpool(models_now)
+        return html(pages.models(viewer, summaries, stale))
 
     def model_views(
         name: str,
-    ) -> tuple[list[pages.ChannelView], list[read.VersionInfo], channels.ModelState]:
+    ) -> tuple[list[pages.ChannelView], list[read.VersionInfo], channels.ModelState, str | None]:
+        stale = refresh(name)
         versions = read.list_versions(s.root, name)
         state = channels.load(GitRepo.open(s.root), name)
         cfg = config.load(s.root).model(name)
@@ -260,19 +281,20 @@ def create_app(settings: Settings, log: Callable[[str], None] = lambda _: None) 
                     targets=rollbacks.rollback_targets(state, channel),
                 )
             )
-        return views, versions, state
+        return views, versions, state, stale
 
     async def model(request: Request, viewer: pages.Viewer) -> Response:
         name = check_model(request.path_params["model"])
-        views, versions, state = await run_in_threadpool(model_views, name)
-        return html(pages.model(viewer, name, views, versions, state))
+        views, versions, state, stale = await run_in_threadpool(model_views, name)
+        return html(pages.model(viewer, name, views, versions, state, stale))
 
     async def history(request: Request, viewer: pages.Viewer) -> Response:
         name = check_model(request.path_params["model"])
+        stale = await run_in_threadpool(refresh, name)
         events = await run_in_threadpool(channels.history, s.root, name, None)
         # The notice names an event of this history, never text taken from the link.
         done = next((e for e in events if e.name == request.query_params.get("done")), None)
-        return html(pages.history(viewer, name, events, done))
+        return html(pages.history(viewer, name, events, done, stale))
 
     async def lineage(request: Request, viewer: pages.Viewer) -> Response:
         name = check_model(request.path_params["model"])

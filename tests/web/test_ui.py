@@ -392,3 +392,22 @@ def test_the_command_refuses_to_start_without_a_token_or_with_a_bad_server(
     bad = mvctl(reg.root, "ui", "--server", "file:///etc/passwd")
     assert bad.returncode == 2
     assert "not an http:// or https:// URL" in bad.stderr + bad.stdout
+
+
+def test_pages_show_what_the_remote_holds_now(
+    reg: Registry, browser: TestClient, tmp_path: Path
+) -> None:
+    other = tmp_path / "elsewhere"
+    git(tmp_path, "clone", "-q", str(reg.origin), str(other))
+    moved = mvctl(other, "rollback", "fraud", "--to", "v0.1.0", "--reason", "from a terminal")
+    assert moved.returncode == 0, moved.stderr
+    assert "production: v0.1.0" in browser.get("/").text
+    assert "from a terminal" in browser.get("/models/fraud/history").text
+
+
+def test_a_remote_that_cannot_be_read_is_said_on_the_page(reg: Registry) -> None:
+    with client(reg, push=True, remote="gone") as c:
+        c.post("/login", data={"name": "Grace", "token": TOKEN})
+        page = c.get("/models/fraud").text
+        assert "Could not fetch from gone" in page
+        assert "v0.2.0" in page  # this clone's state, still shown
