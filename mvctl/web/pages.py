@@ -8,7 +8,6 @@ from __future__ import annotations
 from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass, fields
 from typing import Any
-from urllib.parse import urlencode
 
 from mvctl.channels.state import Event, ModelState
 from mvctl.formats.rules import Rule
@@ -605,7 +604,3 @@ def hosts(viewer: Viewer, views: Sequence[HostView]) -> Html:
     else:
         body.append(table(("host", "channel", "version", "since (UTC)", "weight / note"), rows))
     return page("Hosts", viewer, *body)
-
-
-def diff_link(name: str, old: str, new: str) -> str:
-    return f"/models/{name}/diff?{urlencode({'old': old, 'new': new})}"
