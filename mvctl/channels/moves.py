@@ -65,6 +65,8 @@ class ChannelMove:
     weight: float | None = None  # the channel's share of traffic after the move (weighted)
     previous_weight: float | None = None  # ... and before it
     evidence: dict[str, Any] | None = None  # the canary analysis that decided it (if any)
+    requested_by: str | None = None  # the person who asked for it through `via` (the UI)
+    via: str | None = None
 
     def to_dict(self) -> dict[str, Any]:
         out: dict[str, Any] = {
@@ -93,6 +95,9 @@ class ChannelMove:
         }
         if self.evidence is not None:  # only then: other moves' JSON stays as it was
             out["evidence"] = self.evidence
+        if self.requested_by is not None:
+            out["requested_by"] = self.requested_by
+            out["via"] = self.via
         return out
 
 
@@ -188,6 +193,8 @@ def _title(move: ChannelMove) -> str:
     title = _TITLES[move.kind].format(m=move, weight=weight)
     if move.weight is not None and move.kind in ("promote", "override", "rollback"):
         title += f" at {weight}%"
+    if move.requested_by is not None:
+        title += f" (requested by {move.requested_by} via {move.via or '?'})"
     return title
 
 
@@ -213,6 +220,8 @@ def _tag_objects(ctx: Context, move: ChannelMove) -> tuple[str, str | None]:
         weight=move.weight,
         previous_weight=move.previous_weight,
         evidence=move.evidence,
+        requested_by=move.requested_by,
+        via=move.via,
     )
     event_message = tags.format_message(_title(move), body.to_dict())
     if move.kind == "stop":

@@ -101,22 +101,47 @@ def _explicit_target(state: channels.ModelState, channel: str, to: str) -> None:
     rolled back away from there. Anything else (a version it never served, or undoing a
     rollback) is a forward move: a promotion, with its gates, which clears a bad mark."""
     channels.require_version(state, to)
+    refusal = _target_refusal(state, channel, to)
+    if refusal is not None:
+        raise refusal
+
+
+def _target_refusal(state: channels.ModelState, channel: str, to: str) -> PolicyError | None:
+    """Why ``rollback --to`` refuses ``to`` (a live version), or None: it would go there."""
     model, current = state.model, state.holder(channel)
     if to == current:
-        return
+        return None
     promote_hint = f"run 'mvctl promote {model} {to} --to {channel}' (gates run; --force --reason)"
     if to not in state.held_before(channel):
-        raise PolicyError(
+        return PolicyError(
             f"{model}@{channel} never served {to}: a rollback returns to a version the "
             "channel served before",
             hint=promote_hint,
         )
     if state.standing(channel).get(to) == "bad":
-        raise PolicyError(
+        return PolicyError(
             f"{model}@{channel} was rolled back away from {to}: going back to it is a "
             "forward move, a promotion (which clears its bad mark)",
             hint=promote_hint,
         )
+    return None
+
+
+def rollback_targets(state: channels.ModelState, channel: str) -> tuple[str, ...]:
+    """The versions ``rollback --to`` would move ``channel`` to (its current one aside),
+    newest tenure first: the very check ``--to`` runs, so a list offered to a person (the
+    dashboard's) and the rollback can never disagree. Empty for a stopped channel."""
+    if state.stopped(channel) is not None:
+        return ()
+    current = state.holder(channel)
+    found: dict[str, None] = {}
+    for event in reversed(state.channel_events(channel)):
+        version = event.version
+        if version is None or version == current or version in found:
+            continue
+        if state.is_live(version) and _target_refusal(state, channel, version) is None:
+            found[version] = None
+    return tuple(found)
 
 
 def rollback(
@@ -130,17 +155,34 @@ def rollback(
     remote: str = "origin",
     dry_run: bool = False,
     incident: str | None = None,
+    requested_by: str | None = None,
+    via: str | None = None,
 ) -> ChannelMove:
     """Move ``channel`` back: to ``to``, or to the last gold version it held before. Never
     runs gates and never waits for review: the panic button must work. ``incident`` names
     what caused it (recorded: the same incident never rolls back twice). A retry of an
-    interrupted rollback publishes it; a plain rollback right after another is a retry."""
+    interrupted rollback publishes it; a plain rollback right after another is a retry.
+    ``requested_by`` (with ``via``, e.g. ``"ui"``) records the person who asked for it
+    through another surface than the command line (the git identity stays the actor)."""
     check_text(reason, "--reason")
+    if requested_by is not None:
+        check_text(requested_by, "the requester's name", limit=100)
+    if via is not None:
+        check_text(via, "via", limit=20)
     if not reason.strip():
         raise UsageError("a rollback needs --reason: it is recorded in the channel history")
     # The panic button reads no config on its way: a channel with an alias is a channel.
     ctx = moves.open_channel(root, model, channel, push, remote, need_config=False, dry_run=dry_run)
-    return rollback_on(ctx, channel, reason=reason, to=to, dry_run=dry_run, incident=incident)
+    return rollback_on(
+        ctx,
+        channel,
+        reason=reason,
+        to=to,
+        dry_run=dry_run,
+        incident=incident,
+        requested_by=requested_by,
+        via=via,
+    )
 
 
 def rollback_on(
@@ -152,6 +194,8 @@ def rollback_on(
     dry_run: bool = False,
     incident: str | None = None,
     alerts: tuple[str, ...] = (),
+    requested_by: str | None = None,
+    via: str | None = None,
 ) -> ChannelMove:
     """``rollback`` on a context the caller opened (and fetched) already; ``alerts`` names
     the alert instances it acts on (recorded, so a repeat of them never acts again)."""
@@ -206,6 +250,8 @@ def rollback_on(
         remote=ctx.remote,
         alerts=alerts,
         weight=state.weight(channel),  # the version changes, the share of traffic does not
+        requested_by=requested_by,
+        via=via,
     )
     if dry_run or target == current:
         return move  # already there: idempotent, so a repeated alert or retry is harmless

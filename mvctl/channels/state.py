@@ -48,6 +48,8 @@ class Event:
     weight: float | None = None  # the channel's share of traffic after the event (weighted)
     previous_weight: float | None = None
     evidence: dict[str, Any] | None = None  # the canary analysis that decided the event
+    requested_by: str | None = None  # who asked for it through another surface (`via`)
+    via: str | None = None  # that surface: "ui" (the dashboard)
 
     def to_dict(self) -> dict[str, Any]:
         out: dict[str, Any] = {
@@ -70,6 +72,9 @@ class Event:
         }
         if self.evidence is not None:  # only then: other events' JSON stays as it was
             out["evidence"] = self.evidence
+        if self.requested_by is not None:  # likewise: only events a person asked for
+            out["requested_by"] = self.requested_by
+            out["via"] = self.via
         return out
 
     @property
@@ -238,6 +243,8 @@ def _event(record: TagRecord, versions_at: dict[str, str]) -> Event | None:
         weight=body.weight,
         previous_weight=body.previous_weight,
         evidence=body.evidence,
+        requested_by=body.requested_by,
+        via=body.via,
     )
 
 

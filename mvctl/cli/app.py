@@ -77,6 +77,7 @@ app.command()(serve.serve)
 app.command()(monitoring.monitor)
 app.command()(retention.gc)
 app.add_typer(web.webhook_app, name="webhook")
+app.command()(web.ui)
 app.add_typer(canary.canary_app, name="canary")
 
 

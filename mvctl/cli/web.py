@@ -81,3 +81,97 @@ def webhook_serve(
         receiver.serve(app, host, port, limits, ready=ready, log=log)
     except KeyboardInterrupt:  # SIGINT/SIGTERM: a server asked to stop stops cleanly
         log("stopped")
+
+
+_LOOPBACK = ("127.0.0.1", "::1", "localhost")
+
+
+@handled
+def ui(
+    host: Annotated[
+        str, typer.Option("--host", help="Address to bind (loopback unless you say otherwise).")
+    ] = "127.0.0.1",
+    port: Annotated[int, typer.Option("--port", help="Port to bind.")] = 8465,
+    read_only: Annotated[
+        bool, typer.Option("--read-only", help="Show everything; offer and accept no rollback.")
+    ] = False,
+    token_file: Annotated[
+        Path | None,
+        typer.Option("--token-file", help="File holding the login token (else MVCTL_UI_TOKEN)."),
+    ] = None,
+    push: Annotated[
+        bool | None,
+        typer.Option(
+            "--push/--local",
+            help="Publish rollbacks to the git remote (the default when it exists), or keep "
+            "them local.",
+        ),
+    ] = None,
+    remote: Annotated[str, typer.Option("--remote", help="Git remote to publish to.")] = "origin",
+    hosts: Annotated[
+        list[Path] | None,
+        typer.Option("--hosts", help="A serving host directory (mvctl pull --dest) to show."),
+    ] = None,
+    server: Annotated[
+        list[str] | None,
+        typer.Option(
+            "--server",
+            help="An mvctl serve URL whose /metrics to show (token from MVCTL_SERVE_TOKEN).",
+        ),
+    ] = None,
+    read_timeout: Annotated[
+        float,
+        typer.Option(
+            "--read-timeout", help="Seconds a client has to send a request's headers, and its body."
+        ),
+    ] = 10.0,
+    max_connections: Annotated[
+        int, typer.Option("--max-connections", help="Open connections at most.")
+    ] = 64,
+) -> None:
+    """A web dashboard: models, channels, versions, history, lineage, diff, hosts, and a
+    forced rollback with a reason (recorded with your name)."""
+    from mvctl._adapters.git import GitRepo
+    from mvctl.errors import UsageError
+    from mvctl.web import httpserver
+    from mvctl.web import ui as dashboard
+
+    limits = httpserver.Limits(read_timeout=read_timeout, max_connections=max_connections)
+    httpserver.check_port(port)
+    for url in server or []:
+        if not url.startswith(("http://", "https://")):
+            raise UsageError(f"--server {url!r} is not an http:// or https:// URL")
+    token = dashboard.load_token(token_file, os.environ)
+    root = GitRepo.open(Path.cwd()).root
+    settings = dashboard.Settings(
+        root=root,
+        token=token,
+        read_only=read_only,
+        push=push,
+        remote=remote,
+        hosts=tuple(hosts or ()),
+        servers=tuple(server or ()),
+        serve_token=os.environ.get(dashboard.SERVE_TOKEN_ENV) or None,
+        read_timeout=limits.read_timeout,
+    )
+
+    def log(text: str) -> None:
+        stamp = datetime.now(UTC).strftime("%Y-%m-%dT%H:%M:%SZ")
+        typer.echo(f"{stamp} {text}", err=True)
+
+    if host not in _LOOPBACK:
+        log(
+            f"warning: --host {host} is reachable from other machines; only the token guards "
+            "the dashboard there"
+        )
+
+    def ready(where: str) -> None:
+        suffix = " (read-only)" if read_only else ""
+        log(f"mvctl ui on http://{where}/ for {root}{suffix}")
+
+    try:
+        httpserver.run(
+            dashboard.create_app(settings, log), host, port, limits, ready=ready, log=log
+        )
+    except KeyboardInterrupt:
+        log("stopped")

@@ -332,10 +332,12 @@ class VersionBody:
 @dataclass(frozen=True)
 class EventBody:
     """``MODEL#CHANNEL#N``: one assignment (promote, override, rollback or a weight change);
-    ``MODEL#CHANNEL!#N``: one unassignment (kind ``stop``). ``weight`` is the channel's
-    share of traffic after the event, ``previous_weight`` before it (each written only when
-    the channel has one); ``evidence`` is the summary of the canary analysis that decided
-    the move (``mvctl canary analyze --apply``), written only then."""
+        ``MODEL#CHANNEL!#N``: one unassignment (kind ``stop``). ``weight`` is the channel's
+        share of traffic after the event, ``previous_weight`` before it (each written only when
+        the channel has one); ``evidence`` is the summary of the canary analysis that decided
+        the move (``mvctl canary analyze --apply``), written only then. ``requested_by`` names the
+    person who asked for a move through another surface than the command line (``via``, e.g.
+    ``"ui"``, the dashboard), both written only when set, so older events stay byte-identical."""
 
     kind: str
     model: str
@@ -354,6 +356,8 @@ class EventBody:
     previous_weight: float | None = None  # written only when set
     # The canary analysis a move was decided on (mvctl.canary): written only when set.
     evidence: dict[str, Any] | None = None
+    requested_by: str | None = None  # a human override's requester: written only when set
+    via: str | None = None  # the surface it was asked through ("ui"): written only when set
 
     def to_dict(self) -> dict[str, Any]:
         body: dict[str, Any] = {
@@ -378,6 +382,10 @@ class EventBody:
             body["previous_weight"] = _whole(self.previous_weight)
         if self.evidence is not None:
             body["evidence"] = self.evidence
+        if self.requested_by is not None:
+            body["requested_by"] = self.requested_by
+        if self.via is not None:
+            body["via"] = self.via
         return body
 
     @classmethod
@@ -400,6 +408,8 @@ class EventBody:
             weight=read_weight(body.get("weight")),
             previous_weight=read_weight(body.get("previous_weight")),
             evidence=evidence if isinstance(evidence, dict) else None,
+            requested_by=_optional(body.get("requested_by")),
+            via=_optional(body.get("via")),
         )
 
 

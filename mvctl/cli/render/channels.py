@@ -69,6 +69,15 @@ def move(move: ChannelMove, as_json: bool) -> None:
         say(move.note, mark="!", color="yellow")
 
 
+def _who(event: Event) -> str:
+    """The actor's name, or the person who asked through the dashboard and the identity
+    that wrote the tags for them."""
+    actor = event.actor.split(" <")[0]
+    if event.requested_by is None:
+        return actor
+    return f"{event.requested_by} (via {event.via or '?'}, as {actor})"
+
+
 def history(model: str, events: list[Event]) -> None:
     from rich.table import Table
 
@@ -98,7 +107,7 @@ def history(model: str, events: list[Event]) -> None:
             esc(e.kind),
             esc(change),
             weight,
-            esc(e.actor.split(" <")[0]),
+            esc(_who(e)),
             esc(e.reason),
         )
     stdout().print(table if events else f"no channel events for {model} yet")
