@@ -332,12 +332,13 @@ class VersionBody:
 @dataclass(frozen=True)
 class EventBody:
     """``MODEL#CHANNEL#N``: one assignment (promote, override, rollback or a weight change);
-        ``MODEL#CHANNEL!#N``: one unassignment (kind ``stop``). ``weight`` is the channel's
-        share of traffic after the event, ``previous_weight`` before it (each written only when
-        the channel has one); ``evidence`` is the summary of the canary analysis that decided
-        the move (``mvctl canary analyze --apply``), written only then. ``requested_by`` names the
-    person who asked for a move through another surface than the command line (``via``, e.g.
-    ``"ui"``, the dashboard), both written only when set, so older events stay byte-identical."""
+    ``MODEL#CHANNEL!#N``: one unassignment (kind ``stop``). ``weight`` is the channel's
+    share of traffic after the event, ``previous_weight`` before it (each written only when
+    the channel has one); ``evidence`` is the summary of the canary analysis that decided
+    the move (``mvctl canary analyze --apply``), written only then. ``requested_by`` names
+    the person who asked for a move through another surface than the command line (``via``,
+    e.g. ``"ui"``, the dashboard), both written only when set, so older events stay
+    byte-identical."""
 
     kind: str
     model: str
