@@ -19,6 +19,7 @@ from mvctl.channels import moves
 from mvctl.channels import state as channels
 from mvctl.channels.moves import ChannelMove, now
 from mvctl.errors import (
+    ConflictError,
     PolicyError,
     UsageError,
 )
@@ -157,13 +158,17 @@ def rollback(
     incident: str | None = None,
     requested_by: str | None = None,
     via: str | None = None,
+    expect: str | None = None,
 ) -> ChannelMove:
     """Move ``channel`` back: to ``to``, or to the last gold version it held before. Never
     runs gates and never waits for review: the panic button must work. ``incident`` names
     what caused it (recorded: the same incident never rolls back twice). A retry of an
     interrupted rollback publishes it; a plain rollback right after another is a retry.
     ``requested_by`` (with ``via``, e.g. ``"ui"``) records the person who asked for it
-    through another surface than the command line (the git identity stays the actor)."""
+    through another surface than the command line (the git identity stays the actor).
+    ``expect``: the version the caller saw the channel hold; if the freshly fetched channel
+    holds another, the move asked for is no longer the one that would happen (ConflictError,
+    nothing written)."""
     check_text(reason, "--reason")
     if requested_by is not None:
         check_text(requested_by, "the requester's name", limit=100)
@@ -182,6 +187,7 @@ def rollback(
         incident=incident,
         requested_by=requested_by,
         via=via,
+        expect=expect,
     )
 
 
@@ -196,12 +202,19 @@ def rollback_on(
     alerts: tuple[str, ...] = (),
     requested_by: str | None = None,
     via: str | None = None,
+    expect: str | None = None,
 ) -> ChannelMove:
     """``rollback`` on a context the caller opened (and fetched) already; ``alerts`` names
     the alert instances it acts on (recorded, so a repeat of them never acts again)."""
     state = ctx.state
     model = state.model
     current = state.holder(channel)
+    if expect is not None and current != expect:
+        raise ConflictError(
+            f"{model}@{channel} holds {current or 'no version'} now, not {expect}: it moved "
+            "since you looked: nothing done",
+            hint="look at the channel again, then decide",
+        )
     stopped = state.stopped(channel)
     if stopped is not None:
         raise PolicyError(
