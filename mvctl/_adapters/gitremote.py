@@ -20,8 +20,10 @@ class Remotes:
     def _remote_run(self, *args: str, action: str, timeout: float | None = None) -> str:
         return run(args, self.root, action, timeout=timeout)
 
-    def _remote_stdin(self, args: Sequence[str], stdin: str, action: str) -> str:
-        return run(args, self.root, action, stdin=stdin)
+    def _remote_stdin(
+        self, args: Sequence[str], stdin: str, action: str, timeout: float | None = None
+    ) -> str:
+        return run(args, self.root, action, stdin=stdin, timeout=timeout)
 
     def remote_url(self, remote: str) -> str | None:
         """The URL configured for ``remote``, or None when there is no such remote."""
@@ -104,9 +106,11 @@ class Remotes:
             found[name] = obj
         return found
 
-    def remote_tags(self, remote: str, patterns: Sequence[str]) -> dict[str, str]:
+    def remote_tags(
+        self, remote: str, patterns: Sequence[str], *, timeout: float | None = None
+    ) -> dict[str, str]:
         """Tag name (without refs/tags/) -> object id on ``remote``, for the refs matching
-        ``patterns``: one ls-remote, no ref written."""
+        ``patterns``: one ls-remote, no ref written (killed after ``timeout`` seconds)."""
         out = self._remote_run(
             "ls-remote",
             "--refs",
@@ -115,6 +119,7 @@ class Remotes:
             remote,
             *patterns,
             action=f"reach remote {remote}",
+            timeout=timeout,
         )
         found: dict[str, str] = {}
         for line in out.splitlines():
@@ -122,12 +127,13 @@ class Remotes:
             found[name.removeprefix("refs/tags/")] = obj
         return found
 
-    def fetch(self, remote: str, refspecs: Sequence[str]) -> None:
+    def fetch(self, remote: str, refspecs: Sequence[str], *, timeout: float | None = None) -> None:
         """Fetch ``refspecs`` (read from stdin, so thousands fit) without tags following."""
         self._remote_stdin(
             ["fetch", "--quiet", "--no-tags", "--stdin", "--", remote],
             "\n".join(refspecs) + "\n",
             action=f"fetch from {remote}",
+            timeout=timeout,
         )
 
 

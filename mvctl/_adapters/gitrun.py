@@ -24,6 +24,10 @@ class GitFailed(OperationalError):
         self.stdout = stdout
 
 
+class GitTimedOut(OperationalError):
+    """A git command ran past its ``timeout`` and was killed (a remote that never answers)."""
+
+
 def run(
     args: Sequence[str],
     cwd: Path,
@@ -43,7 +47,7 @@ def run(
             timeout=timeout,
         )
     except subprocess.TimeoutExpired as exc:
-        raise OperationalError(f"git took over {timeout:g} s to {action}") from exc
+        raise GitTimedOut(f"git took over {timeout:g} s to {action}") from exc
     except OSError as exc:
         raise OperationalError(
             f"could not run git to {action}: {exc.strerror}", hint="is git installed?"

@@ -64,7 +64,11 @@ def alias_counter(record: TagRecord) -> int:
 
 
 def _fetch_differing(
-    git: GitRepo, remote: str, advertised: dict[str, str], local: dict[str, TagRecord]
+    git: GitRepo,
+    remote: str,
+    advertised: dict[str, str],
+    local: dict[str, TagRecord],
+    timeout: float | None,
 ) -> dict[str, TagRecord]:
     """Only tags that differ are fetched: a sync with nothing new is one ls-remote, whatever
     the number of versions and events (fetching them all wrote and deleted a ref each)."""
@@ -78,7 +82,7 @@ def _fetch_differing(
     stale = git.refs(SYNC_NS)
     if stale:
         git.update_refs([f"delete {ref}" for ref in stale], what="mvctl's sync refs")
-    git.fetch(remote, [f"+refs/tags/{n}:{SYNC_NS}{n}" for n in wanted])
+    git.fetch(remote, [f"+refs/tags/{n}:{SYNC_NS}{n}" for n in wanted], timeout=timeout)
     return {r.name.removeprefix(SYNC_NS): r for r in git.tags(SYNC_NS)}
 
 
@@ -172,12 +176,16 @@ def sync_git(
     *,
     dry_run: bool = False,
     discard_local: bool = False,
+    timeout: float | None = None,
 ) -> SyncResult:
+    """``timeout``: seconds each talk with the remote may take (none for the commands, which
+    a person watches; the dashboard's pages must answer whatever the remote does)."""
     check_remote_name(remote)
     patterns = [f"{model}@*", f"{model}#*"] if model else ["*"]
-    advertised = git.remote_tags(remote, [f"{tags.TAG_PREFIX}{p}" for p in patterns])
+    refs = [f"{tags.TAG_PREFIX}{p}" for p in patterns]
+    advertised = git.remote_tags(remote, refs, timeout=timeout)
     local = {r.name: r for r in git.tags(*(f"{tags.TAG_PREFIX}{p}" for p in patterns))}
-    fetched = _fetch_differing(git, remote, advertised, local)
+    fetched = _fetch_differing(git, remote, advertised, local, timeout)
     plan = _Plan(known={**local, **fetched})
     remote_records: dict[str, TagRecord] = {}
     emptied = tags.emptied_channels(local, advertised)
