@@ -32,6 +32,7 @@ from mvctl.errors import OperationalError, UsageError
 READ_TIMEOUT = 10.0  # seconds for a request's headers, and (in the app) for its body
 MAX_CONNECTIONS = 64
 KEEP_ALIVE = 5  # seconds an idle kept-alive connection stays open, at most
+BACKLOG = 2048  # uvicorn's: connections the kernel queues before they are accepted
 
 
 @dataclass(frozen=True)
@@ -57,7 +58,8 @@ def check_port(port: int) -> int:
 
 
 def bind(host: str, port: int) -> socket.socket:
-    """A socket bound to host:port (not yet listening); failures are mvctl errors."""
+    """A socket bound to host:port (not yet listening: :func:`run` listens); failures are
+    mvctl errors."""
     check_port(port)
     try:
         family, kind, proto, _, address = socket.getaddrinfo(
@@ -91,13 +93,17 @@ def run(
     ready: Callable[[str], None] = lambda _: None,
     log: Callable[[str], None] = lambda _: None,
 ) -> None:
-    """Serve ``app`` on host:port until SIGINT/SIGTERM; ``ready`` gets "host:port" once bound.
+    """Serve ``app`` on host:port until SIGINT/SIGTERM; ``ready`` gets "host:port" once the
+    socket listens (a client that connects as soon as it is told is queued, not refused).
 
     The process's soft descriptor limit is raised to its hard limit, so that the connection
-    cap, not the descriptors, is what a flood of sockets runs into."""
+    cap, not the descriptors, is what a flood of sockets runs into. Proxy headers are never
+    trusted: uvicorn's default believes X-Forwarded-For from 127.0.0.1, the default bind,
+    so any local client could name its own address (a fresh lockout, a forged log line)."""
     import uvicorn
 
     sock = bind(host, port)
+    sock.listen(BACKLOG)
     _raise_descriptor_limit()
     config = uvicorn.Config(
         app,
@@ -105,6 +111,8 @@ def run(
         ws="none",
         log_level="warning",
         access_log=False,
+        proxy_headers=False,
+        backlog=BACKLOG,
         timeout_keep_alive=max(1, min(KEEP_ALIVE, int(limits.read_timeout))),
     )
     server = uvicorn.Server(config)
