@@ -83,7 +83,22 @@ def webhook_serve(
         log("stopped")
 
 
-_LOOPBACK = ("127.0.0.1", "::1", "localhost")
+def _server_url(url: str) -> str:
+    """A ``--server`` URL: http(s), and no credentials in it (they would be shown and sent
+    as given; the token comes from MVCTL_SERVE_TOKEN)."""
+    from urllib.parse import urlsplit
+
+    from mvctl.errors import UsageError
+    from mvctl.formats.names import redacted_url
+
+    if not url.startswith(("http://", "https://")):
+        raise UsageError(f"--server {redacted_url(url)!r} is not an http:// or https:// URL")
+    if "@" in urlsplit(url).netloc:
+        raise UsageError(
+            "a --server URL carries no credentials",
+            hint="give the servers' bearer token in MVCTL_SERVE_TOKEN instead",
+        )
+    return url
 
 
 @handled
@@ -128,21 +143,31 @@ def ui(
     max_connections: Annotated[
         int, typer.Option("--max-connections", help="Open connections at most.")
     ] = 64,
+    public_url: Annotated[
+        str | None,
+        typer.Option(
+            "--public-url",
+            help="The origin browsers reach the dashboard at, behind a proxy (e.g. "
+            "https://mvctl.example.com): its Host and Origin are accepted, https makes the "
+            "cookie Secure.",
+        ),
+    ] = None,
 ) -> None:
     """A web dashboard: models, channels, versions, history, lineage, diff, hosts, and a
     forced rollback with a reason (recorded with your name)."""
     from mvctl._adapters.git import GitRepo
-    from mvctl.errors import UsageError
-    from mvctl.web import httpserver
+    from mvctl.formats import config
+    from mvctl.web import httpserver, origins
     from mvctl.web import ui as dashboard
 
     limits = httpserver.Limits(read_timeout=read_timeout, max_connections=max_connections)
     httpserver.check_port(port)
-    for url in server or []:
-        if not url.startswith(("http://", "https://")):
-            raise UsageError(f"--server {url!r} is not an http:// or https:// URL")
+    servers = [_server_url(url) for url in server or []]
+    public = origins.check_public_url(public_url) if public_url is not None else None
     token = dashboard.load_token(token_file, os.environ)
     root = GitRepo.open(Path.cwd()).root
+    if not (root / config.CONFIG_FILE).is_file():
+        config.load(root)  # the usual "not an mvctl registry" error, exit 3
     settings = dashboard.Settings(
         root=root,
         token=token,
@@ -150,20 +175,28 @@ def ui(
         push=push,
         remote=remote,
         hosts=tuple(hosts or ()),
-        servers=tuple(server or ()),
+        servers=tuple(servers),
         serve_token=os.environ.get(dashboard.SERVE_TOKEN_ENV) or None,
         read_timeout=limits.read_timeout,
+        host=host,
+        port=port,
+        public_url=public,
     )
 
     def log(text: str) -> None:
         stamp = datetime.now(UTC).strftime("%Y-%m-%dT%H:%M:%SZ")
         typer.echo(f"{stamp} {text}", err=True)
 
-    if host not in _LOOPBACK:
+    if host not in origins.LOOPBACK:
         log(
             f"warning: --host {host} is reachable from other machines; only the token guards "
             "the dashboard there"
         )
+        if host in origins.WILDCARD and public is None:
+            log(
+                "warning: with a wildcard --host only requests to localhost are answered; "
+                "say where the dashboard is reached with --public-url"
+            )
 
     def ready(where: str) -> None:
         suffix = " (read-only)" if read_only else ""

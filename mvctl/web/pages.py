@@ -1,4 +1,6 @@
-"""The dashboard's pages, rendered from the core's dataclasses (mvctl.web.ui gathers them).
+"""The dashboard's pages, rendered from the core's dataclasses (mvctl.web.views gathers
+them): the layout every page shares, login, the models list, history and refusals. The
+model page is pages_model, lineage and diff pages_compare, hosts pages_hosts.
 
 Every value is written through mvctl.web.html, which escapes it; nothing here decides
 anything about a registry (gold/bad, targets, diffs, what a host serves are the core's)."""
@@ -6,15 +8,11 @@ anything about a registry (gold/bad, targets, diffs, what a host serves are the 
 from __future__ import annotations
 
 from collections.abc import Iterable, Mapping, Sequence
-from dataclasses import dataclass, fields
+from dataclasses import dataclass
 from typing import Any
 
-from mvctl.channels.state import Event, ModelState
-from mvctl.formats.rules import Rule
-from mvctl.lineage.diff import VersionDiff
-from mvctl.lineage.tree import LineageReport
-from mvctl.registry.read import ModelSummary, VersionInfo
-from mvctl.serving.layout import ChannelServed
+from mvctl.channels.state import Event
+from mvctl.registry.read import ModelSummary
 from mvctl.web.html import Html, document, h, join
 
 STYLE = """
@@ -45,9 +43,6 @@ max-width:44em}label{display:block;margin:.6em 0 .2em;font-weight:600}
 """
 
 
-MAX_METRIC_COLUMNS = 8  # the versions table's; every metric is on the diff page
-
-
 @dataclass(frozen=True)
 class Viewer:
     """Who looks at the page, and what the page may offer them."""
@@ -68,7 +63,7 @@ def page(title: str, viewer: Viewer | None, *body: object) -> Html:
                 f"signed in as {viewer.name}",
                 " (read-only)" if viewer.read_only else "",
                 " ",
-                _form(
+                form(
                     "/logout", viewer, h("button", "log out", attrs={"type": "submit"}), cls="out"
                 ),
                 attrs={"class": "who"},
@@ -77,7 +72,7 @@ def page(title: str, viewer: Viewer | None, *body: object) -> Html:
     return document(f"{title} · mvctl", STYLE, h("header", *bar), h("main", *body))
 
 
-def _form(action: str, viewer: Viewer, *fields: object, cls: str = "inline") -> Html:
+def form(action: str, viewer: Viewer, *fields: object, cls: str = "inline") -> Html:
     hidden = h("input", attrs={"type": "hidden", "name": "csrf", "value": viewer.csrf})
     return h("form", hidden, *fields, attrs={"method": "post", "action": action, "class": cls})
 
@@ -118,20 +113,20 @@ def _cls(i: int, first_num: int, numbers: frozenset[int], wrap: frozenset[int]) 
     return "wrap" if i in wrap else None
 
 
-def _metric(value: Any) -> str:
+def metric(value: Any) -> str:
     if isinstance(value, float):
         return f"{value:.6g}"
     return str(value)
 
 
 def metrics_text(metrics: Mapping[str, Any]) -> str:
-    return ", ".join(f"{k}={_metric(v)}" for k, v in _flat(metrics)) or "-"
+    return ", ".join(f"{k}={metric(v)}" for k, v in flat(metrics)) or "-"
 
 
-def _flat(metrics: Mapping[str, Any], prefix: str = "") -> Iterable[tuple[str, Any]]:
+def flat(metrics: Mapping[str, Any], prefix: str = "") -> Iterable[tuple[str, Any]]:
     for key, value in metrics.items():
         if isinstance(value, Mapping):
-            yield from _flat(value, f"{prefix}{key}.")
+            yield from flat(value, f"{prefix}{key}.")
         else:
             yield f"{prefix}{key}", value
 
@@ -155,30 +150,71 @@ def login(error: str | None = None) -> Html:
     )
 
 
-def models(viewer: Viewer, summaries: Sequence[ModelSummary], stale: str | None = None) -> Html:
+def models(
+    viewer: Viewer,
+    summaries: Sequence[ModelSummary],
+    stale: str | None = None,
+    unpublished: Mapping[str, Mapping[str, str | None]] | None = None,
+    remote: str = "origin",
+) -> Html:
+    """``unpublished``: model -> channel -> the version ``remote``'s alias names, for the
+    channels whose alias here the remote does not have."""
+    pending = unpublished or {}
     rows = [
         (
             h("a", s.model, attrs={"href": f"/models/{s.model}"}),
             s.latest or "-",
             s.count,
-            join(_sep(f"{c}: {v}" + _share(s.weights.get(c)) for c, v in s.channels.items())),
+            join(
+                sep(
+                    _channel_text(c, v, s.weights.get(c), pending.get(s.model, {}), remote)
+                    for c, v in s.channels.items()
+                )
+            ),
         )
         for s in summaries
     ]
+    count = sum(len(v) for v in pending.values())
+    warning = (
+        f"{count} channel(s) here differ from {remote}, which the fleet follows: moves not "
+        "published yet. Open the model to publish them."
+        if count
+        else None
+    )
     return page(
         "Models",
         viewer,
         h("h1", "Models"),
         message(stale),
+        message(warning),
         table(("model", "newest version", "versions", "channels"), rows),
     )
+
+
+def _channel_text(
+    channel: str,
+    version: str,
+    weight: float | None,
+    pending: Mapping[str, str | None],
+    remote: str,
+) -> Html:
+    text = f"{channel}: {version}{_share(weight)}"
+    if channel not in pending:
+        return h("span", text)
+    fleet = pending[channel] or "nothing"
+    return h("span", text, " ", unpublished_mark(remote, fleet))
+
+
+def unpublished_mark(remote: str, fleet: str | None = None) -> Html:
+    said = f": {remote} has {fleet}" if fleet else f" to {remote}"
+    return h("strong", f"(not published{said})", attrs={"class": "bad"})
 
 
 def _share(weight: float | None) -> str:
     return "" if weight is None else f" ({weight:g}%)"
 
 
-def _sep(items: Iterable[object]) -> list[object]:
+def sep(items: Iterable[object]) -> list[object]:
     out: list[object] = []
     for item in items:
         if out:
@@ -187,198 +223,12 @@ def _sep(items: Iterable[object]) -> list[object]:
     return out or ["-"]
 
 
-def _subnav(model: str) -> Html:
+def subnav(model: str) -> Html:
     links = [("overview", ""), ("history", "/history"), ("lineage", "/lineage"), ("diff", "/diff")]
     return h(
         "nav",
         *(h("a", t, attrs={"href": f"/models/{model}{p}"}) for t, p in links),
         attrs={"class": "sub"},
-    )
-
-
-@dataclass(frozen=True)
-class ChannelView:
-    """One channel as the model page shows it: what the core says about it."""
-
-    channel: str
-    version: str | None
-    weight: float | None
-    metrics: Mapping[str, Any]
-    monitors: Sequence[Rule]
-    last_automatic: Event | None  # the newest event an alert or monitor caused
-    last_event: Event | None
-    targets: Sequence[str]  # what `mvctl rollback --to` accepts
-
-
-def rule_text(rule: Rule) -> str:
-    given = [(f.name, getattr(rule, f.name)) for f in fields(rule)]
-    defaults = {f.name: f.default for f in fields(rule)}
-    written = ", ".join(f"{k}: {_metric(v)}" for k, v in given if v != defaults[k])
-    return f"{rule.kind} {{{written}}}"
-
-
-def model(
-    viewer: Viewer,
-    name: str,
-    channels: Sequence[ChannelView],
-    versions: Sequence[VersionInfo],
-    state: ModelState,
-    stale: str | None = None,
-) -> Html:
-    rows = []
-    for c in channels:
-        auto = c.last_automatic
-        rows.append(
-            (
-                c.channel,
-                c.version or "-",
-                weight_text(c.weight),
-                h("span", metrics_text(c.metrics)),
-                join(_sep(rule_text(r) for r in c.monitors)) if c.monitors else "none",
-                f"{auto.kind} {auto.previous or '-'} → {auto.version} at {auto.time}: {auto.reason}"
-                if auto
-                else "-",
-            )
-        )
-    standing = {c.channel: state.standing(c.channel) for c in channels}
-    keys = list(dict.fromkeys(k for v in versions for k, _ in _flat(v.metrics)))[
-        :MAX_METRIC_COLUMNS
-    ]
-    version_rows = []
-    for v in reversed(versions):
-        marks = [f"{ch}: {s[v.version]}" for ch, s in standing.items() if v.version in s]
-        flat = dict(_flat(v.metrics))
-        version_rows.append(
-            (
-                v.version,
-                v.created.replace("T", " ")[:19],
-                v.author.split(" <")[0],
-                *(_metric(flat[k]) if k in flat else "-" for k in keys),
-                join(_sep(h("span", m, attrs={"class": m.split(": ")[1]}) for m in marks))
-                if marks
-                else "-",
-                ", ".join(v.channels) or "-",
-                "deregistered" if v.deregistered else "live",
-            )
-        )
-    canary = [c for c in channels if c.weight is not None]
-    return page(
-        name,
-        viewer,
-        h("h1", f"Model {name}"),
-        _subnav(name),
-        message(stale),
-        h("h2", "Channels"),
-        table(
-            ("channel", "version", "weight", "metrics", "monitors", "last automatic event"),
-            rows,
-            wrap=frozenset({5}),
-        ),
-        *(_canary(c) for c in canary),
-        h("h2", "Force a rollback"),
-        _rollback_forms(viewer, name, channels),
-        h("h2", "Versions"),
-        table(
-            ("version", "created (UTC)", "author", *keys, "gold / bad", "serving", "status"),
-            version_rows,
-            numbers=frozenset(range(3, 3 + len(keys))),
-        ),
-    )
-
-
-def _canary(c: ChannelView) -> Html:
-    event = c.last_event
-    evidence = event.evidence if event else None
-    rows = [
-        (k, _metric(v) if not isinstance(v, dict | list) else str(v))
-        for k, v in (evidence or {}).items()
-    ]
-    return join(
-        [
-            h("h2", f"{c.channel}: {weight_text(c.weight)} of traffic"),
-            h(
-                "p",
-                f"latest event {event.name}: {event.kind}"
-                + (f" ({event.reason})" if event.reason else "")
-                if event
-                else "-",
-                attrs={"class": "muted"},
-            ),
-            table(("analysis", "value"), rows) if rows else h("p", "no analysis recorded yet"),
-        ]
-    )
-
-
-def _rollback_forms(viewer: Viewer, name: str, channels: Sequence[ChannelView]) -> Html:
-    if viewer.read_only:
-        return h("p", "This dashboard is read-only.", attrs={"class": "muted"})
-    forms = []
-    for c in channels:
-        if c.version is None:
-            continue
-        if not c.targets:
-            forms.append(h("p", f"{c.channel} ({c.version}): no version to roll back to"))
-            continue
-        options = [h("option", t, attrs={"value": t}) for t in c.targets]
-        forms.append(
-            _form(
-                f"/models/{name}/rollback",
-                viewer,
-                h("input", attrs={"type": "hidden", "name": "channel", "value": c.channel}),
-                h("strong", f"{c.channel} ({c.version}) back to"),
-                h("select", *options, attrs={"name": "to", "id": f"to-{c.channel}"}),
-                h(
-                    "input",
-                    attrs={
-                        "name": "reason",
-                        "id": f"reason-{c.channel}",
-                        "placeholder": "reason (required)",
-                        "required": True,
-                        "size": 40,
-                        "maxlength": 500,
-                    },
-                ),
-                h("button", "Roll back…", attrs={"type": "submit", "id": f"rollback-{c.channel}"}),
-            )
-        )
-    return join(forms) if forms else h("p", "No channel holds a version.", attrs={"class": "muted"})
-
-
-def confirm(viewer: Viewer, name: str, channel: str, current: str, to: str, reason: str) -> Html:
-    return page(
-        "Confirm rollback",
-        viewer,
-        h("h1", "Confirm the rollback"),
-        h(
-            "div",
-            h("p", h("strong", f"Roll {name}@{channel} back from {current} to {to}?")),
-            h("p", "Reason: ", h("em", reason)),
-            h(
-                "p",
-                f"Recorded as requested by {viewer.name}. Serving hosts follow on their next poll.",
-            ),
-            _form(
-                f"/models/{name}/rollback",
-                viewer,
-                *(
-                    h("input", attrs={"type": "hidden", "name": k, "value": v})
-                    for k, v in (
-                        ("channel", channel),
-                        ("to", to),
-                        ("reason", reason),
-                        ("current", current),
-                        ("confirm", "yes"),
-                    )
-                ),
-                h(
-                    "button",
-                    "Confirm rollback",
-                    attrs={"type": "submit", "class": "danger", "id": "confirm"},
-                ),
-                h("a", "cancel", attrs={"href": f"/models/{name}"}),
-            ),
-            attrs={"class": "card"},
-        ),
     )
 
 
@@ -399,10 +249,20 @@ def history(
     events: Sequence[Event],
     done: Event | None = None,
     stale: str | None = None,
+    local_only: frozenset[str] = frozenset(),
+    remote: str = "origin",
 ) -> Html:
+    """``local_only``: the events here that ``remote`` lacks (never shown as done)."""
     notice = (
         f"Done: {done.name}: {name}@{done.channel} moved from {done.previous} to {done.version}."
-        if done
+        if done and done.name not in local_only
+        else None
+    )
+    unpublished = [e.name for e in events if e.name in local_only]
+    warning = (
+        f"{', '.join(unpublished)} exist(s) only here: not published to {remote}, so the fleet "
+        "does not follow them. Publish them from the model page."
+        if unpublished
         else None
     )
     rows = [
@@ -410,7 +270,7 @@ def history(
             e.counter,
             e.time.replace("T", " ")[:19].rstrip("Z"),
             e.channel,
-            e.kind,
+            join([e.kind, " ", unpublished_mark(remote)]) if e.name in local_only else e.kind,
             f"{e.previous or '-'} → {e.version or '?'}"
             if e.kind != "stop"
             else f"{e.version} → (stopped)",
@@ -425,9 +285,10 @@ def history(
         f"{name} history",
         viewer,
         h("h1", f"History of {name}"),
-        _subnav(name),
+        subnav(name),
         message(notice, "ok"),
         message(stale),
+        message(warning),
         table(
             (
                 "#",
@@ -445,162 +306,3 @@ def history(
             wrap=frozenset({8}),
         ),
     )
-
-
-def lineage(viewer: Viewer, report: LineageReport) -> Html:
-    rows: list[tuple[object, ...]] = []
-
-    def walk(version: str, depth: int) -> None:
-        node = report.nodes[version]
-        rows.append(
-            (
-                h("span", "\u2003" * depth + ("└ " if depth else "") + version),
-                node.parent or "-",
-                ", ".join(node.channels) or "-",
-                metrics_text(node.metrics),
-                h("span", node.summary),
-            )
-        )
-        for child in node.children:
-            walk(child, depth + 1)
-
-    for root in report.roots:
-        walk(root, 0)
-    return page(
-        f"{report.model} lineage",
-        viewer,
-        h("h1", f"Lineage of {report.model}"),
-        _subnav(report.model),
-        table(
-            ("version", "parent", "serving", "metrics", "changed from parent"),
-            rows,
-            wrap=frozenset({4}),
-        ),
-    )
-
-
-def diff(
-    viewer: Viewer,
-    name: str,
-    versions: Sequence[str],
-    old: str | None,
-    new: str | None,
-    result: VersionDiff | None,
-    error: str | None = None,
-) -> Html:
-    def pick(field: str, chosen: str | None) -> Html:
-        return h(
-            "select",
-            *(h("option", v, attrs={"value": v, "selected": v == chosen}) for v in versions),
-            attrs={"name": field, "id": field},
-        )
-
-    chooser = h(
-        "form",
-        h("span", "old"),
-        pick("old", old),
-        h("span", "new"),
-        pick("new", new),
-        h("button", "Compare", attrs={"type": "submit"}),
-        attrs={"method": "get", "action": f"/models/{name}/diff", "class": "inline"},
-    )
-    body: list[object] = [h("h1", f"Diff of {name}"), _subnav(name), chooser, message(error)]
-    if result is not None:
-        body += _diff_tables(result)
-    return page(f"{name} diff", viewer, *body)
-
-
-def _diff_tables(d: VersionDiff) -> list[object]:
-    out: list[object] = [h("h2", f"{d.old.version} → {d.new.version}")]
-    if d.identical:
-        out.append(h("p", "identical"))
-    out += [
-        h("h2", "Metrics"),
-        table(
-            ("metric", "old", "new", "delta", "relative"),
-            [(m.key, _num(m.old), _num(m.new), _num(m.delta), _pct(m.relative)) for m in d.metrics],
-            numeric=4,
-            empty="no metric changed",
-        ),
-        h("h2", "Weights and data"),
-        table(
-            ("path", "status", "old hash", "new hash", "old size", "new size"),
-            [
-                (
-                    p.path,
-                    p.status,
-                    (p.old_hash or "-")[:12],
-                    (p.new_hash or "-")[:12],
-                    _num(p.old_size),
-                    _num(p.new_size),
-                )
-                for p in (*d.weights, *d.dataset)
-            ],
-            numeric=2,
-            empty="no weights or data recorded",
-        ),
-        h("h2", "Params and environment"),
-        table(
-            ("key", "status", "old", "new"),
-            [(c.key, c.status, str(c.old), str(c.new)) for c in (*d.params, *d.environment)],
-            empty="no param or environment changed",
-        ),
-        h("h2", "Packages"),
-        table(
-            ("package", "change", "old", "new"),
-            [(p.name, p.change, p.old or "-", p.new or "-") for p in d.packages],
-            empty="no package changed",
-        ),
-        h("h2", "Code"),
-        table(
-            ("path", "status", "added", "deleted"),
-            [(c.path, c.status, _num(c.added), _num(c.deleted)) for c in d.code],
-            numeric=2,
-            empty="no code file changed",
-        ),
-    ]
-    out += [h("p", n, attrs={"class": "muted"}) for n in d.notes]
-    return out
-
-
-def _num(value: float | int | None) -> str:
-    return "-" if value is None else _metric(value)
-
-
-def _pct(value: float | None) -> str:
-    return "-" if value is None else f"{value * 100:+.2f}%"
-
-
-@dataclass(frozen=True)
-class HostView:
-    """One ``--hosts DIR`` (its state files) or one ``--server URL`` (its /metrics)."""
-
-    where: str
-    served: Mapping[str, ChannelServed]  # from the directory's files
-    gauges: Sequence[tuple[str, str]] = ()  # (channel, version) from a server's /metrics
-    error: str | None = None
-
-
-def hosts(viewer: Viewer, views: Sequence[HostView]) -> Html:
-    rows: list[tuple[object, ...]] = []
-    for v in views:
-        for channel, s in v.served.items():
-            rows.append(
-                (v.where, channel, s.version, s.since.replace("T", " ")[:19], weight_text(s.weight))
-            )
-        for channel, version in v.gauges:
-            rows.append((v.where, channel, version, "-", "-"))
-        if v.error or not (v.served or v.gauges):
-            rows.append((v.where, "-", "-", "-", v.error or "serves nothing yet"))
-    body: list[object] = [h("h1", "Hosts")]
-    if not views:
-        body.append(
-            h(
-                "p",
-                "Start the dashboard with --hosts DIR or --server URL to see what hosts serve.",
-                attrs={"class": "muted"},
-            )
-        )
-    else:
-        body.append(table(("host", "channel", "version", "since (UTC)", "weight / note"), rows))
-    return page("Hosts", viewer, *body)

@@ -1,10 +1,13 @@
 """``mvctl ui``: the dashboard as an ASGI app (Starlette, imported when served).
 
-Login by the dashboard's token and a name; a server-side session (random id in an
-``HttpOnly; SameSite=Strict`` cookie) with its own CSRF token, checked in constant time on
-every POST together with the ``Origin`` (or ``Referer``) header; failed logins locked out per
-client for a while. Pages read the core's dataclasses (mvctl.web.pages renders them); a
-forced rollback is ``mvctl.channels.rollback.rollback`` itself, one at a time, off the loop.
+Only requests naming the address it is served at are answered (mvctl.web.origins). Login by
+the dashboard's token and a name; a server-side session (random id in an ``HttpOnly;
+SameSite=Strict`` cookie) with its own CSRF token, checked in constant time on every POST
+together with the ``Origin`` (or ``Referer``) header, which a POST must carry. Wrong tokens,
+at the login form or in a bearer header, lock the client out for a while (mvctl.web.lockout).
+Pages read what mvctl.web.views gathers from the core; a forced rollback is
+``mvctl.channels.rollback.rollback`` itself, one at a time, off the loop, and only if the
+channel still holds what the person confirmed.
 """
 
 from __future__ import annotations
@@ -15,32 +18,24 @@ import re
 import secrets
 import threading
 import time
-import urllib.request
 from collections.abc import Awaitable, Callable, Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
-from urllib.parse import parse_qs, urlsplit
+from urllib.parse import parse_qs
 
-from mvctl._adapters.git import GitRepo
 from mvctl.channels import moves
 from mvctl.channels import rollback as rollbacks
 from mvctl.channels import state as channels
-from mvctl.errors import (
-    ConflictError,
-    MvctlError,
-    NotFoundError,
-    UsageError,
-)
-from mvctl.formats import config
+from mvctl.errors import ConflictError, MvctlError, NotFoundError, UsageError
 from mvctl.formats.names import check_model, check_text
 from mvctl.lineage import diff as diffs
 from mvctl.lineage import tree
 from mvctl.publishing import publish
-from mvctl.publishing.sync import sync_git
 from mvctl.registry import read
 from mvctl.serving.layout import served_channels
-from mvctl.web import httpserver, pages
+from mvctl.web import httpserver, lockout, origins, pages, pages_compare, pages_hosts, pages_model
+from mvctl.web import views as gather
 from mvctl.web.auth import bearer_ok
 from mvctl.web.html import Html
 
@@ -53,8 +48,8 @@ SERVE_TOKEN_ENV = "MVCTL_SERVE_TOKEN"  # noqa: S105 - likewise
 COOKIE = "mvctl_session"
 MAX_BODY = 16 * 1024  # a form of a few short fields
 SESSION_S = 8 * 3600
-LOCKOUT_AFTER = 5  # failed logins from one address ...
-LOCKOUT_S = 60.0  # ... lock it out this long
+MAX_SESSIONS = 256  # live sessions at most; a new login beyond drops the oldest
+LOCKOUT_AFTER = lockout.AFTER
 _NAME = re.compile(r"[^\W_][\w .,'@-]{0,63}")
 SECURITY_HEADERS = {
     "content-security-policy": "default-src 'none'; style-src 'unsafe-inline'; "
@@ -66,8 +61,6 @@ SECURITY_HEADERS = {
     "cache-control": "no-store",
     "x-frame-options": "DENY",
 }
-_SERVED = re.compile(r"^mvctl_served_info\{(?P<labels>[^}]*)\}\s+1(?:\.0)?\s*$", re.M)
-_LABEL = re.compile(r'(\w+)="([^"\\]*)"')
 
 
 @dataclass
@@ -90,12 +83,21 @@ class Settings:
     max_body: int = MAX_BODY
     read_timeout: float = httpserver.READ_TIMEOUT
     session_s: float = SESSION_S
+    host: str = "127.0.0.1"  # the address bound, and its port: the Host header must name it
+    port: int = 8465
+    public_url: str | None = None  # or this, where a proxy serves the dashboard
+    fetch_timeout: float = gather.FETCH_TIMEOUT  # a page's wait for each talk with the remote
+
+    @property
+    def secure(self) -> bool:
+        """Whether browsers reach the dashboard over https (the cookie is then Secure)."""
+        return (self.public_url or "").startswith("https://")
 
 
 @dataclass
 class _State:
-    sessions: dict[str, Session] = field(default_factory=dict)
-    failures: dict[str, tuple[int, float]] = field(default_factory=dict)  # address -> n, until
+    sessions: dict[str, Session] = field(default_factory=dict)  # oldest first
+    failures: lockout.Lockout = field(default_factory=lockout.Lockout)
 
 
 def check_name(name: str) -> str:
@@ -117,7 +119,11 @@ def create_app(settings: Settings, log: Callable[[str], None] = lambda _: None) 
 
     s = settings
     st = _State()
+    allowed = origins.allowed_hosts(s.host, s.port, s.public_url)
     one_at_a_time = threading.Lock()  # one state change at a time, as the CLI would be
+    # One talk with the remote at a time (sync's private refs are shared): pages wait for
+    # it a bounded time and never for the state-change lock.
+    fetching = threading.Lock()
 
     def html(body: Html, status: int = 200) -> Response:
         return HTMLResponse(str(body), status_code=status)
@@ -134,8 +140,16 @@ def create_app(settings: Settings, log: Callable[[str], None] = lambda _: None) 
         found = session_of(request)
         if found is not None:
             return pages.Viewer(found.name, found.csrf, s.read_only)
-        if request.method == "GET" and bearer_ok(request.headers.get("authorization", ""), s.token):
+        header = request.headers.get("authorization")
+        if request.method != "GET" or header is None:
+            return None
+        client, now = _client(request), time.monotonic()
+        if st.failures.locked(client, now):
+            return None  # locked out: the right token waits like a login does
+        if bearer_ok(header, s.token):
             return pages.Viewer("token", "", True)  # a script reads; it changes nothing
+        st.failures.fail(client, now)  # a guess, as surely as one at the login form
+        log(f"401: wrong bearer token from {client}")
         return None
 
     def guarded(
@@ -151,6 +165,7 @@ def create_app(settings: Settings, log: Callable[[str], None] = lambda _: None) 
                 return await handler(request, viewer)
             except MvctlError as exc:
                 status = 404 if isinstance(exc, NotFoundError) else 400
+                status = 409 if isinstance(exc, ConflictError) else status
                 name = request.path_params.get("model", "")
                 return html(pages.failed(viewer, name, exc.message, exc.hint), status)
 
@@ -158,8 +173,8 @@ def create_app(settings: Settings, log: Callable[[str], None] = lambda _: None) 
 
     async def form(request: Request) -> dict[str, str] | Response:
         """The POST's fields, after the origin and size checks (CSRF is the caller's)."""
-        if not _same_origin(request):
-            log(f"403: cross-origin POST {request.url.path} from {_client(request)}")
+        if not origins.same_origin(request.headers, allowed):
+            log(f"403: POST {request.url.path} without this origin from {_client(request)}")
             return PlainTextResponse("cross-origin request refused", 403)
         body = await _body(request, s.max_body, s.read_timeout)
         if isinstance(body, int):
@@ -183,33 +198,32 @@ def create_app(settings: Settings, log: Callable[[str], None] = lambda _: None) 
     async def login_page(request: Request) -> Response:
         return html(pages.login())
 
+    def locked_out() -> Response:
+        return html(pages.login("Too many failed logins: wait a minute."), 429)
+
     async def login(request: Request) -> Response:
         client = _client(request)
-        count, until = st.failures.get(client, (0, 0.0))
-        if until > time.monotonic():
-            return html(pages.login("Too many failed logins: wait a minute."), 429)
+        if st.failures.locked(client, time.monotonic()):
+            return locked_out()
         fields = await form(request)
         if not isinstance(fields, dict):
             return fields
+        # Judged again once the body is in, with no await until it is counted: guesses sent
+        # together all passed the first check, and each must see the others' failures.
+        now = time.monotonic()
+        if st.failures.locked(client, now):
+            return locked_out()
         token_ok = hmac.compare_digest(fields.get("token", "").encode(), s.token.encode())
         try:
             name = check_name(fields.get("name", ""))
         except UsageError as exc:
             return html(pages.login(exc.message), 400)
         if not token_ok:
-            count += 1
-            st.failures[client] = (
-                count,
-                time.monotonic() + LOCKOUT_S if count >= LOCKOUT_AFTER else 0.0,
-            )
+            st.failures.fail(client, now)
             log(f"401: failed login from {client}")
             return html(pages.login("Wrong token."), 401)
-        st.failures.pop(client, None)
-        now = time.monotonic()
-        for sid in [k for k, v in st.sessions.items() if v.expires < now]:
-            del st.sessions[sid]
-        sid = secrets.token_urlsafe(32)
-        st.sessions[sid] = Session(name, secrets.token_urlsafe(32), now + s.session_s)
+        st.failures.clear(client)
+        sid = new_session(name, now)
         log(f"login: {name} from {client}")
         response = RedirectResponse("/", status_code=303)
         response.set_cookie(
@@ -218,10 +232,19 @@ def create_app(settings: Settings, log: Callable[[str], None] = lambda _: None) 
             httponly=True,
             samesite="strict",
             path="/",
-            secure=request.url.scheme == "https",
+            secure=s.secure or request.url.scheme == "https",
             max_age=int(s.session_s),
         )
         return response
+
+    def new_session(name: str, now: float) -> str:
+        for sid in [k for k, v in st.sessions.items() if v.expires < now]:
+            del st.sessions[sid]
+        while len(st.sessions) >= MAX_SESSIONS:
+            del st.sessions[next(iter(st.sessions))]  # the oldest login goes first
+        sid = secrets.token_urlsafe(32)
+        st.sessions[sid] = Session(name, secrets.token_urlsafe(32), now + s.session_s)
+        return sid
 
     async def logout(request: Request, viewer: pages.Viewer) -> Response:
         fields = await csrf_form(request, viewer)
@@ -232,73 +255,60 @@ def create_app(settings: Settings, log: Callable[[str], None] = lambda _: None) 
         response.delete_cookie(COOKIE, path="/")
         return response
 
-    def refresh(model: str | None) -> str | None:
-        """Fetch the remote's tags (``model``'s, or all), so the pages show what the fleet
-        follows; when that fails, why (the page then shows this clone's tags)."""
-        try:
-            git = GitRepo.open(s.root)
-            where = publish.target(git, s.push, s.remote)
-            if where is not None:
-                with one_at_a_time:
-                    sync_git(git, where, model)
-        except MvctlError as exc:
-            return f"Could not fetch from {s.remote} ({exc.message}): showing this clone's state."
-        return None
+    def refresh(model: str | None) -> gather.Fetched:
+        return gather.refresh(
+            s.root, s.push, s.remote, model, timeout=s.fetch_timeout, fetching=fetching
+        )
 
-    def models_now() -> tuple[list[read.ModelSummary], str | None]:
-        stale = refresh(None)
-        return read.list_models(s.root), stale
+    def models_now() -> tuple[list[read.ModelSummary], gather.Fetched]:
+        fetched = refresh(None)
+        return read.list_models(s.root), fetched
 
     async def home(request: Request, viewer: pages.Viewer) -> Response:
-        summaries, stale = await run_in_threadpool(models_now)
-        return html(pages.models(viewer, summaries, stale))
+        summaries, fetched = await run_in_threadpool(models_now)
+        unpublished: dict[str, dict[str, str | None]] = {}
+        for summary in summaries:
+            for channel in summary.channels:
+                pending, fleet = fetched.fleet_has(summary.model, channel)
+                if pending:
+                    unpublished.setdefault(summary.model, {})[channel] = fleet
+        page = pages.models(viewer, summaries, fetched.stale, unpublished, s.remote)
+        return html(page)
 
-    def model_views(
-        name: str,
-    ) -> tuple[list[pages.ChannelView], list[read.VersionInfo], channels.ModelState, str | None]:
-        stale = refresh(name)
-        versions = read.list_versions(s.root, name)
-        state = channels.load(GitRepo.open(s.root), name)
-        cfg = config.load(s.root).model(name)
-        metrics = {v.version: v.metrics for v in versions}
-        known = list(config.load(s.root).channels)
-        known += [c for c in state.tags.aliases if c not in known]
-        views = []
-        for channel in known:
-            events = state.channel_events(channel)
-            if not events and state.alias(channel) is None:
-                continue
-            held = state.holder(channel)
-            views.append(
-                pages.ChannelView(
-                    channel=channel,
-                    version=held,
-                    weight=state.weight(channel),
-                    metrics=metrics.get(held or "", {}),
-                    monitors=cfg.monitors(channel),
-                    last_automatic=next((e for e in reversed(events) if e.incident), None),
-                    last_event=events[-1] if events else None,
-                    targets=rollbacks.rollback_targets(state, channel),
-                )
-            )
-        return views, versions, state, stale
+    def model_now(name: str) -> tuple[gather.ModelPage, gather.Fetched]:
+        fetched = refresh(name)
+        return gather.model_page(s.root, name, fetched), fetched
 
     async def model(request: Request, viewer: pages.Viewer) -> Response:
         name = check_model(request.path_params["model"])
-        views, versions, state, stale = await run_in_threadpool(model_views, name)
-        return html(pages.model(viewer, name, views, versions, state, stale))
+        found, fetched = await run_in_threadpool(model_now, name)
+        return html(
+            pages_model.model(
+                viewer,
+                name,
+                found.views,
+                found.versions,
+                found.state,
+                fetched.stale,
+                found.config_error,
+                s.remote,
+            )
+        )
 
     async def history(request: Request, viewer: pages.Viewer) -> Response:
         name = check_model(request.path_params["model"])
-        stale = await run_in_threadpool(refresh, name)
+        fetched = await run_in_threadpool(refresh, name)
         events = await run_in_threadpool(channels.history, s.root, name, None)
         # The notice names an event of this history, never text taken from the link.
         done = next((e for e in events if e.name == request.query_params.get("done")), None)
-        return html(pages.history(viewer, name, events, done, stale))
+        return html(
+            pages.history(viewer, name, events, done, fetched.stale, fetched.local_only, s.remote)
+        )
 
     async def lineage(request: Request, viewer: pages.Viewer) -> Response:
         name = check_model(request.path_params["model"])
-        return html(pages.lineage(viewer, await run_in_threadpool(tree.report, s.root, name, None)))
+        report = await run_in_threadpool(tree.report, s.root, name, None)
+        return html(pages_compare.lineage(viewer, report))
 
     async def diff(request: Request, viewer: pages.Viewer) -> Response:
         name = check_model(request.path_params["model"])
@@ -311,14 +321,14 @@ def create_app(settings: Settings, log: Callable[[str], None] = lambda _: None) 
                 result = await run_in_threadpool(diffs.diff, s.root, name, old, new)
             except MvctlError as exc:
                 error = exc.message
-        return html(pages.diff(viewer, name, versions, old, new, result, error))
+        return html(pages_compare.diff(viewer, name, versions, old, new, result, error))
 
     async def hosts(request: Request, viewer: pages.Viewer) -> Response:
-        return html(pages.hosts(viewer, await run_in_threadpool(host_views)))
+        return html(pages_hosts.hosts(viewer, await run_in_threadpool(host_views)))
 
-    def host_views() -> list[pages.HostView]:
-        views = [pages.HostView(str(d), served_channels(d)) for d in s.hosts]
-        views += [_server_view(url, s.serve_token) for url in s.servers]
+    def host_views() -> list[pages_hosts.HostView]:
+        views = [pages_hosts.HostView(str(d), served_channels(d)) for d in s.hosts]
+        views += [gather.server_view(url, s.serve_token) for url in s.servers]
         return views
 
     async def rollback(request: Request, viewer: pages.Viewer) -> Response:
@@ -338,16 +348,19 @@ def create_app(settings: Settings, log: Callable[[str], None] = lambda _: None) 
                 400,
             )
         check_text(reason, "the reason")
-        if fields.get("confirm") != "yes":
+        seen = fields.get("current", "")
+        if fields.get("confirm") != "yes" or not seen:
+            # Asked, not yet confirmed (or confirmed without saying from what): the question
+            # names the version the channel holds now, and its answer carries it.
             current = await run_in_threadpool(fresh_holder, name, channel)
             if to not in current[1]:
                 raise UsageError(
                     f"{to or 'nothing'} is not a version {name}@{channel} can roll back to now"
                 )
-            return html(pages.confirm(viewer, name, channel, current[0] or "-", to, reason))
+            return html(pages_model.confirm(viewer, name, channel, current[0] or "-", to, reason))
 
         def act() -> moves.ChannelMove:
-            with one_at_a_time:
+            with one_at_a_time, fetching:
                 return rollbacks.rollback(
                     s.root,
                     name,
@@ -358,12 +371,10 @@ def create_app(settings: Settings, log: Callable[[str], None] = lambda _: None) 
                     remote=s.remote,
                     requested_by=viewer.name,
                     via="ui",
+                    expect=seen,
                 )
 
-        try:
-            move = await run_in_threadpool(act)
-        except ConflictError as exc:
-            return html(pages.failed(viewer, name, exc.message, exc.hint), 409)
+        move = await run_in_threadpool(act)
         log(
             f"rollback by {viewer.name}: {name}@{channel} {move.previous} -> {move.version} "
             f"({move.event})"
@@ -376,8 +387,29 @@ def create_app(settings: Settings, log: Callable[[str], None] = lambda _: None) 
 
     def fresh_holder(name: str, channel: str) -> tuple[str | None, tuple[str, ...]]:
         """What ``channel`` holds on the freshly fetched remote, and where it can go back."""
-        ctx = moves.open_channel(s.root, name, channel, s.push, s.remote, need_config=False)
+        with fetching:
+            ctx = moves.open_channel(s.root, name, channel, s.push, s.remote, need_config=False)
         return ctx.state.holder(channel), rollbacks.rollback_targets(ctx.state, channel)
+
+    async def publish_pending(request: Request, viewer: pages.Viewer) -> Response:
+        """Publish the moves made here that the remote lacks (a rollback whose push was
+        interrupted): the core's push, as 'mvctl push MODEL' does."""
+        if s.read_only:
+            return PlainTextResponse("this dashboard is read-only", 403)
+        fields = await csrf_form(request, viewer)
+        if not isinstance(fields, dict):
+            return fields
+        name = check_model(request.path_params["model"])
+        if s.push is False:
+            raise UsageError("this dashboard keeps moves local (--local): nothing to publish to")
+
+        def act() -> publish.PushResult:
+            with one_at_a_time, fetching:
+                return publish.push(s.root, s.remote, name)
+
+        result = await run_in_threadpool(act)
+        log(f"publish by {viewer.name}: {name} to {s.remote}: {', '.join(result.pushed) or '-'}")
+        return RedirectResponse(f"/models/{name}", status_code=303)
 
     async def healthz(_: Request) -> Response:
         return PlainTextResponse("ok")
@@ -395,9 +427,10 @@ def create_app(settings: Settings, log: Callable[[str], None] = lambda _: None) 
             Route("/models/{model}/lineage", guarded(lineage)),
             Route("/models/{model}/diff", guarded(diff)),
             Route("/models/{model}/rollback", guarded(rollback), methods=["POST"]),
+            Route("/models/{model}/publish", guarded(publish_pending), methods=["POST"]),
         ]
     )
-    return _secured(app)
+    return _secured(origins.host_guarded(app, allowed))
 
 
 def _query(**values: str) -> str:
@@ -408,17 +441,6 @@ def _query(**values: str) -> str:
 
 def _client(request: Request) -> str:
     return request.client.host if request.client else "?"
-
-
-def _same_origin(request: Request) -> bool:
-    """A POST's ``Origin`` (else ``Referer``) names this server, or is absent (then the
-    CSRF token alone decides; browsers send Origin on every form POST)."""
-    claimed = request.headers.get("origin") or request.headers.get("referer")
-    if not claimed:
-        return True
-    parts = urlsplit(claimed)
-    host = request.headers.get("host", "")
-    return parts.scheme in ("http", "https") and parts.netloc == host and bool(host)
 
 
 async def _body(request: Request, limit: int, read_timeout: float) -> bytes | int:
@@ -444,22 +466,6 @@ async def _body(request: Request, limit: int, read_timeout: float) -> bytes | in
     except ClientDisconnect:
         return 400
     return 413 if body is None else body
-
-
-def _server_view(url: str, token: str | None) -> pages.HostView:
-    """What ``url``'s /metrics says it serves (``mvctl_served_info`` gauges set to 1)."""
-    headers = {"Authorization": f"Bearer {token}"} if token else {}
-    request = urllib.request.Request(url.rstrip("/") + "/metrics", headers=headers)  # noqa: S310 - http(s) only, checked by the CLI
-    try:
-        with urllib.request.urlopen(request, timeout=3) as answer:  # noqa: S310
-            text = answer.read(1 << 20).decode("utf-8", "replace")
-    except OSError as exc:
-        return pages.HostView(url, {}, error=f"cannot read /metrics: {getattr(exc, 'reason', exc)}")
-    gauges = []
-    for match in _SERVED.finditer(text):
-        labels = dict(_LABEL.findall(match["labels"]))
-        gauges.append((labels.get("channel", "?"), labels.get("version", "?")))
-    return pages.HostView(url, {}, gauges=gauges)
 
 
 def _secured(app: Any) -> Any:

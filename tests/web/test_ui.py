@@ -63,8 +63,11 @@ def reg(template: Path, tmp_path: Path) -> Registry:
 
 
 def client(reg: Registry, **settings: Any) -> TestClient:
-    app = ui.create_app(ui.Settings(root=reg.root, token=TOKEN, **settings))
-    return TestClient(app, base_url="http://testserver", follow_redirects=False)
+    """The dashboard served at http://testserver; every request carries that Origin, as a
+    browser's form POSTs do."""
+    origin = "http://testserver"
+    app = ui.create_app(ui.Settings(root=reg.root, token=TOKEN, public_url=origin, **settings))
+    return TestClient(app, base_url=origin, follow_redirects=False, headers={"Origin": origin})
 
 
 @pytest.fixture
@@ -171,7 +174,10 @@ def test_a_forced_rollback_is_confirmed_then_recorded_with_the_name(
     assert "Roll fraud@production back from v0.2.0 to v0.1.0?" in asked.text
     assert remote_holder(reg.origin, "fraud", "production") == "v0.2.0"  # not yet
 
-    done = browser.post("/models/fraud/rollback", data={**form, "confirm": "yes"})
+    assert 'name="current" value="v0.2.0"' in asked.text  # what the answer says it saw
+    done = browser.post(
+        "/models/fraud/rollback", data={**form, "current": "v0.2.0", "confirm": "yes"}
+    )
     assert done.status_code == 303
     assert done.headers["location"].startswith("/models/fraud/history?done=fraud%23production%23")
     assert remote_holder(reg.origin, "fraud", "production") == "v0.1.0"
@@ -208,7 +214,10 @@ def test_a_target_the_cli_would_refuse_is_refused(browser: TestClient, reg: Regi
         "not a version"
         in browser.post("/models/fraud/rollback", data={**form, "to": "v0.2.0"}).text
     )
-    same = browser.post("/models/fraud/rollback", data={**form, "to": "v0.2.0", "confirm": "yes"})
+    same = browser.post(
+        "/models/fraud/rollback",
+        data={**form, "to": "v0.2.0", "current": "v0.2.0", "confirm": "yes"},
+    )
     assert same.status_code == 200
     assert "nothing done" in same.text
     assert remote_tags(reg.origin) == before
@@ -261,7 +270,16 @@ def test_a_cross_origin_post_is_refused(
 ) -> None:
     before = remote_tags(reg.origin)
     token = csrf(browser.get("/models/fraud").text)
-    form = {"csrf": token, "channel": "production", "to": "v0.1.0", "reason": "r", "confirm": "yes"}
+    form = {
+        "csrf": token,
+        "channel": "production",
+        "to": "v0.1.0",
+        "reason": "r",
+        "current": "v0.2.0",
+        "confirm": "yes",
+    }
+    if "Origin" not in header:
+        del browser.headers["origin"]  # a Referer alone speaks for the request
     assert browser.post("/models/fraud/rollback", data=form, headers=header).status_code == 403
     assert remote_tags(reg.origin) == before
     same = {"Origin": "http://testserver"}
@@ -292,7 +310,10 @@ def test_markup_in_a_reason_or_a_metric_name_is_escaped(browser: TestClient) -> 
     confirm = browser.post("/models/fraud/rollback", data=form).text
     assert XSS not in confirm
     assert "&lt;script&gt;alert(1)&lt;/script&gt;" in confirm
-    browser.post("/models/fraud/rollback", data={**form, "confirm": "yes"})
+    done = browser.post(
+        "/models/fraud/rollback", data={**form, "current": "v0.2.0", "confirm": "yes"}
+    )
+    assert done.status_code == 303
     for path in (
         "/models/fraud",
         "/models/fraud/history",
