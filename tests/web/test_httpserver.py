@@ -65,7 +65,7 @@ def server(max_connections: int) -> Iterator[int]:
         assert proc.stdout is not None
         assert proc.stdout.readline().strip() == f"127.0.0.1:{port}", proc.stderr
         deadline = time.monotonic() + 30
-        while True:  # "ready" is printed just before uvicorn listens
+        while True:  # "ready" is printed once the socket listens: this connects at once
             try:
                 socket.create_connection(("127.0.0.1", port)).close()
                 break
