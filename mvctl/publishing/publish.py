@@ -203,13 +203,17 @@ def push_refs(
     leases: dict[str, str] | None = None,
     *,
     skip_conflicted: bool = False,
+    absent: list[str] | None = None,
 ) -> list[str]:
     """One atomic push of everything in ``found`` (aliases leased on the remote's value) and
     ``extra`` refs; returns the tag names pushed. A clean refusal (a lost race, declining
     hooks) raises as it is: nothing landed. Anything less clear raises Unsettled, after
     asking the remote whether it has the push's last tag. ``skip_conflicted`` leaves out
     tags that conflict with the remote's, and the aliases of their channels, instead of
-    refusing: a rollback of production must not wait on someone's unpublished staging."""
+    refusing: a rollback of production must not wait on someone's unpublished staging.
+    ``absent``: refs the remote must still lack. git ignores a lease on a ref the push does
+    not update, so each goes as its deletion leased on nothing: a no-op while the ref is
+    absent (the remote only warns), a refusal of the whole push once someone created it."""
     if skip_conflicted:
         found = _without_conflicts(found)
     else:
@@ -220,12 +224,15 @@ def push_refs(
     # A stop deletes the remote's alias only if it is still the one this clone saw there.
     all_leases.update({f"refs/tags/{a}": old for a, old in found.deletions.items()})
     all_leases.update(leases or {})
+    guards = [ref for ref in absent or () if ref not in all_leases]
+    all_leases.update(dict.fromkeys(guards, ""))
     refspecs = list(
         dict.fromkeys(
             [
                 *(f"refs/tags/{n}" for n in written),
                 *(f":refs/tags/{n}" for n in names[len(written) :]),
                 *(extra or []),
+                *(f":{ref}" for ref in guards),
             ]
         )
     )
