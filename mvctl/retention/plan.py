@@ -11,7 +11,7 @@ is shared between versions (the same dataset, identical files inside weights dir
 from __future__ import annotations
 
 from collections.abc import Iterable, Mapping
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from datetime import UTC, datetime
 from typing import Any, Literal, Protocol
 
@@ -96,7 +96,11 @@ class GcPlan:
 
     @property
     def objects(self) -> tuple[FreedObject, ...]:
-        return tuple(o for v in self.versions for o in v.objects)
+        """In the order they are removed: files first, directory listings (``.dir``) last,
+        so a run stopped part-way leaves every listing whose files remain, and the next run
+        finds those files through it."""
+        found = [o for v in self.versions for o in v.objects]
+        return tuple(sorted(found, key=lambda o: o.oid.endswith(".dir")))
 
     @property
     def bytes(self) -> int:
@@ -128,13 +132,25 @@ def keep_reasons(state: ModelState, policy: Policy) -> dict[str, list[str]]:
                 f"gold on {channel} (one of its last {policy.keep_gold})"
             )
     marks = sorted(state.tags.gold.items(), key=lambda item: _when(item[1].date))
-    for version, _ in marks[len(marks) - policy.keep_gold :] if policy.keep_gold else ():
+    for version, _ in _last(marks, policy.keep_gold):
         why.setdefault(version, []).append(f"marked gold (one of the last {policy.keep_gold})")
-    live = [v for v in state.tags.versions if v not in state.tags.deregistered]
-    newest = sorted_versions(live)[len(live) - policy.keep_recent :] if policy.keep_recent else []
-    for version in newest:
+    for version in _last(newest_last(state), policy.keep_recent):
         why.setdefault(version, []).append(f"one of the {policy.keep_recent} newest")
     return why
+
+
+def _last(items: list[Any], n: int) -> list[Any]:
+    """The last ``n`` of ``items`` (all of them when there are fewer; none for 0)."""
+    return items[max(len(items) - n, 0) :] if n > 0 else []
+
+
+def newest_last(state: ModelState) -> list[str]:
+    """The live versions, the most recently registered last: "newest" is when a version
+    was registered (its tag's date), not its number, so a hotfix v1.0.1 registered after
+    v2.0.0 is the newer one. SemVer breaks ties (tags made within one second)."""
+    live = sorted_versions([v for v in state.tags.versions if v not in state.tags.deregistered])
+    rank = {v: i for i, v in enumerate(live)}
+    return sorted(live, key=lambda v: (_when(state.tags.versions[v].date), rank[v]))
 
 
 def _last_gold(state: ModelState, keep: int) -> dict[str, list[str]]:
@@ -152,7 +168,7 @@ def _last_gold(state: ModelState, keep: int) -> dict[str, list[str]]:
         gold = [v for v, s in state.standing(channel).items() if s == "gold" and v in last]
         gold.sort(key=lambda v: last[v])
         if gold:
-            found[channel] = gold[-keep:]
+            found[channel] = _last(gold, keep)
     return found
 
 
@@ -177,25 +193,73 @@ def prune_reason(state: ModelState, version: str, policy: Policy) -> str:
 
 
 def owned(manifest: Manifest, objects: Objects, *, required: bool) -> set[str]:
-    """The objects a version's manifest names: weights and dataset ids, directories with
-    their files. ``required``: a directory listing that is gone is an error (a kept version
-    whose files could not be told apart from the prunable ones)."""
+    """The objects a version needs: weights and dataset ids, and every directory's files
+    as DVC's stored listing (``.dir``) names them, plus the manifest's own file list (which
+    a hand-written manifest may lack: it is never trusted alone). ``required``: a listing
+    that is gone is an error (a kept version whose files could not be told apart from the
+    prunable ones)."""
     found: set[str] = set()
+    dirs: list[tuple[str, str]] = []
     for weights in manifest.weights:
         found.add(weights.md5)
         found.update(f.md5 for f in weights.files)
+        if weights.is_dir:
+            dirs.append((weights.path, weights.md5))
     for data in manifest.dataset:
         found.add(data.md5)
         if data.is_dir:
-            listing = objects.listing(data.md5)
-            if listing is None and required:
-                raise OperationalError(
-                    f"{manifest.model} {manifest.version} keeps {data.path}, whose directory "
-                    f"listing {data.md5} is neither cached nor in the DVC remote",
-                    hint="push the version's data ('dvc push') before gc can tell what it needs",
-                )
-            found.update(listing or ())
+            dirs.append((data.path, data.md5))
+    for path, oid in dirs:
+        listing = objects.listing(oid)
+        if listing is None and required:
+            raise OperationalError(
+                f"{manifest.model} {manifest.version} keeps {path}, whose directory "
+                f"listing {oid} is neither cached nor in the DVC remote",
+                hint="push the version's data ('dvc push') before gc can tell what it needs",
+            )
+        found.update(listing or ())
     found.discard("")
+    return found
+
+
+def revived(state: ModelState, policy: Policy, leftovers: Iterable[str]) -> list[str]:
+    """Of ``leftovers`` (versions whose deregistration a killed gc wrote here and never
+    published), those a channel holds or retention keeps now, decided as if still live:
+    someone may have promoted one since."""
+    left = set(leftovers)
+    if not left:
+        return []
+    live = replace(state, tags=replace(state.tags, deregistered=state.tags.deregistered - left))
+    why = keep_reasons(live, policy)
+    return sorted(v for v in left if v in why)
+
+
+def needed_now(
+    states: Mapping[str, ModelState],
+    manifests: Mapping[tuple[str, str], Manifest],
+    plan: GcPlan,
+    known: set[tuple[str, str]],
+    objects: Objects,
+) -> set[str]:
+    """Once the deregistrations are published, on the remote's tags fetched again: the
+    objects of every version that appeared since the plan was decided (``known``: the
+    versions it saw), of any model, and of any pruned version a channel holds now. A
+    version registered meanwhile that reuses a pruned object uploaded nothing (DVC found
+    the object stored), so only this keeps it."""
+    pruned = {(v.model, v.version) for v in plan.pruned}
+    found: set[str] = set()
+    for model, state in sorted(states.items()):
+        held = {state.holder(channel) for channel in state.tags.aliases}
+        for version in state.tags.versions:
+            key = (model, version)
+            if key not in known or (key in pruned and version in held):
+                manifest = manifests.get(key)
+                if manifest is None:
+                    raise OperationalError(
+                        f"{model} {version} appeared while gc ran and has no readable "
+                        "manifest, so gc cannot tell which objects it needs",
+                    )
+                found |= owned(manifest, objects, required=False)
     return found
 
 
