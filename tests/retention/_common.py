@@ -1,5 +1,5 @@
 """Shared helpers of the gc tests: a small registry, another clone, the DVC remote's
-objects."""
+objects, and gc's publishing step run on its own (to race it)."""
 
 from __future__ import annotations
 
@@ -7,6 +7,12 @@ from pathlib import Path
 
 import pytest
 
+from mvctl._adapters.git import GitRepo
+from mvctl.channels.state import ModelState
+from mvctl.formats.config import DEFAULT_CHANNELS
+from mvctl.publishing.sync import SyncResult
+from mvctl.retention import deregister
+from mvctl.retention.plan import GcPlan
 from tests.conftest import Registry, RegistryFactory, Release, copy_registry, git, run
 
 VERSIONS = ("v1.0.0", "v2.0.0", "v3.0.0", "v4.0.0")
@@ -41,3 +47,14 @@ def stored(reg: Registry) -> set[str]:
     return {
         p.parent.name + p.name for p in (reg.storage / "files" / "md5").rglob("*") if p.is_file()
     }
+
+
+def push_deregistrations(
+    repo: GitRepo, states: dict[str, ModelState], plan: GcPlan, synced: SyncResult
+) -> list[str]:
+    """gc's write-and-publish step alone, on a sync made earlier (the race's other side
+    runs in between)."""
+    created = deregister.write(repo, states, plan.pruned)
+    return deregister.publish_all(
+        repo, states, created, synced, list(plan.models), DEFAULT_CHANNELS
+    )

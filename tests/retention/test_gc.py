@@ -29,6 +29,7 @@ from tests.conftest import (
     remote_tags,
     run,
 )
+from tests.retention._common import push_deregistrations
 
 VERSIONS = [f"v{i}.0.0" for i in range(1, 21)]
 PRODUCTION = ("v3.0.0", "v6.0.0", "v9.0.0", "v12.0.0")  # v3, v6, v9 gold; v12 held
@@ -253,7 +254,6 @@ def test_a_channel_moved_between_the_sync_and_the_push_refuses_it_all(
     from mvctl.channels import state as channels
     from mvctl.errors import ConflictError
     from mvctl.publishing.sync import sync_git
-    from mvctl.retention import prune
 
     repo = GitRepo.open(reg.root)
     synced = sync_git(repo, "origin", "fraud")
@@ -267,7 +267,7 @@ def test_a_channel_moved_between_the_sync_and_the_push_refuses_it_all(
     assert moved.returncode == 0, moved.stderr
     files = reg.storage_files()
     with pytest.raises(ConflictError):
-        prune._deregister(repo, states, plan.pruned, synced, ["fraud"])
+        push_deregistrations(repo, states, plan, synced)
     assert not [t for t in reg.tags() if t.endswith("!")]  # taken back here
     assert deregistered_on(reg.origin) == set()
     assert reg.storage_files() == files

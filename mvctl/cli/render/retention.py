@@ -37,6 +37,15 @@ def gc(result: GcResult, as_json: bool) -> None:
         table.add_row(esc(name), action, esc("; ".join(entry.reasons)), frees)
     if plan.versions:
         out.print(table)
+    for name in result.taken_back:
+        say(f"took back {esc(name)}, left unpublished by an earlier gc: the version is kept now")
+    if result.dry_run:
+        # A dry run fetches nothing: quick, and says so, since --yes may decide otherwise.
+        say(
+            "decided on this clone's tags; --yes decides again on the remote's",
+            mark="·",
+            color="white",
+        )
     pruned = plan.pruned
     amount = f"{_size(plan.bytes)} in {len(plan.objects)} objects"
     versions = f"{len(pruned)} version{'s' if len(pruned) != 1 else ''}"
@@ -51,6 +60,13 @@ def gc(result: GcResult, as_json: bool) -> None:
         )
         return
     say(f"pruned {versions}: freed {amount} (removed {result.deleted})")
+    if result.spared:
+        say(
+            f"spared {len(result.spared)} object{'s' if len(result.spared) != 1 else ''} that "
+            "a version registered meanwhile needs",
+            mark="·",
+            color="white",
+        )
     if result.tags:
         say(
             f"deregistered {len(result.tags)} (tags {esc(', '.join(result.tags[:3]))}"
