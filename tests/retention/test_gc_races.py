@@ -137,16 +137,29 @@ def test_yes_local_is_refused_with_a_git_remote_and_yes_decides_on_its_tags(
     assert {"fraud@v2.0.0!", "fraud@v3.0.0!"} <= set(remote_tags(reg.origin))
 
 
-def test_an_unreadable_git_config_is_an_error_not_a_local_gc(
+def test_a_failing_read_of_the_remotes_url_never_makes_gc_local(
     registry_factory: RegistryFactory, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     reg = four_versions(registry_factory, tmp_path, monkeypatch)
-    before = stored(reg)
-    config = reg.root / ".git" / "config"
-    config.write_text(config.read_text() + "\n[broken\n")
-    got = mvctl(reg.root, *PRUNE)
-    assert got.returncode != 0
-    assert stored(reg) == before
+    v1 = _weights_oid(reg.root, "fraud", "v1.0.0")
+    other = other_clone(reg, tmp_path)
+    moved = mvctl(other, "promote", "fraud", "v1.0.0", "--to", "staging")
+    assert moved.returncode == 0, moved.stderr
+    real = shutil.which("git")
+    assert real is not None
+    shim = tmp_path / "shim"
+    git_shim(shim, str(Path(real).resolve()))
+    env = {  # every 'git config' fails (exit 3, as for an unreadable config file)
+        **os.environ,
+        "PATH": f"{shim}{os.pathsep}{os.environ['PATH']}",
+        "MVCTL_SHIM_ON": "config",
+        "MVCTL_SHIM_EXIT": "3",
+    }
+    subprocess.run(
+        [sys.executable, "-m", "mvctl", *PRUNE],
+        cwd=reg.root, env=env, capture_output=True, text=True, check=False, timeout=120,
+    )  # fmt: skip
+    assert v1 in stored(reg), "gc went local and deleted what the remote's staging holds"
 
 
 def test_a_version_registered_while_gc_runs_keeps_the_objects_it_reuses(
