@@ -257,6 +257,8 @@ def test_error_rate_alert_rolls_back_once_and_hosts_follow(reg: Registry, tmp_pa
         assert events[0]["version"] == V1 and events[0]["previous"] == V2
         assert events[0]["incident"] and events[0]["alerts"], events[0]
         assert len([e for e in history() if e["channel"] == "production"]) == 3
+        swaps = _get(f"{prom}/api/v1/query?query=mvctl_swaps_total")["data"]["result"]
+        assert [(r["metric"]["job"], r["value"][1]) for r in swaps] == [("mvctl-pull", "1")]
         assert load.answered.count(V2) == 0  # v2 never answered: all its requests failed
         assert load.failed > 0
 
