@@ -3,15 +3,12 @@
 from __future__ import annotations
 
 from pathlib import Path
-from typing import TYPE_CHECKING, Annotated
+from typing import Annotated
 
 import typer
 
 from mvctl.cli.output import handled, print_json_or_refuse, say, say_published
 from mvctl.cli.render import monitoring as render
-
-if TYPE_CHECKING:
-    pass
 
 
 @handled
@@ -30,8 +27,32 @@ def monitor(
         ),
     ] = None,
     metrics: Annotated[
-        Path | None, typer.Option("--metrics", help="Live metrics exported as JSON/YAML.")
+        Path | None,
+        typer.Option(
+            "--metrics",
+            help="Live metrics exported as JSON/YAML, or a saved Prometheus query API "
+            "response (JSON).",
+        ),
     ] = None,
+    prometheus: Annotated[
+        str | None,
+        typer.Option(
+            "--prometheus",
+            help="Read live metrics from this Prometheus (base URL; bearer token from "
+            "MVCTL_PROMETHEUS_TOKEN if set).",
+        ),
+    ] = None,
+    query: Annotated[
+        list[str] | None,
+        typer.Option(
+            "--query",
+            help="With --prometheus: NAME=PROMQL (its one result is metric NAME), or PROMQL "
+            "whose results are named by __name__; repeatable.",
+        ),
+    ] = None,
+    query_timeout: Annotated[
+        float, typer.Option("--query-timeout", help="Seconds a Prometheus query may take.")
+    ] = 10.0,
     rollback: Annotated[
         bool, typer.Option("--rollback", help="On a breach, roll the channel back.")
     ] = False,
@@ -48,8 +69,20 @@ def monitor(
     as_json: Annotated[bool, typer.Option("--json", help="Print JSON for machines.")] = False,
 ) -> None:
     """Check live data and metrics against the channel's monitors; exit 1 on a breach."""
-    from mvctl.errors import MvctlError, PolicyError
+    import os
+
+    from mvctl.errors import MvctlError, PolicyError, UsageError
+    from mvctl.formats.queryapi import parse_query
+    from mvctl.monitoring.live import PrometheusSource
     from mvctl.monitoring.monitor import monitor as run_monitor
+
+    if query and prometheus is None:
+        raise UsageError("--query goes with --prometheus URL")
+    source = None
+    if prometheus is not None:
+        token = os.environ.get("MVCTL_PROMETHEUS_TOKEN", "").strip() or None
+        queries = tuple(parse_query(q) for q in query or ())
+        source = PrometheusSource(prometheus, queries, token, query_timeout)
 
     report = run_monitor(
         Path.cwd(),
@@ -58,6 +91,7 @@ def monitor(
         live=live,
         predictions=predictions,
         metrics_file=metrics,
+        prometheus=source,
         rollback=rollback,
         push=push,
         remote=remote,

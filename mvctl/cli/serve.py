@@ -181,7 +181,7 @@ def serve(
         )
     ]
     if request is not None:
-        threads.append(_puller(request, interval, stop))
+        threads.append(_puller(request, interval, stop, router))
     app = inference.create_app(
         router, model=name, token=token, read_timeout=limits.read_timeout, log=_log
     )
@@ -305,12 +305,19 @@ def _router(
     return router
 
 
-def _puller(request: PullRequest, interval: float, stop: threading.Event) -> threading.Thread:
+def _puller(
+    request: PullRequest, interval: float, stop: threading.Event, router: Router
+) -> threading.Thread:
     """The registry poller (mvctl pull --watch) in a thread: its swaps of DIR are what the
-    router's follow picks up."""
+    router's follow picks up; its metrics join the router's /metrics (the router's
+    mvctl_served_info says what is served)."""
     from mvctl import serving
+    from mvctl.serving.hostmetrics import HostMetrics
+
+    metrics = HostMetrics(None, registry=router.metrics_registry, served=False)
 
     def on_result(result: ChannelsResult) -> None:
+        metrics.observe(result)
         for outcome in result.outcomes:
             if outcome.changed and outcome.error is None:
                 now = outcome.version or "nothing"
@@ -318,6 +325,7 @@ def _puller(request: PullRequest, interval: float, stop: threading.Event) -> thr
                 _log(f"pulled {where}: {outcome.previous or 'nothing'} -> {now}")
 
     def on_error(exc: MvctlError, retry_in: float) -> None:
+        metrics.error()
         _log(f"error: {exc.message} (still serving what it had; retry in {retry_in:.1f} s)")
 
     where = redacted_url(request.repo)  # a token in the URL is never printed

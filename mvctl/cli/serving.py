@@ -12,9 +12,13 @@ import typer
 from mvctl.cli.output import esc, handled, print_json, print_json_or_refuse, say, stdout
 from mvctl.formats.names import redacted_url
 
+METRICS_TOKEN_ENV = "MVCTL_METRICS_TOKEN"  # noqa: S105 - the variable's name
+
 if TYPE_CHECKING:
     from mvctl.errors import MvctlError
+    from mvctl.serving.hostmetrics import HostMetrics
     from mvctl.serving.layout import ChannelServed, Served
+    from mvctl.serving.metricsserver import MetricsServer
     from mvctl.serving.request import ChannelOutcome, ChannelsResult, PullRequest
 
 
@@ -120,6 +124,21 @@ def pull(
         bool, typer.Option("--status", help="Show what DEST serves and exit.")
     ] = False,
     as_json: Annotated[bool, typer.Option("--json", help="Print JSON for machines.")] = False,
+    metrics_port: Annotated[
+        int | None,
+        typer.Option(
+            "--metrics-port",
+            help="With --watch, serve Prometheus metrics on this port (bearer token from "
+            "MVCTL_METRICS_TOKEN or --metrics-token-file).",
+        ),
+    ] = None,
+    metrics_host: Annotated[
+        str, typer.Option("--metrics-host", help="Address the metrics endpoint binds.")
+    ] = "127.0.0.1",
+    metrics_token_file: Annotated[
+        Path | None,
+        typer.Option("--metrics-token-file", help="File holding the metrics bearer token."),
+    ] = None,
 ) -> None:
     """Serving host: follow channels and swap weights atomically, verified."""
     import shlex
@@ -148,8 +167,21 @@ def pull(
         on_change=argv,
         shell=shell,
     )
+    if metrics_port is None and metrics_token_file is not None:
+        raise UsageError("--metrics-token-file goes with --metrics-port")
+    if metrics_port is not None and not watch:
+        raise UsageError("--metrics-port goes with --watch", hint="a single pull has no metrics")
     if watch:
-        _watch(request, interval, as_json)
+        metrics = (
+            _metrics_server(request.model, metrics_host, metrics_port, metrics_token_file)
+            if metrics_port is not None
+            else None
+        )
+        try:
+            _watch(request, interval, as_json, metrics)
+        finally:
+            if metrics is not None:
+                metrics[1].close()
     else:
         _pull_once(request, as_json)
 
@@ -199,7 +231,37 @@ def _mark(outcome: ChannelOutcome) -> dict[str, str]:
     return {} if outcome.changed else {"mark": "·", "color": "white"}
 
 
-def _watch(request: PullRequest, interval: float, as_json: bool) -> None:
+def _metrics_server(
+    model: str, host: str, port: int, token_file: Path | None
+) -> tuple[HostMetrics, MetricsServer]:
+    """The poller's metrics and their endpoint, listening already (a taken port fails
+    before the first poll)."""
+    import os
+
+    from mvctl.errors import UsageError
+    from mvctl.serving.hostmetrics import HostMetrics
+    from mvctl.serving.metricsserver import MetricsServer
+    from mvctl.web import auth
+
+    if not 1 <= port <= 65535:
+        raise UsageError(f"--metrics-port must be between 1 and 65535, not {port}")
+    token = auth.load_token(
+        token_file, os.environ, env=METRICS_TOKEN_ENV, server="the metrics endpoint"
+    )
+    metrics = HostMetrics(model)
+    server = MetricsServer(metrics.render, host=host, port=port, token=token)
+    server.start()
+    where, bound = server.address
+    _log(f"metrics on http://{where}:{bound}/metrics (bearer token required)")
+    return metrics, server
+
+
+def _watch(
+    request: PullRequest,
+    interval: float,
+    as_json: bool,
+    metrics: tuple[HostMetrics, MetricsServer] | None = None,
+) -> None:
     import json
     import signal
     import threading
@@ -216,6 +278,8 @@ def _watch(request: PullRequest, interval: float, as_json: bool) -> None:
     signal.signal(signal.SIGTERM, stop_on_signal)
 
     def on_result(result: ChannelsResult) -> None:
+        if metrics is not None:
+            metrics[0].observe(result)
         if as_json:
             typer.echo(json.dumps(_report(result)))
         for outcome in result.outcomes:
@@ -229,6 +293,8 @@ def _watch(request: PullRequest, interval: float, as_json: bool) -> None:
                 )
 
     def on_error(exc: MvctlError, retry_in: float) -> None:
+        if metrics is not None:
+            metrics[0].error()
         _log(
             f"error: {exc.message} (still serving what it had; retry in {retry_in:.1f} s)",
             error=True,

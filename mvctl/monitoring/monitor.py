@@ -12,7 +12,8 @@ rollback on a breach when asked.
             - {metric: false_positive_rate, max_increase: 0.15}  # vs the registered value
 
 A metric rule is measured on the labelled rows of ``--predictions`` (joined to ``--live``)
-when they carry the label and prediction columns, else read from ``--metrics FILE``; its
+when they carry the label and prediction columns, else read from ``--metrics FILE`` or
+Prometheus's queries (mvctl.monitoring.live); its
 relative bounds compare with the ``metrics:`` the served version registered in its
 manifest. The rules themselves are mvctl.analysis.rules. A monitor breaches only on evidence: a rule
 whose input was not supplied is reported as skipped, so a partial feed never rolls a channel
@@ -35,7 +36,8 @@ from mvctl.errors import MvctlError, UsageError, holds_no_version
 from mvctl.formats import config, tags
 from mvctl.formats.names import check_channel, check_model
 from mvctl.formats.rules import MetricRule
-from mvctl.formats.values import read_metrics
+from mvctl.monitoring import live as live_metrics
+from mvctl.monitoring.live import PrometheusSource
 from mvctl.registry.read import load_manifest, read_profile
 
 
@@ -89,17 +91,23 @@ def monitor(
     live: Path | None = None,
     predictions: Path | None = None,
     metrics_file: Path | None = None,
+    prometheus: PrometheusSource | None = None,
     rollback: bool = False,
     push: bool | None = None,
     remote: str = "origin",
     dry_run: bool = False,
 ) -> MonitorReport:
     """Evaluate ``channel``'s monitors against the version it serves; on a breach with
-    ``rollback``, roll the channel back with the breach summary as the reason."""
+    ``rollback``, roll the channel back with the breach summary as the reason. Live
+    metrics come from ``metrics_file`` or from ``prometheus``'s queries, not both."""
     check_model(model)
     check_channel(channel)
-    if live is None and predictions is None and metrics_file is None:
-        raise UsageError("monitor needs --live, --predictions or --metrics")
+    if live is None and predictions is None and metrics_file is None and prometheus is None:
+        raise UsageError("monitor needs --live, --predictions, --metrics or --prometheus")
+    if metrics_file is not None and prometheus is not None:
+        raise UsageError("--metrics and --prometheus are two sources of the same metrics: give one")
+    if prometheus is not None:
+        prometheus.check()
     git = GitRepo.open(root)
     registry_cfg = config.load(git.root)
     cfg = registry_cfg.model(model)
@@ -118,7 +126,10 @@ def monitor(
     if any(isinstance(rule, MetricRule) for rule in rules):
         registered = Registered(version, load_manifest(git, model, version, commit).metrics)
     frame = load_live(live, predictions)
-    metrics = read_metrics(metrics_file) if metrics_file else None
+    metrics = live_metrics.from_file(metrics_file) if metrics_file else None
+    if prometheus is not None:
+        metrics, queried = live_metrics.from_prometheus(prometheus)
+        notes.extend(queried)
     roles = Roles.from_config(cfg.raw)
     # Live metrics only from --predictions: a --live batch that happens to carry a label
     # column is the features the drift rules read, not the outcomes a rate is measured on.

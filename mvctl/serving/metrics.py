@@ -3,10 +3,17 @@ a test beside a server, never share or collide on counters).
 
     mvctl_requests_total{channel,version}         requests answered or failed, per channel
     mvctl_request_errors_total{channel,version}   requests the model failed (shadow included)
-    mvctl_request_latency_seconds{channel}        the model's time per request (histogram)
+    mvctl_request_latency_seconds{channel,version} the model's time per request (histogram)
+    mvctl_reloads_total                           hot swaps of the models served
+    mvctl_reload_duration_seconds                 a hot swap's time: loading the new models
+                                                  and swapping them in (histogram)
     mvctl_shadow_dropped_total                    shadow copies dropped: the queue was full
     mvctl_shadow_errors_total                     shadow calls that raised
     mvctl_served_info{channel,version}            1 for what is served now
+
+Label sets exist only for versions actually served (a swap binds them), so the series
+grow with the versions a server served, not with the registry. ``mvctl serve --follow``
+adds its poller's metrics (mvctl.serving.hostmetrics) to the same registry.
 """
 
 from __future__ import annotations
@@ -50,7 +57,7 @@ class RouterMetrics:
         self._latency = Histogram(
             "mvctl_request_latency_seconds",
             "Model time per request",
-            ("channel",),
+            labels,
             buckets=_BUCKETS,
             registry=self.registry,
         )
@@ -61,6 +68,15 @@ class RouterMetrics:
         )
         self._shadow_errors = Counter(
             "mvctl_shadow_errors", "Shadow calls that raised", registry=self.registry
+        )
+        self._reloads = Counter(
+            "mvctl_reloads", "Hot swaps of the models served", registry=self.registry
+        )
+        self._reload_time = Histogram(
+            "mvctl_reload_duration_seconds",
+            "Time of a hot swap: loading the new models and swapping them in",
+            buckets=(0.01, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0, 10.0, 30.0, 60.0),
+            registry=self.registry,
         )
         self._served = Gauge(
             "mvctl_served_info",
@@ -75,7 +91,7 @@ class RouterMetrics:
         return Slot(
             requests=self._requests.labels(channel, version),
             errors=self._errors.labels(channel, version),
-            latency=self._latency.labels(channel),
+            latency=self._latency.labels(channel, version),
         )
 
     def set_served(self, pairs: Iterable[tuple[str, str]]) -> None:
@@ -87,6 +103,10 @@ class RouterMetrics:
             for pair in now:
                 self._served.labels(*pair).set(1)
             self._served_now = now
+
+    def reloaded(self, seconds: float) -> None:
+        self._reloads.inc()
+        self._reload_time.observe(seconds)
 
     def shadow_dropped(self) -> None:
         self._dropped.inc()

@@ -7,7 +7,9 @@ from __future__ import annotations
 import os
 import stat
 import subprocess
+import time
 from collections.abc import Callable
+from dataclasses import replace
 from pathlib import Path
 from typing import Any
 
@@ -75,10 +77,12 @@ def pull_channels(
     object in ``refused`` is skipped (not fetched again). Errors that concern one channel
     are in its outcome; what concerns them all (the remote unreachable, the primary's
     alias missing, DIR unusable) is raised."""
+    started = time.monotonic()
     try:
-        return _pull(req, progress, refused or {})
+        result = _pull(req, progress, refused or {})
     except OSError as exc:  # disk full, permissions: what is served stays as it was
         raise _write_error(req, exc) from exc
+    return replace(result, elapsed=time.monotonic() - started)
 
 
 def _write_error(req: PullRequest, exc: OSError) -> OperationalError:
@@ -159,6 +163,27 @@ def _channel(
     deregistered: dict[str, str],
 ) -> ChannelOutcome:
     """One channel's turn: nothing, a removal, a skip, or a move; its failure is its own."""
+    outcome = _turn(req, dest, channel, remote, refused, before, progress, deregistered)
+    if remote is None:
+        return outcome
+    known = outcome.version if outcome.error is None and not outcome.skipped else None
+    return replace(
+        outcome,
+        alias_commit=remote.commit,
+        alias_version=known or _version_at(dest, req.model, remote.commit),
+    )
+
+
+def _turn(
+    req: PullRequest,
+    dest: Path,
+    channel: str,
+    remote: RemoteRef | None,
+    refused: str | None,
+    before: dict[str, ChannelServed],
+    progress: Callable[[int], None] | None,
+    deregistered: dict[str, str],
+) -> ChannelOutcome:
     held = before.get(channel)
     try:
         if remote is None:  # only ever a non-primary channel: a canary stopped
@@ -280,6 +305,15 @@ def _cached_at(dest: Path, model: str, commit: str) -> str | None:
     return None
 
 
+def _version_at(dest: Path, model: str, commit: str) -> str | None:
+    """The version a kept directory's record puts on ``commit`` (None: not kept here)."""
+    for name in kept_versions(dest):
+        record = read_record(dest, name)
+        if record is not None and record["model"] == model and record["commit"] == commit:
+            return str(record["version"])
+    return None
+
+
 def _intact(version_dir: Path, sizes: dict[str, Any]) -> bool:
     """Cheap re-check of a kept version before it is served again: every file is there,
     a regular file reached through real directories, with its recorded size (the full
@@ -301,8 +335,6 @@ def _intact(version_dir: Path, sizes: dict[str, Any]) -> bool:
 
 
 def _with_hook(req: PullRequest, outcome: ChannelOutcome) -> ChannelOutcome:
-    from dataclasses import replace
-
     served = outcome.served
     weight = served.weight if served else None
     env = {

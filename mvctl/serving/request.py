@@ -55,6 +55,10 @@ class ChannelOutcome:
     skipped: bool = False
     error: MvctlError | None = None
     hook: HookResult | None = None
+    # The alias as this poll's ls-remote saw it: its commit, and the version on that
+    # commit when the host knows it (what it swapped in, or a kept version's record).
+    alias_commit: str | None = None
+    alias_version: str | None = None
 
     @property
     def version(self) -> str | None:
@@ -83,6 +87,7 @@ class ChannelsResult:
 
     primary: Served | None  # what ``current`` serves after the poll
     outcomes: tuple[ChannelOutcome, ...]
+    elapsed: float = 0.0  # seconds the poll took (ls-remote, downloads, swaps, hooks)
 
     @property
     def errors(self) -> tuple[tuple[str, MvctlError], ...]:

@@ -131,6 +131,7 @@ class Router:
         changed, completely, then swap them in at once. A model that fails to load is never
         swapped in (what it would replace keeps serving; the error is in ``errors``), nor
         tried again until its channel names another directory. True if it swapped."""
+        started = time.monotonic()
         with self._swap_lock:
             primary = _primary_named(dest)  # before the channels: see Reloader
             new = self._reloader.next_channels(
@@ -144,7 +145,8 @@ class Router:
             if new is None:
                 return False
             self.set_channels(new)
-            return True
+        self._metrics.reloaded(time.monotonic() - started)
+        return True
 
     def follow(
         self,
@@ -280,6 +282,12 @@ class Router:
             self._log.outcome(key, outcome)
 
     # -- reporting and shutdown -------------------------------------------------------
+
+    @property
+    def metrics_registry(self) -> Any:
+        """The prometheus_client registry behind :meth:`metrics`, for a poller in the
+        same process to add its own (``mvctl serve --follow``)."""
+        return self._metrics.registry
 
     def metrics(self) -> tuple[bytes, str]:
         """Prometheus exposition text and its content type."""

@@ -321,7 +321,11 @@ def test_metrics_name_channel_and_version(routers: Callable[..., Router]) -> Non
     assert metric(router, "mvctl_requests_total", channel="production", version="v1.0.0") == (
         200 - canary
     )
-    assert metric(router, "mvctl_request_latency_seconds_count", channel="canary") == canary
+    assert (
+        metric(router, "mvctl_request_latency_seconds_count", channel="canary", version="v1.1.0")
+        == canary
+    )
+    assert metric(router, "mvctl_reloads_total") == 0  # set_channels is no hot swap from DIR
     assert metric(router, "mvctl_served_info", channel="canary", version="v1.1.0") == 1
     assert metric(router, "mvctl_shadow_dropped_total") == 0
     assert metric(router, "mvctl_shadow_errors_total") == 0

@@ -453,6 +453,17 @@ def test_with_follow_the_server_pulls_and_swaps_by_itself(reg: Registry, tmp_pat
             return bool(answer.json()["model_version"] == "v0.1.0")
 
         assert _until(swapped), server.log()
+        commit = reg.git("rev-parse", f"{MODEL}@production^{{commit}}").strip()
+        alias = f'mvctl_alias_info{{channel="production",commit="{commit}",version="v0.1.0"}} 1.0'
+
+        def poller_metrics() -> bool:
+            text = httpx.get(f"{server.url}/metrics", headers=AUTH).text
+            return alias in text and 'mvctl_swaps_total{channel="production"} 1.0' in text
+
+        assert _until(poller_metrics), httpx.get(f"{server.url}/metrics", headers=AUTH).text
+        text = httpx.get(f"{server.url}/metrics", headers=AUTH).text
+        assert re.search(r"^mvctl_last_sync_timestamp_seconds 1\.\d+e\+09$", text, re.M), text
+        assert re.search(r"^mvctl_reloads_total [1-9]", text, re.M), text
     assert "pulled iris@production: v0.2.0 -> v0.1.0" in server.log()
 
 
