@@ -400,3 +400,9 @@ class GitRepo(Remotes):
                 name, tag.object, tag.target, True, tag.tagger, tag.date, tag.message
             )
         return found
+
+    def ref_names(self, *patterns: str) -> list[str]:
+        """The names (without ``refs/tags/``) of the tags matching ``patterns``, nothing else:
+        no object is opened, so it costs what listing the refs costs."""
+        out = self.run("for-each-ref", "--format=%(refname)", *patterns, action="list tags")
+        return [line.removeprefix(TAG_PREFIX) for line in out.splitlines()]
