@@ -30,7 +30,7 @@ from mvctl.formats import config, tags
 from mvctl.formats.names import Version
 from mvctl.registry.read import ModelTags
 
-PROBE_WINDOW = 64  # counters past the alias's ``next`` probed for other channels' events
+PROBE_WINDOW = 16  # counters past the alias's ``next`` probed for other channels' events
 MAX_SPAN = 1024  # counters between the chain's oldest event and ``next``: beyond, read all
 
 

@@ -13,6 +13,7 @@ import pytest
 
 from mvctl._adapters.git import GitRepo
 from mvctl.channels import moves
+from mvctl.channels import quick as quick_module
 from mvctl.channels import state as channels
 from mvctl.channels.marks import mark_gold, retire
 from mvctl.channels.promotion import promote
@@ -253,3 +254,13 @@ def test_a_plain_rollback_and_a_promotion_read_no_full_history(
     assert promote(reg.root, "fraud", "v0.4.0", "production", push=False).changed
     move = rollback(reg.root, "fraud", reason="r", push=False)
     assert (move.version, move.previous, move.event) == ("v0.3.0", "v0.4.0", "fraud#production#5")
+
+
+def test_more_moves_elsewhere_than_the_probe_reaches_are_read_in_full(
+    reg: Registry, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setattr(quick_module, "PROBE_WINDOW", 2)
+    promote_all(reg, "v0.1.0", "v0.2.0")
+    promote_all(reg, "v0.1.0", "v0.2.0", "v0.3.0", channel="staging")  # #3, #4, #5
+    assert quick(reg) is None
+    assert rollback(reg.root, "fraud", reason="r", push=False).event == "fraud#production#6"
