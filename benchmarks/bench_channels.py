@@ -35,7 +35,8 @@ from mvctl.formats import tags
 
 
 def add_events(root: Path, env: dict[str, str], versions: int) -> None:
-    """Promote v0.1.0, v0.2.0, ... in turn on production, as `mvctl promote` writes it."""
+    """Promote v0.1.0, v0.2.0, ... in turn on production, as `mvctl promote` writes it (the
+    alias names the channel's newest events, as a move writes it)."""
     commits = {
         line.split()[1].removeprefix("refs/tags/"): line.split()[0]
         for line in run(
@@ -67,14 +68,19 @@ def add_events(root: Path, env: dict[str, str], versions: int) -> None:
         commit = commits[tags.version_tag(MODEL, version)]
         chunks.append(_tag(event, commit, stamp, message))
         previous = version
-    alias_body = {
-        "kind": "alias",
-        "model": MODEL,
-        "channel": "production",
-        "version": previous,
-        "event": tags.event_tag(MODEL, "production", versions),
-        "counter": versions,
-    }
+    alias_body = tags.AliasBody(
+        MODEL,
+        "production",
+        str(previous),
+        event=tags.event_tag(MODEL, "production", versions),
+        counter=versions,
+        chain=tuple(
+            tags.event_tag(MODEL, "production", n)
+            for n in range(max(1, versions - tags.CHAIN_LENGTH + 1), versions + 1)
+        ),
+        next=versions + 1,
+        channels=("production",),
+    ).to_dict()
     alias = tags.alias_tag(MODEL, "production")
     chunks.append(
         _tag(

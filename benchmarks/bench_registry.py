@@ -44,6 +44,20 @@ def _dvc_file(md5: str, size: int, path: str) -> str:
     return yamlio.dumps({"outs": [{"md5": md5, "size": size, "hash": "md5", "path": path}]})
 
 
+_ENV_SENTINEL = "MVCTL-BENCH-ENVIRONMENT"
+
+
+def _manifest_text(record: Manifest, env_block: str, check: bool) -> str:
+    """``record.dumps()``, with the environment (the same for every version, and most of
+    the YAML dump's time) spliced in from one dump; ``check`` compares with the real one."""
+    fields = record.to_dict()
+    fields["environment"] = _ENV_SENTINEL
+    text = yamlio.dumps(fields).replace(f"environment: {_ENV_SENTINEL}\n", env_block, 1)
+    if check:
+        assert text == record.dumps(), "the spliced manifest differs from Manifest.dumps()"
+    return text
+
+
 def build(root: Path, env: dict[str, str], versions: int, filler: int = 0) -> None:
     """``versions`` registrations, each after ``filler`` ordinary code commits."""
     new_registry(root, env, root.parent / "storage")
@@ -58,6 +72,7 @@ def build(root: Path, env: dict[str, str], versions: int, filler: int = 0) -> No
         "platform": environment.platform,
         "packages": environment.packages,
     }
+    env_block = yamlio.dumps({"environment": env_dict})
     dvc_yaml = yamlio.dumps({"artifacts": {MODEL: {"path": "models/model.bin", "type": "model"}}})
     chunks: list[str] = []
     parent: str | None = None
@@ -104,7 +119,7 @@ def build(root: Path, env: dict[str, str], versions: int, filler: int = 0) -> No
             parent=parent,
         )
         files = {
-            manifest_path(MODEL): record.dumps(),
+            manifest_path(MODEL): _manifest_text(record, env_block, check=i <= 3),
             "models/model.bin.dvc": _dvc_file(md5, len(weights), "model.bin"),
             "data/train.csv.dvc": _dvc_file(data_md5, 1000, "train.csv"),
             "models/.gitignore": "/model.bin\n",

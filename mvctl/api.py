@@ -101,8 +101,7 @@ def resolve(root: Path, ref: str) -> VersionInfo:
     ``MODEL@CHANNEL`` (the version the channel's alias points at), as ``mvctl show`` reads it.
     Raises :class:`NotFoundError` for an unknown model, :class:`UsageError` for a malformed
     ref and :class:`OperationalError` for a version or channel the model does not have."""
-    info, _ = _read.resolve(GitRepo.open(root), ref)
-    return info
+    return _read.resolve_version(GitRepo.open(root), ref)
 
 
 def show(root: Path, ref: str) -> ShownVersion:

@@ -80,6 +80,7 @@ def _channel_problems(state: channels.ModelState) -> list[str]:
                     f"{newest[0].name} points at {newest[0].commit[:12]}"
                 )
             found += _alias_body_problems(model, channel, alias, newest[0])
+            found += _chain_problems(state, channel, alias)
         if state.version_at(alias.commit) is None:
             found.append(f"{name} points at a commit with no version of {model}")
     return found
@@ -133,6 +134,36 @@ def _alias_body_problems(
             f"{name} names version {body.version or 'none'}, not {newest.version} of its "
             f"newest event {newest.name}"
         )
+    return found
+
+
+def _chain_problems(state: channels.ModelState, channel: str, alias: TagRecord) -> list[str]:
+    """The hints an alias body gives a fast rollback or promotion (its chain of the
+    channel's newest events, the model's next counter, its channels) against every event:
+    a move checks them against the tags they name, and this checks that nothing was left
+    out of them or made up."""
+    body = tags.AliasBody.from_dict(tags.parse_message(alias.message)[1])
+    if not body.chain:
+        return []  # an older mvctl's alias (or a hand-made one): moves read every event
+    name = tags.alias_tag(state.model, channel)
+    names = [e.name for e in state.channel_events(channel)]
+    found = []
+    if list(body.chain) != names[-len(body.chain) :]:
+        found.append(
+            f"{name} names {len(body.chain)} events as its channel's newest, but they are not "
+            "the newest events of the channel (hand-edited or stale): a rollback will not "
+            "trust it, re-tag it with a move ('mvctl promote' or 'mvctl rollback')"
+        )
+    if body.next > state.next_counter():  # behind is normal: other channels moved since
+        found.append(
+            f"{name} says the model's next event is number {body.next}, but its newest event "
+            f"is number {max((e.counter for e in state.events), default=0)}"
+        )
+    missing = sorted(
+        {e.channel for e in state.events if e.counter < body.counter} - set(body.channels)
+    )
+    if missing:
+        found.append(f"{name} does not name the channels {', '.join(missing)} that have events")
     return found
 
 

@@ -15,6 +15,7 @@ from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import Path
 
+from mvctl._adapters.gitobjects import parse_tag_object, read_named
 from mvctl._adapters.gitremote import PUSH_GRACE, Declined, PushInterrupted, Refused, Remotes
 from mvctl._adapters.gitrun import GitFailed, run, stderr_line
 from mvctl.errors import ConflictError, OperationalError
@@ -29,6 +30,7 @@ __all__ = [
     "TagRecord",
 ]
 
+TAG_PREFIX = "refs/tags/"
 _FIELD = "%00"
 _REF_FORMAT = _FIELD.join(
     [
@@ -379,3 +381,28 @@ class GitRepo(Remotes):
     def refs(self, prefix: str) -> list[str]:
         out = self.run("for-each-ref", "--format=%(refname)", prefix, action="list refs")
         return out.split()
+
+    def named_tags(self, names: Sequence[str]) -> dict[str, TagRecord | None]:
+        """Tags by exact name (no ``refs/tags/``), read without listing the others. A name
+        that does not exist is left out; one that is not an annotated tag on a commit (a
+        lightweight tag, a tag of a tag) maps to None: it exists, but reads as no record."""
+        raw = read_named(self.root, [f"{TAG_PREFIX}{n}" for n in names])
+        found: dict[str, TagRecord | None] = {}
+        for name in names:
+            entry = raw[f"{TAG_PREFIX}{name}"]
+            if entry is None:
+                continue
+            tag = parse_tag_object(entry[0], entry[2]) if entry[1] == "tag" else None
+            if tag is None or tag.target_type != "commit":
+                found[name] = None
+                continue
+            found[name] = TagRecord(
+                name, tag.object, tag.target, True, tag.tagger, tag.date, tag.message
+            )
+        return found
+
+    def ref_names(self, *patterns: str) -> list[str]:
+        """The names (without ``refs/tags/``) of the tags matching ``patterns``, nothing else:
+        no object is opened, so it costs what listing the refs costs."""
+        out = self.run("for-each-ref", "--format=%(refname)", *patterns, action="list tags")
+        return [line.removeprefix(TAG_PREFIX) for line in out.splitlines()]

@@ -15,6 +15,7 @@ its push is *pending*; the retry publishes it (``complete``) instead of taking a
 from __future__ import annotations
 
 import contextlib
+from collections.abc import Sequence
 from dataclasses import dataclass, replace
 from datetime import UTC, datetime
 from pathlib import Path
@@ -23,6 +24,7 @@ from typing import Any, Literal
 from mvctl._adapters.git import GitRepo, TagRecord
 from mvctl.channels import state as channels
 from mvctl.channels.gates import GateReport
+from mvctl.channels.quick import quick_state
 from mvctl.common import interrupts
 from mvctl.errors import (
     ConflictError,
@@ -157,7 +159,11 @@ def open_channel(
     *,
     need_config: bool = True,
     dry_run: bool = False,
+    quick: Sequence[str] | None = None,
 ) -> Context:
+    """The channel's context: its remote's tags fetched first when publishing. ``quick``
+    (the versions the move names) reads a local move's state from the channel's alias
+    chain when that checks out (mvctl.channels.quick), else every tag of the model."""
     check_model(model)
     check_channel(channel)
     git = GitRepo.open(root)
@@ -165,10 +171,21 @@ def open_channel(
         known_channel(git, channel)
     where = publish.target(git, push, remote)
     synced = sync_git(git, where, model) if where and not dry_run else None
-    state = channels.load(git, model)
+    state = None
+    if quick is not None and synced is None:
+        state = quick_state(git, model, channel, quick)
+    if state is None:
+        state = channels.load(git, model)
     if not state.tags.versions:
         raise unknown_model(model)
     return Context(git, state, where, synced)
+
+
+def full(ctx: Context) -> Context:
+    """``ctx`` with every tag of the model read: for a decision a quick state cannot take."""
+    if not ctx.state.partial:
+        return ctx
+    return replace(ctx, state=channels.load(ctx.git, ctx.state.model))
 
 
 def now(git: GitRepo) -> str:
@@ -228,6 +245,8 @@ def _tag_objects(ctx: Context, move: ChannelMove) -> tuple[str, str | None]:
         [event_obj] = ctx.git.make_tags([(move.event, commit, event_message)])
         return event_obj, None
     alias = tags.alias_tag(move.model, move.channel)
+    chain = [e.name for e in ctx.state.channel_events(move.channel)]
+    chain = [*chain[-(tags.CHAIN_LENGTH - 1) :], move.event]
     alias_body = tags.AliasBody(
         move.model,
         move.channel,
@@ -235,6 +254,9 @@ def _tag_objects(ctx: Context, move: ChannelMove) -> tuple[str, str | None]:
         event=move.event,
         counter=counter.counter,
         weight=move.weight,
+        chain=tuple(chain),
+        next=max(counter.counter + 1, ctx.state.next_counter()),
+        channels=tuple(sorted(ctx.state.known_channels() | {move.channel})),
     )
     alias_message = tags.format_message(f"{alias} -> {move.version}", alias_body.to_dict())
     event_obj, alias_obj = ctx.git.make_tags(

@@ -104,7 +104,10 @@ def promote(
     if weight is not None:
         tags.refuse_weight(channel)
         weight = tags.check_weight(weight)
-    ctx = moves.open_channel(root, model, channel, push, remote, dry_run=dry_run)
+    # A promotion reads the channel's alias chain and the version's tags, not every event
+    # (mvctl.channels.quick); a canary's ``expect`` judges the whole state.
+    quick = (version,) if expect is None else None
+    ctx = moves.open_channel(root, model, channel, push, remote, dry_run=dry_run, quick=quick)
     if expect is not None:
         expect(ctx.state)
     cfg = ctx.config()

@@ -128,6 +128,35 @@ def _target_refusal(state: channels.ModelState, channel: str, to: str) -> Policy
     return None
 
 
+def trusted_target(state: channels.ModelState, channel: str, found: str) -> bool:
+    """Whether ``found``, the target a partial state's walk gave, is the one every event
+    gives. Within the chain a version's standing is exact when a move ended its newest
+    tenure there (that move makes it gold or bad, whatever came before; gold marks are read
+    by name); it is unknown only for a version left by a stop or never left. So the walk
+    is exact when every version it passed before ``found`` was passed for a reason the
+    chain proves (deregistered, or rolled back away from), and ``found`` is gold there."""
+    current = state.holder(channel)
+    standing = state.standing(channel)
+    seen: set[str] = set()
+    events = state.channel_events(channel)
+    for i in range(len(events) - 1, -1, -1):
+        version = events[i].version
+        if version is None or version == current or version in seen:
+            continue
+        seen.add(version)
+        left = next(
+            (e for e in events[i + 1 :] if e.kind == "stop" or (e.moves and e.version != version)),
+            None,
+        )
+        if left is None or left.kind == "stop":
+            return False  # its standing comes from before the chain
+        if version == found:
+            return standing.get(version) == "gold"
+        if state.is_live(version) and standing.get(version) != "bad":
+            return False
+    return False
+
+
 def rollback_targets(state: channels.ModelState, channel: str) -> tuple[str, ...]:
     """The versions ``rollback --to`` would move ``channel`` to (its current one aside),
     newest tenure first: the very check ``--to`` runs, so a list offered to a person (the
@@ -177,7 +206,11 @@ def rollback(
     if not reason.strip():
         raise UsageError("a rollback needs --reason: it is recorded in the channel history")
     # The panic button reads no config on its way: a channel with an alias is a channel.
-    ctx = moves.open_channel(root, model, channel, push, remote, need_config=False, dry_run=dry_run)
+    # A plain rollback reads the channel's alias chain, not every event (mvctl.channels.quick).
+    quick = () if to is None and incident is None else None
+    ctx = moves.open_channel(
+        root, model, channel, push, remote, need_config=False, dry_run=dry_run, quick=quick
+    )
     return rollback_on(
         ctx,
         channel,
@@ -206,6 +239,10 @@ def rollback_on(
 ) -> ChannelMove:
     """``rollback`` on a context the caller opened (and fetched) already; ``alerts`` names
     the alert instances it acts on (recorded, so a repeat of them never acts again)."""
+    if ctx.state.partial and (
+        to is not None or incident is not None or not any(e.moves for e in ctx.state.events)
+    ):
+        ctx = moves.full(ctx)  # decisions a channel's newest events alone cannot take
     state = ctx.state
     model = state.model
     current = state.holder(channel)
@@ -241,6 +278,16 @@ def rollback_on(
         if retried is not None:
             return retried
         found, why = state.rollback_target(channel)
+        if state.partial and (found is None or not trusted_target(state, channel, found)):
+            return rollback_on(
+                moves.full(ctx),
+                channel,
+                reason=reason,
+                dry_run=dry_run,
+                alerts=alerts,
+                requested_by=requested_by,
+                via=via,
+            )
         if found is None:
             raise PolicyError(
                 f"no version to roll {model}@{channel} back to: {why}",

@@ -90,6 +90,12 @@ class ModelState:
     events: tuple[Event, ...]  # every channel, by counter
     _versions_at: dict[str, str] = field(default_factory=dict, repr=False)
     records: tuple[TagRecord, ...] = field(default=(), repr=False)  # every tag, as read
+    # A state read from one channel's alias (mvctl.channels.quick): ``events`` are that
+    # channel's newest only, ``tags`` the versions they name; ``next_free`` is the model's
+    # next counter and ``known`` the channels it has events on, as probed.
+    partial: bool = False
+    next_free: int = 0
+    known: frozenset[str] = frozenset()
 
     def version_at(self, commit: str) -> str | None:
         return self._versions_at.get(commit)
@@ -133,7 +139,11 @@ class ModelState:
         return events[i]
 
     def next_counter(self) -> int:
-        return max((e.counter for e in self.events), default=0) + 1
+        return max(max((e.counter for e in self.events), default=0) + 1, self.next_free)
+
+    def known_channels(self) -> frozenset[str]:
+        """The channels the model has events on (as far as this state read)."""
+        return frozenset(e.channel for e in self.events) | self.known
 
     def is_live(self, version: str) -> bool:
         return version in self.tags.versions and version not in self.tags.deregistered
@@ -214,7 +224,8 @@ def _when(text: str) -> datetime:
 _WRITTEN_KINDS: dict[str, EventKind] = {k: k for k in ("promote", "rollback", "override", "weight")}
 
 
-def _event(record: TagRecord, versions_at: dict[str, str]) -> Event | None:
+def event_of(record: TagRecord, versions_at: dict[str, str]) -> Event | None:
+    """The event an event (or unassignment) tag records; None for any other tag."""
     parsed = tags.parse(record.name)
     if parsed is None or not parsed.channel_event:
         return None
@@ -253,7 +264,7 @@ def load(git: GitRepo, model: str) -> ModelState:
     records = git.tags(tags.version_glob(model).replace("@v*", "@*"), tags.event_glob(model))
     model_tags = group_tags(records).get(model) or ModelTags({}, frozenset(), {})
     versions_at = {r.commit: v for v, r in model_tags.versions.items()}
-    events = [e for r in records if (e := _event(r, versions_at)) is not None]
+    events = [e for r in records if (e := event_of(r, versions_at)) is not None]
     events.sort(key=lambda e: e.counter)
     return ModelState(model, model_tags, tuple(events), versions_at, tuple(records))
 

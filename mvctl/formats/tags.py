@@ -418,11 +418,21 @@ def _items(value: Any) -> list[Any]:
     return value if isinstance(value, list) else []
 
 
+CHAIN_LENGTH = 32  # events of its channel an alias body names: what a rollback walks back
+
+
 @dataclass(frozen=True)
 class AliasBody:
     """``MODEL@CHANNEL``: the event the alias was moved by, so a reader needs no other tag.
     A weighted channel's alias also says its ``weight`` (the one field a serving host needs
-    to split traffic); absent for channels without one."""
+    to split traffic); absent for channels without one.
+
+    ``chain`` names the channel's newest events, oldest first, ending with ``event`` (at
+    most CHAIN_LENGTH), ``next`` the model's next event counter when it was written and
+    ``channels`` the channels the model had events on: what a rollback or a promotion needs
+    to read a handful of tags instead of every event. They are hints, never the record: a
+    move checks them against the event tags they name before it trusts them, and ``mvctl
+    check`` against the whole history. Absent (``()``, 0) in aliases older mvctl wrote."""
 
     model: str
     channel: str
@@ -430,6 +440,9 @@ class AliasBody:
     event: str | None
     counter: int
     weight: float | None = None  # written only when set
+    chain: tuple[str, ...] = ()  # written only when set, with next and channels
+    next: int = 0
+    channels: tuple[str, ...] = ()
 
     def to_dict(self) -> dict[str, Any]:
         body: dict[str, Any] = {
@@ -440,12 +453,19 @@ class AliasBody:
             "event": self.event,
             "counter": self.counter,
         }
-        if self.weight is not None:
+        if self.chain:
+            body["chain"] = list(self.chain)
+            body["next"] = self.next
+            body["channels"] = list(self.channels)
+        if self.weight is not None:  # last, as it was before chains
             body["weight"] = _whole(self.weight)
         return body
 
     @classmethod
     def from_dict(cls, body: Mapping[str, Any]) -> AliasBody:
+        chain = _items(body.get("chain"))
+        channels = _items(body.get("channels"))
+        valid = all(isinstance(c, str) for c in chain + channels)
         return cls(
             model=_text(body.get("model")),
             channel=_text(body.get("channel")),
@@ -453,6 +473,9 @@ class AliasBody:
             event=_optional(body.get("event")),
             counter=_int(body.get("counter")),
             weight=read_weight(body.get("weight")),
+            chain=tuple(chain) if valid else (),
+            next=_int(body.get("next")) if valid else 0,
+            channels=tuple(channels) if valid else (),
         )
 
 

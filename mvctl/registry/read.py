@@ -20,6 +20,7 @@ from mvctl.formats import tags
 from mvctl.formats.layout import manifest_path, profile_path
 from mvctl.formats.manifest import Manifest
 from mvctl.formats.names import Version, check_channel, check_model
+from mvctl.registry import lookup
 
 
 @dataclass(frozen=True)
@@ -173,6 +174,9 @@ def sorted_versions(versions: list[str]) -> list[str]:
 
 def list_models(root: Path) -> list[ModelSummary]:
     git = GitRepo.open(root)
+    quick = _quick_models(git)
+    if quick is not None:
+        return quick
     grouped = group_tags(git.tags(f"{tags.TAG_PREFIX}*@*"))
     summaries = []
     for model, mt in sorted(grouped.items()):
@@ -185,6 +189,28 @@ def list_models(root: Path) -> list[ModelSummary]:
                 count=len(mt.versions),
                 channels=mt.channels_of(),
                 weights={c: w for c, w in mt.weights_of().items() if c in mt.channels_of()},
+            )
+        )
+    return summaries
+
+
+def _quick_models(git: GitRepo) -> list[ModelSummary] | None:
+    """:func:`list_models` from the tags' names and the aliases (mvctl.registry.lookup)."""
+    listed = lookup.names(git)
+    found = lookup.held(git, listed)
+    if found is None:
+        return None
+    summaries = []
+    for model, entry in sorted(listed.items()):
+        aliases = found.aliases[model]
+        mt = ModelTags({}, frozenset(entry.deregistered), aliases)
+        summaries.append(
+            ModelSummary(
+                model=model,
+                latest=entry.latest(),
+                count=len(entry.versions),
+                channels=dict(sorted(found.holders[model].items())),
+                weights=mt.weights_of(),
             )
         )
     return summaries
@@ -253,7 +279,41 @@ def read_profile(git: GitRepo, model: str, commit: str) -> dict[str, Any] | None
     return profile.loads(text, f"profile of {model}") if text else None
 
 
+def resolve_version(git: GitRepo, ref: str) -> VersionInfo:
+    """What :func:`resolve` gives, read by tag name when that is provably the same."""
+    return _quick_resolve(git, ref) or resolve(git, ref)[0]
+
+
+def _quick_resolve(git: GitRepo, ref: str) -> VersionInfo | None:
+    model, sep, what = ref.partition("@")
+    check_model(model)
+    listed = lookup.names(git, model).get(model)
+    if listed is None or (sep and not what):
+        return None  # the full read says what is wrong
+    version: str | None
+    if not sep:
+        version = listed.latest()
+    elif what.startswith("v") and Version.is_valid(what):
+        version = what if what in listed.versions else None
+    else:
+        check_channel(what)
+        version = None
+    found = lookup.held(git, {model: listed}, {model: version} if version else None)
+    if found is None:
+        return None
+    if version is None:
+        version = found.holders[model].get(what) if sep else None
+        if version is None:
+            return None
+    mt = ModelTags(
+        {version: found.versions[(model, version)]},
+        frozenset(listed.deregistered),
+        found.aliases[model],
+    )
+    return model_info(model, version, mt)
+
+
 def show(root: Path, ref: str) -> ShownVersion:
     git = GitRepo.open(root)
-    info, _ = resolve(git, ref)
+    info = resolve_version(git, ref)
     return ShownVersion(info, read_manifest(git, info.model, info.version, info.commit))
