@@ -24,3 +24,18 @@ EvalDataOpt = Annotated[
     Path | None,
     typer.Option("--eval-data", help="Validation data (CSV/Parquet) for drift and bias gates."),
 ]
+# The HTTP servers' client limits (webhook, model server, dashboard): read timeouts and a
+# connection cap, spelled alike everywhere.
+ReadTimeoutOpt = Annotated[
+    float,
+    typer.Option(
+        "--read-timeout", help="Seconds a client has to send a request's headers, and its body."
+    ),
+]
+MaxConnectionsOpt = Annotated[
+    int,
+    typer.Option(
+        "--max-connections",
+        help="Open connections at most; beyond, the longest stalled one is dropped.",
+    ),
+]

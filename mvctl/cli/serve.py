@@ -12,6 +12,7 @@ from typing import TYPE_CHECKING, Annotated, Any
 
 import typer
 
+from mvctl.cli.options import MaxConnectionsOpt, ReadTimeoutOpt
 from mvctl.cli.output import handled
 from mvctl.formats.names import redacted_url
 
@@ -110,19 +111,8 @@ def serve(
     interval: Annotated[
         float, typer.Option("--interval", help="Seconds between registry polls with --follow.")
     ] = 30.0,
-    read_timeout: Annotated[
-        float,
-        typer.Option(
-            "--read-timeout", help="Seconds a client has to send a request's headers, and its body."
-        ),
-    ] = 10.0,
-    max_connections: Annotated[
-        int,
-        typer.Option(
-            "--max-connections",
-            help="Open connections at most; beyond, the longest stalled one is dropped.",
-        ),
-    ] = 64,
+    read_timeout: ReadTimeoutOpt = 10.0,
+    max_connections: MaxConnectionsOpt = 64,
 ) -> None:
     """Serve DIR's model over HTTP (Open Inference Protocol v2 and /predict), hot-swapping
     whenever DIR changes."""

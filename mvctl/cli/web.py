@@ -9,6 +9,7 @@ from typing import Annotated
 
 import typer
 
+from mvctl.cli.options import MaxConnectionsOpt, ReadTimeoutOpt
 from mvctl.cli.output import handled
 
 webhook_app = typer.Typer(
@@ -36,19 +37,8 @@ def webhook_serve(
     dry_run: Annotated[
         bool, typer.Option("--dry-run", help="Decide and log; roll nothing.")
     ] = False,
-    read_timeout: Annotated[
-        float,
-        typer.Option(
-            "--read-timeout", help="Seconds a client has to send a request's headers, and its body."
-        ),
-    ] = 10.0,
-    max_connections: Annotated[
-        int,
-        typer.Option(
-            "--max-connections",
-            help="Open connections at most; beyond, the longest stalled one is dropped.",
-        ),
-    ] = 64,
+    read_timeout: ReadTimeoutOpt = 10.0,
+    max_connections: MaxConnectionsOpt = 64,
 ) -> None:
     """Receive Alertmanager webhooks (POST /alerts) and roll back named channels."""
     from mvctl._adapters.git import GitRepo
@@ -134,15 +124,8 @@ def ui(
             help="An mvctl serve URL whose /metrics to show (token from MVCTL_SERVE_TOKEN).",
         ),
     ] = None,
-    read_timeout: Annotated[
-        float,
-        typer.Option(
-            "--read-timeout", help="Seconds a client has to send a request's headers, and its body."
-        ),
-    ] = 10.0,
-    max_connections: Annotated[
-        int, typer.Option("--max-connections", help="Open connections at most.")
-    ] = 64,
+    read_timeout: ReadTimeoutOpt = 10.0,
+    max_connections: MaxConnectionsOpt = 64,
     public_url: Annotated[
         str | None,
         typer.Option(
