@@ -95,8 +95,16 @@ def quick_state(
     taken = [p.counter for p in hits]
     if taken and max(taken) >= window[-1]:
         return None  # more moves since than we probe: read them all
+    # The counter is shared by every channel, including ones no config or alias names (a
+    # `gto assign` to a new stage): the next one comes from the refs' names, never from the
+    # body's hint, which a hand edit could inflate or another channel's move outdate.
+    listed = [p for n in git.ref_names(f"{tags.TAG_PREFIX}{model}#*") if (p := tags.parse(n))]
+    counters_taken = [p.counter for p in listed if p.counter > 0]
+    if any(p.channel == channel and p.counter > counters[-1] for p in listed):
+        return None  # an event of this channel newer than its alias's chain
     events = [r for n in body.chain if (r := read.get(n)) is not None]
-    return _state(git, model, channel, alias, events, versions, known, max(taken or [0]) + 1)
+    nxt = max([*counters_taken, *taken, 0]) + 1
+    return _state(git, model, channel, alias, events, versions, known, nxt)
 
 
 def _state(
@@ -139,7 +147,6 @@ def _state(
     model_tags = ModelTags(found, deregistered, {channel: alias}, gold)
     marks = [r for v in found if (r := read.get(tags.deregister_tag(model, v))) is not None]
     records = (alias, *chain, *found.values(), *gold.values(), *marks)
-    body = tags.AliasBody.from_dict(tags.parse_message(alias.message)[1])
     return ModelState(
         model,
         model_tags,
@@ -147,6 +154,6 @@ def _state(
         versions_at,
         records,
         partial=True,
-        next_free=max(body.next, taken),
+        next_free=taken,
         known=frozenset(known),
     )

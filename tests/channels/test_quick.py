@@ -264,3 +264,25 @@ def test_more_moves_elsewhere_than_the_probe_reaches_are_read_in_full(
     promote_all(reg, "v0.1.0", "v0.2.0", "v0.3.0", channel="staging")  # #3, #4, #5
     assert quick(reg) is None
     assert rollback(reg.root, "fraud", reason="r", push=False).event == "fraud#production#6"
+
+
+# The counter is shared by every channel, ones no config names included, and an alias body's
+# `next` is a hint a hand edit could inflate (both found by a hostile review).
+def test_gto_assign_to_an_unconfigured_stage_shares_no_counter(reg: Registry) -> None:
+    """`gto assign` to a stage in no mvctl.yaml and no alias's `channels` after the last
+    production move: a full read takes the next counter after it; the chain must too."""
+    promote_all(reg, "v0.1.0", "v0.2.0")  # fraud#production#1, #2: next is 3
+    commit = reg.git("rev-parse", "fraud@v0.1.0^{commit}").strip()
+    reg.git("tag", "-a", "-m", "Assign fraud v0.1.0 to edge", "fraud#edge#3", commit)
+    full = full_answer(reg)
+    assert full == ("v0.1.0", "fraud#production#4", True)
+    assert quick_answer(reg) == full
+
+
+def test_a_hand_edited_next_counter_does_not_pick_the_event_number(reg: Registry) -> None:
+    """A crafted `next` far ahead of every event: the full read numbers the rollback 3."""
+    promote_all(reg, "v0.1.0", "v0.2.0")
+    retag(reg, "fraud@production", next=40)
+    full = full_answer(reg)
+    assert full == ("v0.1.0", "fraud#production#3", True)
+    assert quick_answer(reg) == full
