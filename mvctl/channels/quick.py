@@ -14,9 +14,9 @@ many counters to probe) answers None, and the caller reads every tag instead
 marked ``partial``: a decision on it that needs older history must fall back too
 (``rollback.trusted_target``).
 
-One blind spot, by construction: an event written since by another tool on a channel that
-neither the alias nor mvctl.yaml names (``gto assign`` to a new stage) is not probed, so
-the move's event could share its number; it never changes which version a move chooses.
+The model's next event counter is never taken from the body: one names-only listing of
+the model's event refs gives it (every channel's, those no config names included, such as
+a ``gto assign`` to a new stage), and shows an event of the channel newer than its chain.
 """
 
 from __future__ import annotations
