@@ -3,7 +3,7 @@ PYTHON ?= $(shell command -v python3.11 || command -v python3)
 VENV := .venv
 BIN := $(VENV)/bin
 
-.PHONY: demo test test-fast lint typecheck bench clean
+.PHONY: demo tour test test-fast lint typecheck bench clean
 
 $(BIN)/python:
 	$(PYTHON) -m venv $(VENV)
@@ -22,8 +22,12 @@ $(VENV)/.installed-examples: pyproject.toml | $(BIN)/python
 	$(BIN)/python -m pip install --quiet -e '.[examples]' --config-settings editable_mode=compat
 	touch $@ $(VENV)/.installed-run
 
+# The two-minute story (examples/quickstart); `make tour` walks every command family.
 demo: $(VENV)/.installed-examples
-	PATH="$(CURDIR)/$(BIN):$$PATH" bash examples/demo.sh
+	PATH="$(CURDIR)/$(BIN):$$PATH" $(BIN)/python examples/quickstart/quickstart.py
+
+tour: $(VENV)/.installed-examples
+	PATH="$(CURDIR)/$(BIN):$$PATH" bash examples/tour.sh
 
 lint: $(VENV)/.installed-dev
 	$(BIN)/ruff check .

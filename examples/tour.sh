@@ -1,17 +1,17 @@
 #!/usr/bin/env bash
-# mvctl end to end on this machine: a training repo with a local git remote (a bare repo) and a
-# local DVC remote (a directory). Trains a scikit-learn classifier on the bundled breast-cancer
-# data, registers two versions, lists and shows them, explains what changed between them, promotes
+# The longer tour (`make tour`; `make demo` is the two-minute quickstart): a training repo with
+# a local git remote (a bare repo) and a local DVC remote (a directory). Trains a scikit-learn
+# classifier on the bundled breast-cancer data, registers two versions, lists and shows them, explains what changed between them, promotes
 # them through a gate and rolls production back, serves a weighted canary beside production
-# with `mvctl serve`, and proves a fresh clone restores the exact weights. Run it with `make demo`; it leaves nothing behind.
+# with `mvctl serve`, and proves a fresh clone restores the exact weights. It leaves nothing behind.
 set -euo pipefail
 
 here="$(cd "$(dirname "$0")" && pwd)"
-work="$(mktemp -d "${TMPDIR:-/tmp}/mvctl-demo.XXXXXX")"
+work="$(mktemp -d "${TMPDIR:-/tmp}/mvctl-tour.XXXXXX")"
 trap 'rm -rf "$work"' EXIT
 
 export DVC_NO_ANALYTICS=1
-# A fresh machine may have no git identity; the demo brings its own without touching yours.
+# A fresh machine may have no git identity; the tour brings its own without touching yours.
 export GIT_AUTHOR_NAME="${GIT_AUTHOR_NAME:-mvctl demo}" GIT_AUTHOR_EMAIL="${GIT_AUTHOR_EMAIL:-demo@example.com}"
 export GIT_COMMITTER_NAME="${GIT_COMMITTER_NAME:-$GIT_AUTHOR_NAME}" GIT_COMMITTER_EMAIL="${GIT_COMMITTER_EMAIL:-$GIT_AUTHOR_EMAIL}"
 
@@ -130,4 +130,4 @@ want="$(mvctl show cancer@production --json | python -c 'import json,sys; print(
 got="$(sha256sum models/cancer.skops | cut -d' ' -f1)"
 printf '\nmanifest sha256 %s\nrestored sha256 %s\n' "$want" "$got"
 [ "$want" = "$got" ] || { echo "restored weights differ from the manifest" >&2; exit 1; }
-printf '\n\033[32mdemo finished: two versions registered, compared, promoted and rolled back, a sticky canary served and stopped; production restored byte for byte on a clone\033[0m\n'
+printf '\n\033[32mtour finished: two versions registered, compared, promoted and rolled back, a sticky canary served and stopped; production restored byte for byte on a clone\033[0m\n'
