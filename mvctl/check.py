@@ -13,7 +13,7 @@ from typing import Any
 from mvctl._adapters.git import GitRepo, TagRecord
 from mvctl.channels import state as channels
 from mvctl.common import yamlio
-from mvctl.errors import MvctlError
+from mvctl.errors import MvctlError, OperationalError
 from mvctl.formats import config, tags
 from mvctl.formats.layout import manifest_path
 from mvctl.formats.manifest import Manifest, problems
@@ -281,6 +281,19 @@ def _remote_problems(root: Path, remote: str) -> tuple[list[str], list[str]]:
     return problems, []
 
 
+def _refuse_tagless(root: Path) -> None:
+    """Manifests in the work tree but not one registry tag: a clone without its tags (a CI
+    checkout is shallow and tagless by default), not a consistent registry of 0 models, nor
+    a registration interrupted once per manifest."""
+    manifests = sorted(p.parent.name for p in (root / "registry").glob("*/manifest.yaml"))
+    if manifests:
+        raise OperationalError(
+            f"this clone has no registry tags, but manifests of {', '.join(manifests)}: "
+            "versions, events and channels are tags, and they were not fetched",
+            hint="git fetch --force --tags origin (in CI: fetch-depth: 0 and fetch-tags: true)",
+        )
+
+
 def check(root: Path, *, remote: str = "origin", offline: bool = False) -> CheckReport:
     """Consistency of the local registry and, unless ``offline`` (or there is no such git
     remote), what ``remote`` lacks of it."""
@@ -288,6 +301,8 @@ def check(root: Path, *, remote: str = "origin", offline: bool = False) -> Check
     models = sorted(
         {parsed.model for r in git.tags("refs/tags/") if (parsed := tags.parse(r.name))}
     )
+    if not models:
+        _refuse_tagless(git.root)
     found: list[str] = []
     registered: set[str] = set()
     versions = events = 0

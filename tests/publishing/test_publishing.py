@@ -30,6 +30,7 @@ from tests.conftest import (
     Registry,
     build_template,
     copy_registry,
+    git,
     git_shim,
     isolate,
     mvctl,
@@ -187,6 +188,20 @@ def test_check_in_a_clone_names_what_was_never_pushed(reg: Registry, tmp_path: P
     assert not check(reg.root, offline=True).problems  # the original clone has it all
     online = check(reg.root).problems
     assert any(p.startswith("fraud@v0.4.0 is not on origin") for p in online)
+
+
+def test_check_in_a_tagless_clone_says_the_tags_are_missing(reg: Registry, tmp_path: Path) -> None:
+    # A CI checkout: the commits and manifests, no tags. It is neither "consistent, 0
+    # models" nor one interrupted registration per manifest.
+    fresh = tmp_path / "ci-checkout"
+    run("git", "clone", "-q", "--no-tags", reg.origin, fresh, cwd=tmp_path)
+    assert git(fresh, "tag") == ""
+    done = mvctl(fresh, "check")
+    assert done.returncode == 3, done.stdout + done.stderr
+    assert "no registry tags, but manifests of fraud" in done.stderr
+    assert "git fetch --force --tags origin" in done.stderr and "--resume" not in done.stderr
+    run("git", "fetch", "-q", "--force", "--tags", "origin", cwd=fresh)
+    assert mvctl(fresh, "check").returncode == 0
 
 
 def test_sync_discard_local_takes_the_remotes_channel_tags(reg: Registry, tmp_path: Path) -> None:
