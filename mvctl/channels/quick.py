@@ -15,13 +15,15 @@ marked ``partial``: a decision on it that needs older history must fall back too
 (``rollback.trusted_target``).
 
 The model's next event counter is never taken from the body: one names-only listing of
-the model's event refs gives it (every channel's, those no config names included, such as
-a ``gto assign`` to a new stage), and shows an event of the channel newer than its chain.
+the model's refs gives it (every channel's, those no config names included, such as
+a ``gto assign`` to a new stage), shows an event of the channel newer than its chain or
+left out of it, and is what a tag read by name must be in to count (git would otherwise
+take ``refs/tags/refs/tags/NAME`` for a ``NAME`` that does not exist).
 """
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 
 from mvctl._adapters.git import GitRepo, TagRecord
 from mvctl.channels.state import ModelState, event_of
@@ -66,8 +68,17 @@ def quick_state(
 ) -> ModelState | None:
     """``model``'s state as ``channel``'s alias chain gives it (plus ``versions``' tags),
     every hint checked against the tags; None when in any doubt."""
+    # The names every tag listing gives (no object opened). A tag read by name counts only
+    # if it is one of them: git resolves ``refs/tags/NAME`` as a revision, so with no such
+    # tag it reads ``refs/tags/refs/tags/NAME`` (or a branch of that name), which anyone who
+    # can push a tag can make and no listing, nor ``state.load``, takes for the model's.
+    listed = set(git.ref_names(f"{tags.TAG_PREFIX}{model}@*", f"{tags.TAG_PREFIX}{model}#*"))
+
+    def named(names: Sequence[str]) -> dict[str, TagRecord | None]:
+        return {n: r for n, r in git.named_tags(names).items() if n in listed}
+
     alias_name = tags.alias_tag(model, channel)
-    alias = git.named_tags([alias_name]).get(alias_name)
+    alias = named([alias_name]).get(alias_name)
     if alias is None:
         return None
     body = tags.AliasBody.from_dict(tags.parse_message(alias.message)[1])
@@ -86,7 +97,7 @@ def quick_state(
     gaps = [n for n in _names(model, channel, range(counters[0], body.next)) if n not in chain]
     window = range(body.next, body.next + PROBE_WINDOW)
     probes = [n for c in sorted(known) for n in _names(model, c, window)]
-    read = git.named_tags([*body.chain, *gaps, *probes])
+    read = named([*body.chain, *gaps, *probes])
     if any(n in read for n in gaps) or any(read.get(n) is None for n in body.chain):
         return None  # an event the chain leaves out, or one that is no annotated tag
     hits = [p for n in probes if n in read and (p := tags.parse(n)) is not None]
@@ -98,17 +109,21 @@ def quick_state(
     # The counter is shared by every channel, including ones no config or alias names (a
     # `gto assign` to a new stage): the next one comes from the refs' names, never from the
     # body's hint, which a hand edit could inflate or another channel's move outdate.
-    listed = [p for n in git.ref_names(f"{tags.TAG_PREFIX}{model}#*") if (p := tags.parse(n))]
-    counters_taken = [p.counter for p in listed if p.counter > 0]
-    if any(p.channel == channel and p.counter > counters[-1] for p in listed):
-        return None  # an event of this channel newer than its alias's chain
+    found = {n: p for n in listed if (p := tags.parse(n)) is not None and p.channel_event}
+    counters_taken = [p.counter for p in found.values()]
+    # The channel's events from the chain's oldest on are exactly the chain, by the names
+    # the listing gives: one newer, one left out (say, under a name whose counter is
+    # spelled in other digits, which no probe by name finds) and the chain is no record.
+    own = {n for n, p in found.items() if p.channel == channel and p.counter >= counters[0]}
+    if own != chain:
+        return None
     events = [r for n in body.chain if (r := read.get(n)) is not None]
     nxt = max([*counters_taken, *taken, 0]) + 1
-    return _state(git, model, channel, alias, events, versions, known, nxt)
+    return _state(named, model, channel, alias, events, versions, known, nxt)
 
 
 def _state(
-    git: GitRepo,
+    named: Callable[[Sequence[str]], dict[str, TagRecord | None]],
     model: str,
     channel: str,
     alias: TagRecord,
@@ -129,7 +144,7 @@ def _state(
             tags.deregister_tag(model, v),
             tags.gold_tag(model, v),
         ]
-    read = git.named_tags(names)
+    read = named(names)
     found: dict[str, TagRecord] = {}
     for v in claimed:
         name, gold_name = tags.version_tag(model, v), tags.gold_tag(model, v)

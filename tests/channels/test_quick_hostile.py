@@ -1,0 +1,186 @@
+"""A hostile review of the fast rollback and promote (mvctl.channels.quick): tags someone who
+can push to the registry remote crafts, each built in a real registry, and the fast path's
+decision compared with the one a read of every tag takes. The panic button never lies: any
+divergence is a bug (falling back to every tag is always an acceptable answer)."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+from mvctl._adapters.git import GitRepo
+from mvctl.channels import moves
+from mvctl.channels import state as channels
+from mvctl.channels.promotion import promote
+from mvctl.channels.quick import quick_state
+from mvctl.channels.rollback import rollback, rollback_on
+from mvctl.channels.weights import stop
+from mvctl.check import check
+from mvctl.errors import MvctlError
+from tests.conftest import Registry, RegistryFactory, Release, copy_registry, mvctl
+
+VERSIONS = tuple(f"v0.{i}.0" for i in range(1, 7))
+
+
+@pytest.fixture(scope="module")
+def template(registry_factory: RegistryFactory) -> Path:
+    return registry_factory(*(Release(weights=v.encode(), version=v) for v in VERSIONS))
+
+
+@pytest.fixture
+def reg(template: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Registry:
+    registry = copy_registry(template, tmp_path, storage=False)
+    monkeypatch.chdir(registry.root)
+    return registry
+
+
+def quick(reg: Registry, channel: str = "production") -> channels.ModelState | None:
+    return quick_state(GitRepo.open(reg.root), "fraud", channel)
+
+
+def full_answer(reg: Registry, channel: str = "production") -> tuple[str, str, bool] | str:
+    """What a plain rollback decides on every tag (a dry run), or its refusal."""
+    ctx = moves.open_channel(reg.root, "fraud", channel, False, "origin", need_config=False)
+    assert not ctx.state.partial
+    try:
+        move = rollback_on(ctx, channel, reason="r", dry_run=True)
+    except MvctlError as exc:
+        return str(exc)
+    return move.version, move.event, move.changed
+
+
+def quick_answer(reg: Registry, channel: str = "production") -> tuple[str, str, bool] | str:
+    """What the command decides (the fast path when the alias's chain checks out)."""
+    try:
+        move = rollback(reg.root, "fraud", channel, reason="r", push=False, dry_run=True)
+    except MvctlError as exc:
+        return str(exc)
+    return move.version, move.event, move.changed
+
+
+def cli_rollback(reg: Registry) -> dict[str, Any]:
+    done = mvctl(reg.root, "rollback", "fraud", "--local", "--dry-run", "--json", "--reason", "r")
+    assert done.returncode == 0, done.stderr
+    found: dict[str, Any] = json.loads(done.stdout)
+    return found
+
+
+def commit_of(reg: Registry, version: str) -> str:
+    return reg.git("rev-parse", f"fraud@{version}^{{commit}}").strip()
+
+
+def promote_all(reg: Registry, *versions: str, channel: str = "production") -> None:
+    for version in versions:
+        promote(reg.root, "fraud", version, channel, push=False)
+
+
+def event_message(kind: str, version: str, counter: int, channel: str = "production") -> str:
+    body = {
+        "kind": kind,
+        "model": "fraud",
+        "channel": channel,
+        "version": version,
+        "previous": None,
+        "counter": counter,
+        "reason": "hand-made",
+        "actor": "mallory",
+        "time": "2026-03-01T10:00:00Z",
+        "gates": [],
+        "request": None,
+        "incident": None,
+    }
+    return f"{kind} {version}\n\n{json.dumps(body, indent=1)}\n"
+
+
+def hand_tag(reg: Registry, name: str, commit: str, message: str = "hand-made") -> None:
+    file = reg.root.parent / "hand-message"
+    file.write_text(message)
+    reg.git("tag", "-a", "-F", str(file), name, commit)
+
+
+# --- tags git finds by a name they do not have ------------------------------------------------
+# `git cat-file` resolves `refs/tags/NAME` as a revision: with no such tag it takes
+# `refs/tags/refs/tags/NAME` (or `refs/heads/refs/tags/NAME`), a tag anyone can push
+# (`git tag refs/tags/NAME`). Every tag listing leaves it out: it is no tag of the model.
+
+
+def test_a_shadow_deregistration_does_not_skip_the_gold_version(reg: Registry) -> None:
+    promote_all(reg, "v0.1.0", "v0.2.0", "v0.3.0")
+    hand_tag(reg, "refs/tags/fraud@v0.2.0!", commit_of(reg, "v0.2.0"))
+    assert full_answer(reg) == ("v0.2.0", "fraud#production#4", True)
+    assert quick_answer(reg) == full_answer(reg)
+    assert cli_rollback(reg)["version"] == "v0.2.0"
+
+
+def test_a_shadow_gold_mark_does_not_make_a_version_gold(
+    reg: Registry, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """v0.3.0 was rolled back away from (bad); a shadow gold mark must not bring it back."""
+    monkeypatch.setenv("GIT_COMMITTER_DATE", "2026-03-01T10:00:00+00:00")
+    promote_all(reg, "v0.1.0", "v0.2.0", "v0.3.0")
+    rollback(reg.root, "fraud", reason="bad", push=False)  # #4: v0.3.0 -> v0.2.0
+    monkeypatch.setenv("GIT_COMMITTER_DATE", "2026-03-01T11:00:00+00:00")
+    hand_tag(reg, "refs/tags/fraud@v0.3.0#gold", commit_of(reg, "v0.3.0"))
+    assert full_answer(reg) == ("v0.1.0", "fraud#production#5", True)
+    assert quick_answer(reg) == full_answer(reg)
+
+
+def test_a_shadow_event_in_the_chain_is_no_event(reg: Registry) -> None:
+    """A chain naming an event that only exists as `refs/tags/refs/tags/...`: a rollback
+    away from v0.2.0 every tag listing misses must not make v0.2.0 bad."""
+    promote_all(reg, "v0.1.0", "v0.2.0")  # #1, #2
+    promote_all(reg, "v0.5.0", channel="staging")  # #3
+    promote_all(reg, "v0.3.0")  # #4: chain [#1, #2, #4]
+    shadow = "fraud#production#3"
+    hand_tag(
+        reg, f"refs/tags/{shadow}", commit_of(reg, "v0.1.0"), event_message("rollback", "v0.1.0", 3)
+    )
+    alias = "fraud@production"
+    fields = json.loads(reg.git("tag", "-l", "--format=%(contents)", alias).partition("\n")[2])
+    fields["chain"] = ["fraud#production#1", "fraud#production#2", shadow, "fraud#production#4"]
+    hand_tag_force(reg, alias, commit_of(reg, "v0.3.0"), fields)
+    assert full_answer(reg) == ("v0.2.0", "fraud#production#5", True)
+    assert quick_answer(reg) == full_answer(reg)
+    assert not check(reg.root, offline=True).ok  # the chain names an event there is not
+
+
+def hand_tag_force(reg: Registry, alias: str, commit: str, fields: dict[str, Any]) -> None:
+    file = reg.root.parent / "alias-message"
+    file.write_text(f"{alias} -> {fields['version']}\n\n{json.dumps(fields, indent=1)}\n")
+    reg.git("tag", "-f", "-a", "-F", str(file), alias, commit)
+
+
+def test_a_shadow_version_cannot_be_promoted(reg: Registry) -> None:
+    promote_all(reg, "v0.1.0", "v0.2.0")
+    hand_tag(reg, "refs/tags/fraud@v9.9.9", commit_of(reg, "v0.3.0"))
+    with pytest.raises(MvctlError, match=r"v9\.9\.9"):
+        channels.require_version(channels.load(GitRepo.open(reg.root), "fraud"), "v9.9.9")
+    with pytest.raises(MvctlError, match=r"v9\.9\.9"):
+        promote(reg.root, "fraud", "v9.9.9", "production", push=False, dry_run=True)
+
+
+def test_a_shadow_alias_of_a_stopped_channel_is_no_alias(reg: Registry) -> None:
+    """After a stop the alias is gone; a shadow one must not be taken for it."""
+    promote_all(reg, "v0.1.0", "v0.2.0", channel="canary")
+    stop(reg.root, "fraud", "canary", reason="done", push=False)
+    alias = "fraud@canary"
+    shadow = {
+        "kind": "alias",
+        "model": "fraud",
+        "channel": "canary",
+        "version": "v0.2.0",
+        "event": "fraud#canary!#3",
+        "counter": 3,
+        "chain": ["fraud#canary#1", "fraud#canary#2", "fraud#canary!#3"],
+        "next": 4,
+        "channels": ["canary"],
+    }
+    file = reg.root.parent / "alias-message"
+    file.write_text(f"{alias} -> v0.2.0\n\n{json.dumps(shadow, indent=1)}\n")
+    reg.git("tag", "-a", "-F", str(file), f"refs/tags/{alias}", commit_of(reg, "v0.2.0"))
+    assert quick(reg, "canary") is None
+    move = promote(reg.root, "fraud", "v0.3.0", "canary", push=False)
+    assert (move.previous, move.event) == (None, "fraud#canary#4")
