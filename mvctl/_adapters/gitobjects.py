@@ -31,9 +31,9 @@ def _iso(stamp: str, offset: str) -> str:
         seconds = int(stamp)
         sign = -1 if offset.startswith("-") else 1
         tz = timezone(sign * timedelta(hours=int(offset[1:3]), minutes=int(offset[3:5])))
-    except (ValueError, IndexError):
-        return ""
-    when = datetime.fromtimestamp(seconds, UTC).astimezone(tz)
+        when = datetime.fromtimestamp(seconds, UTC).astimezone(tz)
+    except (ValueError, IndexError, OverflowError):
+        return ""  # a date git can write and no datetime holds (past 9999): undated
     return when.isoformat()
 
 

@@ -14,12 +14,14 @@ import pytest
 from mvctl._adapters.git import GitRepo
 from mvctl.channels import moves
 from mvctl.channels import state as channels
+from mvctl.channels.marks import mark_gold
 from mvctl.channels.promotion import promote
 from mvctl.channels.quick import quick_state
 from mvctl.channels.rollback import rollback, rollback_on
 from mvctl.channels.weights import stop
 from mvctl.check import check
 from mvctl.errors import MvctlError
+from mvctl.formats import tags
 from tests.conftest import Registry, RegistryFactory, Release, copy_registry, mvctl
 
 VERSIONS = tuple(f"v0.{i}.0" for i in range(1, 7))
@@ -184,3 +186,91 @@ def test_a_shadow_alias_of_a_stopped_channel_is_no_alias(reg: Registry) -> None:
     assert quick(reg, "canary") is None
     move = promote(reg.root, "fraud", "v0.3.0", "canary", push=False)
     assert (move.previous, move.event) == (None, "fraud#canary#4")
+
+
+# --- counters, versions and dates a full read takes differently -------------------------------
+
+
+def test_an_event_whose_counter_is_spelled_in_other_digits_is_not_missed(
+    reg: Registry,
+) -> None:
+    """`fraud#production#1\u0660` (an Arabic-Indic zero) is event number 10 to every reader; a
+    probe by name asks for `fraud#production#10` and misses it, the listing does not."""
+    promote_all(reg, "v0.1.0", "v0.2.0")  # #1, #2
+    hand_tag(reg, "fraud#staging#20", commit_of(reg, "v0.5.0"))  # a `gto assign` elsewhere
+    promote_all(reg, "v0.3.0")  # #21: chain [#1, #2, #21]
+    hand_tag(
+        reg,
+        "fraud#production#1\u0660",
+        commit_of(reg, "v0.1.0"),
+        event_message("rollback", "v0.1.0", 10),
+    )
+    assert full_answer(reg) == ("v0.1.0", "fraud#production#22", True)
+    assert quick_answer(reg) == full_answer(reg)
+    assert not check(reg.root, offline=True).ok
+
+
+@pytest.mark.xfail(
+    strict=True,
+    reason="the fast path names an event's version by the chain's bodies, not by every "
+    "version tag on its commit",
+)
+def test_a_second_version_on_an_events_commit_is_the_one_a_full_read_names(
+    reg: Registry,
+) -> None:
+    """A version tag pushed onto v0.2.0's commit and deregistered: every tag read names the
+    event's version by it (so skips it as deregistered); the chain's bodies say v0.2.0."""
+    promote_all(reg, "v0.1.0", "v0.2.0", "v0.3.0")
+    hand_tag(reg, "fraud@v0.9.0", commit_of(reg, "v0.2.0"))
+    hand_tag(reg, "fraud@v0.9.0!", commit_of(reg, "v0.2.0"))
+    assert full_answer(reg) == ("v0.1.0", "fraud#production#4", True)
+    assert quick_answer(reg) == full_answer(reg)
+
+
+@pytest.mark.xfail(
+    strict=True,
+    reason="the fast path places a gold mark among the chain's events, not the channel's",
+)
+def test_a_gold_mark_is_placed_as_every_event_places_it_despite_clock_skew(
+    reg: Registry, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """A gold mark slots in after the events stamped before it, counted over the whole
+    channel: an event before the chain stamped hours ahead (a skewed clock) moves it before
+    the rollback in the chain, which then makes the version bad, as every event says."""
+    monkeypatch.setattr(tags, "CHAIN_LENGTH", 2)
+
+    def at(hhmm: str) -> None:
+        monkeypatch.setenv("GIT_COMMITTER_DATE", f"2026-03-01T{hhmm}:00+00:00")
+
+    at("10:00")
+    promote_all(reg, "v0.1.0")  # #1
+    at("13:00")
+    promote_all(reg, "v0.2.0")  # #2, on a clock three hours ahead
+    at("10:20")
+    promote_all(reg, "v0.3.0")  # #3
+    at("10:30")
+    rollback(reg.root, "fraud", reason="bad", push=False)  # #4: v0.3.0 -> v0.2.0
+    at("10:35")
+    mark_gold(reg.root, "fraud", "v0.3.0", reason="fine after all", push=False)
+    at("11:00")
+    assert full_answer(reg) == ("v0.1.0", "fraud#production#5", True)
+    assert quick_answer(reg) == full_answer(reg)
+
+
+def test_a_tag_dated_beyond_year_9999_is_no_crash(reg: Registry) -> None:
+    """A gold mark made with `git hash-object -t tag --literally`, dated the last second of
+    9999 at +01:00 (git prints it; Python's datetime cannot hold it): every tag read takes
+    it as undated, so must the fast path (it raised OverflowError, a traceback)."""
+    stamp, offset = "253402300799", "+0100"
+    promote_all(reg, "v0.1.0", "v0.2.0", "v0.3.0")
+    raw = (
+        f"object {commit_of(reg, 'v0.2.0')}\ntype commit\ntag fraud@v0.2.0#gold\n"
+        f"tagger Mallory <m@example.com> {stamp} {offset}\n\ngold\n"
+    )
+    file = reg.root.parent / "raw-tag"
+    file.write_text(raw)
+    obj = reg.git("hash-object", "-t", "tag", "-w", "--literally", str(file)).strip()
+    reg.git("update-ref", "refs/tags/fraud@v0.2.0#gold", obj)
+    assert full_answer(reg) == ("v0.2.0", "fraud#production#4", True)
+    assert quick_answer(reg) == full_answer(reg)
+    assert cli_rollback(reg)["version"] == "v0.2.0"
