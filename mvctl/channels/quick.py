@@ -26,7 +26,7 @@ from __future__ import annotations
 from collections.abc import Callable, Sequence
 
 from mvctl._adapters.git import GitRepo, TagRecord
-from mvctl.channels.state import ModelState, event_of
+from mvctl.channels.state import ModelState, event_of, time_of
 from mvctl.errors import MvctlError
 from mvctl.formats import config, tags
 from mvctl.formats.names import Version
@@ -119,7 +119,8 @@ def quick_state(
         return None
     events = [r for n in body.chain if (r := read.get(n)) is not None]
     nxt = max([*counters_taken, *taken, 0]) + 1
-    return _state(named, model, channel, alias, events, versions, known, nxt)
+    older = any(p.channel == channel and p.counter < counters[0] for p in found.values())
+    return _state(named, model, channel, alias, events, versions, known, nxt, older)
 
 
 def _state(
@@ -131,6 +132,7 @@ def _state(
     versions: Sequence[str],
     known: set[str],
     taken: int,
+    older: bool,
 ) -> ModelState | None:
     claimed = {tags.EventBody.from_dict(tags.parse_message(r.message)[1]).version for r in chain}
     claimed |= {tags.AliasBody.from_dict(tags.parse_message(alias.message)[1]).version}
@@ -158,6 +160,11 @@ def _state(
     if any(e.version is None for e in events) or alias.commit != chain[-1].commit:
         return None  # an event on a commit with no version it names: not ours to judge
     gold = {v: r for v in found if (r := read.get(tags.gold_tag(model, v))) is not None}
+    # A gold mark slots in after the channel's events stamped before it (ModelState.standing),
+    # counted over all of them: with events older than the chain, whose stamps a skewed clock
+    # may put after the mark, its place among the chain's events is not known from them.
+    if older and any(time_of(e.time) <= time_of(r.date) for r in gold.values() for e in events):
+        return None
     deregistered = frozenset(v for v in found if tags.deregister_tag(model, v) in read)
     model_tags = ModelTags(found, deregistered, {channel: alias}, gold)
     marks = [r for v in found if (r := read.get(tags.deregister_tag(model, v))) is not None]

@@ -227,10 +227,6 @@ def test_a_second_version_on_an_events_commit_is_the_one_a_full_read_names(
     assert quick_answer(reg) == full_answer(reg)
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason="the fast path places a gold mark among the chain's events, not the channel's",
-)
 def test_a_gold_mark_is_placed_as_every_event_places_it_despite_clock_skew(
     reg: Registry, monkeypatch: pytest.MonkeyPatch
 ) -> None:
