@@ -34,6 +34,7 @@ from mvctl.registry.read import ModelTags
 
 PROBE_WINDOW = 16  # counters past the alias's ``next`` probed for other channels' events
 MAX_SPAN = 1024  # counters between the chain's oldest event and ``next``: beyond, read all
+MAX_CHANNELS = 64  # channels an alias body may name: each costs probes by name; beyond, read all
 
 
 def _names(model: str, channel: str, counters: range) -> list[str]:
@@ -46,6 +47,8 @@ def _names(model: str, channel: str, counters: range) -> list[str]:
 def _chain(body: tags.AliasBody, model: str, channel: str) -> list[int] | None:
     """The chain's counters, when it is one this channel's alias could carry."""
     chain = body.chain
+    if len(chain) > MAX_SPAN or len(body.channels) > MAX_CHANNELS:
+        return None  # no body a move writes; parsed or probed, it would cost more than it saves
     if not chain or (body.model, body.channel) != (model, channel) or chain[-1] != body.event:
         return None
     counters = []
@@ -109,7 +112,8 @@ def quick_state(
     # The counter is shared by every channel, including ones no config or alias names (a
     # `gto assign` to a new stage): the next one comes from the refs' names, never from the
     # body's hint, which a hand edit could inflate or another channel's move outdate.
-    found = {n: p for n in listed if (p := tags.parse(n)) is not None and p.channel_event}
+    events_listed = (n for n in listed if "#" in n)  # most names are versions': no parse
+    found = {n: p for n in events_listed if (p := tags.parse(n)) is not None and p.channel_event}
     counters_taken = [p.counter for p in found.values()]
     # The channel's events from the chain's oldest on are exactly the chain, by the names
     # the listing gives: one newer, one left out (say, under a name whose counter is

@@ -270,3 +270,19 @@ def test_a_tag_dated_beyond_year_9999_is_no_crash(reg: Registry) -> None:
     assert full_answer(reg) == ("v0.2.0", "fraud#production#4", True)
     assert quick_answer(reg) == full_answer(reg)
     assert cli_rollback(reg)["version"] == "v0.2.0"
+
+
+# --- huge bodies ------------------------------------------------------------------------------
+
+
+def test_an_alias_naming_thousands_of_channels_is_read_in_full(reg: Registry) -> None:
+    """Each channel an alias body names costs probes by name: an alias pushed with thousands
+    of (well-formed) channel names is no body a move writes, and must not make the panic
+    button read hundreds of thousands of names before it decides."""
+    promote_all(reg, "v0.1.0", "v0.2.0", "v0.3.0")
+    alias = "fraud@production"
+    fields = json.loads(reg.git("tag", "-l", "--format=%(contents)", alias).partition("\n")[2])
+    fields["channels"] = [*fields["channels"], *(f"c{i}" for i in range(3000))]
+    hand_tag_force(reg, alias, commit_of(reg, "v0.3.0"), fields)
+    assert quick(reg) is None
+    assert quick_answer(reg) == full_answer(reg) == ("v0.2.0", "fraud#production#4", True)
