@@ -227,6 +227,14 @@ def test_a_second_version_on_an_events_commit_is_the_one_a_full_read_names(
     assert quick_answer(reg) == full_answer(reg)
 
 
+def test_check_reports_a_version_tag_on_another_versions_commit(reg: Registry) -> None:
+    promote_all(reg, "v0.1.0", "v0.2.0", "v0.3.0")
+    hand_tag(reg, "fraud@v0.9.0", commit_of(reg, "v0.2.0"))
+    assert check(reg.root, offline=True).problems == ("fraud@v0.9.0: manifest says fraud@v0.2.0",)
+    done = mvctl(reg.root, "check", "--offline", "--json")
+    assert done.returncode == 1 and not json.loads(done.stdout)["ok"]
+
+
 def test_a_gold_mark_is_placed_as_every_event_places_it_despite_clock_skew(
     reg: Registry, monkeypatch: pytest.MonkeyPatch
 ) -> None:
