@@ -23,6 +23,7 @@ from mvctl.check import check
 from mvctl.errors import MvctlError
 from mvctl.formats import tags
 from tests.conftest import Registry, RegistryFactory, Release, copy_registry, mvctl
+from tests.conftest import git as git_
 
 VERSIONS = tuple(f"v0.{i}.0" for i in range(1, 7))
 
@@ -294,3 +295,87 @@ def test_an_alias_naming_thousands_of_channels_is_read_in_full(reg: Registry) ->
     hand_tag_force(reg, alias, commit_of(reg, "v0.3.0"), fields)
     assert quick(reg) is None
     assert quick_answer(reg) == full_answer(reg) == ("v0.2.0", "fraud#production#4", True)
+
+
+# --- tagger lines git reads more leniently than a split on spaces -----------------------------
+
+
+def raw_tag(reg: Registry, name: str, commit: str, tagger: str, message: str) -> None:
+    """A tag object as `git hash-object -t tag --literally` takes it (git's fsck aside)."""
+    raw = f"object {commit}\ntype commit\ntag {name}\ntagger {tagger}\n\n{message}"
+    file = reg.root.parent / "raw-tag"
+    file.write_text(raw)
+    obj = reg.git("hash-object", "-t", "tag", "-w", "--literally", str(file)).strip()
+    reg.git("update-ref", f"refs/tags/{name}", obj)
+
+
+@pytest.mark.parametrize(
+    ("tail", "target"),
+    [
+        ("+0000 (sent from my laptop)", "v0.3.0"),  # git dates it 10:35: gold
+        ("+0000\t", "v0.3.0"),
+        ("+012345", "v0.1.0"),  # git: zone +123:45, no date Python reads: undated, bad
+    ],
+    ids=["words-after-the-zone", "tab-after-the-zone", "six-digit-zone"],
+)
+def test_a_gold_mark_is_dated_as_git_dates_it(
+    reg: Registry, monkeypatch: pytest.MonkeyPatch, tail: str, target: str
+) -> None:
+    """git takes a tagger's date from after the last '>': digits, then a signed zone of any
+    length, whatever follows. v0.3.0, rolled back away from at 10:30, marked gold at 10:35
+    by a tag whose tagger line ends in more than the zone, or in a zone of six digits: the
+    mark is dated (gold: the rollback's target) or not (bad: skipped) as every tag read
+    dates it."""
+    monkeypatch.setenv("GIT_COMMITTER_DATE", "2026-03-01T10:00:00+00:00")
+    promote_all(reg, "v0.1.0", "v0.2.0", "v0.3.0")
+    monkeypatch.setenv("GIT_COMMITTER_DATE", "2026-03-01T10:30:00+00:00")
+    rollback(reg.root, "fraud", reason="bad", push=False)  # #4: v0.3.0 -> v0.2.0
+    stamp = 1772361300  # 2026-03-01T10:35:00Z
+    raw_tag(reg, "fraud@v0.3.0#gold", commit_of(reg, "v0.3.0"), f"M <m@x> {stamp} {tail}", "gold\n")
+    monkeypatch.setenv("GIT_COMMITTER_DATE", "2026-03-01T11:00:00+00:00")
+    assert full_answer(reg) == (target, "fraud#production#5", True)
+    assert quick_answer(reg) == full_answer(reg)
+
+
+TAGGER_LINES = (
+    "M <m@x> 1772361300 +0000",
+    "M <m@x> 1772361300 +0000 (sent from my laptop)",
+    "M <m@x> 1772361300 +012345",
+    "M <m@x> 1772361300 +0060",
+    "M <m@x> 1772361300 -0000",
+    "M <m@x> 1772361300 0100",
+    "M <m@x> 1772361300 ++100",
+    "M <m@x>   +1772361300\t-0230 and more",
+    "M <m@x> 1772361300",
+    "M <m@x> junk",
+    "M <m@x>",
+    "M <m@x>1772361300 +0000",
+    "A> B <m@x> 1772361300 +0100",
+    "M <m@x> 99999999999 +0000",
+    "M <m@x> 253402300799 +0100",
+)
+
+
+def test_a_tag_read_by_name_is_dated_as_every_tag_read_dates_it(tmp_path: Path) -> None:
+    """Tag dates from `git cat-file` (a read by name) and from `git for-each-ref` (every
+    tag) are the same instant, or both none, for any tagger line `--literally` takes."""
+    repo = tmp_path / "repo"
+    git_(tmp_path, "init", "-q", str(repo))
+    git_(repo, "commit", "-q", "--allow-empty", "-m", "c")
+    commit = git_(repo, "rev-parse", "HEAD").strip()
+    names = []
+    for i, line in enumerate(TAGGER_LINES):
+        raw = repo.parent / "raw"
+        raw.write_text(f"object {commit}\ntype commit\ntag t{i}\ntagger {line}\n\nx\n")
+        obj = git_(repo, "hash-object", "-t", "tag", "-w", "--literally", str(raw)).strip()
+        git_(repo, "update-ref", f"refs/tags/t{i}", obj)
+        names.append(f"t{i}")
+    repo_git = GitRepo.open(repo)
+    listed = {r.name: r.date for r in repo_git.tags("refs/tags/")}
+    by_name = {n: r.date for n, r in repo_git.named_tags(names).items() if r is not None}
+    assert by_name.keys() == listed.keys()
+    # the same text, but past 9999: git prints 10000-..., which no datetime holds either
+    assert {n: channels.time_of(d) for n, d in by_name.items()} == {
+        n: channels.time_of(d) for n, d in listed.items()
+    }
+    assert sum(by_name[n] != listed[n] for n in names) == 1
