@@ -67,7 +67,7 @@ def _iso(stamp: int, zone: int) -> str:
 def parse_tag_object(obj: str, raw: bytes) -> RawTag | None:
     """The fields of a raw tag object (None when it is not one git would write)."""
     text = raw.decode("utf-8", "surrogateescape")
-    head, sep, message = text.partition("\n\n")
+    head, sep, _ = text.partition("\n\n")
     if not sep and not text.endswith("\n"):
         return None
     fields: dict[str, str] = {}
@@ -84,7 +84,11 @@ def parse_tag_object(obj: str, raw: bytes) -> RawTag | None:
         return None
     ident = fields.get("tagger", "")
     tagger = ident[: ident.rfind(">") + 1] if ">" in ident else ident
-    date = _tag_date(text[tagged_at:]) if tagged_at >= 0 else ""
+    # What for-each-ref's %(contents) and %(taggerdate) see: C strings, so up to a NUL, and
+    # the message from its first non-empty line (find_subpos skips the blank ones).
+    cut = text.split("\0", 1)[0]
+    date = _tag_date(cut[tagged_at:]) if 0 <= tagged_at <= len(cut) else ""
+    message = cut.partition("\n\n")[2].lstrip("\n")
     return RawTag(obj, target, kind, tagger, date, message)
 
 

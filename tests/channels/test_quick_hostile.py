@@ -379,3 +379,62 @@ def test_a_tag_read_by_name_is_dated_as_every_tag_read_dates_it(tmp_path: Path) 
         n: channels.time_of(d) for n, d in listed.items()
     }
     assert sum(by_name[n] != listed[n] for n in names) == 1
+
+
+MESSAGES = (
+    "Title\n\n{}\n",
+    "\n\nkind: rollback\nversion: v0.1.0\n",  # blank lines first: for-each-ref skips them
+    "Title\n\nkind: promote\n\0kind: rollback\n",  # a NUL: for-each-ref stops there
+    "\r\nTitle\n",
+    "",
+)
+
+
+def test_a_tag_read_by_name_has_the_message_every_tag_read_has(tmp_path: Path) -> None:
+    repo = tmp_path / "repo"
+    git_(tmp_path, "init", "-q", str(repo))
+    git_(repo, "commit", "-q", "--allow-empty", "-m", "c")
+    commit = git_(repo, "rev-parse", "HEAD").strip()
+    names = []
+    for i, message in enumerate(MESSAGES):
+        raw = repo.parent / "raw"
+        raw.write_bytes(
+            f"object {commit}\ntype commit\ntag t{i}\ntagger M <m@x> 1 +0000\n\n{message}".encode()
+        )
+        obj = git_(repo, "hash-object", "-t", "tag", "-w", "--literally", str(raw)).strip()
+        git_(repo, "update-ref", f"refs/tags/t{i}", obj)
+        names.append(f"t{i}")
+    repo_git = GitRepo.open(repo)
+    listed = {r.name: r.message for r in repo_git.tags("refs/tags/")}
+    by_name = {n: r.message for n, r in repo_git.named_tags(names).items() if r is not None}
+    assert by_name == listed
+
+
+def test_an_event_whose_message_starts_with_a_blank_line_is_read_as_every_tag_read_does(
+    reg: Registry, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """A hand-made event #4 whose message starts with a blank line, then YAML saying it is
+    a rollback: every tag read skips the blank line, takes `kind: rollback` for the title and
+    so reads an assignment (v0.3.0 replaced: gold, the target); read as a rollback, v0.3.0
+    would be bad and the target v0.1.0."""
+    monkeypatch.setenv("GIT_COMMITTER_DATE", "2026-03-01T10:00:00+00:00")
+    promote_all(reg, "v0.1.0", "v0.2.0", "v0.3.0")
+    message = (
+        "\nkind: rollback\nmodel: fraud\nchannel: production\nversion: v0.2.0\n"
+        "counter: 4\ntime: '2026-03-01T10:30:00Z'\n"
+    )
+    tagger = "M <m@x> 1772361000 +0000"  # 10:30
+    raw_tag(reg, "fraud#production#4", commit_of(reg, "v0.2.0"), tagger, message)
+    alias = "fraud@production"
+    fields = json.loads(reg.git("tag", "-l", "--format=%(contents)", alias).partition("\n")[2])
+    fields.update(
+        version="v0.2.0",
+        event="fraud#production#4",
+        counter=4,
+        chain=[*fields["chain"], "fraud#production#4"],
+        next=5,
+    )
+    hand_tag_force(reg, alias, commit_of(reg, "v0.2.0"), fields)
+    monkeypatch.setenv("GIT_COMMITTER_DATE", "2026-03-01T11:00:00+00:00")
+    assert full_answer(reg) == ("v0.3.0", "fraud#production#5", True)
+    assert quick_answer(reg) == full_answer(reg)
