@@ -22,7 +22,7 @@ from mvctl.channels.weights import stop
 from mvctl.check import check
 from mvctl.errors import MvctlError
 from mvctl.formats import tags
-from tests.conftest import Registry, RegistryFactory, Release, copy_registry, mvctl
+from tests.conftest import Registry, RegistryFactory, Release, copy_registry, mvctl, run
 from tests.conftest import git as git_
 
 VERSIONS = tuple(f"v0.{i}.0" for i in range(1, 7))
@@ -438,3 +438,24 @@ def test_an_event_whose_message_starts_with_a_blank_line_is_read_as_every_tag_re
     monkeypatch.setenv("GIT_COMMITTER_DATE", "2026-03-01T11:00:00+00:00")
     assert full_answer(reg) == ("v0.3.0", "fraud#production#5", True)
     assert quick_answer(reg) == full_answer(reg)
+
+
+# --- tags GTO writes --------------------------------------------------------------------------
+
+
+@pytest.mark.slow
+def test_gto_deregistering_the_target_and_assigning_elsewhere(reg: Registry) -> None:
+    """`gto deprecate fraud v0.2.0` (GTO's `fraud@v0.2.0!`) after the chain was written, and
+    `gto assign` of a stage no config names: the fast path reads the first by name and
+    numbers its event after the second, as every tag read does."""
+    promote_all(reg, "v0.1.0", "v0.2.0", "v0.3.0")
+    run("gto", "deprecate", "fraud", "v0.2.0", cwd=reg.root)
+    assert "fraud@v0.2.0!" in reg.tags()
+    run("gto", "assign", "fraud", "--version", "v0.5.0", "--stage", "edge", cwd=reg.root)
+    assert full_answer(reg) == ("v0.1.0", "fraud#production#5", True)
+    assert quick(reg) is not None
+    assert quick_answer(reg) == full_answer(reg)
+    run("gto", "assign", "fraud", "--version", "v0.4.0", "--stage", "production", cwd=reg.root)
+    assert quick(reg) is None  # the channel moved without its alias (mvctl check says so)
+    assert quick_answer(reg) == full_answer(reg)
+    assert not check(reg.root, offline=True).ok
