@@ -160,6 +160,8 @@ def _state(
         if record is not None:
             found[v] = record
     versions_at = {r.commit: v for v, r in found.items()}
+    if len(versions_at) < len(found):
+        return None  # two versions on one commit: which names it is every tag's to say
     events = [e for r in chain if (e := event_of(r, versions_at)) is not None]
     if any(e.version is None for e in events) or alias.commit != chain[-1].commit:
         return None  # an event on a commit with no version it names: not ours to judge

@@ -459,3 +459,18 @@ def test_gto_deregistering_the_target_and_assigning_elsewhere(reg: Registry) -> 
     assert quick(reg) is None  # the channel moved without its alias (mvctl check says so)
     assert quick_answer(reg) == full_answer(reg)
     assert not check(reg.root, offline=True).ok
+
+
+def test_a_version_tag_re_pointed_onto_the_holders_commit_is_read_in_full(
+    reg: Registry,
+) -> None:
+    """`fraud@v0.2.0` re-pointed (`git tag -f -a`) onto v0.3.0's commit, which production
+    holds: every tag read names that commit v0.3.0 (the later name), so promoting v0.2.0 is
+    a move from v0.3.0; the fast path read both tags, and which of the two named the commit
+    depended on the order of a set (a hash seed)."""
+    promote_all(reg, "v0.1.0", "v0.3.0")
+    reg.git("tag", "-f", "-a", "-m", "re-pointed", "fraud@v0.2.0", commit_of(reg, "v0.3.0"))
+    assert quick_state(GitRepo.open(reg.root), "fraud", "production", ("v0.2.0",)) is None
+    move = promote(reg.root, "fraud", "v0.2.0", "production", push=False, dry_run=True)
+    assert (move.previous, move.changed) == ("v0.3.0", True)
+    assert check(reg.root, offline=True).problems
