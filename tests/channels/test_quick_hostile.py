@@ -474,3 +474,28 @@ def test_a_version_tag_re_pointed_onto_the_holders_commit_is_read_in_full(
     move = promote(reg.root, "fraud", "v0.2.0", "production", push=False, dry_run=True)
     assert (move.previous, move.changed) == ("v0.3.0", True)
     assert check(reg.root, offline=True).problems
+
+
+def test_a_lightweight_deregistration_after_the_chain_skips_the_version(reg: Registry) -> None:
+    """`git tag fraud@v0.2.0! COMMIT` (no body): a deregistration to every reader."""
+    promote_all(reg, "v0.1.0", "v0.2.0", "v0.3.0")
+    reg.git("tag", "fraud@v0.2.0!", commit_of(reg, "v0.2.0"))
+    assert quick(reg) is not None
+    assert quick_answer(reg) == full_answer(reg) == ("v0.1.0", "fraud#production#4", True)
+
+
+def test_a_counter_taken_by_two_channels_numbers_the_next_event_past_both(
+    reg: Registry,
+) -> None:
+    """Moves made in two clones and both published: production's #3 (in its chain) and
+    staging's #3. The fast path decides and numbers as every tag read does."""
+    promote_all(reg, "v0.1.0", "v0.2.0", "v0.3.0")  # production #1-#3
+    hand_tag(
+        reg,
+        "fraud#staging#3",
+        commit_of(reg, "v0.5.0"),
+        event_message("promote", "v0.5.0", 3, "staging"),
+    )
+    assert quick(reg) is not None
+    assert quick_answer(reg) == full_answer(reg) == ("v0.2.0", "fraud#production#4", True)
+    assert not check(reg.root, offline=True).ok  # number 3 used twice
