@@ -8,8 +8,10 @@ the record: this module reads every event the chain names, the version, deregist
 and gold tags of the versions they hold, and probes by exact name that no event of the
 channel is missing from the chain or newer than it, and which counters other channels
 took since. Anything that does not agree (no chain, an older mvctl's alias, a name that
-is not an annotated tag, an event on a commit its body's version is not on, a gap, too
-many counters to probe) answers None, and the caller reads every tag instead
+is not an annotated tag, an event on a commit its body's version is not on, two versions
+read on one commit, a gap, too many counters to probe or channels named, a gold mark
+whose place among the channel's events older ones decide) answers None, and the caller
+reads every tag instead
 (``state.load``). What this returns is a ``ModelState`` whose ``events`` are the chain's,
 marked ``partial``: a decision on it that needs older history must fall back too
 (``rollback.trusted_target``).
@@ -19,6 +21,11 @@ the model's refs gives it (every channel's, those no config names included, such
 a ``gto assign`` to a new stage), shows an event of the channel newer than its chain or
 left out of it, and is what a tag read by name must be in to count (git would otherwise
 take ``refs/tags/refs/tags/NAME`` for a ``NAME`` that does not exist).
+
+Not seen: a version tag no body names, pushed onto a chain event's commit. A full read
+names the commit by the later tag name; naming it here would mean peeling every version
+tag (``for-each-ref --points-at``), the whole budget of a rollback at 10,000 tags.
+``mvctl check`` reports it (the manifest at that commit names another version).
 """
 
 from __future__ import annotations
