@@ -148,6 +148,8 @@ def test_a_shadow_event_in_the_chain_is_no_event(reg: Registry) -> None:
     assert full_answer(reg) == ("v0.2.0", "fraud#production#5", True)
     assert quick_answer(reg) == full_answer(reg)
     assert not check(reg.root, offline=True).ok  # the chain names an event there is not
+    done = mvctl(reg.root, "check", "--offline")
+    assert done.returncode == 1 and "not the newest events of the channel" in done.stdout
 
 
 def hand_tag_force(reg: Registry, alias: str, commit: str, fields: dict[str, Any]) -> None:
