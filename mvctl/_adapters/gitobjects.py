@@ -44,14 +44,20 @@ def _tag_date(rest: str) -> str:
     zone = _NUMBER.match(rest, stamp.end()) if stamp else None
     if stamp is None or zone is None or stamp[1] == "-":
         return ""  # a negative stamp is one git cannot print either
-    return _iso(int(stamp[2] or 0), int(zone[1] + (zone[2] or "0")))
+    if len(stamp[2]) > 20 or len(zone[2]) > 18:
+        return ""  # past strtoumax's or strtol's range: git prints no date
+    # strtol's long goes to show_date as a C int: wrapped to 32 bits.
+    wrapped = (int(zone[1] + (zone[2] or "0")) + 2**31) % 2**32 - 2**31
+    return _iso(int(stamp[2] or 0), wrapped)
 
 
 def _iso(stamp: int, zone: int) -> str:
     """git's iso-strict: the local time at ``zone`` read as a number, HH = N/100 and
-    MM = N%100 (so ``+0060`` is an hour, printed ``+00:60``); "" where git prints a date no
-    datetime holds (past 9999), which a reader takes as undated either way."""
+    MM = N%100 (so ``+0060`` is an hour, printed ``+00:60``). "" where what git prints is
+    no date a reader can parse either: a zone of 24 hours or more, a year past 9999."""
     hours, minutes = divmod(abs(zone), 100)
+    if hours * 60 + minutes >= 24 * 60:
+        return ""
     shift = timedelta(minutes=hours * 60 + minutes) * (1 if zone >= 0 else -1)
     try:
         when = datetime.fromtimestamp(stamp, UTC) + shift
