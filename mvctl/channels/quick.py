@@ -8,23 +8,32 @@ the record: this module reads every event the chain names, the version, deregist
 and gold tags of the versions they hold, and probes by exact name that no event of the
 channel is missing from the chain or newer than it, and which counters other channels
 took since. Anything that does not agree (no chain, an older mvctl's alias, a name that
-is not an annotated tag, an event on a commit its body's version is not on, a gap, too
-many counters to probe) answers None, and the caller reads every tag instead
+is not an annotated tag, an event on a commit its body's version is not on, two versions
+read on one commit, a gap, too many counters to probe or channels named, a gold mark
+whose place among the channel's events older ones decide) answers None, and the caller
+reads every tag instead
 (``state.load``). What this returns is a ``ModelState`` whose ``events`` are the chain's,
 marked ``partial``: a decision on it that needs older history must fall back too
 (``rollback.trusted_target``).
 
 The model's next event counter is never taken from the body: one names-only listing of
-the model's event refs gives it (every channel's, those no config names included, such as
-a ``gto assign`` to a new stage), and shows an event of the channel newer than its chain.
+the model's refs gives it (every channel's, those no config names included, such as
+a ``gto assign`` to a new stage), shows an event of the channel newer than its chain or
+left out of it, and is what a tag read by name must be in to count (git would otherwise
+take ``refs/tags/refs/tags/NAME`` for a ``NAME`` that does not exist).
+
+Not seen: a version tag no body names, pushed onto a chain event's commit. A full read
+names the commit by the later tag name; naming it here would mean peeling every version
+tag (``for-each-ref --points-at``), the whole budget of a rollback at 10,000 tags.
+``mvctl check`` reports it (the manifest at that commit names another version).
 """
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 
 from mvctl._adapters.git import GitRepo, TagRecord
-from mvctl.channels.state import ModelState, event_of
+from mvctl.channels.state import ModelState, event_of, time_of
 from mvctl.errors import MvctlError
 from mvctl.formats import config, tags
 from mvctl.formats.names import Version
@@ -32,6 +41,7 @@ from mvctl.registry.read import ModelTags
 
 PROBE_WINDOW = 16  # counters past the alias's ``next`` probed for other channels' events
 MAX_SPAN = 1024  # counters between the chain's oldest event and ``next``: beyond, read all
+MAX_CHANNELS = 64  # channels an alias body may name: each costs probes by name; beyond, read all
 
 
 def _names(model: str, channel: str, counters: range) -> list[str]:
@@ -44,6 +54,8 @@ def _names(model: str, channel: str, counters: range) -> list[str]:
 def _chain(body: tags.AliasBody, model: str, channel: str) -> list[int] | None:
     """The chain's counters, when it is one this channel's alias could carry."""
     chain = body.chain
+    if len(chain) > MAX_SPAN or len(body.channels) > MAX_CHANNELS:
+        return None  # no body a move writes; parsed or probed, it would cost more than it saves
     if not chain or (body.model, body.channel) != (model, channel) or chain[-1] != body.event:
         return None
     counters = []
@@ -66,8 +78,17 @@ def quick_state(
 ) -> ModelState | None:
     """``model``'s state as ``channel``'s alias chain gives it (plus ``versions``' tags),
     every hint checked against the tags; None when in any doubt."""
+    # The names every tag listing gives (no object opened). A tag read by name counts only
+    # if it is one of them: git resolves ``refs/tags/NAME`` as a revision, so with no such
+    # tag it reads ``refs/tags/refs/tags/NAME`` (or a branch of that name), which anyone who
+    # can push a tag can make and no listing, nor ``state.load``, takes for the model's.
+    listed = set(git.ref_names(f"{tags.TAG_PREFIX}{model}@*", f"{tags.TAG_PREFIX}{model}#*"))
+
+    def named(names: Sequence[str]) -> dict[str, TagRecord | None]:
+        return {n: r for n, r in git.named_tags(names).items() if n in listed}
+
     alias_name = tags.alias_tag(model, channel)
-    alias = git.named_tags([alias_name]).get(alias_name)
+    alias = named([alias_name]).get(alias_name)
     if alias is None:
         return None
     body = tags.AliasBody.from_dict(tags.parse_message(alias.message)[1])
@@ -86,7 +107,7 @@ def quick_state(
     gaps = [n for n in _names(model, channel, range(counters[0], body.next)) if n not in chain]
     window = range(body.next, body.next + PROBE_WINDOW)
     probes = [n for c in sorted(known) for n in _names(model, c, window)]
-    read = git.named_tags([*body.chain, *gaps, *probes])
+    read = named([*body.chain, *gaps, *probes])
     if any(n in read for n in gaps) or any(read.get(n) is None for n in body.chain):
         return None  # an event the chain leaves out, or one that is no annotated tag
     hits = [p for n in probes if n in read and (p := tags.parse(n)) is not None]
@@ -98,17 +119,23 @@ def quick_state(
     # The counter is shared by every channel, including ones no config or alias names (a
     # `gto assign` to a new stage): the next one comes from the refs' names, never from the
     # body's hint, which a hand edit could inflate or another channel's move outdate.
-    listed = [p for n in git.ref_names(f"{tags.TAG_PREFIX}{model}#*") if (p := tags.parse(n))]
-    counters_taken = [p.counter for p in listed if p.counter > 0]
-    if any(p.channel == channel and p.counter > counters[-1] for p in listed):
-        return None  # an event of this channel newer than its alias's chain
+    events_listed = (n for n in listed if "#" in n)  # most names are versions': no parse
+    found = {n: p for n in events_listed if (p := tags.parse(n)) is not None and p.channel_event}
+    counters_taken = [p.counter for p in found.values()]
+    # The channel's events from the chain's oldest on are exactly the chain, by the names
+    # the listing gives: one newer, one left out (say, under a name whose counter is
+    # spelled in other digits, which no probe by name finds) and the chain is no record.
+    own = {n for n, p in found.items() if p.channel == channel and p.counter >= counters[0]}
+    if own != chain:
+        return None
     events = [r for n in body.chain if (r := read.get(n)) is not None]
     nxt = max([*counters_taken, *taken, 0]) + 1
-    return _state(git, model, channel, alias, events, versions, known, nxt)
+    older = any(p.channel == channel and p.counter < counters[0] for p in found.values())
+    return _state(named, model, channel, alias, events, versions, known, nxt, older)
 
 
 def _state(
-    git: GitRepo,
+    named: Callable[[Sequence[str]], dict[str, TagRecord | None]],
     model: str,
     channel: str,
     alias: TagRecord,
@@ -116,6 +143,7 @@ def _state(
     versions: Sequence[str],
     known: set[str],
     taken: int,
+    older: bool,
 ) -> ModelState | None:
     claimed = {tags.EventBody.from_dict(tags.parse_message(r.message)[1]).version for r in chain}
     claimed |= {tags.AliasBody.from_dict(tags.parse_message(alias.message)[1]).version}
@@ -129,7 +157,7 @@ def _state(
             tags.deregister_tag(model, v),
             tags.gold_tag(model, v),
         ]
-    read = git.named_tags(names)
+    read = named(names)
     found: dict[str, TagRecord] = {}
     for v in claimed:
         name, gold_name = tags.version_tag(model, v), tags.gold_tag(model, v)
@@ -139,10 +167,17 @@ def _state(
         if record is not None:
             found[v] = record
     versions_at = {r.commit: v for v, r in found.items()}
+    if len(versions_at) < len(found):
+        return None  # two versions on one commit: which names it is every tag's to say
     events = [e for r in chain if (e := event_of(r, versions_at)) is not None]
     if any(e.version is None for e in events) or alias.commit != chain[-1].commit:
         return None  # an event on a commit with no version it names: not ours to judge
     gold = {v: r for v in found if (r := read.get(tags.gold_tag(model, v))) is not None}
+    # A gold mark slots in after the channel's events stamped before it (ModelState.standing),
+    # counted over all of them: with events older than the chain, whose stamps a skewed clock
+    # may put after the mark, its place among the chain's events is not known from them.
+    if older and any(time_of(e.time) <= time_of(r.date) for r in gold.values() for e in events):
+        return None
     deregistered = frozenset(v for v in found if tags.deregister_tag(model, v) in read)
     model_tags = ModelTags(found, deregistered, {channel: alias}, gold)
     marks = [r for v in found if (r := read.get(tags.deregister_tag(model, v))) is not None]

@@ -153,9 +153,9 @@ class ModelState:
         events = self.channel_events(channel)
         # Events keep their counter order; a gold mark slots in after the events before it.
         timeline: list[tuple[float, Event | str]] = [(float(i), e) for i, e in enumerate(events)]
-        times = [_when(e.time) for e in events] if self.tags.gold else []
+        times = [time_of(e.time) for e in events] if self.tags.gold else []
         for version, record in self.tags.gold.items():
-            marked = _when(record.date)
+            marked = time_of(record.date)
             timeline.append((sum(1 for t in times if t <= marked) - 0.5, version))
         timeline.sort(key=lambda item: item[0])
         result: dict[str, Standing] = {}
@@ -213,7 +213,8 @@ class ModelState:
         return None, why
 
 
-def _when(text: str) -> datetime:
+def time_of(text: str) -> datetime:
+    """A tag's or event's time; the earliest there is when it reads as none."""
     try:
         when = datetime.fromisoformat(text.replace("Z", "+00:00"))
     except ValueError:
