@@ -177,6 +177,7 @@ def test_forged_pointers_cost_a_git_poll_and_never_a_swap(
     assert "serving what git says" in rec.errors[0].message
 
 
+@pytest.mark.slow
 def test_a_stale_pointer_delays_a_host_by_git_interval_at_most(
     reg: Registry, host: Path, git_log: Path
 ) -> None:
@@ -194,6 +195,7 @@ def test_a_stale_pointer_delays_a_host_by_git_interval_at_most(
     assert served(host) == "v0.2.0"
 
 
+@pytest.mark.slow
 def test_an_unreachable_store_falls_back_to_git_polls_reported_once(
     reg: Registry, host: Path, tmp_path: Path, git_log: Path
 ) -> None:
