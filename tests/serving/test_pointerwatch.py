@@ -276,3 +276,49 @@ def test_cli_usage_errors(reg: Registry, host: Path) -> None:
     assert once.returncode == 2 and "--pointer goes with --watch" in once.stderr
     bad = mvctl(reg.root, *args, "--watch", "--pointer", "ftp://x/y", "--interval", "1")
     assert bad.returncode == 2 and "cannot be kept on" in bad.stderr
+
+
+@pytest.mark.slow
+def test_mvctl_pull_watch_pointer_follows_a_rollback_and_stops_on_sigterm(
+    reg: Registry, host: Path
+) -> None:
+    import signal
+    import subprocess
+
+    from tests.serving.test_serving import _serves, _until, pull_argv
+
+    promote(reg.root, "fraud", "v0.1.0", "production", push=True)
+    promote(reg.root, "fraud", "v0.2.0", "production", push=True)
+    argv = pull_argv(reg, host, "--watch", "--interval", "0.2", "--pointer", str(reg.storage))
+    proc = subprocess.Popen(
+        [*argv, "--git-interval", "3600"], stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True
+    )
+    try:
+        assert _until(lambda: _serves(host, "v0.2.0"), timeout=60)
+        rollback(reg.root, "fraud", reason="bad", push=True)
+        assert _until(lambda: _serves(host, "v0.1.0"), timeout=60)  # not an hour
+    finally:
+        proc.send_signal(signal.SIGTERM)
+        out, err = proc.communicate(timeout=30)
+    assert proc.returncode == 0, err
+    assert "pointer files at" in out and "git every 3600.0 s" in out
+    assert "v0.2.0 -> v0.1.0 (downloaded and verified)" in out
+
+
+def test_an_alias_forced_onto_a_deregistered_version_is_refused_after_one_fetch(
+    reg: Registry, host: Path, git_log: Path
+) -> None:
+    from mvctl.serving.aliases import FetchedAliases
+    from mvctl.serving.commit import RefusedCommit
+
+    promote(reg.root, "fraud", "v0.1.0", "production", push=True)
+    assert serving.pull_channels(request(reg, host), source=FetchedAliases()).primary
+    v2 = commit_of(reg, "v0.2.0")
+    reg.git("tag", "-a", "-m", "retired", "fraud@v0.2.0!", v2)
+    reg.git("tag", "-f", "-a", "-m", "forced", "fraud@production", v2)
+    reg.git("push", "-q", "--force", "origin", "fraud@v0.2.0!", "fraud@production")
+    before = host_requests(git_log, host)
+    result = serving.pull_channels(request(reg, host), source=FetchedAliases())
+    [(_, error)] = result.errors
+    assert isinstance(error, RefusedCommit) and "deregistered" in error.message
+    assert served(host) == "v0.1.0" and host_requests(git_log, host) - before == 1
