@@ -18,17 +18,18 @@ import contextlib
 import hashlib
 import os
 import tempfile
-import urllib.error
 import urllib.parse
-import urllib.request
 from collections.abc import Mapping
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any, Protocol
+from typing import TYPE_CHECKING, Any, Protocol
 
 from mvctl.errors import OperationalError, UsageError
 from mvctl.formats.names import redacted_url
 from mvctl.formats.pointer import MAX_BYTES
+
+if TYPE_CHECKING:
+    import urllib.request
 
 MAX_READ = MAX_BYTES + 1  # one byte more than a pointer may have: enough to refuse it
 TIMEOUT = 5.0  # seconds for each network call of a pointer read or write
@@ -160,10 +161,14 @@ class HttpStore:
         self.headers = _http_auth(options)
 
     def _request(self, key: str, method: str, **kw: Any) -> urllib.request.Request:
+        import urllib.request  # only a store on HTTP needs it (a plain `mvctl pull` does not)
+
         url = f"{self.base}/{urllib.parse.quote(_check_key(key))}"
         return urllib.request.Request(url, method=method, headers=dict(self.headers), **kw)  # noqa: S310 - http(s) checked
 
     def read(self, key: str, validator: str | None) -> Read:
+        import urllib.error
+
         req = self._request(key, "GET")
         if validator and validator.startswith("etag:"):
             req.add_header("If-None-Match", validator.removeprefix("etag:"))
@@ -192,6 +197,8 @@ class HttpStore:
         self._send(self._request(key, "DELETE"), key, missing_ok=True)
 
     def _send(self, req: urllib.request.Request, key: str, *, missing_ok: bool = False) -> None:
+        import urllib.error
+
         try:
             with _opener().open(req, timeout=self.timeout) as resp:
                 resp.read(MAX_READ)
@@ -223,15 +230,15 @@ def _http_auth(options: dict[str, Any]) -> dict[str, str]:
     )
 
 
-class _NoRedirect(urllib.request.HTTPRedirectHandler):
-    """A redirect could carry the Authorization header to another host: refused."""
-
-    def redirect_request(self, *args: Any, **kwargs: Any) -> None:
-        return None
-
-
 def _opener() -> urllib.request.OpenerDirector:
-    return urllib.request.build_opener(_NoRedirect())
+    """No redirect is followed: one could carry the Authorization header to another host."""
+    import urllib.request
+
+    class NoRedirect(urllib.request.HTTPRedirectHandler):
+        def redirect_request(self, *args: Any, **kwargs: Any) -> None:
+            return None
+
+    return urllib.request.build_opener(NoRedirect())
 
 
 def _reason(exc: BaseException) -> str:
