@@ -113,11 +113,11 @@ class GitDir:
         finally:
             shutil.rmtree(path, ignore_errors=True)
 
-    def run(self, *args: str, action: str) -> str:
+    def run(self, *args: str, action: str, stdin: str | None = None) -> str:
         # A blob the filtered fetch left on the server stays there (git 2.44+ honours this;
         # older ones find no URL for the promisor remote, which is only ever given to fetch).
         env = {**os.environ, "GIT_NO_LAZY_FETCH": "1"}
-        return run(["--git-dir", str(self.path), *args], self.path, action, env=env)
+        return run(["--git-dir", str(self.path), *args], self.path, action, stdin, env=env)
 
     def fetch_shallow(self, url: str, ref: str, into: str) -> str:
         """Fetch just ``ref``'s commit (depth 1, no history) into ``into``; return the commit.
@@ -170,6 +170,52 @@ class GitDir:
         obj = self.run("rev-parse", "--verify", into, action="read it").strip()
         kind = self.run("cat-file", "-t", obj, action="read it").strip()
         return Fetched(obj, kind, commit)
+
+    def fetch_refs(self, url: str, refspecs: Sequence[str]) -> None:
+        """One fetch of every ref ``refspecs`` map (patterns: a ref the remote lacks is no
+        error), their tag objects and commits alone (depth 1, no tree, no blob): all a poll
+        needs to resolve aliases, in one request to the git server."""
+        self.run(
+            "-c",
+            f"remote.{_CACHE_REMOTE}.url={check_url(url)}",
+            "-c",
+            f"remote.{_CACHE_REMOTE}.promisor=true",
+            "fetch",
+            "--quiet",
+            "--depth=1",
+            "--filter=tree:0",
+            "--no-tags",
+            "--",
+            _CACHE_REMOTE,
+            *refspecs,
+            action=f"fetch the channel aliases from {redacted_url(url)}",
+        )
+
+    def local_refs(self, prefix: str) -> dict[str, Fetched]:
+        """Every ref under ``prefix`` as :meth:`fetch_alias` describes one (its object, the
+        object's type, the commit it peels to: the object itself when it peels to none)."""
+        listed = self.run(
+            "for-each-ref",
+            "--format=%(refname) %(objectname) %(objecttype)",
+            prefix,
+            action="list the fetched aliases",
+        )
+        rows = [line.split(" ") for line in listed.splitlines()]
+        rows = [r for r in rows if len(r) == 3 and _OID_RE.fullmatch(r[1])]
+        if not rows:
+            return {}
+        peeled = self.run(
+            "cat-file",
+            "--batch-check=%(objectname) %(objecttype)",
+            stdin="".join(f"{obj}^{{commit}}\n" for _, obj, _ in rows),
+            action="peel the fetched aliases",
+        ).splitlines()
+        found: dict[str, Fetched] = {}
+        for (name, obj, kind), line in zip(rows, peeled, strict=False):
+            commit, _, what = line.partition(" ")
+            ok = what == "commit" and _OID_RE.fullmatch(commit)
+            found[name] = Fetched(obj, kind, commit if ok else obj)
+        return found
 
     def tag_message(self, obj: str, cap: int) -> str | None:
         """The message of tag object ``obj`` (None when it is larger than ``cap`` bytes: a

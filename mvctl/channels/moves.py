@@ -35,7 +35,7 @@ from mvctl.errors import (
 )
 from mvctl.formats import config, tags
 from mvctl.formats.names import check_channel, check_model
-from mvctl.publishing import publish
+from mvctl.publishing import pointers, publish
 from mvctl.publishing.sync import SyncResult, sync_git
 
 MoveKind = Literal["promote", "rollback", "override", "weight", "stop"]
@@ -69,6 +69,7 @@ class ChannelMove:
     evidence: dict[str, Any] | None = None  # the canary analysis that decided it (if any)
     requested_by: str | None = None  # the person who asked for it through `via` (the UI)
     via: str | None = None
+    pointers: pointers.PointerReport | None = None  # pointer files written after the push
 
     def to_dict(self) -> dict[str, Any]:
         out: dict[str, Any] = {
@@ -100,6 +101,8 @@ class ChannelMove:
         if self.requested_by is not None:
             out["requested_by"] = self.requested_by
             out["via"] = self.via
+        if self.pointers is not None:  # only with `pointers: true`
+            out["pointers"] = self.pointers.to_dict()
         return out
 
 
@@ -300,7 +303,8 @@ def write(ctx: Context, move: ChannelMove) -> ChannelMove:
         _undo(git, wrote, alias)
         raise
     note = "; ".join(n for n in (move.note, skipped) if n)
-    return replace(move, pushed=True, published=tuple(names), note=note)
+    report = pointers.after_push(git, names)  # git first: only now may a pointer say so
+    return replace(move, pushed=True, published=tuple(names), note=note, pointers=report)
 
 
 def _alias_commands(alias: str, new: str | None, old: TagRecord | None) -> tuple[str, str]:
@@ -412,6 +416,7 @@ def complete(ctx: Context, channel: str, note: str) -> ChannelMove:
         pushed=True,
         completed=True,
         published=tuple(names),
+        pointers=pointers.after_push(ctx.git, names),
     )
 
 

@@ -19,6 +19,8 @@ from mvctl.errors import MvctlError
 if TYPE_CHECKING:
     from rich.console import Console
 
+    from mvctl.publishing.pointers import PointerReport
+
 # rich is imported only by output that needs it (tables, trees, progress bars): a rollback
 # or a --json read stays clear of its import cost.
 
@@ -186,6 +188,13 @@ class RichProgress:
     def running(self) -> Iterator[RichProgress]:
         with self._progress:
             yield self
+
+
+def warn_pointers(report: PointerReport | None) -> None:
+    """A pointer file that could not be written: a warning on stderr (with --json too), as
+    the move itself is published in git and the command succeeds."""
+    if report is not None and report.warning:
+        typer.echo(f"{typer.style('warning:', fg='yellow')} {report.warning}", err=True)
 
 
 def say_published(

@@ -8,7 +8,7 @@ from typing import Annotated
 import typer
 
 from mvctl.cli.options import DryRunOpt, JsonOpt
-from mvctl.cli.output import esc, handled, print_json, say, stdout
+from mvctl.cli.output import esc, handled, print_json, say, stdout, warn_pointers
 
 RemoteOpt = Annotated[str, typer.Option("--remote", help="Git remote the hosts follow.")]
 
@@ -26,6 +26,7 @@ def push(
     from mvctl.publishing.publish import push as run_push
 
     result = run_push(Path.cwd(), remote, model, dry_run=dry_run)
+    warn_pointers(result.pointers)
     if as_json:
         print_json(result.to_dict())
         return

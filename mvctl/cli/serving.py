@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import sys
+from dataclasses import dataclass
 from datetime import UTC, datetime
 from pathlib import Path
 from typing import TYPE_CHECKING, Annotated
@@ -120,6 +121,23 @@ def pull(
     interval: Annotated[
         float, typer.Option("--interval", help="Seconds between polls with --watch.")
     ] = 30.0,
+    pointer: Annotated[
+        str | None,
+        typer.Option(
+            "--pointer",
+            help="With --watch, poll the registry's pointer files at this DVC remote URL (a "
+            "folder, http(s)://, s3://bucket/prefix) every --interval, and git only when one "
+            "changes (registries with 'pointers: true'); git still decides what is served.",
+        ),
+    ] = None,
+    git_interval: Annotated[
+        float | None,
+        typer.Option(
+            "--git-interval",
+            help="With --pointer, seconds between git polls when no pointer changes "
+            "(default 60): the longest a stale or missing pointer delays a move.",
+        ),
+    ] = None,
     show_status: Annotated[
         bool, typer.Option("--status", help="Show what DEST serves and exit.")
     ] = False,
@@ -169,6 +187,12 @@ def pull(
     )
     if metrics_port is None and metrics_token_file is not None:
         raise UsageError("--metrics-token-file goes with --metrics-port")
+    if git_interval is not None and pointer is None:
+        raise UsageError("--git-interval goes with --pointer", hint="plain polling uses --interval")
+    if pointer is not None and not watch:
+        raise UsageError("--pointer goes with --watch", hint="a single pull asks git directly")
+    if git_interval is not None:
+        serving.check_interval(git_interval)
     if metrics_port is not None and not watch:
         raise UsageError("--metrics-port goes with --watch", hint="a single pull has no metrics")
     if watch:
@@ -177,8 +201,9 @@ def pull(
             if metrics_port is not None
             else None
         )
+        polling = _Polling(interval, pointer, 60.0 if git_interval is None else git_interval)
         try:
-            _watch(request, interval, as_json, metrics)
+            _watch(request, polling, as_json, metrics)
         finally:
             if metrics is not None:
                 metrics[1].close()
@@ -256,9 +281,16 @@ def _metrics_server(
     return metrics, server
 
 
+@dataclass(frozen=True)
+class _Polling:
+    interval: float
+    pointer: str | None  # the pointer store's URL; None: plain git polling
+    git_interval: float
+
+
 def _watch(
     request: PullRequest,
-    interval: float,
+    polling: _Polling,
     as_json: bool,
     metrics: tuple[HostMetrics, MetricsServer] | None = None,
 ) -> None:
@@ -293,6 +325,12 @@ def _watch(
                 )
 
     def on_error(exc: MvctlError, retry_in: float) -> None:
+        from mvctl.formats.pointer import BadPointer
+        from mvctl.serving.pointerwatch import PointerMismatch
+
+        if isinstance(exc, BadPointer | PointerMismatch):  # a hint refused: git decided
+            _log(f"warning: {exc.message}", error=True)
+            return
         if metrics is not None:
             metrics[0].error()
         _log(
@@ -302,7 +340,24 @@ def _watch(
 
     where = redacted_url(request.repo)  # a password or token in the URL is never printed
     followed = ", ".join(f"{request.model}@{c}" for c in request.followed)
-    _log(f"following {followed} from {where} every {interval} s")
-    serving.follow_channels(
-        request, interval=interval, stop=stop, on_result=on_result, on_error=on_error
+    interval = polling.interval
+    if polling.pointer is None:
+        _log(f"following {followed} from {where} every {interval} s")
+        serving.follow_channels(
+            request, interval=interval, stop=stop, on_result=on_result, on_error=on_error
+        )
+        return
+    _log(
+        f"following {followed} from {where}: pointer files at "
+        f"{redacted_url(polling.pointer)} every {interval} s, git every "
+        f"{polling.git_interval} s or when a pointer changes"
+    )
+    serving.watch_pointer(
+        request,
+        polling.pointer,
+        interval=interval,
+        git_interval=polling.git_interval,
+        stop=stop,
+        on_result=on_result,
+        on_error=on_error,
     )

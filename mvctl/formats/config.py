@@ -29,6 +29,10 @@ channels: [production, staging, canary, shadow]
 # until `mvctl push`.
 # push: never
 
+# Large fleets: pushed moves also write a small pointer file per channel on the DVC remote,
+# which hosts poll (mvctl pull --watch --pointer) instead of the git server.
+# pointers: true
+
 # Per-model defaults for `mvctl register MODEL` (command-line options win), plus the gates
 # and monitors later commands check. Example:
 #
@@ -83,6 +87,7 @@ class RegistryConfig:
 
     review: tuple[str, ...] = ()  # top-level default for every model
     push: str = "auto"  # "never": moves stay local unless published by hand
+    pointers: bool = False  # pushed moves also write pointer files on the DVC remote
 
     def model(self, name: str) -> ModelConfig:
         return self.models.get(name, ModelConfig(review=self.review))
@@ -156,6 +161,7 @@ def parse(data: Any, text: str | None = None) -> RegistryConfig:
         models=models,
         review=review,
         push=data.get("push", "auto"),
+        pointers=data.get("pointers", False),
     )
 
 

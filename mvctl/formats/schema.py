@@ -454,6 +454,7 @@ SCHEMA = _Table(
         "models": _Models(_MODEL),
         "review": _Channels(),
         "push": _one_of("auto", "never"),
+        "pointers": FLAG,
     }
 )
 

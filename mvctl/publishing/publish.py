@@ -34,6 +34,7 @@ from mvctl.errors import ConflictError, Interrupted, MvctlError, OperationalErro
 from mvctl.formats import config, tags
 from mvctl.formats.config import CONFIG_FILE
 from mvctl.formats.names import check_model
+from mvctl.publishing.pointers import PointerReport, after_push
 from mvctl.publishing.sync import SyncResult, check_remote_name, sync_git
 
 
@@ -317,14 +318,18 @@ class PushResult:
     pushed: tuple[str, ...]
     behind: tuple[str, ...]  # aliases the remote had newer (moved forward locally)
     dry_run: bool = False
+    pointers: PointerReport | None = None  # pointer files written after the push
 
     def to_dict(self) -> dict[str, Any]:
-        return {
+        out: dict[str, Any] = {
             "remote": self.remote,
             "pushed": list(self.pushed),
             "moved_forward": list(self.behind),
             "dry_run": self.dry_run,
         }
+        if self.pointers is not None:  # only with `pointers: true`
+            out["pointers"] = self.pointers.to_dict()
+        return out
 
 
 def _model_patterns(model: str | None) -> list[str]:
@@ -366,4 +371,5 @@ def push(
         names = [n for n in found.names() if n not in behind]
         return PushResult(remote, tuple(names), tuple(synced.moved), dry_run=True)
     pushed = push_refs(git, found)
-    return PushResult(remote, tuple(pushed), tuple(synced.moved))
+    report = after_push(git, pushed)  # git first: only now may a pointer say so
+    return PushResult(remote, tuple(pushed), tuple(synced.moved), pointers=report)

@@ -44,7 +44,7 @@ class AliasRead:
     weight: float | None
 
 
-def _alias_read(cache: GitDir, fetched: Fetched, alias: str) -> AliasRead:
+def alias_read(cache: GitDir, fetched: Fetched, alias: str) -> AliasRead:
     try:
         weight = (
             alias_weight(cache.tag_message(fetched.object, TAG_CAP))
@@ -70,7 +70,7 @@ def read_alias(req: PullRequest, dest: Path, channel: str) -> AliasRead:
     alias = tags.alias_tag(req.model, channel)
     with GitDir.scratch(dest / META / "repo.git") as cache:
         fetched = cache.fetch_alias(req.repo, f"refs/tags/{alias}", "refs/mvctl/alias", files=False)
-        return _alias_read(cache, fetched, alias)
+        return alias_read(cache, fetched, alias)
 
 
 def download(
@@ -83,7 +83,7 @@ def download(
     # fetch) and after it (whatever else a commit holds never piles up on the host).
     with GitDir.scratch(dest / META / "repo.git") as cache:
         got = cache.fetch_alias(req.repo, f"refs/tags/{alias}", "refs/mvctl/alias", files=True)
-        read = _alias_read(cache, got, alias)  # a bad weight is refused before any download
+        read = alias_read(cache, got, alias)  # a bad weight is refused before any download
         fetched = got.commit
         try:
             plan = read_commit(req, cache, fetched, dest)

@@ -388,7 +388,12 @@ def check_layout(dest: Path, model: str) -> None:
     """Refuse a DIR where something mvctl did not make sits at one of its paths (a planted
     symlink above all: following it would read or write outside DIR), or that serves
     another model."""
-    for sub in (dest / META / RECORDS, dest / META / "repo.git", dest / CHANNELS):
+    for sub in (
+        dest / META / RECORDS,
+        dest / META / "repo.git",
+        dest / META / "aliases.git",
+        dest / CHANNELS,
+    ):
         real_dir(sub)
     if file_kind(dest / STATE) not in (None, stat.S_IFREG):
         raise planted(dest / STATE)

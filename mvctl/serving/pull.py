@@ -14,12 +14,13 @@ from pathlib import Path
 from typing import Any
 
 from mvctl._adapters import dvcfiles
-from mvctl._adapters.gitdir import RemoteRef, check_url, ls_remote_tags
+from mvctl._adapters.gitdir import RemoteRef, check_url
 from mvctl.errors import MvctlError, OperationalError, UsageError
 from mvctl.formats import tags
 from mvctl.formats.names import check_channel, check_model, redacted_url
+from mvctl.serving.aliases import AliasSource, LsRemote
 from mvctl.serving.commit import RefusedCommit
-from mvctl.serving.download import AliasRead, download, read_alias
+from mvctl.serving.download import AliasRead, download
 from mvctl.serving.layout import (
     META,
     VERSIONS,
@@ -72,14 +73,16 @@ def pull_channels(
     req: PullRequest,
     progress: Callable[[int], None] | None = None,
     refused: Refused | None = None,
+    source: AliasSource | None = None,
 ) -> ChannelsResult:
     """One poll of every channel ``req`` follows. A channel whose alias is still the tag
     object in ``refused`` is skipped (not fetched again). Errors that concern one channel
     are in its outcome; what concerns them all (the remote unreachable, the primary's
-    alias missing, DIR unusable) is raised."""
+    alias missing, DIR unusable) is raised. ``source`` says how the aliases are read from
+    git (default: ``git ls-remote``; see mvctl.serving.aliases)."""
     started = time.monotonic()
     try:
-        result = _pull(req, progress, refused or {})
+        result = _pull(req, progress, refused or {}, source or LsRemote())
     except OSError as exc:  # disk full, permissions: what is served stays as it was
         raise _write_error(req, exc) from exc
     return replace(result, elapsed=time.monotonic() - started)
@@ -93,7 +96,10 @@ def _write_error(req: PullRequest, exc: OSError) -> OperationalError:
 
 
 def _pull(
-    req: PullRequest, progress: Callable[[int], None] | None, refused: Refused
+    req: PullRequest,
+    progress: Callable[[int], None] | None,
+    refused: Refused,
+    source: AliasSource,
 ) -> ChannelsResult:
     check_request(req)
     dest = req.dest.resolve()
@@ -109,7 +115,7 @@ def _pull(
         # The deregistrations (GTO's MODEL@vX.Y.Z!) come with the same ls-remote: an alias
         # on a deregistered version's commit is refused (its artifacts may be pruned).
         retired = f"refs/tags/{tags.deregister_tag(req.model, 'v*')}"
-        remote = ls_remote_tags(req.repo, list(refs.values()), dest, [retired])
+        remote = source.remote_refs(req, dest, refs, retired)
         deregistered = {
             ref.commit: name.removeprefix("refs/tags/")
             for name, ref in remote.items()
@@ -124,7 +130,15 @@ def _pull(
         before = served_channels(dest)
         outcomes = [
             _channel(
-                req, dest, ch, remote.get(refs[ch]), refused.get(ch), before, progress, deregistered
+                req,
+                dest,
+                ch,
+                remote.get(refs[ch]),
+                refused.get(ch),
+                before,
+                progress,
+                deregistered,
+                source,
             )
             for ch in req.followed
         ]
@@ -161,9 +175,10 @@ def _channel(
     before: dict[str, ChannelServed],
     progress: Callable[[int], None] | None,
     deregistered: dict[str, str],
+    source: AliasSource,
 ) -> ChannelOutcome:
     """One channel's turn: nothing, a removal, a skip, or a move; its failure is its own."""
-    outcome = _turn(req, dest, channel, remote, refused, before, progress, deregistered)
+    outcome = _turn(req, dest, channel, remote, refused, before, progress, deregistered, source)
     if remote is None:
         return outcome
     known = outcome.version if outcome.error is None and not outcome.skipped else None
@@ -183,6 +198,7 @@ def _turn(
     before: dict[str, ChannelServed],
     progress: Callable[[int], None] | None,
     deregistered: dict[str, str],
+    source: AliasSource,
 ) -> ChannelOutcome:
     held = before.get(channel)
     try:
@@ -201,7 +217,7 @@ def _turn(
                 hint="the host keeps serving what it had and follows the alias's next move",
                 alias=remote.object,
             )
-        return _move(req, dest, channel, remote, held, progress)
+        return _move(req, dest, channel, remote, held, progress, source)
     except MvctlError as exc:
         return _outcome(channel, held, held, error=exc)
     except OSError as exc:
@@ -247,8 +263,9 @@ def _move(
     remote: RemoteRef,
     held: ChannelServed | None,
     progress: Callable[[int], None] | None,
+    source: AliasSource,
 ) -> ChannelOutcome:
-    name, alias, downloaded = _version_for(req, dest, channel, remote.commit, progress)
+    name, alias, downloaded = _version_for(req, dest, channel, remote.commit, progress, source)
     served = swap(req, dest, channel, name, alias)
     changed = held is None or held.dir != name or held.weight != served.weight
     return _outcome(channel, served, held, changed=changed, downloaded=downloaded)
@@ -260,12 +277,13 @@ def _version_for(
     channel: str,
     commit: str,
     progress: Callable[[int], None] | None,
+    source: AliasSource,
 ) -> tuple[str, AliasRead, bool]:
     """The version directory the alias names, the alias as fetched, and whether it was
     downloaded: a kept version needs only the alias's tag object (for its weight)."""
     name = _cached_at(dest, req.model, commit)
     if name is not None:
-        alias = read_alias(req, dest, channel)
+        alias = source.alias(req, dest, channel)
         if alias.commit != commit:  # the alias moved on since ls-remote
             name = _cached_at(dest, req.model, alias.commit)
         if name is not None:

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from typing import TYPE_CHECKING
 
-from mvctl.cli.output import esc, print_json, say, say_published, stdout
+from mvctl.cli.output import esc, print_json, say, say_published, stdout, warn_pointers
 
 if TYPE_CHECKING:
     from mvctl.channels.gates import GateReport
@@ -18,6 +18,7 @@ def _percent(weight: float | None) -> str:
 
 
 def move(move: ChannelMove, as_json: bool) -> None:
+    warn_pointers(move.pointers)
     if as_json:
         print_json(move.to_dict())
         return
