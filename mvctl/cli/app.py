@@ -28,7 +28,7 @@ app = typer.Typer(
     name="mvctl",
     help="A model registry and rollback safety net that lives in git and DVC.",
     no_args_is_help=True,
-    add_completion=False,
+    add_completion=True,
     pretty_exceptions_enable=False,
 )
 
@@ -84,7 +84,7 @@ app.add_typer(canary.canary_app, name="canary")
 def _json_requested(args: list[str]) -> bool:
     """Whether the command line asks for JSON (``--json``, ``--format json``, ``-f json``)."""
     words = args[: args.index("--")] if "--" in args else args
-    pairs = zip(words, [*words[1:], ""], strict=True)
+    pairs = zip(words, [*words[1:], ""][: len(words)], strict=True)  # `mvctl` alone: none
     return any(
         word in ("--json", "--format=json", "-fjson")
         or (word in ("--format", "-f") and nxt == "json")
