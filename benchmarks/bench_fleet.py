@@ -3,11 +3,12 @@
 the git server (its --access-hook) and the object store (_httpstore.py) count requests.
 
     python benchmarks/bench_fleet.py [--hosts 10 50 200] [--interval 1] [--window 10]
-        [--git-interval 60] [--modes git pointer] [--quick]
+        [--git-interval 60] [--modes git git-inetd pointer] [--quick]
 
 A host is a thread of this one process running mvctl's own poller into a host directory of
 its own (a lightweight poller, not an interpreter per host): mode ``git`` polls the alias
-with `git ls-remote` (``serving.follow_channels``); mode ``pointer`` polls the channel's
+with `git ls-remote` (``serving.follow_channels``); ``git-inetd`` the same against `git
+daemon --inetd` behind a listen backlog of 1024 (_gitinetd.py); mode ``pointer`` polls the channel's
 pointer file in the object store with a conditional GET and asks git only when it moved,
 or every ``--git-interval`` s (``serving.pointerwatch.watch_pointer``; skipped where that
 module does not exist). Every host holds both versions before the rollback, so it is a swap
@@ -34,7 +35,7 @@ import time
 import urllib.request
 from collections import Counter
 from collections.abc import Callable, Iterator
-from contextlib import contextmanager
+from contextlib import ExitStack, contextmanager
 from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
@@ -85,7 +86,7 @@ def listen_overflows() -> int:
 
 @dataclass
 class GitServer:
-    proc: subprocess.Popen[bytes]
+    proc: subprocess.Popen[Any]
     port: int
     requests_log: Path
     daemon_log: Path
@@ -106,39 +107,55 @@ class GitServer:
 
 
 @contextmanager
-def git_daemon(work: Path, base: Path, env: dict[str, str]) -> Iterator[GitServer]:
+def git_daemon(
+    work: Path, base: Path, env: dict[str, str], *, inetd: bool = False
+) -> Iterator[GitServer]:
     """A real `git daemon` on a free loopback port exporting ``base``, with git's default
-    settings (--max-connections 32) and an access hook that appends one line per request:
-    the count is the server's own."""
-    log, hook = work / "git-requests.log", work / "access-hook"
+    settings (a listen backlog of 5, --max-connections 32) and an access hook that appends
+    one line per request: the count is the server's own. With ``inetd``, `git daemon
+    --inetd` per connection behind _gitinetd.py's socket (a backlog of 1024)."""
+    name = "inetd" if inetd else "daemon"
+    log, hook = work / f"git-{name}-requests.log", work / f"access-hook-{name}"
     log.touch()
     hook.write_text(f"#!/bin/sh\nprintf '%s %s\\n' \"$1\" \"$2\" >> '{log}'\n")
     hook.chmod(0o755)
-    port, daemon_log = free_port(), work / "git-daemon.log"
+    daemon_log = work / f"git-{name}.log"
     # The daemon itself, not the `git` wrapper that would run it as its child: its CPU
     # (and that of the children it reaps) is then this process's to read.
-    exec_path = run(["git", "--exec-path"], work, env).strip()
+    daemon = str(Path(run(["git", "--exec-path"], work, env).strip()) / "git-daemon")
+    options = [f"--base-path={base}", "--export-all", f"--access-hook={hook}", str(base)]
+    proc: subprocess.Popen[Any]
     with daemon_log.open("wb") as out:
-        proc = subprocess.Popen(
-            [
-                str(Path(exec_path) / "git-daemon"),
-                "--reuseaddr",
-                "--listen=127.0.0.1",
-                f"--port={port}",
-                f"--base-path={base}",
-                "--export-all",
-                f"--access-hook={hook}",
-                str(base),
-            ],
-            env=env,
-            stdout=out,
-            stderr=subprocess.STDOUT,
-        )
+        if inetd:
+            script = Path(__file__).with_name("_gitinetd.py")
+            proc = subprocess.Popen(
+                [sys.executable, str(script), daemon, "--", *options],
+                env=env,
+                stdout=subprocess.PIPE,
+                stderr=out,
+                text=True,
+            )
+        else:
+            port = free_port()
+            listen = ["--reuseaddr", "--listen=127.0.0.1", f"--port={port}"]
+            proc = subprocess.Popen(
+                [daemon, *listen, *options], env=env, stdout=out, stderr=subprocess.STDOUT
+            )
     try:
+        if inetd:
+            assert proc.stdout is not None
+            port = listening(str(proc.stdout.readline()), "git daemon --inetd")
         wait_for_port(port, proc)
         yield GitServer(proc, port, log, daemon_log)
     finally:
         stop(proc)
+
+
+def listening(line: str, what: str) -> int:
+    words = line.split()
+    if words[:1] != ["listening"]:
+        raise SystemExit(f"{what} did not start")
+    return int(words[1])
 
 
 @dataclass
@@ -170,15 +187,12 @@ def http_store(root: Path, env: dict[str, str]) -> Iterator[HttpStore]:
     )
     try:
         assert proc.stdout is not None
-        line = proc.stdout.readline().split()
-        if line[:1] != ["listening"]:
-            raise SystemExit("the HTTP store did not start")
-        yield HttpStore(proc, int(line[1]))
+        yield HttpStore(proc, listening(proc.stdout.readline(), "the HTTP store"))
     finally:
         stop(proc)
 
 
-def wait_for_port(port: int, proc: subprocess.Popen[bytes]) -> None:
+def wait_for_port(port: int, proc: subprocess.Popen[Any]) -> None:
     deadline = time.time() + 15
     while time.time() < deadline:
         if proc.poll() is not None:
@@ -277,6 +291,8 @@ class Run:
     steady_store_cores: float
     steady_fleet_cores: float  # the pollers' process and its git children
     poll_cpu: float  # CPU seconds per poll of the pollers' process and its git children
+    git_per_poll: float  # git requests per poll in steady state
+    store_per_poll: float
     window_git: int
     window_store: int
     window_s: float
@@ -380,7 +396,7 @@ def fleet_run(
             url, MODEL, ("production",), host.dest, dvc_remote=store_url
         )
         on_result, on_error = fleet.on_result(host), fleet.on_error(host)
-        if mode == "git":
+        if mode != "pointer":
             serving.follow_channels(
                 req, interval=args.interval, stop=stop, on_result=on_result, on_error=on_error
             )
@@ -450,6 +466,8 @@ def fleet_run(
         steady_store_cores=(sc1 - sc0) / steady,
         steady_fleet_cores=(fc1 - fc0) / steady,
         poll_cpu=(fc1 - fc0) / max(polls, 1),
+        git_per_poll=(g1 - g0) / max(steady_polls, 1),
+        store_per_poll=(s1.get("requests", 0) - s0.get("requests", 0)) / max(steady_polls, 1),
         window_git=g3 - g2,
         window_store=s3.get("requests", 0) - s2.get("requests", 0),
         window_s=t3 - returned,
@@ -591,28 +609,30 @@ def row(r: Run, args: argparse.Namespace) -> str:
 
 
 def extrapolate(runs: list[Run], costs: Costs, args: argparse.Namespace, hosts: int) -> list[str]:
-    """Server load at ``hosts`` hosts from the per-host request rates measured at the largest
-    fleet and the per-request CPU measured alone; git's and the store's linear costs only."""
+    """Server load at ``hosts`` hosts: the requests per poll and per change measured (at the
+    largest fleet that ran without host errors), times ``hosts`` polls per interval, times
+    the per-request CPU measured alone; git's and the store's linear costs only."""
     lines = [
-        f"| mode | poll interval (s) | git requests/s, steady | git cores, steady |"
+        "| mode | measured at | poll interval (s) | git requests/s, steady | git cores, steady |"
         f" git requests per change | git cores while {hosts:,} hosts swap in one interval"
         " | store requests/s | store cores |",
-        "|---|---|---|---|---|---|---|---|",
+        "|---|---|---|---|---|---|---|---|---|",
     ]
-    largest = {r.mode: r for r in runs if r.hosts == max(x.hosts for x in runs if x.mode == r.mode)}
-    for mode, r in sorted(largest.items()):
-        per_host_steady = r.steady_git_rps / r.hosts  # requests/s per host, measured
-        per_host_change = max((r.window_git - r.window_expected) / r.hosts, 0.0)
-        store_per_host = r.steady_store_rps / r.hosts
-        for interval in (args.interval, 30.0):
-            scale = args.interval / interval  # a host's poll rate follows its interval
-            git_steady = hosts * per_host_steady * (scale if mode == "git" else 1.0)
-            store_rps = hosts * store_per_host * (scale if mode == "pointer" else 1.0)
-            git_cores = git_steady * costs.ls_remote_server_cpu
-            burst = git_cores + hosts * per_host_change * costs.fetch_server_cpu / interval
+    for mode in dict.fromkeys(r.mode for r in runs):
+        mine = [r for r in runs if r.mode == mode]
+        r = max((x for x in mine if not x.errors), key=lambda x: x.hosts, default=mine[-1])
+        per_change = max((r.window_git - r.window_expected) / r.hosts, 0.0)
+        for interval in dict.fromkeys((args.interval, 30.0)):
+            if mode != "pointer":  # a request per poll
+                git_rps = hosts * r.git_per_poll / interval
+            else:  # the periodic git check runs every --git-interval, whatever the interval
+                git_rps = hosts * r.git_per_poll / args.interval
+            store_rps = hosts * r.store_per_poll / interval
+            git_cores = git_rps * costs.ls_remote_server_cpu
+            burst = git_cores + hosts * per_change * costs.fetch_server_cpu / interval
             lines.append(
-                f"| {mode} | {interval:g} | {git_steady:,.0f} | {git_cores:.1f}"
-                f" | {hosts * per_host_change:,.0f} | {burst:.1f} | {store_rps:,.0f}"
+                f"| {mode} | {r.hosts} hosts | {interval:g} | {git_rps:,.0f} | {git_cores:.1f}"
+                f" | {hosts * per_change:,.0f} | {burst:.1f} | {store_rps:,.0f}"
                 f" | {store_rps * costs.not_modified_cpu:.2f} |"
             )
     return lines
@@ -641,7 +661,11 @@ def report(runs: list[Run], costs: Costs, args: argparse.Namespace, skipped: lis
         " `benchmarks/_httpstore.py` (its own process, ETag / If-None-Match, listen backlog"
         " 1024), which counts every request. Convergence runs from the end of the push of"
         " `mvctl rollback fraud --push` (a subprocess; the mtime of the alias ref it wrote in"
-        " the bare repository) to the end of each host's poll that reported v0.1.0.",
+        " the bare repository) to the end of each host's poll that reported v0.1.0. Mode"
+        " `git-inetd` polls git the same way, against `git daemon --inetd` run per connection"
+        " by `benchmarks/_gitinetd.py` behind a socket with a backlog of 1024 (as systemd"
+        " socket activation or xinetd run it): git's cost per poll without git daemon's"
+        " listen queue.",
         "",
         f"Steady state: {args.window:g} s before the rollback; change window: {args.window:g}"
         " s after the rollback command returned. 'per change' is the change window's git"
@@ -674,8 +698,9 @@ def report(runs: list[Run], costs: Costs, args: argparse.Namespace, skipped: lis
         f" takes {costs.not_modified_wall * 1000:.2f} ms and"
         f" {costs.not_modified_cpu * 1000:.2f} ms of its CPU (a new connection each).",
         "",
-        "On paper, 10,000 hosts: the requests per host per second and per change measured at"
-        " the largest fleet above, times 10,000, times the CPU per request measured alone."
+        "On paper, 10,000 hosts: the git and store requests per poll and per change measured"
+        " above (at the largest fleet without host errors), times 10,000 hosts polling once an"
+        " interval, times the CPU per request measured alone."
         " Assumptions: polls spread evenly over the interval (as here); a host polls the same"
         " way at any interval (a git-mode host's rate is 1/interval; a pointer-mode host asks"
         f" git every --git-interval {args.git_interval:g} s whatever its interval); the swap's"
@@ -696,7 +721,7 @@ def main() -> None:
     parser.add_argument("--window", type=float, default=10.0)
     parser.add_argument("--git-interval", type=float, default=60.0)
     parser.add_argument(
-        "--modes", nargs="+", choices=["git", "pointer"], default=["git", "pointer"]
+        "--modes", nargs="+", choices=["git", "git-inetd", "pointer"], default=["git", "pointer"]
     )
     parser.add_argument("--size-kb", type=int, default=256)
     parser.add_argument("--runs", type=int, default=20, help="sequential requests per cost")
@@ -716,9 +741,16 @@ def main() -> None:
         for name in [k for k in os.environ if k.startswith(("GIT_", "DVC_")) and k not in env]:
             del os.environ[name]
         registry, served, storage = build(work, env, args.size_kb)
-        with git_daemon(work, served, env) as git, http_store(storage, env) as store:
+        with ExitStack() as stack:
+            git = stack.enter_context(git_daemon(work, served, env))
+            store = stack.enter_context(http_store(storage, env))
+            servers = {"git": git, "pointer": git}
+            if "git-inetd" in args.modes:
+                servers["git-inetd"] = stack.enter_context(
+                    git_daemon(work, served, env, inetd=True)
+                )
             template = work / "template"
-            runs = run_fleets(args, work, registry, git, store, template, env)
+            runs = run_fleets(args, work, registry, servers, store, template, env)
             costs = measure_costs(args.runs, work, template, git, store, env)
     finally:
         shutil.rmtree(work, ignore_errors=True)
@@ -732,7 +764,7 @@ def run_fleets(
     args: argparse.Namespace,
     work: Path,
     registry: Registry,
-    git: GitServer,
+    servers: dict[str, GitServer],
     store: HttpStore,
     template: Path,
     env: dict[str, str],
@@ -741,7 +773,7 @@ def run_fleets(
 
     # One host downloads both versions over git:// and HTTP; the fleet's hosts are copies.
     req = serving.PullRequest.following(
-        git.url("registry.git"), MODEL, ("production",), template, dvc_remote=store.url
+        servers["git"].url("registry.git"), MODEL, ("production",), template, dvc_remote=store.url
     )
     for version in (V1, V2):
         registry.promote(version)
@@ -755,7 +787,7 @@ def run_fleets(
             run(["git", "commit", "-q", "-am", "bench: pointer files on"], registry.root, env)
             run(["git", "push", "-q", "origin", "HEAD"], registry.root, env)
         for n in args.hosts:
-            result = fleet_run(mode, n, args, work, template, registry, git, store)
+            result = fleet_run(mode, n, args, work, template, registry, servers[mode], store)
             print(row(result, args), flush=True)
             for message, count in result.messages:
                 print(f"  {count} x {message}", flush=True)
