@@ -404,7 +404,7 @@ def fleet_run(
             assert watch is not None
             watch(
                 req,
-                f"{store_url}/{POINTER}",
+                store_url,  # the DVC remote's root: the pointers are under it
                 interval=args.interval,
                 git_interval=args.git_interval,
                 stop=stop,
@@ -414,6 +414,12 @@ def fleet_run(
 
     fleet = Fleet(mode, hosts, start)
     load = os.getloadavg()[0]
+
+    def polls(stats: dict[str, int]) -> int:
+        """Polls so far: a pointer-mode host's poll is a read of its pointer (its git polls
+        are what on_result sees); a git-mode host's, each result or failure."""
+        return stats.get("pointer", 0) if mode == "pointer" else fleet.polls()
+
     try:
         fleet.launch(args.interval)
         if not fleet.wait(lambda h: h.version == V2, time.time() + 60 + n * 0.5):
@@ -423,30 +429,31 @@ def fleet_run(
             for h in hosts:
                 h.errors, h.elapsed, h.polls = 0, [], 0
         g0, s0, gc0, sc0, t0 = git.requests(), store.stats(), git.cpu(), store.cpu(), time.time()
-        dropped0, fc0, overflows0 = git.dropped(), own_cpu(), listen_overflows()
+        dropped0, fc0, overflows0, p0 = git.dropped(), own_cpu(), listen_overflows(), polls(s0)
         time.sleep(args.window)
         g1, s1, gc1, sc1, t1 = git.requests(), store.stats(), git.cpu(), store.cpu(), time.time()
-        fc1 = own_cpu()
+        fc1, steady_polls = own_cpu(), polls(s1) - p0
         with fleet.lock:
             elapsed = [e for h in hosts for e in h.elapsed]
-            polls = sum(h.polls for h in hosts)
-            steady_polls = fleet.polls()
         poll_s = statistics.median(elapsed) if elapsed else 0.0
         fleet.target = V1
-        started = time.time()
+        # The change window opens as the rollback starts: a host may see the push before
+        # the command returns (the publisher pushes by path, so the daemon sees hosts only).
+        g2, s2 = git.requests(), store.stats()
+        p2, started = polls(s2), time.time()
         if registry.rollback() != V1:
             raise SystemExit(f"the rollback did not go back to {V1}")
         returned = time.time()
-        g2, s2, p2 = git.requests(), store.stats(), fleet.polls()
         # The push completed when the remote's alias ref was written (same clock).
         pushed = (work / "served" / "registry.git" / ALIAS_REF).stat().st_mtime
         fleet.wait(
             lambda h: h.switched is not None, pushed + max(args.window, args.interval * 10 + 30)
         )
-        left = returned + args.window - time.time()
+        left = started + args.window - time.time()
         if left > 0:
             time.sleep(left)
-        g3, s3, t3, p3 = git.requests(), store.stats(), time.time(), fleet.polls()
+        g3, s3, t3 = git.requests(), store.stats(), time.time()
+        p3 = polls(s3)
         with fleet.lock:
             times = [max(h.switched - pushed, 0.0) for h in hosts if h.switched is not None]
             errors = sum(h.errors for h in hosts)
@@ -465,12 +472,12 @@ def fleet_run(
         steady_git_cores=(gc1 - gc0) / steady,
         steady_store_cores=(sc1 - sc0) / steady,
         steady_fleet_cores=(fc1 - fc0) / steady,
-        poll_cpu=(fc1 - fc0) / max(polls, 1),
+        poll_cpu=(fc1 - fc0) / max(steady_polls, 1),
         git_per_poll=(g1 - g0) / max(steady_polls, 1),
         store_per_poll=(s1.get("requests", 0) - s0.get("requests", 0)) / max(steady_polls, 1),
         window_git=g3 - g2,
         window_store=s3.get("requests", 0) - s2.get("requests", 0),
-        window_s=t3 - returned,
+        window_s=t3 - started,
         # git requests a poll costs in steady state, times the window's polls: what the
         # window would have cost without the change (polls slow down while hosts swap).
         window_expected=(g1 - g0) / max(steady_polls, 1) * (p3 - p2),
@@ -602,7 +609,7 @@ def row(r: Run, args: argparse.Namespace) -> str:
         f" ({r.steady_git_cores:.2f} cores) | {r.window_git / r.hosts:.2f}"
         f" | {per_change:.2f} | {r.steady_store_rps:.1f} ({r.steady_store_cores:.2f} cores)"
         f" | {r.window_store / r.hosts:.2f} | {r.errors} / {r.dropped} / {r.overflows}"
-        f" | {r.poll_s:.3f}"
+        f" | {f'{r.poll_s:.3f}' if r.poll_s else '-'}"
         f" | {r.poll_cpu * 1000:.0f} ({r.steady_fleet_cores:.2f} cores)"
         f" | {verdict}{' (' + ', '.join(why) + ')' if why else ''} |"
     )
@@ -638,6 +645,22 @@ def extrapolate(runs: list[Run], costs: Costs, args: argparse.Namespace, hosts: 
     return lines
 
 
+def code_under_test() -> str:
+    """Which mvctl the pollers ran: its checkout's branch and commit, and whether the
+    package had uncommitted changes (pointer mode may run on a branch not merged yet)."""
+    import mvctl
+
+    tree = Path(mvctl.__file__).resolve().parent.parent
+
+    def git(*argv: str) -> str:
+        proc = subprocess.run(["git", *argv], cwd=tree, capture_output=True, text=True)
+        return proc.stdout.strip() if proc.returncode == 0 else "?"
+
+    dirty = git("status", "--porcelain", "--", "mvctl")
+    where = f"{git('rev-parse', '--abbrev-ref', 'HEAD')} at {git('rev-parse', '--short', 'HEAD')}"
+    return where + (" + uncommitted changes" if dirty not in ("", "?") else "")
+
+
 def report(runs: list[Run], costs: Costs, args: argparse.Namespace, skipped: list[str]) -> str:
     command = (
         "python benchmarks/bench_fleet.py --hosts "
@@ -649,7 +672,8 @@ def report(runs: list[Run], costs: Costs, args: argparse.Namespace, skipped: lis
         "## Fleet: convergence after a rollback, requests at the git server and the store",
         "",
         f"`{command}` on {machine()}, shared with other engineers' test runs (load average"
-        " at each run's start in the table). Each host is a thread of one Python process"
+        f" at each run's start in the table); mvctl from {code_under_test()}. Each host is"
+        " a thread of one Python process"
         " running mvctl's poller into its own host directory (a lightweight poller, not an"
         " interpreter per host), its start spread over one interval; every host holds"
         f" {V1} and {V2} (the rollback is a swap without a download). The git remote is a bare"
@@ -668,7 +692,7 @@ def report(runs: list[Run], costs: Costs, args: argparse.Namespace, skipped: lis
         " listen queue.",
         "",
         f"Steady state: {args.window:g} s before the rollback; change window: {args.window:g}"
-        " s after the rollback command returned. 'per change' is the change window's git"
+        " s from the start of the rollback command. 'per change' is the change window's git"
         " requests less what its polls would have cost at the steady state's git requests"
         " per poll, per host. Budget: all hosts within interval + 2 s"
         f" ({args.interval + 2:g} s), and at most one git request per host per change, not"
