@@ -265,6 +265,7 @@ class Host:
     dest: Path
     version: str | None = None
     switched: float | None = None  # when (time.time()) it first served the target
+    swap_poll: float = 0.0  # seconds the poll that switched it took (ls-remote to swap)
     polls: int = 0
     errors: int = 0
     elapsed: list[float] = field(default_factory=list)
@@ -302,6 +303,7 @@ class Run:
     overflows: int
     rollback_s: float
     poll_s: float
+    swap_poll_s: float  # median duration of the polls that switched a host
     messages: tuple[tuple[str, int], ...]  # the host errors of the run, most common first
 
 
@@ -327,7 +329,7 @@ class Fleet:
                 if elapsed:
                     host.elapsed.append(float(elapsed))
                 if version == self.target and host.switched is None:
-                    host.switched = now
+                    host.switched, host.swap_poll = now, float(elapsed or 0.0)
 
         return record
 
@@ -456,6 +458,7 @@ def fleet_run(
         p3 = polls(s3)
         with fleet.lock:
             times = [max(h.switched - pushed, 0.0) for h in hosts if h.switched is not None]
+            swap_polls = [h.swap_poll for h in hosts if h.switched is not None]
             errors = sum(h.errors for h in hosts)
     finally:
         fleet.halt()
@@ -486,6 +489,7 @@ def fleet_run(
         overflows=listen_overflows() - overflows0,
         rollback_s=returned - started,
         poll_s=poll_s,
+        swap_poll_s=statistics.median(swap_polls) if swap_polls else 0.0,
         messages=tuple(fleet.messages.most_common(3)),
     )
 
@@ -502,6 +506,30 @@ class Costs:
     fetch_requests: float
     not_modified_wall: float
     not_modified_cpu: float
+    swap_wall: float  # one host's poll that swaps to a version it holds (git mode)
+    swap_cpu: float  # its CPU, its git children's included
+    swap_server_cpu: float  # the daemon's CPU for that poll's requests
+
+
+def swap_costs(
+    registry: Registry, template: Path, git: GitServer, swaps: int
+) -> tuple[float, float, float]:
+    """Median wall and CPU of a host's poll that swaps to a version it holds, and the
+    daemon's CPU for it: what every host of a fleet does at once after a rollback."""
+    from mvctl import serving
+
+    req = serving.PullRequest.following(git.url("registry.git"), MODEL, ("production",), template)
+    walls, cpus, server = [], [], []
+    for i in range(swaps):
+        target = V1 if i % 2 else V2
+        registry.promote(target)
+        c0, g0, start = own_cpu(), git.cpu(), time.perf_counter()
+        got = serving.pull_channels(req)
+        walls.append(time.perf_counter() - start)
+        cpus.append(own_cpu() - c0)
+        server.append(git.cpu() - g0)
+        assert served_version(got) == target, got
+    return statistics.median(walls), statistics.median(cpus), statistics.median(server)
 
 
 def children_cpu() -> float:
@@ -516,7 +544,13 @@ def own_cpu() -> float:
 
 
 def measure_costs(
-    runs: int, work: Path, template: Path, git: GitServer, store: HttpStore, env: dict[str, str]
+    runs: int,
+    work: Path,
+    template: Path,
+    registry: Registry,
+    git: GitServer,
+    store: HttpStore,
+    env: dict[str, str],
 ) -> Costs:
     """Sequential requests, one at a time: what each costs the server in CPU seconds."""
     import http.client
@@ -568,7 +602,11 @@ def measure_costs(
     cpu = store.cpu() - c0
     # The /_stats reads bracketing the loop are two requests of the store's CPU too.
     assert store.stats().get("not_modified", 0) - s0 == gets
+    swap_wall, swap_cpu, swap_server = swap_costs(registry, template, git, max(runs // 4, 3))
     return Costs(
+        swap_wall=swap_wall,
+        swap_cpu=swap_cpu,
+        swap_server_cpu=swap_server,
         ls_remote_wall=statistics.median(walls),
         ls_remote_server_cpu=ls_server,
         ls_remote_client_cpu=ls_client,
@@ -609,7 +647,7 @@ def row(r: Run, args: argparse.Namespace) -> str:
         f" ({r.steady_git_cores:.2f} cores) | {r.window_git / r.hosts:.2f}"
         f" | {per_change:.2f} | {r.steady_store_rps:.1f} ({r.steady_store_cores:.2f} cores)"
         f" | {r.window_store / r.hosts:.2f} | {r.errors} / {r.dropped} / {r.overflows}"
-        f" | {f'{r.poll_s:.3f}' if r.poll_s else '-'}"
+        f" | {f'{r.poll_s:.3f}' if r.poll_s else '-'} / {r.swap_poll_s:.3f}"
         f" | {r.poll_cpu * 1000:.0f} ({r.steady_fleet_cores:.2f} cores)"
         f" | {verdict}{' (' + ', '.join(why) + ')' if why else ''} |"
     )
@@ -645,6 +683,51 @@ def extrapolate(runs: list[Run], costs: Costs, args: argparse.Namespace, hosts: 
     return lines
 
 
+SETUP = " ".join(
+    f"""
+    Each host is a thread of one Python process running mvctl's poller into its own host
+    directory (a lightweight poller, not an interpreter per host), its start spread over one
+    interval; every host holds {V1} and {V2} (the rollback is a swap without a download). The
+    git remote is a bare repository served by a real `git daemon` on loopback with git's
+    defaults: a listen backlog of 5 and --max-connections 32, past which it kills an older
+    connection from the same address (every host here is 127.0.0.1: the hosts' 'connection
+    reset') and sleeps 1 s in its accept loop (the listen-queue overflows); its
+    `--access-hook` appends a line per request, so git requests are the server's own count.
+    The publisher pushes to the bare repository by path, so every request counted is the
+    fleet's. The DVC remote is a directory the registry pushes to and the hosts read over
+    HTTP from `benchmarks/_httpstore.py` (its own process, ETag / If-None-Match, listen
+    backlog 1024), which counts every request. Convergence runs from the end of the push of
+    `mvctl rollback fraud --push` (a subprocess; the mtime of the alias ref it wrote in the
+    bare repository) to the end of each host's poll that reported {V1}. Mode `git-inetd`
+    polls git the same way, against `git daemon --inetd` run per connection by
+    `benchmarks/_gitinetd.py` behind a socket with a backlog of 1024 (as systemd socket
+    activation or xinetd run it): git's cost per poll without git daemon's listen queue.
+    """.split()
+)
+
+
+def herd(runs: list[Run], costs: Costs) -> list[str]:
+    """What the largest fleet's swap costs this machine: every host swaps within about one
+    interval, and here all of them share its cores with the daemon (a real host has its own)."""
+    if not runs:
+        return []
+    n = max(r.hosts for r in runs)
+    cores = os.cpu_count() or 1
+    hosts_cpu = n * costs.swap_cpu
+    server_cpu = n * costs.swap_server_cpu
+    return [
+        f"After a rollback, {n} hosts swapping at once ask for {hosts_cpu:.1f} s of CPU on"
+        f" the hosts' side and {server_cpu:.1f} s at the git daemon (the swap poll's costs"
+        f" above, times {n}): {(hosts_cpu + server_cpu) / cores:.1f} s of this machine's"
+        f" {cores} cores if nothing else ran, before any poll interval or other engineers'"
+        " load. On this machine the simulated hosts compete with the server (and with each"
+        " other) for the same cores; on a real fleet each host swaps on its own CPU and the"
+        f" server's share, {server_cpu / cores:.1f} s on {cores} cores, is what a change costs"
+        " everyone.",
+        "",
+    ]
+
+
 def code_under_test() -> str:
     """Which mvctl the pollers ran: its checkout's branch and commit, and whether the
     package had uncommitted changes (pointer mode may run on a branch not merged yet)."""
@@ -672,24 +755,7 @@ def report(runs: list[Run], costs: Costs, args: argparse.Namespace, skipped: lis
         "## Fleet: convergence after a rollback, requests at the git server and the store",
         "",
         f"`{command}` on {machine()}, shared with other engineers' test runs (load average"
-        f" at each run's start in the table); mvctl from {code_under_test()}. Each host is"
-        " a thread of one Python process"
-        " running mvctl's poller into its own host directory (a lightweight poller, not an"
-        " interpreter per host), its start spread over one interval; every host holds"
-        f" {V1} and {V2} (the rollback is a swap without a download). The git remote is a bare"
-        " repository served by a real `git daemon` on loopback (git's defaults:"
-        " --max-connections 32, a listen backlog of 5); its `--access-hook` appends a line per"
-        " request, so git requests are the server's own count. The publisher pushes to the"
-        " bare repository by path, so every request counted is the fleet's. The DVC remote is"
-        " a directory the registry pushes to and the hosts read over HTTP from"
-        " `benchmarks/_httpstore.py` (its own process, ETag / If-None-Match, listen backlog"
-        " 1024), which counts every request. Convergence runs from the end of the push of"
-        " `mvctl rollback fraud --push` (a subprocess; the mtime of the alias ref it wrote in"
-        " the bare repository) to the end of each host's poll that reported v0.1.0. Mode"
-        " `git-inetd` polls git the same way, against `git daemon --inetd` run per connection"
-        " by `benchmarks/_gitinetd.py` behind a socket with a backlog of 1024 (as systemd"
-        " socket activation or xinetd run it): git's cost per poll without git daemon's"
-        " listen queue.",
+        f" at each run's start in the table); mvctl from {code_under_test()}. {SETUP}",
         "",
         f"Steady state: {args.window:g} s before the rollback; change window: {args.window:g}"
         " s from the start of the rollback command. 'per change' is the change window's git"
@@ -702,7 +768,8 @@ def report(runs: list[Run], costs: Costs, args: argparse.Namespace, skipped: lis
         "| mode | hosts | load | converge median / p95 / max (s) | git req/s, steady"
         " (daemon CPU) | git req per host, change window | git req per host per change"
         " | store req/s, steady (store CPU) | store req per host, change window"
-        " | host errors / dropped by the daemon / listen-queue overflows | poll median (s)"
+        " | host errors / dropped by the daemon / listen-queue overflows"
+        " | git poll median, no change / the switching one (s)"
         " | host CPU per poll, ms (all pollers) | budget |",
         "|---|---|---|---|---|---|---|---|---|---|---|---|---|",
         *(row(r, args) for r in runs),
@@ -720,8 +787,13 @@ def report(runs: list[Run], costs: Costs, args: argparse.Namespace, skipped: lis
         f" cached swap is {costs.fetch_requests:g} request of"
         f" {costs.fetch_server_cpu * 1000:.1f} ms server CPU; a 304 from the Python store"
         f" takes {costs.not_modified_wall * 1000:.2f} ms and"
-        f" {costs.not_modified_cpu * 1000:.2f} ms of its CPU (a new connection each).",
+        f" {costs.not_modified_cpu * 1000:.2f} ms of its CPU (a new connection each). One"
+        " host's poll that swaps to a version it holds (ls-remote, the alias fetch, the swap)"
+        f" takes {costs.swap_wall * 1000:.0f} ms alone, {costs.swap_cpu * 1000:.0f} ms of the"
+        " host's CPU (its git children included) and"
+        f" {costs.swap_server_cpu * 1000:.0f} ms of the daemon's.",
         "",
+        *herd(runs, costs),
         "On paper, 10,000 hosts: the git and store requests per poll and per change measured"
         " above (at the largest fleet without host errors), times 10,000 hosts polling once an"
         " interval, times the CPU per request measured alone."
@@ -775,7 +847,7 @@ def main() -> None:
                 )
             template = work / "template"
             runs = run_fleets(args, work, registry, servers, store, template, env)
-            costs = measure_costs(args.runs, work, template, git, store, env)
+            costs = measure_costs(args.runs, work, template, registry, git, store, env)
     finally:
         shutil.rmtree(work, ignore_errors=True)
     body = report(runs, costs, args, skipped)
