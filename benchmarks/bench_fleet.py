@@ -670,16 +670,30 @@ def extrapolate(runs: list[Run], costs: Costs, args: argparse.Namespace, hosts: 
         for interval in dict.fromkeys((args.interval, 30.0)):
             if mode != "pointer":  # a request per poll
                 git_rps = hosts * r.git_per_poll / interval
-            else:  # the periodic git check runs every --git-interval, whatever the interval
-                git_rps = hosts * r.git_per_poll / args.interval
+            else:  # the periodic git check: every --git-interval, whatever the interval (a
+                # window shorter than --git-interval may see none of them: the larger counts)
+                git_rps = max(hosts * r.git_per_poll / args.interval, hosts / args.git_interval)
             store_rps = hosts * r.store_per_poll / interval
-            git_cores = git_rps * costs.ls_remote_server_cpu
+            # A git-mode poll is an ls-remote; a pointer-mode git poll fetches the aliases.
+            per_request = (
+                costs.fetch_server_cpu if mode == "pointer" else costs.ls_remote_server_cpu
+            )
+            git_cores = git_rps * per_request
             burst = git_cores + hosts * per_change * costs.fetch_server_cpu / interval
             lines.append(
                 f"| {mode} | {r.hosts} hosts | {interval:g} | {git_rps:,.0f} | {git_cores:.1f}"
                 f" | {hosts * per_change:,.0f} | {burst:.1f} | {store_rps:,.0f}"
                 f" | {store_rps * costs.not_modified_cpu:.2f} |"
             )
+    budget = args.interval + 2
+    lines += [
+        "",
+        f"For the budget at {hosts:,} hosts, one alias fetch per host within interval + 2 s"
+        f" ({budget:g} s) at this daemon's {costs.fetch_server_cpu * 1000:.0f} ms per fetch"
+        f" needs {hosts * costs.fetch_server_cpu / budget:.0f} cores at the git server; with a"
+        f" 30 s interval and the fetches spread over it,"
+        f" {hosts * costs.fetch_server_cpu / 32:.0f}.",
+    ]
     return lines
 
 
@@ -754,8 +768,9 @@ def report(runs: list[Run], costs: Costs, args: argparse.Namespace, skipped: lis
     lines = [
         "## Fleet: convergence after a rollback, requests at the git server and the store",
         "",
-        f"`{command}` on {machine()}, shared with other engineers' test runs (load average"
-        f" at each run's start in the table); mvctl from {code_under_test()}. {SETUP}",
+        f"`{command}` on {machine()}, shared with other engineers' test runs (the 1-minute"
+        " load average as each run started is in the table: their work, and what this"
+        " benchmark's previous, larger run left behind); mvctl from {code_under_test()}. {SETUP}",
         "",
         f"Steady state: {args.window:g} s before the rollback; change window: {args.window:g}"
         " s from the start of the rollback command. 'per change' is the change window's git"
