@@ -770,7 +770,7 @@ def report(runs: list[Run], costs: Costs, args: argparse.Namespace, skipped: lis
         "",
         f"`{command}` on {machine()}, shared with other engineers' test runs (the 1-minute"
         " load average as each run started is in the table: their work, and what this"
-        " benchmark's previous, larger run left behind); mvctl from {code_under_test()}. {SETUP}",
+        f" benchmark's previous, larger run left behind); mvctl from {code_under_test()}. {SETUP}",
         "",
         f"Steady state: {args.window:g} s before the rollback; change window: {args.window:g}"
         " s from the start of the rollback command. 'per change' is the change window's git"
