@@ -20,7 +20,7 @@ from mvctl.formats import tags
 from mvctl.formats.layout import manifest_path, profile_path
 from mvctl.formats.manifest import Manifest
 from mvctl.formats.names import Version, check_channel, check_model
-from mvctl.registry import lookup
+from mvctl.registry import index, lookup
 
 
 @dataclass(frozen=True)
@@ -48,6 +48,40 @@ class VersionInfo:
             "channels": list(self.channels),
             "weights": self.weights,
         }
+
+    def to_row(self) -> list[Any]:
+        """Every field in order, as the index (mvctl.registry.index) keeps it."""
+        return [
+            self.model,
+            self.version,
+            self.commit,
+            self.created,
+            self.author,
+            self.metrics,
+            self.deregistered,
+            list(self.channels),
+            self.fingerprint,
+            self.weights,
+        ]
+
+    @classmethod
+    def from_row(cls, row: list[Any]) -> VersionInfo:
+        model, version, commit, created, author, metrics, dereg, channels, fprint, weights = row
+        return cls(
+            model,
+            version,
+            commit,
+            created,
+            author,
+            metrics,
+            dereg,
+            tuple(channels),
+            fprint,
+            weights,
+        )
+
+
+_VERSION_ROWS = index.rows_of(VersionInfo, VersionInfo.to_row, VersionInfo.from_row)
 
 
 @dataclass(frozen=True)
@@ -219,10 +253,15 @@ def _quick_models(git: GitRepo) -> list[ModelSummary] | None:
 def list_versions(root: Path, model: str) -> list[VersionInfo]:
     check_model(model)
     git = GitRepo.open(root)
-    mt = model_tags(git, model)
-    if not mt.versions:
-        raise unknown_model(model)
-    return [model_info(model, v, mt) for v in sorted_versions(list(mt.versions))]
+
+    def build(records: list[TagRecord]) -> list[VersionInfo]:
+        mt = group_tags(records).get(model)
+        if mt is None or not mt.versions:
+            raise unknown_model(model)
+        return [model_info(model, v, mt) for v in sorted_versions(list(mt.versions))]
+
+    pattern = f"{tags.TAG_PREFIX}{model}@*"
+    return index.cached(git, "versions", model, [pattern], build, _VERSION_ROWS)
 
 
 def resolve(git: GitRepo, ref: str) -> tuple[VersionInfo, ModelTags]:
