@@ -418,6 +418,18 @@ class GitRepo(Remotes):
             )
         return found
 
+    def ref_objects(self, *patterns: str) -> list[tuple[str, str]]:
+        """(name without ``refs/tags/``, object id) of the tags matching ``patterns``: as
+        cheap as :meth:`ref_names`, and enough to tell whether any of them changed."""
+        out = self.run(
+            "for-each-ref", "--format=%(objectname) %(refname)", *patterns, action="list tags"
+        )
+        found = []
+        for line in out.splitlines():
+            obj, _, ref = line.partition(" ")
+            found.append((ref.removeprefix(TAG_PREFIX), obj))
+        return found
+
     def ref_names(self, *patterns: str) -> list[str]:
         """The names (without ``refs/tags/``) of the tags matching ``patterns``, nothing else:
         no object is opened, so it costs what listing the refs costs."""

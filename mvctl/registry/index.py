@@ -26,8 +26,7 @@ import dataclasses
 import hashlib
 import json
 import os
-import tempfile
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Generic, TypeVar
@@ -37,6 +36,7 @@ from mvctl._adapters.git import GitRepo, TagRecord
 
 FORMAT = 1
 T = TypeVar("T")
+R = TypeVar("R")
 Row = list[Any]
 
 
@@ -77,6 +77,53 @@ def cached(
     rows: Rows[T],
 ) -> list[T]:
     """``build(git.tags(*patterns))``, from the index when its keys say it is the same."""
+
+    def read() -> tuple[str, list[TagRecord]]:
+        records = git.tags(*patterns)
+        return _digest((r.name, r.object) for r in records), records
+
+    return _memo(git, view, model, read, build, rows, reads_more=False)
+
+
+def peek(git: GitRepo, view: str, model: str, rows: Rows[T]) -> list[T] | None:
+    """What :func:`cached` would answer from the index alone (its stamp equal), or None:
+    for a reader that has a cheaper way than the full read when the index is stale."""
+    stamp = git.tags_stamp()
+    stored = _load(index_path(git, view, model), view, model, rows.columns)
+    if stored is None or stamp is None or stored.stamp != stamp.value:
+        return None
+    return _revive(stored.rows, rows.from_row)
+
+
+def cached_by_names(
+    git: GitRepo,
+    view: str,
+    key: str,
+    patterns: Sequence[str],
+    build: Callable[[list[tuple[str, str]]], list[T]],
+    rows: Rows[T],
+) -> list[T]:
+    """``build`` of the (name, object) of the tags matching ``patterns``, from the index when
+    its keys say it is the same. ``build`` may read some of those tags itself (by name):
+    what it answers is kept only when the stamp shows that no tag changed meanwhile."""
+
+    def read() -> tuple[str, list[tuple[str, str]]]:
+        refs = git.ref_objects(*patterns)
+        return _digest(refs), refs
+
+    return _memo(git, view, key, read, build, rows, reads_more=True)
+
+
+def _memo(
+    git: GitRepo,
+    view: str,
+    model: str,
+    read: Callable[[], tuple[str, R]],
+    build: Callable[[R], list[T]],
+    rows: Rows[T],
+    *,
+    reads_more: bool,
+) -> list[T]:
     stamp = git.tags_stamp()  # before reading the refs: a change after it shows as another
     path = index_path(git, view, model)
     stored = _load(path, view, model, rows.columns)
@@ -84,8 +131,7 @@ def cached(
         revived = _revive(stored.rows, rows.from_row)
         if revived is not None:
             return revived
-    records = git.tags(*patterns)
-    digest = _digest(records)
+    digest, refs = read()
     settled = stamp.value if stamp is not None and stamp.settled else None
     if stored is not None and stored.digest == digest:
         revived = _revive(stored.rows, rows.from_row)
@@ -94,7 +140,9 @@ def cached(
                 header = _header(view, model, rows.columns, settled, digest, stored.payload)
                 _save(path, header, stored.payload)
             return revived
-    items = build(records)
+    items = build(refs)
+    if reads_more and (settled is None or git.tags_stamp() != stamp):
+        return items  # a tag may have changed between the listing and build's own reads
     built = [rows.to_row(item) for item in items]
     try:
         payload = json.dumps(built, ensure_ascii=False, allow_nan=False).encode()
@@ -105,8 +153,8 @@ def cached(
     return items
 
 
-def _digest(records: list[TagRecord]) -> str:
-    text = "".join(f"{r.name}\0{r.object}\n" for r in records)
+def _digest(refs: Iterable[tuple[str, str]]) -> str:
+    text = "".join(f"{name}\0{obj}\n" for name, obj in refs)
     return hashlib.sha256(text.encode("utf-8", "surrogateescape")).hexdigest()
 
 
@@ -165,6 +213,8 @@ def _revive(rows: list[Row], from_row: Callable[[Row], T]) -> list[T] | None:
 
 def _save(path: Path, header: bytes, payload: bytes) -> None:
     """Write the index whole or not at all; failing to write it is no error of the command."""
+    import tempfile  # only when writing: a read that hits the index never needs it
+
     tmp: str | None = None
     try:
         path.parent.mkdir(parents=True, exist_ok=True)

@@ -22,12 +22,13 @@ from mvctl.channels.promotion import promote
 from mvctl.channels.rollback import rollback
 from mvctl.channels.state import history
 from mvctl.errors import MvctlError
-from mvctl.registry import index
-from mvctl.registry.read import list_versions
+from mvctl.registry import index, read
+from mvctl.registry.read import list_models, list_versions
 from mvctl.registry.register import RegisterRequest, register
 from tests.conftest import Registry, RegistryFactory, Release, copy_registry, git, run
 
 VERSIONS = ("v0.1.0", "v0.2.0", "v0.3.0")
+REFS = ("fraud", "fraud@v0.1.0", "fraud@v0.2.0", "fraud@production", "fraud@staging")
 
 
 @pytest.fixture(scope="module")
@@ -55,9 +56,11 @@ def settled(monkeypatch: pytest.MonkeyPatch) -> None:
 def answers(root: Path) -> list[list[list[Any]]]:
     """Every field of everything list and history return."""
     return [
+        [m.to_row() for m in list_models(root)],
         [v.to_row() for v in list_versions(root, "fraud")],
         [e.to_row() for e in history(root, "fraud")],
         [e.to_row() for e in history(root, "fraud", "staging")],
+        [read.resolve_version(GitRepo.open(root), ref).to_row() for ref in REFS],
     ]
 
 
@@ -67,8 +70,13 @@ def full_read(root: Path, monkeypatch: pytest.MonkeyPatch) -> list[list[list[Any
     def direct(git: GitRepo, view: str, model: str, patterns: Any, build: Any, rows: Any) -> Any:
         return build(git.tags(*patterns))
 
+    def by_names(git: GitRepo, view: str, key: str, patterns: Any, build: Any, rows: Any) -> Any:
+        return build(git.ref_objects(*patterns))
+
     with monkeypatch.context() as mp:
         mp.setattr(index, "cached", direct)
+        mp.setattr(index, "cached_by_names", by_names)
+        mp.setattr(index, "peek", lambda *args: None)
         return answers(root)
 
 
@@ -85,7 +93,8 @@ def no_tags_read(monkeypatch: pytest.MonkeyPatch) -> None:
     def refused(*args: object) -> list[TagRecord]:
         raise AssertionError("read the tags")
 
-    monkeypatch.setattr(GitRepo, "tags", refused)
+    for method in ("tags", "ref_objects", "named_tags"):
+        monkeypatch.setattr(GitRepo, method, refused)
 
 
 def test_the_index_answers_what_the_tags_say(
@@ -93,8 +102,9 @@ def test_the_index_answers_what_the_tags_say(
 ) -> None:
     expected = full_read(reg.root, monkeypatch)
     assert answers(reg.root) == expected  # built
-    assert header(index_file(reg, "versions"))["stamp"] is not None
-    assert header(index_file(reg, "history"))["stamp"] is not None
+    for view in ("versions", "history"):
+        assert header(index_file(reg, view))["stamp"] is not None
+    assert header(index_file(reg, "models", "all"))["stamp"] is not None
     no_tags_read(monkeypatch)
     assert answers(reg.root) == expected  # from the index alone
     assert [v.channels for v in list_versions(reg.root, "fraud")] == [
@@ -121,6 +131,25 @@ def test_a_fresh_stamp_is_not_stored(reg: Registry, monkeypatch: pytest.MonkeyPa
     monkeypatch.setattr(GitRepo, "tags", counted)
     assert answers(reg.root) == expected
     assert len(reads) == 3
+    assert not index_file(reg, "models", "all").exists()  # it reads aliases after listing
+
+
+def test_a_tag_moved_while_list_reads_the_aliases_is_not_kept(
+    reg: Registry, monkeypatch: pytest.MonkeyPatch, settled: None
+) -> None:
+    """``list`` lists the tags, then reads the aliases by name: a move in between could
+    pair the listing's digest with another alias, so that answer is never kept."""
+    real = read._quick_models
+
+    def moved_meanwhile(git: GitRepo, listed: Any) -> Any:
+        promote(reg.root, "fraud", "v0.3.0", "production", push=False)
+        return real(git, listed)
+
+    with monkeypatch.context() as mp:
+        mp.setattr(read, "_quick_models", moved_meanwhile)
+        list_models(reg.root)
+    assert not index_file(reg, "models", "all").exists()
+    assert list_models(reg.root)[0].channels == {"production": "v0.3.0", "staging": "v0.3.0"}
 
 
 @pytest.mark.slow
@@ -169,6 +198,19 @@ def test_moves_from_another_clone_fetched_in_are_seen(
     assert history(reg.root, "fraud")[-1].kind == "rollback"
 
 
+def test_a_deregistration_and_a_gold_mark_are_seen(
+    reg: Registry, monkeypatch: pytest.MonkeyPatch, settled: None
+) -> None:
+    from mvctl.channels.marks import mark_gold, retire
+
+    answers(reg.root)
+    retire(reg.root, "fraud", "v0.1.0", push=False)
+    assert answers(reg.root) == full_read(reg.root, monkeypatch)
+    assert list_versions(reg.root, "fraud")[0].deregistered
+    mark_gold(reg.root, "fraud", "v0.3.0", push=False)
+    assert answers(reg.root) == full_read(reg.root, monkeypatch)
+
+
 @pytest.mark.parametrize(
     "damage",
     [
@@ -185,9 +227,10 @@ def test_a_corrupted_index_is_ignored_and_rebuilt(
 ) -> None:
     expected = full_read(reg.root, monkeypatch)
     answers(reg.root)
-    for view in ("versions", "history"):
-        path = index_file(reg, view)
+    for path in (index_file(reg, "versions"), index_file(reg, "history")):
         path.write_bytes(damage(path.read_bytes()))
+    path = index_file(reg, "models", "all")
+    path.write_bytes(damage(path.read_bytes()))
     assert answers(reg.root) == expected
     no_tags_read(monkeypatch)  # rebuilt whole: the next read needs no tags
     assert answers(reg.root) == expected
@@ -227,12 +270,14 @@ def test_an_older_writer_finishing_last_is_not_trusted(
     """Two readers race: the one that read the refs before a move renames its file over
     the newer one's. Its keys are the old refs', so the next read does not trust it."""
     answers(reg.root)
-    old = {view: index_file(reg, view).read_bytes() for view in ("versions", "history")}
+    files = [index_file(reg, "versions"), index_file(reg, "history")]
+    files.append(index_file(reg, "models", "all"))
+    old = {path: path.read_bytes() for path in files}
     promote(reg.root, "fraud", "v0.3.0", "production", push=False)
     expected = full_read(reg.root, monkeypatch)
     assert answers(reg.root) == expected
-    for view, data in old.items():
-        index_file(reg, view).write_bytes(data)
+    for path, data in old.items():
+        path.write_bytes(data)
     assert answers(reg.root) == expected
 
 
