@@ -211,6 +211,32 @@ def test_a_deregistration_and_a_gold_mark_are_seen(
     assert answers(reg.root) == full_read(reg.root, monkeypatch)
 
 
+def test_packed_refs_and_a_move_after_them_are_seen(
+    reg: Registry, monkeypatch: pytest.MonkeyPatch, settled: None
+) -> None:
+    answers(reg.root)
+    reg.git("pack-refs", "--all")
+    assert answers(reg.root) == full_read(reg.root, monkeypatch)
+    promote(reg.root, "fraud", "v0.3.0", "production", push=False)  # a loose ref again
+    assert answers(reg.root) == full_read(reg.root, monkeypatch)
+    reg.git("pack-refs", "--all")
+    newest = history(reg.root, "fraud")[-1].name
+    reg.git("tag", "-d", newest)  # deleting a packed ref rewrites packed-refs
+    assert history(reg.root, "fraud")[-1].name != newest
+    assert answers(reg.root) == full_read(reg.root, monkeypatch)
+
+
+def test_a_linked_work_tree_shares_the_index_of_the_repository(
+    reg: Registry, tmp_path: Path, monkeypatch: pytest.MonkeyPatch, settled: None
+) -> None:
+    linked = tmp_path / "linked"
+    reg.git("worktree", "add", "-q", "--detach", str(linked))
+    assert answers(linked) == full_read(reg.root, monkeypatch)
+    assert index_file(reg, "versions").exists()
+    promote(reg.root, "fraud", "v0.3.0", "production", push=False)
+    assert answers(linked) == full_read(reg.root, monkeypatch)
+
+
 @pytest.mark.parametrize(
     "damage",
     [
