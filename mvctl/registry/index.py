@@ -1,10 +1,12 @@
-"""A derived index of what ``list MODEL`` and ``history MODEL`` show, so that they stay
-instant at 10,000 versions: never a second source of truth, only a memo of one read of the
-refs, kept under the git directory (``mvctl/index/``: never committed, never pushed).
+"""A derived index of what ``list``, ``list MODEL`` and ``history MODEL`` show (and ``show``
+reads from), so that they stay instant at 10,000 versions: never a second source of truth,
+only a memo of one read of the refs, kept under the git directory (``mvctl/index/``: never
+committed, never pushed; deleting it is always safe).
 
-A view of a model (its versions, its events) is a function of its tags: their names and the
-objects they point at (tag objects never change). An index file holds one view's rows with
-two keys, and is used only when one of them says the tags are still those it was built from:
+A view (a model's versions, its events, the summary of every model) is a function of tags:
+their names and the objects they point at (tag objects never change). An index file holds
+one view's rows with two keys, and is used only when one of them says the tags are still
+those it was built from:
 
 - the *stamp* of git's ref storage (mvctl._adapters.refstate), read with three ``stat``
   calls: equal, no tag of any model changed since, and the rows answer without running git;
@@ -15,8 +17,9 @@ two keys, and is used only when one of them says the tags are still those it was
 Otherwise the rows are built from the refs as before and the file rewritten, atomically (a
 temporary file renamed over it: concurrent writers each leave a whole file, and any of them
 is right for its keys). A file that is not whole and ours (its checksum, format, mvctl
-version, view and model) is ignored and rebuilt; a directory that cannot be written only
-costs the next command the full read. ``mvctl check`` never reads it.
+version, view, model and row columns) is ignored and rebuilt; a directory that cannot be
+written only costs the next command the full read. ``mvctl check`` and the moves never read
+it.
 """
 
 from __future__ import annotations
