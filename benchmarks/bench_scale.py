@@ -13,6 +13,7 @@ real move (a step back, or a change of the version staging holds).
 from __future__ import annotations
 
 import argparse
+import os
 import resource
 import shutil
 import statistics
@@ -158,7 +159,9 @@ def main() -> None:
     try:
         env = isolated_env(work / "home")
         small, large = (prepare(work, env, n) for n in (small_n, large_n))
+        load_before = os.getloadavg()[0]
         results = measure(small, large, args.runs)
+        load_after = os.getloadavg()[0]
         for r in (small, large):  # the moves left both consistent
             check = run([BIN / "mvctl", "check", "--json"], r.root, env)
             assert '"ok":true' in check.replace(" ", ""), check
@@ -186,7 +189,9 @@ def main() -> None:
             " rollbacks and promotions are real moves. A published rollback fetches the"
             " model's tags from a bare remote on the same disk first and pushes after, so it"
             f" grows with the number of tags (no budget here). Building took"
-            f" {small.built:.1f} s and {large.built:.1f} s.",
+            f" {small.built:.1f} s and {large.built:.1f} s. The machine is shared: the"
+            f" 1-minute load average was {load_before:.2f} when the timings began and"
+            f" {load_after:.2f} when they ended.",
             "",
             *rows,
         ]

@@ -18,6 +18,7 @@ from pathlib import Path
 from mvctl._adapters.gitobjects import parse_tag_object, read_named
 from mvctl._adapters.gitremote import PUSH_GRACE, Declined, PushInterrupted, Refused, Remotes
 from mvctl._adapters.gitrun import GitFailed, run, stderr_line
+from mvctl._adapters.refstate import Stamp, tags_stamp
 from mvctl.errors import ConflictError, OperationalError
 
 __all__ = [
@@ -27,6 +28,7 @@ __all__ = [
     "GitRepo",
     "PushInterrupted",
     "Refused",
+    "Stamp",
     "TagRecord",
 ]
 
@@ -62,9 +64,10 @@ class TagRecord:
 class GitRepo(Remotes):
     """A git work tree, opened at its top level."""
 
-    def __init__(self, root: Path) -> None:
+    def __init__(self, root: Path, common_dir: Path | None = None) -> None:
         self.root = root
         self._committer: str | None = None
+        self._common_dir = common_dir
 
     @classmethod
     def open(cls, path: Path) -> GitRepo:
@@ -76,14 +79,17 @@ class GitRepo(Remotes):
             raise not_a_repo
         try:
             out = run(
-                ["rev-parse", "--is-bare-repository", "--show-toplevel"], path, "find the repo"
+                ["rev-parse", "--is-bare-repository", "--show-toplevel", "--git-common-dir"],
+                path,
+                "find the repo",
             )
         except GitFailed as exc:
             raise not_a_repo from exc
         lines = out.splitlines()
         if lines[0] == "true" or len(lines) < 2:
             raise OperationalError(f"{path} is a bare git repository", hint="use a clone")
-        return cls(Path(lines[1]).resolve())
+        common = (path / lines[2]).resolve() if len(lines) > 2 else None
+        return cls(Path(lines[1]).resolve(), common)
 
     def run(self, *args: str, action: str) -> str:
         return run(args, self.root, action)
@@ -92,6 +98,17 @@ class GitRepo(Remotes):
         return run(args, self.root, action, stdin=stdin)
 
     # --- reading -----------------------------------------------------------------------
+
+    def common_dir(self) -> Path:
+        """The git directory shared by every work tree of the repository (where refs live)."""
+        if self._common_dir is None:
+            out = self.run("rev-parse", "--git-common-dir", action="find the git directory")
+            self._common_dir = (self.root / out.strip()).resolve()
+        return self._common_dir
+
+    def tags_stamp(self) -> Stamp | None:
+        """A stamp that changes whenever any tag changes (mvctl._adapters.refstate)."""
+        return tags_stamp(self.common_dir())
 
     def head_commit(self) -> str | None:
         try:
@@ -399,6 +416,18 @@ class GitRepo(Remotes):
             found[name] = TagRecord(
                 name, tag.object, tag.target, True, tag.tagger, tag.date, tag.message
             )
+        return found
+
+    def ref_objects(self, *patterns: str) -> list[tuple[str, str]]:
+        """(name without ``refs/tags/``, object id) of the tags matching ``patterns``: as
+        cheap as :meth:`ref_names`, and enough to tell whether any of them changed."""
+        out = self.run(
+            "for-each-ref", "--format=%(objectname) %(refname)", *patterns, action="list tags"
+        )
+        found = []
+        for line in out.splitlines():
+            obj, _, ref = line.partition(" ")
+            found.append((ref.removeprefix(TAG_PREFIX), obj))
         return found
 
     def ref_names(self, *patterns: str) -> list[str]:

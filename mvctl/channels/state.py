@@ -22,6 +22,7 @@ from mvctl._adapters.git import GitRepo, TagRecord
 from mvctl.errors import deregistered, unknown_model, unknown_version
 from mvctl.formats import tags
 from mvctl.formats.names import Version, check_channel, check_model
+from mvctl.registry import index
 from mvctl.registry.read import ModelTags, group_tags
 
 EventKind = Literal["promote", "rollback", "override", "weight", "stop", "assign"]
@@ -77,10 +78,68 @@ class Event:
             out["via"] = self.via
         return out
 
+    def to_row(self) -> list[Any]:
+        """Every field in order, as the index (mvctl.registry.index) keeps it."""
+        return [
+            self.name,
+            self.counter,
+            self.channel,
+            self.kind,
+            self.version,
+            self.previous,
+            self.reason,
+            self.actor,
+            self.time,
+            self.commit,
+            self.object,
+            list(self.gates),
+            self.request,
+            self.incident,
+            list(self.alerts),
+            self.weight,
+            self.previous_weight,
+            self.evidence,
+            self.requested_by,
+            self.via,
+        ]
+
+    @classmethod
+    def from_row(cls, row: list[Any]) -> Event:
+        (name, counter, channel, kind, version, previous, reason, actor, time, commit, obj) = row[
+            :11
+        ]
+        gates, request, incident, alerts, weight, previous_weight = row[11:17]
+        evidence, requested_by, via = row[17:]
+        return cls(
+            name,
+            counter,
+            channel,
+            kind,
+            version,
+            previous,
+            reason,
+            actor,
+            time,
+            commit,
+            obj,
+            tuple(gates),
+            request,
+            incident,
+            tuple(alerts),
+            weight,
+            previous_weight,
+            evidence,
+            requested_by,
+            via,
+        )
+
     @property
     def moves(self) -> bool:
         """Whether the event moved the channel (a weight change keeps its version)."""
         return self.kind != "weight"
+
+
+_EVENT_ROWS = index.rows_of(Event, Event.to_row, Event.from_row)
 
 
 @dataclass(frozen=True)
@@ -260,9 +319,16 @@ def event_of(record: TagRecord, versions_at: dict[str, str]) -> Event | None:
     )
 
 
+def _patterns(model: str) -> list[str]:
+    return [tags.version_glob(model).replace("@v*", "@*"), tags.event_glob(model)]
+
+
 def load(git: GitRepo, model: str) -> ModelState:
     """Every tag of ``model`` from one for-each-ref."""
-    records = git.tags(tags.version_glob(model).replace("@v*", "@*"), tags.event_glob(model))
+    return _state(model, git.tags(*_patterns(model)))
+
+
+def _state(model: str, records: list[TagRecord]) -> ModelState:
     model_tags = group_tags(records).get(model) or ModelTags({}, frozenset(), {})
     versions_at = {r.commit: v for v, r in model_tags.versions.items()}
     events = [e for r in records if (e := event_of(r, versions_at)) is not None]
@@ -293,7 +359,13 @@ def history(root: Path, model: str, channel: str | None = None) -> list[Event]:
     check_model(model)
     if channel is not None:
         check_channel(channel)
-    state = load(GitRepo.open(root), model)
-    if not state.tags.versions:
-        raise unknown_model(model)
-    return [e for e in state.events if channel is None or e.channel == channel]
+
+    def build(records: list[TagRecord]) -> list[Event]:
+        state = _state(model, records)
+        if not state.tags.versions:
+            raise unknown_model(model)
+        return list(state.events)
+
+    git = GitRepo.open(root)
+    events = index.cached(git, "history", model, _patterns(model), build, _EVENT_ROWS)
+    return [e for e in events if channel is None or e.channel == channel]

@@ -169,8 +169,6 @@ def list_(
     as_json: JsonOpt = False,
 ) -> None:
     """List models, or one model's versions."""
-    from rich.table import Table
-
     from mvctl.registry.read import list_models, list_versions
 
     if model is None:
@@ -178,6 +176,8 @@ def list_(
         if as_json:
             print_json({"models": [m.to_dict() for m in models]})
             return
+        from rich.table import Table  # only for people: --json does without it
+
         table = Table("model", "latest", "versions", "channels", title="models")
         for m in models:
             channels = (
@@ -191,6 +191,8 @@ def list_(
     if as_json:
         print_json({"model": model, "versions": [v.to_dict() for v in versions]})
         return
+    from rich.table import Table
+
     keys = _key_metrics([v.metrics for v in versions])
     table = Table(title=esc(model))
     table.add_column("version", no_wrap=True)

@@ -10,6 +10,7 @@ naming another version or none) these answer None and the caller reads every tag
 
 from __future__ import annotations
 
+from collections.abc import Iterable
 from dataclasses import dataclass, field
 
 from mvctl._adapters.git import GitRepo, TagRecord
@@ -33,8 +34,13 @@ class Names:
 def names(git: GitRepo, model: str | None = None) -> dict[str, Names]:
     """model -> its tag names (events skipped), for one model or all of them."""
     pattern = f"{tags.TAG_PREFIX}{model}@*" if model else f"{tags.TAG_PREFIX}*@*"
+    return names_of(git.ref_names(pattern))
+
+
+def names_of(ref_names: Iterable[str]) -> dict[str, Names]:
+    """:func:`names` of tag names listed already."""
     found: dict[str, Names] = {}
-    for name in git.ref_names(pattern):
+    for name in ref_names:
         parsed = tags.parse(name)
         if parsed is None or parsed.channel_event or parsed.kind == "gold":
             continue

@@ -20,7 +20,7 @@ from mvctl.formats import tags
 from mvctl.formats.layout import manifest_path, profile_path
 from mvctl.formats.manifest import Manifest
 from mvctl.formats.names import Version, check_channel, check_model
-from mvctl.registry import lookup
+from mvctl.registry import index, lookup
 
 
 @dataclass(frozen=True)
@@ -49,6 +49,40 @@ class VersionInfo:
             "weights": self.weights,
         }
 
+    def to_row(self) -> list[Any]:
+        """Every field in order, as the index (mvctl.registry.index) keeps it."""
+        return [
+            self.model,
+            self.version,
+            self.commit,
+            self.created,
+            self.author,
+            self.metrics,
+            self.deregistered,
+            list(self.channels),
+            self.fingerprint,
+            self.weights,
+        ]
+
+    @classmethod
+    def from_row(cls, row: list[Any]) -> VersionInfo:
+        model, version, commit, created, author, metrics, dereg, channels, fprint, weights = row
+        return cls(
+            model,
+            version,
+            commit,
+            created,
+            author,
+            metrics,
+            dereg,
+            tuple(channels),
+            fprint,
+            weights,
+        )
+
+
+_VERSION_ROWS = index.rows_of(VersionInfo, VersionInfo.to_row, VersionInfo.from_row)
+
 
 @dataclass(frozen=True)
 class ModelSummary:
@@ -66,6 +100,18 @@ class ModelSummary:
             "channels": self.channels,
             "weights": self.weights,
         }
+
+    def to_row(self) -> list[Any]:
+        """Every field in order, as the index (mvctl.registry.index) keeps it."""
+        return [self.model, self.latest, self.count, self.channels, self.weights]
+
+    @classmethod
+    def from_row(cls, row: list[Any]) -> ModelSummary:
+        model, latest, count, channels, weights = row
+        return cls(model, latest, count, channels, weights)
+
+
+_SUMMARY_ROWS = index.rows_of(ModelSummary, ModelSummary.to_row, ModelSummary.from_row)
 
 
 @dataclass(frozen=True)
@@ -174,10 +220,19 @@ def sorted_versions(versions: list[str]) -> list[str]:
 
 def list_models(root: Path) -> list[ModelSummary]:
     git = GitRepo.open(root)
-    quick = _quick_models(git)
-    if quick is not None:
-        return quick
-    grouped = group_tags(git.tags(f"{tags.TAG_PREFIX}*@*"))
+    pattern = f"{tags.TAG_PREFIX}*@*"
+
+    def build(refs: list[tuple[str, str]]) -> list[ModelSummary]:
+        listed = lookup.names_of(name for name, _ in refs)
+        quick = _quick_models(git, listed)
+        return quick if quick is not None else _models(git, pattern)
+
+    return index.cached_by_names(git, "models", "all", [pattern], build, _SUMMARY_ROWS)
+
+
+def _models(git: GitRepo, pattern: str) -> list[ModelSummary]:
+    """:func:`list_models` from every tag's contents."""
+    grouped = group_tags(git.tags(pattern))
     summaries = []
     for model, mt in sorted(grouped.items()):
         live = [v for v in mt.versions if v not in mt.deregistered]
@@ -194,9 +249,8 @@ def list_models(root: Path) -> list[ModelSummary]:
     return summaries
 
 
-def _quick_models(git: GitRepo) -> list[ModelSummary] | None:
+def _quick_models(git: GitRepo, listed: dict[str, lookup.Names]) -> list[ModelSummary] | None:
     """:func:`list_models` from the tags' names and the aliases (mvctl.registry.lookup)."""
-    listed = lookup.names(git)
     found = lookup.held(git, listed)
     if found is None:
         return None
@@ -219,10 +273,15 @@ def _quick_models(git: GitRepo) -> list[ModelSummary] | None:
 def list_versions(root: Path, model: str) -> list[VersionInfo]:
     check_model(model)
     git = GitRepo.open(root)
-    mt = model_tags(git, model)
-    if not mt.versions:
-        raise unknown_model(model)
-    return [model_info(model, v, mt) for v in sorted_versions(list(mt.versions))]
+
+    def build(records: list[TagRecord]) -> list[VersionInfo]:
+        mt = group_tags(records).get(model)
+        if mt is None or not mt.versions:
+            raise unknown_model(model)
+        return [model_info(model, v, mt) for v in sorted_versions(list(mt.versions))]
+
+    pattern = f"{tags.TAG_PREFIX}{model}@*"
+    return index.cached(git, "versions", model, [pattern], build, _VERSION_ROWS)
 
 
 def resolve(git: GitRepo, ref: str) -> tuple[VersionInfo, ModelTags]:
@@ -281,7 +340,32 @@ def read_profile(git: GitRepo, model: str, commit: str) -> dict[str, Any] | None
 
 def resolve_version(git: GitRepo, ref: str) -> VersionInfo:
     """What :func:`resolve` gives, read by tag name when that is provably the same."""
-    return _quick_resolve(git, ref) or resolve(git, ref)[0]
+    return _indexed_resolve(git, ref) or _quick_resolve(git, ref) or resolve(git, ref)[0]
+
+
+def _indexed_resolve(git: GitRepo, ref: str) -> VersionInfo | None:
+    """:func:`resolve` from the index of ``list MODEL`` when it is current: its rows are
+    :func:`model_info` of every version. None when it is not, or in any doubt (a channel
+    two versions' commit holds, a name that is no version), for the reads below."""
+    model, sep, what = ref.partition("@")
+    check_model(model)
+    if sep and not what:
+        return None
+    if sep and not (what.startswith("v") and Version.is_valid(what)):
+        check_channel(what)
+    rows = index.peek(git, "versions", model, _VERSION_ROWS)
+    if not rows:
+        return None
+    if not sep:
+        found = [v for v in rows if not v.deregistered][-2:]
+        key = [Version.parse(v.version).sort_key() for v in found]
+        if len(found) == 2 and key[0] != key[1]:
+            found = found[1:]  # rows are in SemVer order: the newest, unless two tie
+    elif what.startswith("v") and Version.is_valid(what):
+        found = [v for v in rows if v.version == what]
+    else:
+        found = [v for v in rows if what in v.channels]
+    return found[0] if len(found) == 1 else None
 
 
 def _quick_resolve(git: GitRepo, ref: str) -> VersionInfo | None:
