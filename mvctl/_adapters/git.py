@@ -401,6 +401,19 @@ class GitRepo(Remotes):
             )
         return found
 
+    def ref_objects(self, *patterns: str) -> dict[str, str]:
+        """Tag name (without ``refs/tags/``) -> the object its ref holds, for the tags matching
+        ``patterns``: no object is opened (no peeling, no message), so it costs what listing
+        the refs costs, in for-each-ref's (sorted) order."""
+        out = self.run(
+            "for-each-ref", "--format=%(objectname) %(refname)", *patterns, action="list tags"
+        )
+        found: dict[str, str] = {}
+        for line in out.splitlines():
+            obj, _, ref = line.partition(" ")
+            found[ref.removeprefix(TAG_PREFIX)] = obj
+        return found
+
     def ref_names(self, *patterns: str) -> list[str]:
         """The names (without ``refs/tags/``) of the tags matching ``patterns``, nothing else:
         no object is opened, so it costs what listing the refs costs."""

@@ -21,7 +21,7 @@ a ``gto assign`` to a new stage), and shows an event of the channel newer than i
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Iterable, Sequence
 
 from mvctl._adapters.git import GitRepo, TagRecord
 from mvctl.channels.state import ModelState, event_of
@@ -62,10 +62,16 @@ def _chain(body: tags.AliasBody, model: str, channel: str) -> list[int] | None:
 
 
 def quick_state(
-    git: GitRepo, model: str, channel: str, versions: Sequence[str] = ()
+    git: GitRepo,
+    model: str,
+    channel: str,
+    versions: Sequence[str] = (),
+    *,
+    names: Iterable[str] | None = None,
 ) -> ModelState | None:
     """``model``'s state as ``channel``'s alias chain gives it (plus ``versions``' tags),
-    every hint checked against the tags; None when in any doubt."""
+    every hint checked against the tags; None when in any doubt. ``names``: the model's
+    tag names as listed just now (a sync's), instead of listing its events again."""
     alias_name = tags.alias_tag(model, channel)
     alias = git.named_tags([alias_name]).get(alias_name)
     if alias is None:
@@ -98,9 +104,12 @@ def quick_state(
     # The counter is shared by every channel, including ones no config or alias names (a
     # `gto assign` to a new stage): the next one comes from the refs' names, never from the
     # body's hint, which a hand edit could inflate or another channel's move outdate.
-    listed = [p for n in git.ref_names(f"{tags.TAG_PREFIX}{model}#*") if (p := tags.parse(n))]
-    counters_taken = [p.counter for p in listed if p.counter > 0]
-    if any(p.channel == channel and p.counter > counters[-1] for p in listed):
+    if names is None:
+        names = git.ref_names(f"{tags.TAG_PREFIX}{model}#*")
+    events_prefix = f"{model}#"
+    listed = [c for n in names if n.startswith(events_prefix) and (c := tags.channel_counter(n))]
+    counters_taken = [n for _, n in listed]
+    if any(c == channel and n > counters[-1] for c, n in listed):
         return None  # an event of this channel newer than its alias's chain
     events = [r for n in body.chain if (r := read.get(n)) is not None]
     nxt = max([*counters_taken, *taken, 0]) + 1

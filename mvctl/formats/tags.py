@@ -128,6 +128,20 @@ def parse(name: str) -> TagName | None:
     return TagName("alias", model, channel=alias)
 
 
+def is_tag(name: str) -> bool:
+    """``parse(name) is not None``, without building the name (a sync looks at thousands)."""
+    return _TAG_RE.match(name.removeprefix(TAG_PREFIX)) is not None
+
+
+def channel_counter(name: str) -> tuple[str, int] | None:
+    """(channel, N) of an event or unassignment tag name; None for any other name: what
+    ``parse`` says of it, for the thousands a move's counter is taken from."""
+    match = _TAG_RE.match(name.removeprefix(TAG_PREFIX))
+    if match is None or not match["channel"]:
+        return None
+    return match["channel"], int(match["counter"])
+
+
 def newest_stops(names: Iterable[str]) -> dict[tuple[str, str], int]:
     """(model, channel) -> the number of its newest unassignment (stop) among tag ``names``."""
     found: dict[tuple[str, str], int] = {}
