@@ -107,9 +107,9 @@ def quick_state(
     if names is None:
         names = git.ref_names(f"{tags.TAG_PREFIX}{model}#*")
     events_prefix = f"{model}#"
-    listed = [c for n in names if n.startswith(events_prefix) and (c := tags.channel_counter(n))]
-    counters_taken = [n for _, n in listed]
-    if any(c == channel and n > counters[-1] for c, n in listed):
+    listed = [k for n in names if n.startswith(events_prefix) and (k := tags.event_key(n))]
+    counters_taken = [n for _, _, n in listed]
+    if any(c == channel and n > counters[-1] for _, c, n in listed):
         return None  # an event of this channel newer than its alias's chain
     events = [r for n in body.chain if (r := read.get(n)) is not None]
     nxt = max([*counters_taken, *taken, 0]) + 1

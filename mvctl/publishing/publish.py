@@ -138,11 +138,7 @@ def _taken(synced: SyncResult) -> set[tuple[str, int]]:
     """(model, N) of the remote's events: event numbers count per model across channels,
     so a local-only event whose number the remote already uses (on another channel)
     conflicts as surely as one with its name."""
-    return {
-        (parsed.model, parsed.counter)
-        for name in synced.remote_objects
-        if (parsed := tags.parse(name)) is not None and parsed.channel_event
-    }
+    return {(key[0], key[2]) for name in synced.remote_objects if (key := tags.event_key(name))}
 
 
 def _deletions(synced: SyncResult, local: Mapping[str, str]) -> dict[str, str]:

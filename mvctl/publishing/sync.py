@@ -244,17 +244,23 @@ def sync_git(
     fetched = _fetch_differing(git, remote, advertised, local, timeout)
     plan = _Plan(_Records(git, refs, local, fetched))
     remote_objects: dict[str, str] = {}
+    aliases: list[str] = []
     emptied = tags.emptied_channels(local, advertised)
     for name, advertised_obj in advertised.items():
         if local.get(name) == advertised_obj:  # the same here: nothing to decide
-            if tags.is_tag(name):
+            kind = tags.kind_of(name)
+            if kind is not None:
                 remote_objects[name] = advertised_obj
+            if kind == "alias":
+                aliases.append(name)
             continue
         parsed = tags.parse(name)
         theirs = fetched[name].object if name in fetched else local.get(name)
         if parsed is None or theirs is None:
             continue  # not mvctl's, or gone from the remote between the two calls
         remote_objects[name] = theirs
+        if parsed.kind == "alias":
+            aliases.append(name)
         # A stop on either side newer than every assignment: the channel is empty (an
         # alias pushed back over a stop by hand is stale, not a move).
         stopped = (parsed.model, parsed.channel) in emptied
@@ -267,7 +273,6 @@ def sync_git(
                 plan.discarded.append(name)
     else:
         _drop_stopped_aliases(plan, local, remote_objects, emptied)
-    aliases = [n for n in remote_objects if (p := tags.parse(n)) and p.kind == "alias"]
     held = plan.records.mine([n for n in aliases if n not in fetched])  # before they move
     # A dry run reports what would move; only the private fetch refs go.
     commands = [] if dry_run else plan.commands
