@@ -8,7 +8,9 @@ the alias deleted (``delete REF OLD`` in the transaction; ``:REF`` leased on OLD
 
 Decisions are taken on the remote's state as fetched just now: ``open_channel`` fetches the
 model's tags first, so a stale clone or a restarted replica decides like everyone else, and
-the push is leased on exactly what it fetched. A move interrupted between its local write and
+the push is leased on exactly what it fetched. What the push carries besides the move (the
+model's pending tags) is found from the sync's listing of names and objects: no tag is
+read again after the write. A move interrupted between its local write and
 its push is *pending*; the retry publishes it (``complete``) instead of taking another step.
 """
 

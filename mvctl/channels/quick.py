@@ -17,6 +17,9 @@ marked ``partial``: a decision on it that needs older history must fall back too
 The model's next event counter is never taken from the body: one names-only listing of
 the model's event refs gives it (every channel's, those no config names included, such as
 a ``gto assign`` to a new stage), and shows an event of the channel newer than its chain.
+A published move (mvctl.channels.moves) reads all this after the sync applied the remote's
+tags, with the sync's own listing as the names: the state is the remote's as fetched just
+now, as it would be read from every tag.
 """
 
 from __future__ import annotations
