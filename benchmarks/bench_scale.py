@@ -168,7 +168,9 @@ def _verdict(name: str, f: Figures, floor: Figures | None) -> str:
     if "(published)" in name and floor is not None:
         # git's own ls-remote and push grow with the remote's refs, whatever mvctl does:
         # what mvctl adds over them is what it controls.
-        return f"over git's floor: +{f.small - floor.small:.3f} s / +{f.large - floor.large:.3f} s"
+        wall = f"{f.small - floor.small:+.3f} / {f.large - floor.large:+.3f} s"
+        cpu = f"{f.cpu_small - floor.cpu_small:+.3f} / {f.cpu_large - floor.cpu_large:+.3f} s"
+        return f"over git's floor: wall {wall}, CPU {cpu}"
     return ""
 
 
