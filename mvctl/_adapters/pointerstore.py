@@ -167,6 +167,7 @@ class HttpStore:
         return urllib.request.Request(url, method=method, headers=dict(self.headers), **kw)  # noqa: S310 - http(s) checked
 
     def read(self, key: str, validator: str | None) -> Read:
+        import http.client
         import urllib.error
 
         req = self._request(key, "GET")
@@ -176,13 +177,15 @@ class HttpStore:
             with _opener().open(req, timeout=self.timeout) as resp:
                 body: bytes = resp.read(MAX_READ)
                 etag = resp.headers.get("ETag")
+                if len(body) < MAX_READ and resp.length:  # closed before its Content-Length
+                    raise StoreUnreachable(f"{self.where} sent a truncated {key}")
         except urllib.error.HTTPError as exc:
             if exc.code == 304 and validator is not None:
                 return Read(validator, None)
             if exc.code in (404, 410):
                 return Read(ABSENT, None)
             raise StoreUnreachable(f"{self.where} answered {exc.code} for {key}") from None
-        except (OSError, ValueError) as exc:
+        except (OSError, ValueError, http.client.HTTPException) as exc:
             raise StoreUnreachable(f"cannot reach {self.where}: {_reason(exc)}") from None
         # Without an ETag the content is the validator: every read is a full (small) GET.
         now = f"etag:{etag}" if etag else f"sha256:{hashlib.sha256(body).hexdigest()}"
@@ -197,6 +200,7 @@ class HttpStore:
         self._send(self._request(key, "DELETE"), key, missing_ok=True)
 
     def _send(self, req: urllib.request.Request, key: str, *, missing_ok: bool = False) -> None:
+        import http.client
         import urllib.error
 
         try:
@@ -208,7 +212,7 @@ class HttpStore:
             raise StoreUnreachable(
                 f"{self.where} answered {exc.code} to {req.method} {key}"
             ) from None
-        except (OSError, ValueError) as exc:
+        except (OSError, ValueError, http.client.HTTPException) as exc:
             raise StoreUnreachable(f"cannot reach {self.where}: {_reason(exc)}") from None
 
 

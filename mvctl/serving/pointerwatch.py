@@ -109,7 +109,7 @@ class _Watch:
         try:
             for channel in self.req.followed:
                 key = pointer_format.key(self.req.model, channel)
-                read = self.store.read(key, self.seen.get(channel))
+                read = _read(self.store, key, self.seen.get(channel))
                 if read.changed(self.seen.get(channel)):
                     self.seen[channel] = read.validator
                     self.hints[channel] = self._hint(channel, read)
@@ -199,6 +199,17 @@ class _Watch:
                 ),
                 self.interval,
             )
+
+
+def _read(store: PointerStore, key: str, validator: str | None) -> pointerstore.Read:
+    """A store's read; whatever else a hostile store makes it raise is an unreachable store:
+    a watching host never dies of a pointer, it falls back to git polls."""
+    try:
+        return store.read(key, validator)
+    except (StoreUnreachable, MvctlError):
+        raise
+    except Exception as exc:
+        raise StoreUnreachable(f"{store.where} failed: {type(exc).__name__}") from None
 
 
 def _fallback(exc: StoreUnreachable, git_interval: float) -> OperationalError:

@@ -1,0 +1,82 @@
+"""Hostile pointer stores: a server of the test's own (a real socket, http.server threads)
+that answers what no honest DVC remote does. Whatever it does, a read is a StoreUnreachable
+(or a refused pointer) in bounded time, never an exception that stops a watching host, and
+no credential of the host or the publisher ever shows in a message."""
+
+from __future__ import annotations
+
+import threading
+from collections.abc import Callable, Iterator
+from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+
+import pytest
+
+from mvctl._adapters.pointerstore import StoreUnreachable, open_store
+
+KEY = "mvctl/channels/fraud/production.json"
+
+
+class Server(ThreadingHTTPServer):
+    daemon_threads = True
+    answer: Callable[[BaseHTTPRequestHandler], None]
+    seen: list[tuple[str, str, dict[str, str]]]
+    done: threading.Event
+
+
+class Handler(BaseHTTPRequestHandler):
+    server: Server
+
+    def log_message(self, *args: object) -> None:  # quiet
+        pass
+
+    def _any(self) -> None:
+        self.server.seen.append((self.command, self.path, dict(self.headers)))
+        self.server.answer(self)
+
+    do_GET = do_PUT = do_DELETE = _any
+
+
+@pytest.fixture
+def server() -> Iterator[Server]:
+    srv = Server(("127.0.0.1", 0), Handler)
+    srv.seen, srv.done = [], threading.Event()
+    thread = threading.Thread(target=srv.serve_forever, daemon=True)
+    thread.start()
+    yield srv
+    srv.done.set()
+    srv.shutdown()
+    srv.server_close()
+
+
+def url(srv: Server, userinfo: str = "") -> str:
+    return f"http://{userinfo}127.0.0.1:{srv.server_address[1]}/dvc"
+
+
+def raw(data: bytes) -> Callable[[BaseHTTPRequestHandler], None]:
+    def answer(h: BaseHTTPRequestHandler) -> None:
+        h.wfile.write(data)
+        h.wfile.flush()
+
+    return answer
+
+
+@pytest.mark.parametrize(
+    "answer",
+    [
+        b"NOT-HTTP garbage\r\n\r\n",  # BadStatusLine
+        b"HTTP/1.1 200 OK\r\n" + b"X-A: b\r\n" * 200 + b"\r\n",  # too many headers
+        b"HTTP/1.1 200 OK\r\nContent-Length: 100\r\n\r\nshort",  # IncompleteRead
+        b"HTTP/1.1 200 OK\r\nX: " + b"a" * 70000 + b"\r\n\r\n",  # LineTooLong
+    ],
+    ids=["bad-status", "many-headers", "incomplete", "long-line"],
+)
+def test_a_garbage_http_answer_is_an_unreachable_store_not_a_crash(
+    server: Server, answer: bytes
+) -> None:
+    server.answer = raw(answer)
+    store = open_store(url(server), timeout=2)
+    with pytest.raises(StoreUnreachable):
+        store.read(KEY, None)
+    if b"Content-Length" not in answer:  # a PUT's answer is not read for its content
+        with pytest.raises(StoreUnreachable):
+            store.write(KEY, b"{}")
