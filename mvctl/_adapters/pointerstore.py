@@ -155,7 +155,17 @@ class HttpStore:
     custom (``custom_auth_header`` carrying ``password``). Digest auth is refused."""
 
     def __init__(self, url: str, options: dict[str, Any], timeout: float) -> None:
-        self.base = url.rstrip("/")
+        parts = urllib.parse.urlsplit(url)
+        if parts.username is not None and not options.get("auth"):
+            # user:password@ in the URL is basic auth (as DVC's http remote takes it)...
+            options = options | {
+                "auth": "basic",
+                "user": urllib.parse.unquote(parts.username),
+                "password": urllib.parse.unquote(parts.password or ""),
+            }
+        # ...and never part of the host name a request resolves and sends.
+        netloc = parts.netloc.rpartition("@")[2]
+        self.base = urllib.parse.urlunsplit(parts._replace(netloc=netloc)).rstrip("/")
         self.where = redacted_url(url)
         self.timeout = timeout
         self.headers = _http_auth(options)
@@ -246,8 +256,13 @@ def _opener() -> urllib.request.OpenerDirector:
 
 
 def _reason(exc: BaseException) -> str:
-    reason = getattr(exc, "reason", None) or getattr(exc, "strerror", None) or exc
-    return str(reason)[:200]
+    """Why a request failed, never the request itself: http.client's own messages quote
+    header values (an Authorization, a custom auth header's password) and URLs."""
+    reason = getattr(exc, "reason", None)
+    if isinstance(reason, OSError):
+        reason = reason.strerror
+    reason = reason or getattr(exc, "strerror", None)
+    return str(reason)[:200] if isinstance(reason, str) else type(exc).__name__
 
 
 # --- S3 ----------------------------------------------------------------------------------

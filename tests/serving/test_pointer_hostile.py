@@ -80,3 +80,40 @@ def test_a_garbage_http_answer_is_an_unreachable_store_not_a_crash(
     if b"Content-Length" not in answer:  # a PUT's answer is not read for its content
         with pytest.raises(StoreUnreachable):
             store.write(KEY, b"{}")
+
+
+def status(code: int, body: bytes = b"") -> Callable[[BaseHTTPRequestHandler], None]:
+    def answer(h: BaseHTTPRequestHandler) -> None:
+        h.send_response(code)
+        h.send_header("Content-Length", str(len(body)))
+        h.end_headers()
+        h.wfile.write(body)
+
+    return answer
+
+
+SECRET = "pw-S3CRET-of-the-test"
+
+
+def test_credentials_in_the_remote_url_are_basic_auth_never_a_host_name(server: Server) -> None:
+    server.answer = status(200, b"{}")
+    store = open_store(url(server, f"alice:{SECRET}@"))
+    assert store.read(KEY, None).body == b"{}"
+    store.write(KEY, b"{}")
+    assert [(m, p) for m, p, _ in server.seen] == [("GET", f"/dvc/{KEY}"), ("PUT", f"/dvc/{KEY}")]
+    for _, _, headers in server.seen:
+        assert headers["Authorization"].startswith("Basic ")
+        assert SECRET not in headers.get("Host", "")
+    server.answer = status(500)
+    with pytest.raises(StoreUnreachable) as exc:
+        store.write(KEY, b"{}")
+    assert SECRET not in str(exc.value) and "alice:***@" in str(exc.value)
+
+
+def test_a_password_http_refuses_never_shows_in_the_message(server: Server) -> None:
+    options = {"auth": "custom", "custom_auth_header": "X-Token", "password": f"a\n{SECRET}"}
+    store = open_store(url(server), options)
+    for call in (lambda: store.read(KEY, None), lambda: store.write(KEY, b"{}")):
+        with pytest.raises(StoreUnreachable) as exc:
+            call()
+        assert SECRET not in str(exc.value)
