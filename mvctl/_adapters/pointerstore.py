@@ -33,6 +33,7 @@ if TYPE_CHECKING:
 
 MAX_READ = MAX_BYTES + 1  # one byte more than a pointer may have: enough to refuse it
 TIMEOUT = 5.0  # seconds for each network call of a pointer read or write
+DEADLINE_TIMEOUTS = 3  # a whole HTTP request (connect, headers, body): 3 timeouts at most
 ABSENT = "absent"  # the validator of a pointer that is not there
 
 
@@ -183,12 +184,14 @@ class HttpStore:
         req = self._request(key, "GET")
         if validator and validator.startswith("etag:"):
             req.add_header("If-None-Match", validator.removeprefix("etag:"))
+        deadline = _Deadline(self.timeout * DEADLINE_TIMEOUTS)
         try:
-            with _opener().open(req, timeout=self.timeout) as resp:
+            with _opener(deadline).open(req, timeout=self.timeout) as resp:
                 body: bytes = resp.read(MAX_READ)
                 etag = resp.headers.get("ETag")
                 if len(body) < MAX_READ and resp.length:  # closed before its Content-Length
                     raise StoreUnreachable(f"{self.where} sent a truncated {key}")
+            deadline.check(self.where)
         except urllib.error.HTTPError as exc:
             if exc.code == 304 and validator is not None:
                 return Read(validator, None)
@@ -196,7 +199,10 @@ class HttpStore:
                 return Read(ABSENT, None)
             raise StoreUnreachable(f"{self.where} answered {exc.code} for {key}") from None
         except (OSError, ValueError, http.client.HTTPException) as exc:
+            deadline.check(self.where)
             raise StoreUnreachable(f"cannot reach {self.where}: {_reason(exc)}") from None
+        finally:
+            deadline.cancel()
         # Without an ETag the content is the validator: every read is a full (small) GET.
         now = f"etag:{etag}" if etag else f"sha256:{hashlib.sha256(body).hexdigest()}"
         return Read(now, None if now == validator else body)
@@ -213,9 +219,11 @@ class HttpStore:
         import http.client
         import urllib.error
 
+        deadline = _Deadline(self.timeout * DEADLINE_TIMEOUTS)
         try:
-            with _opener().open(req, timeout=self.timeout) as resp:
+            with _opener(deadline).open(req, timeout=self.timeout) as resp:
                 resp.read(MAX_READ)
+            deadline.check(self.where)
         except urllib.error.HTTPError as exc:
             if missing_ok and exc.code in (404, 410):
                 return
@@ -223,7 +231,51 @@ class HttpStore:
                 f"{self.where} answered {exc.code} to {req.method} {key}"
             ) from None
         except (OSError, ValueError, http.client.HTTPException) as exc:
+            deadline.check(self.where)
             raise StoreUnreachable(f"cannot reach {self.where}: {_reason(exc)}") from None
+        finally:
+            deadline.cancel()
+
+
+class _Deadline:
+    """A whole request's time limit: the socket timeout bounds each recv, not a server that
+    trickles a byte per recv (a pointer's 4 KiB would take hours, the watcher blocked in
+    it, no git poll meanwhile). At the deadline the request's sockets are shut down."""
+
+    def __init__(self, seconds: float) -> None:
+        import threading
+
+        self.seconds = seconds
+        self.fired = False
+        self._lock = threading.Lock()
+        self._sockets: list[Any] = []
+        self._timer = threading.Timer(seconds, self._fire)
+        self._timer.daemon = True
+        self._timer.start()
+
+    def watch(self, sock: Any) -> None:
+        with self._lock:
+            self._sockets.append(sock)
+            if not self.fired:
+                return
+        self._fire()
+
+    def _fire(self) -> None:
+        import socket
+
+        with self._lock:
+            self.fired = True
+            sockets = list(self._sockets)
+        for sock in sockets:
+            with contextlib.suppress(OSError):
+                sock.shutdown(socket.SHUT_RDWR)
+
+    def cancel(self) -> None:
+        self._timer.cancel()
+
+    def check(self, where: str) -> None:
+        if self.fired:
+            raise StoreUnreachable(f"{where} did not answer within {self.seconds:g} s")
 
 
 def _http_auth(options: dict[str, Any]) -> dict[str, str]:
@@ -244,15 +296,35 @@ def _http_auth(options: dict[str, Any]) -> dict[str, str]:
     )
 
 
-def _opener() -> urllib.request.OpenerDirector:
-    """No redirect is followed: one could carry the Authorization header to another host."""
+def _opener(deadline: _Deadline) -> urllib.request.OpenerDirector:
+    """No redirect is followed: one could carry the Authorization header to another host.
+    Every connection's socket is shut down at ``deadline``."""
+    import http.client
     import urllib.request
 
     class NoRedirect(urllib.request.HTTPRedirectHandler):
         def redirect_request(self, *args: Any, **kwargs: Any) -> None:
             return None
 
-    return urllib.request.build_opener(NoRedirect())
+    class Http(http.client.HTTPConnection):
+        def connect(self) -> None:
+            super().connect()
+            deadline.watch(self.sock)
+
+    class Https(http.client.HTTPSConnection):
+        def connect(self) -> None:
+            super().connect()
+            deadline.watch(self.sock)
+
+    class HttpHandler(urllib.request.HTTPHandler):
+        def http_open(self, req: urllib.request.Request) -> Any:
+            return self.do_open(Http, req)
+
+    class HttpsHandler(urllib.request.HTTPSHandler):
+        def https_open(self, req: urllib.request.Request) -> Any:
+            return self.do_open(Https, req, context=self._context)  # type: ignore[attr-defined]
+
+    return urllib.request.build_opener(NoRedirect(), HttpHandler(), HttpsHandler())
 
 
 def _reason(exc: BaseException) -> str:

@@ -117,3 +117,19 @@ def test_a_password_http_refuses_never_shows_in_the_message(server: Server) -> N
         with pytest.raises(StoreUnreachable) as exc:
             call()
         assert SECRET not in str(exc.value)
+
+
+def test_a_server_trickling_bytes_is_cut_off_at_the_read_deadline(server: Server) -> None:
+    def trickle(h: BaseHTTPRequestHandler) -> None:
+        h.wfile.write(b'HTTP/1.1 200 OK\r\nETag: "x"\r\n\r\n')  # no length: ends at close
+        for _ in range(100):  # one byte every 0.05 s, each well within the socket timeout
+            if server.done.wait(0.05):
+                return
+            h.wfile.write(b" ")
+            h.wfile.flush()
+
+    server.answer = trickle
+    store = open_store(url(server), timeout=0.5)  # a whole read gets 3 timeouts at most
+    with pytest.raises(StoreUnreachable) as exc:
+        store.read(KEY, None)
+    assert "within" in str(exc.value)
