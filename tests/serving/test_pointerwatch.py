@@ -322,3 +322,26 @@ def test_an_alias_forced_onto_a_deregistered_version_is_refused_after_one_fetch(
     [(_, error)] = result.errors
     assert isinstance(error, RefusedCommit) and "deregistered" in error.message
     assert served(host) == "v0.1.0" and host_requests(git_log, host) - before == 1
+
+
+@pytest.mark.xfail(
+    strict=True,
+    reason="a pointer rewritten every --interval (by anyone who can write the DVC remote) "
+    "costs the host a git fetch every --interval, unreported: pointer-woken git polls that "
+    "find git unchanged are not backed off towards --git-interval",
+)
+def test_a_pointer_rewritten_every_interval_does_not_make_git_polls_every_interval(
+    reg: Registry, host: Path, git_log: Path
+) -> None:
+    promote(reg.root, "fraud", "v0.1.0", "production", push=True)
+    good = (reg.storage / KEY).read_bytes()
+    watch, rec = watcher(reg, host, git_interval=60.0)
+    watch.step(0.0)
+    before = host_requests(git_log, host)
+    for now in range(1, 31):  # the same, honest-looking document, a new file each time
+        forge(reg, good)
+        os.utime(reg.storage / KEY, ns=(now * 10**9, now * 10**9))
+        watch.step(float(now))
+    assert served(host) == "v0.1.0"
+    assert host_requests(git_log, host) - before <= 10  # backed off, not 30 fetches
+    assert rec.errors  # and reported
