@@ -17,6 +17,7 @@ from __future__ import annotations
 import contextlib
 import hashlib
 import os
+import stat
 import tempfile
 import urllib.parse
 from collections.abc import Mapping
@@ -112,6 +113,9 @@ class FolderStore:
             return Read(ABSENT, None)
         except OSError as exc:
             raise StoreUnreachable(f"cannot read {path}: {exc.strerror}") from None
+        if stat.S_ISDIR(os.fstat(fd).st_mode):  # os.fdopen would raise IsADirectoryError
+            os.close(fd)
+            raise StoreUnreachable(f"cannot read {path}: it is a directory")
         with os.fdopen(fd, "rb") as handle:
             info = os.fstat(handle.fileno())
             now = f"{info.st_mtime_ns}-{info.st_size}-{info.st_ino}"
@@ -119,7 +123,7 @@ class FolderStore:
                 return Read(now, None)
             try:
                 return Read(now, handle.read(MAX_READ))
-            except OSError as exc:  # a directory, a FIFO with nothing in it
+            except OSError as exc:  # a FIFO with nothing in it yet
                 raise StoreUnreachable(f"cannot read {path}: {exc.strerror}") from None
 
     def write(self, key: str, body: bytes) -> None:

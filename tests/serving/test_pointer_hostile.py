@@ -5,13 +5,15 @@ no credential of the host or the publisher ever shows in a message."""
 
 from __future__ import annotations
 
+import os
 import threading
 from collections.abc import Callable, Iterator
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+from pathlib import Path
 
 import pytest
 
-from mvctl._adapters.pointerstore import StoreUnreachable, open_store
+from mvctl._adapters.pointerstore import MAX_READ, StoreUnreachable, open_store
 
 KEY = "mvctl/channels/fraud/production.json"
 
@@ -133,3 +135,20 @@ def test_a_server_trickling_bytes_is_cut_off_at_the_read_deadline(server: Server
     with pytest.raises(StoreUnreachable) as exc:
         store.read(KEY, None)
     assert "within" in str(exc.value)
+
+
+def test_a_directory_fifo_or_device_at_a_folder_pointer_never_raises_anything_else(
+    tmp_path: Path,
+) -> None:
+    store = open_store(str(tmp_path))
+    path = tmp_path / KEY
+    path.mkdir(parents=True)  # a directory where the pointer goes
+    with pytest.raises(StoreUnreachable):
+        store.read(KEY, None)
+    path.rmdir()
+    os.mkfifo(path)  # a FIFO nobody writes: read at once, never blocking
+    assert store.read(KEY, None).body == b""
+    path.unlink()
+    path.symlink_to("/dev/zero")  # endless: never read past the cap
+    body = store.read(KEY, None).body
+    assert body is not None and len(body) == MAX_READ
