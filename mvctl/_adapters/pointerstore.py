@@ -17,6 +17,7 @@ from __future__ import annotations
 import contextlib
 import hashlib
 import os
+import stat
 import tempfile
 import urllib.parse
 from collections.abc import Mapping
@@ -33,6 +34,7 @@ if TYPE_CHECKING:
 
 MAX_READ = MAX_BYTES + 1  # one byte more than a pointer may have: enough to refuse it
 TIMEOUT = 5.0  # seconds for each network call of a pointer read or write
+DEADLINE_TIMEOUTS = 3  # a whole HTTP request (connect, headers, body): 3 timeouts at most
 ABSENT = "absent"  # the validator of a pointer that is not there
 
 
@@ -111,6 +113,9 @@ class FolderStore:
             return Read(ABSENT, None)
         except OSError as exc:
             raise StoreUnreachable(f"cannot read {path}: {exc.strerror}") from None
+        if stat.S_ISDIR(os.fstat(fd).st_mode):  # os.fdopen would raise IsADirectoryError
+            os.close(fd)
+            raise StoreUnreachable(f"cannot read {path}: it is a directory")
         with os.fdopen(fd, "rb") as handle:
             info = os.fstat(handle.fileno())
             now = f"{info.st_mtime_ns}-{info.st_size}-{info.st_ino}"
@@ -118,7 +123,7 @@ class FolderStore:
                 return Read(now, None)
             try:
                 return Read(now, handle.read(MAX_READ))
-            except OSError as exc:  # a directory, a FIFO with nothing in it
+            except OSError as exc:  # a FIFO with nothing in it yet
                 raise StoreUnreachable(f"cannot read {path}: {exc.strerror}") from None
 
     def write(self, key: str, body: bytes) -> None:
@@ -155,7 +160,17 @@ class HttpStore:
     custom (``custom_auth_header`` carrying ``password``). Digest auth is refused."""
 
     def __init__(self, url: str, options: dict[str, Any], timeout: float) -> None:
-        self.base = url.rstrip("/")
+        parts = urllib.parse.urlsplit(url)
+        if parts.username is not None and not options.get("auth"):
+            # user:password@ in the URL is basic auth (as DVC's http remote takes it)...
+            options = options | {
+                "auth": "basic",
+                "user": urllib.parse.unquote(parts.username),
+                "password": urllib.parse.unquote(parts.password or ""),
+            }
+        # ...and never part of the host name a request resolves and sends.
+        netloc = parts.netloc.rpartition("@")[2]
+        self.base = urllib.parse.urlunsplit(parts._replace(netloc=netloc)).rstrip("/")
         self.where = redacted_url(url)
         self.timeout = timeout
         self.headers = _http_auth(options)
@@ -167,23 +182,31 @@ class HttpStore:
         return urllib.request.Request(url, method=method, headers=dict(self.headers), **kw)  # noqa: S310 - http(s) checked
 
     def read(self, key: str, validator: str | None) -> Read:
+        import http.client
         import urllib.error
 
         req = self._request(key, "GET")
         if validator and validator.startswith("etag:"):
             req.add_header("If-None-Match", validator.removeprefix("etag:"))
+        deadline = _Deadline(self.timeout * DEADLINE_TIMEOUTS)
         try:
-            with _opener().open(req, timeout=self.timeout) as resp:
+            with _opener(deadline).open(req, timeout=self.timeout) as resp:
                 body: bytes = resp.read(MAX_READ)
                 etag = resp.headers.get("ETag")
+                if len(body) < MAX_READ and resp.length:  # closed before its Content-Length
+                    raise StoreUnreachable(f"{self.where} sent a truncated {key}")
+            deadline.check(self.where)
         except urllib.error.HTTPError as exc:
             if exc.code == 304 and validator is not None:
                 return Read(validator, None)
             if exc.code in (404, 410):
                 return Read(ABSENT, None)
             raise StoreUnreachable(f"{self.where} answered {exc.code} for {key}") from None
-        except (OSError, ValueError) as exc:
+        except (OSError, ValueError, http.client.HTTPException) as exc:
+            deadline.check(self.where)
             raise StoreUnreachable(f"cannot reach {self.where}: {_reason(exc)}") from None
+        finally:
+            deadline.cancel()
         # Without an ETag the content is the validator: every read is a full (small) GET.
         now = f"etag:{etag}" if etag else f"sha256:{hashlib.sha256(body).hexdigest()}"
         return Read(now, None if now == validator else body)
@@ -197,19 +220,66 @@ class HttpStore:
         self._send(self._request(key, "DELETE"), key, missing_ok=True)
 
     def _send(self, req: urllib.request.Request, key: str, *, missing_ok: bool = False) -> None:
+        import http.client
         import urllib.error
 
+        deadline = _Deadline(self.timeout * DEADLINE_TIMEOUTS)
         try:
-            with _opener().open(req, timeout=self.timeout) as resp:
+            with _opener(deadline).open(req, timeout=self.timeout) as resp:
                 resp.read(MAX_READ)
+            deadline.check(self.where)
         except urllib.error.HTTPError as exc:
             if missing_ok and exc.code in (404, 410):
                 return
             raise StoreUnreachable(
                 f"{self.where} answered {exc.code} to {req.method} {key}"
             ) from None
-        except (OSError, ValueError) as exc:
+        except (OSError, ValueError, http.client.HTTPException) as exc:
+            deadline.check(self.where)
             raise StoreUnreachable(f"cannot reach {self.where}: {_reason(exc)}") from None
+        finally:
+            deadline.cancel()
+
+
+class _Deadline:
+    """A whole request's time limit: the socket timeout bounds each recv, not a server that
+    trickles a byte per recv (a pointer's 4 KiB would take hours, the watcher blocked in
+    it, no git poll meanwhile). At the deadline the request's sockets are shut down."""
+
+    def __init__(self, seconds: float) -> None:
+        import threading
+
+        self.seconds = seconds
+        self.fired = False
+        self._lock = threading.Lock()
+        self._sockets: list[Any] = []
+        self._timer = threading.Timer(seconds, self._fire)
+        self._timer.daemon = True
+        self._timer.start()
+
+    def watch(self, sock: Any) -> None:
+        with self._lock:
+            self._sockets.append(sock)
+            if not self.fired:
+                return
+        self._fire()
+
+    def _fire(self) -> None:
+        import socket
+
+        with self._lock:
+            self.fired = True
+            sockets = list(self._sockets)
+        for sock in sockets:
+            with contextlib.suppress(OSError):
+                sock.shutdown(socket.SHUT_RDWR)
+
+    def cancel(self) -> None:
+        self._timer.cancel()
+
+    def check(self, where: str) -> None:
+        if self.fired:
+            raise StoreUnreachable(f"{where} did not answer within {self.seconds:g} s")
 
 
 def _http_auth(options: dict[str, Any]) -> dict[str, str]:
@@ -230,20 +300,45 @@ def _http_auth(options: dict[str, Any]) -> dict[str, str]:
     )
 
 
-def _opener() -> urllib.request.OpenerDirector:
-    """No redirect is followed: one could carry the Authorization header to another host."""
+def _opener(deadline: _Deadline) -> urllib.request.OpenerDirector:
+    """No redirect is followed: one could carry the Authorization header to another host.
+    Every connection's socket is shut down at ``deadline``."""
+    import http.client
     import urllib.request
 
     class NoRedirect(urllib.request.HTTPRedirectHandler):
         def redirect_request(self, *args: Any, **kwargs: Any) -> None:
             return None
 
-    return urllib.request.build_opener(NoRedirect())
+    class Http(http.client.HTTPConnection):
+        def connect(self) -> None:
+            super().connect()
+            deadline.watch(self.sock)
+
+    class Https(http.client.HTTPSConnection):
+        def connect(self) -> None:
+            super().connect()
+            deadline.watch(self.sock)
+
+    class HttpHandler(urllib.request.HTTPHandler):
+        def http_open(self, req: urllib.request.Request) -> Any:
+            return self.do_open(Http, req)
+
+    class HttpsHandler(urllib.request.HTTPSHandler):
+        def https_open(self, req: urllib.request.Request) -> Any:
+            return self.do_open(Https, req, context=self._context)  # type: ignore[attr-defined]
+
+    return urllib.request.build_opener(NoRedirect(), HttpHandler(), HttpsHandler())
 
 
 def _reason(exc: BaseException) -> str:
-    reason = getattr(exc, "reason", None) or getattr(exc, "strerror", None) or exc
-    return str(reason)[:200]
+    """Why a request failed, never the request itself: http.client's own messages quote
+    header values (an Authorization, a custom auth header's password) and URLs."""
+    reason = getattr(exc, "reason", None)
+    if isinstance(reason, OSError):
+        reason = reason.strerror
+    reason = reason or getattr(exc, "strerror", None)
+    return str(reason)[:200] if isinstance(reason, str) else type(exc).__name__
 
 
 # --- S3 ----------------------------------------------------------------------------------

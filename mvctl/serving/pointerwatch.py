@@ -32,6 +32,7 @@ from mvctl.serving.pull import check_request, pull_channels
 from mvctl.serving.request import ChannelsResult, PullRequest
 
 _JITTER = 0.1
+_FREE_WAKES = 8  # pointer-woken git polls finding git unchanged before they are backed off
 
 
 class PointerMismatch(OperationalError):
@@ -93,15 +94,20 @@ class _Watch:
     git_failures: int = 0
     store_retry: float = -math.inf
     store_failures: int = 0
+    last_commits: dict[str, str | None] | None = None  # what git's aliases named last poll
+    idle_wakes: int = 0  # pointer-woken git polls in a row that found git unchanged
+    wake_retry: float = -math.inf  # a pointer-woken git poll not before this
 
     def step(self, now: float) -> float:
         """One pointer read (when due) and one git poll (when due); the seconds to wait."""
         if now >= self.store_retry:
             self._read_pointers(now)
-        if (self.pending and now >= self.git_retry) or now >= self.next_git:
-            self._git_poll(now)
+        woken = self.pending and now >= max(self.git_retry, self.wake_retry)
+        if woken or now >= self.next_git:
+            self._git_poll(now, woken=woken and now < self.next_git)
         pointer_due = self.store_retry if self.store_failures else now + self.interval
-        wake = min(pointer_due, self.next_git, self.git_retry if self.pending else math.inf)
+        retry = max(self.git_retry, self.wake_retry) if self.pending else math.inf
+        wake = min(pointer_due, self.next_git, retry)
         delay = (wake - now) * (1 + random.uniform(-_JITTER, _JITTER))  # noqa: S311 - spreading a fleet
         return max(delay, 0.05)
 
@@ -109,7 +115,7 @@ class _Watch:
         try:
             for channel in self.req.followed:
                 key = pointer_format.key(self.req.model, channel)
-                read = self.store.read(key, self.seen.get(channel))
+                read = _read(self.store, key, self.seen.get(channel))
                 if read.changed(self.seen.get(channel)):
                     self.seen[channel] = read.validator
                     self.hints[channel] = self._hint(channel, read)
@@ -141,7 +147,7 @@ class _Watch:
             )
             return None
 
-    def _git_poll(self, now: float) -> None:
+    def _git_poll(self, now: float, *, woken: bool = False) -> None:
         failed = False
         try:
             result = pull_channels(self.req, None, self.refused, FetchedAliases())
@@ -174,6 +180,33 @@ class _Watch:
             self.on_error(error, delay)
         if result is not None:
             self._compare(result)
+            self._idle(now, woken, result)
+
+    def _idle(self, now: float, woken: bool, result: ChannelsResult) -> None:
+        """A pointer that keeps changing while git does not (rewritten by anyone who can
+        write the store) must not turn pointer polling back into git polling at
+        ``interval``: past a few such wakes they are backed off to ``git_interval``."""
+        commits = {o.channel: o.alias_commit for o in result.outcomes}
+        idle = woken and commits == self.last_commits and not result.errors
+        self.last_commits = commits
+        if not idle:
+            self.idle_wakes, self.wake_retry = 0, -math.inf
+            return
+        self.idle_wakes += 1
+        if self.idle_wakes < _FREE_WAKES:
+            return
+        delay = _backoff(self.interval, self.idle_wakes - _FREE_WAKES + 1, self.git_interval)
+        self.wake_retry = now + delay
+        if self.idle_wakes == _FREE_WAKES:  # once, until git moves again
+            self.on_error(
+                OperationalError(
+                    f"{self.req.model}'s pointer files changed {_FREE_WAKES} times in a row "
+                    f"without git changing: git polls they wake are backed off (up to "
+                    f"{self.git_interval:g} s)",
+                    hint="check who writes the pointer files; git stays the source of truth",
+                ),
+                delay,
+            )
 
     def _compare(self, result: ChannelsResult) -> None:
         """A pointer that names another commit than git's alias: reported, never acted on."""
@@ -199,6 +232,17 @@ class _Watch:
                 ),
                 self.interval,
             )
+
+
+def _read(store: PointerStore, key: str, validator: str | None) -> pointerstore.Read:
+    """A store's read; whatever else a hostile store makes it raise is an unreachable store:
+    a watching host never dies of a pointer, it falls back to git polls."""
+    try:
+        return store.read(key, validator)
+    except (StoreUnreachable, MvctlError):
+        raise
+    except Exception as exc:
+        raise StoreUnreachable(f"{store.where} failed: {type(exc).__name__}") from None
 
 
 def _fallback(exc: StoreUnreachable, git_interval: float) -> OperationalError:

@@ -322,3 +322,24 @@ def test_an_alias_forced_onto_a_deregistered_version_is_refused_after_one_fetch(
     [(_, error)] = result.errors
     assert isinstance(error, RefusedCommit) and "deregistered" in error.message
     assert served(host) == "v0.1.0" and host_requests(git_log, host) - before == 1
+
+
+def test_a_pointer_rewritten_every_interval_does_not_make_git_polls_every_interval(
+    reg: Registry, host: Path, git_log: Path
+) -> None:
+    promote(reg.root, "fraud", "v0.1.0", "production", push=True)
+    good = (reg.storage / KEY).read_bytes()
+    watch, rec = watcher(reg, host, git_interval=60.0)
+    watch.step(0.0)
+    before = host_requests(git_log, host)
+    for now in range(1, 31):  # the same, honest-looking document, a new file each time
+        forge(reg, good)
+        os.utime(reg.storage / KEY, ns=(now * 10**9, now * 10**9))
+        watch.step(float(now))
+    assert served(host) == "v0.1.0"
+    # 8 free wakes, then backed off (2, 4, 8, 16 s): not 30 fetches
+    assert host_requests(git_log, host) - before <= 12
+    assert len(rec.errors) == 1 and "backed off" in rec.errors[0].message  # reported once
+    promote(reg.root, "fraud", "v0.2.0", "production", push=True)
+    watch.step(31.0 + 60.0)  # a real move: at git_interval at the latest
+    assert served(host) == "v0.2.0"
