@@ -2,7 +2,7 @@
 production events (by default), built with git fast-import exactly as mvctl writes them
 (bench_registry.build, bench_channels.add_events).
 
-    python benchmarks/bench_scale.py [--sizes 10 10000] [--runs 5] [--pack-refs]
+    python benchmarks/bench_scale.py [--sizes 10 10000] [--runs 5]
 
 Budgets (DESIGN.md): rollback and promote under 0.3 s at the largest size and within 1.2x
 of the smallest; list, show and history under 0.5 s. Every figure is the median wall time
@@ -74,26 +74,11 @@ def _reads(env: dict[str, str]) -> dict[str, Case]:
 
         return case
 
-    def promote(published: bool) -> Case:
-        def case(r: Registries, i: int) -> tuple[list[str | Path], Path, dict[str, str], str]:
-            # Between the two newest versions in turn: staging changes every time.
-            version = f"v0.{r.versions - i % 2}.0"
-            argv: list[str | Path] = [BIN / "mvctl", "promote", MODEL, version]
-            argv += ["--to", "staging", "--json"] + ([] if published else ["--local"])
-            return argv, r.published if published else r.root, env, '"changed":true'
-
-        return case
-
-    def git_floor(r: Registries, i: int) -> tuple[list[str | Path], Path, dict[str, str], None]:
-        # What any published move costs git itself: one ls-remote of the model's tags and
-        # one atomic push of a new annotated tag (mvctl's move is these plus a few reads).
-        tag = f"floor-{i}"
-        script = (
-            f'git tag -a -m floor {tag} HEAD && git ls-remote -q --refs --tags origin "refs/tags/'
-            f'{MODEL}@*" "refs/tags/{MODEL}#*" >/dev/null && git push -q --atomic --porcelain '
-            f"origin refs/tags/{tag} >/dev/null"
-        )
-        return ["sh", "-c", script], r.published, env, None
+    def promote(r: Registries, i: int) -> tuple[list[str | Path], Path, dict[str, str], str]:
+        # Between the two newest versions in turn: staging changes every time.
+        version = f"v0.{r.versions - i % 2}.0"
+        argv: list[str | Path] = [BIN / "mvctl", "promote", MODEL, version, "--to", "staging"]
+        return [*argv, "--local", "--json"], r.root, env, '"changed":true'
 
     return {
         "mvctl list --json": read("list", "--json"),
@@ -102,10 +87,8 @@ def _reads(env: dict[str, str]) -> dict[str, Case]:
         f"mvctl show {MODEL}@production --json": read("show", f"{MODEL}@production", "--json"),
         f"mvctl history {MODEL} --json": read("history", MODEL, "--json"),
         "mvctl rollback --local": rollback(published=False),
-        "mvctl promote --local": promote(published=False),
+        "mvctl promote --local": promote,
         "mvctl rollback (published)": rollback(published=True),
-        "mvctl promote (published)": promote(published=True),
-        "git ls-remote + git push (floor)": git_floor,
     }
 
 
@@ -157,40 +140,19 @@ class Figures:
         )
 
 
-FLOOR = "git ls-remote + git push (floor)"
-
-
-def _verdict(name: str, f: Figures, floor: Figures | None) -> str:
-    if name.startswith(("mvctl rollback --local", "mvctl promote --local")):
+def _verdict(name: str, f: Figures) -> str:
+    if name.startswith(("mvctl rollback --local", "mvctl promote")):
         ok = f.large < MOVE_BUDGET_S and f.ratio <= MOVE_RATIO
         return f"< {MOVE_BUDGET_S} s and <= {MOVE_RATIO}x: {'ok' if ok else 'OVER'}"
     if name.startswith(("mvctl list", "mvctl show", "mvctl history")):
         return f"< {READ_BUDGET_S} s: {'ok' if f.large < READ_BUDGET_S else 'OVER'}"
-    if "(published)" in name and floor is not None:
-        # git's own ls-remote and push grow with the remote's refs, whatever mvctl does:
-        # what mvctl adds over them is what it controls.
-        wall = f"{f.small - floor.small:+.3f} / {f.large - floor.large:+.3f} s"
-        cpu = f"{f.cpu_small - floor.cpu_small:+.3f} / {f.cpu_large - floor.cpu_large:+.3f} s"
-        return f"over git's floor: wall {wall}, CPU {cpu}"
     return ""
-
-
-def _pack_refs(r: Registries) -> None:
-    """Every ref packed, as `git gc` (and any hosting service) leaves a repository: the
-    fast-import build and the one big push leave 2N loose ref files on each side."""
-    for repo in (r.root, r.published, r.published.parent / "origin.git"):
-        run(["git", "pack-refs", "--all"], repo, isolated_env(r.root.parent.parent / "home"))
 
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__)
     parser.add_argument("--sizes", type=int, nargs=2, default=[10, 10_000])
     parser.add_argument("--runs", type=int, default=5)
-    parser.add_argument(
-        "--pack-refs",
-        action="store_true",
-        help="pack every repository's refs first (as git gc leaves them); its own section",
-    )
     args = parser.parse_args()
     small_n, large_n = args.sizes
     work = Path(tempfile.mkdtemp(prefix="mvctl-bench-scale-"))
@@ -198,9 +160,6 @@ def main() -> None:
         env = isolated_env(work / "home")
         small, large = (prepare(work, env, n) for n in (small_n, large_n))
         load_before = os.getloadavg()[0]
-        if args.pack_refs:
-            for r in (small, large):
-                _pack_refs(r)
         results = measure(small, large, args.runs)
         load_after = os.getloadavg()[0]
         for r in (small, large):  # the moves left both consistent
@@ -213,43 +172,31 @@ def main() -> None:
         " CPU s (small / large) | budget |",
         "|---|---|---|---|---|---|",
     ]
-    floor = dict(results).get(FLOOR)
     for name, f in results:
         rows.append(
             f"| `{name}` | {f.small:.3f} | {f.large:.3f} | {f.ratio:.2f}x |"
-            f" {f.cpu_small:.3f} / {f.cpu_large:.3f} | {_verdict(name, f, floor)} |"
+            f" {f.cpu_small:.3f} / {f.cpu_large:.3f} | {_verdict(name, f)} |"
         )
-    flags = " --pack-refs" if args.pack_refs else ""
-    refs = (
-        " Every repository's refs were packed first (`git pack-refs --all`, as `git gc` and"
-        " hosting services leave them)."
-        if args.pack_refs
-        else " Refs are loose files, as the fast-import build and one big push leave them"
-        " (2N per repository); `--pack-refs` measures them packed."
-    )
     body = "\n".join(
         [
-            "## Hot paths at 10 and 10,000 versions and events, side by side"
-            + (", refs packed" if args.pack_refs else ""),
+            "## Hot paths at 10 and 10,000 versions and events, side by side",
             "",
-            f"`python benchmarks/bench_scale.py --sizes {small_n} {large_n} --runs {args.runs}"
-            f"{flags}` on {machine()}; medians of {args.runs} fresh processes after one"
-            " warm-up, the two sizes in turn (the ratio is the median of the pairs' ratios; CPU"
-            " is user + system of mvctl and its git children). Each registry has N versions"
-            " and N production promotions (one event each), the alias as a move writes it;"
-            " rollbacks and promotions are real moves. A published move fetches the model's"
-            " tag names from a bare remote on the same disk first (one ls-remote) and pushes"
-            " after (one atomic push): git's own cost of those two grows with the remote's"
-            f" refs, on both sides of the wire (the `{FLOOR}` row: a new tag pushed), so a"
-            " published move's budget is what mvctl adds over that floor." + refs + " Building"
-            f" took {small.built:.1f} s and {large.built:.1f} s. The machine is shared: the"
+            f"`python benchmarks/bench_scale.py --sizes {small_n} {large_n} --runs {args.runs}`"
+            f" on {machine()}; medians of {args.runs} fresh processes after one warm-up, the"
+            " two sizes in turn (the ratio is the median of the pairs' ratios; CPU is user +"
+            " system of mvctl and its git children). Each registry has N versions and N"
+            " production promotions (one event each), the alias as a move writes it;"
+            " rollbacks and promotions are real moves. A published rollback fetches the"
+            " model's tags from a bare remote on the same disk first and pushes after, so it"
+            f" grows with the number of tags (no budget here). Building took"
+            f" {small.built:.1f} s and {large.built:.1f} s. The machine is shared: the"
             f" 1-minute load average was {load_before:.2f} when the timings began and"
             f" {load_after:.2f} when they ended.",
             "",
             *rows,
         ]
     )
-    write_section("scale-packed" if args.pack_refs else "scale", body)
+    write_section("scale", body)
     print(body)
 
 

@@ -281,12 +281,19 @@ def _remote_problems(root: Path, remote: str) -> tuple[list[str], list[str]]:
     return problems, []
 
 
-def _refuse_tagless(root: Path) -> None:
-    """Manifests in the work tree but not one registry tag: a clone without its tags (a CI
-    checkout is shallow and tagless by default), not a consistent registry of 0 models, nor
-    a registration interrupted once per manifest."""
-    manifests = sorted(p.parent.name for p in (root / "registry").glob("*/manifest.yaml"))
-    if manifests:
+def _refuse_tagless(git: GitRepo, remote: str) -> None:
+    """Manifests in the work tree, not one registry tag here, and the remote has their
+    models' tags: a clone without its tags (a CI checkout is tagless by default), not a
+    consistent registry of 0 models, nor a registration interrupted once per manifest (a
+    first registration killed before its tag has no tag on the remote either)."""
+    manifests = sorted(p.parent.name for p in (git.root / "registry").glob("*/manifest.yaml"))
+    if not manifests:
+        return
+    try:
+        remote_has = git.remote_tags(remote, [f"{tags.TAG_PREFIX}{m}@*" for m in manifests])
+    except MvctlError:
+        return  # an unreachable remote: the usual report
+    if remote_has:
         raise OperationalError(
             f"this clone has no registry tags, but manifests of {', '.join(manifests)}: "
             "versions, events and channels are tags, and they were not fetched",
@@ -301,8 +308,8 @@ def check(root: Path, *, remote: str = "origin", offline: bool = False) -> Check
     models = sorted(
         {parsed.model for r in git.tags("refs/tags/") if (parsed := tags.parse(r.name))}
     )
-    if not models:
-        _refuse_tagless(git.root)
+    if not models and not offline and git.remote_url(remote) is not None:
+        _refuse_tagless(git, remote)
     found: list[str] = []
     registered: set[str] = set()
     versions = events = 0

@@ -418,17 +418,16 @@ class GitRepo(Remotes):
             )
         return found
 
-    def ref_objects(self, *patterns: str) -> dict[str, str]:
-        """Tag name (without ``refs/tags/``) -> the object its ref holds, for the tags matching
-        ``patterns``: no object is opened (no peeling, no message), so it costs what listing
-        the refs costs, in for-each-ref's (sorted) order."""
+    def ref_objects(self, *patterns: str) -> list[tuple[str, str]]:
+        """(name without ``refs/tags/``, object id) of the tags matching ``patterns``: as
+        cheap as :meth:`ref_names`, and enough to tell whether any of them changed."""
         out = self.run(
             "for-each-ref", "--format=%(objectname) %(refname)", *patterns, action="list tags"
         )
-        found: dict[str, str] = {}
+        found = []
         for line in out.splitlines():
             obj, _, ref = line.partition(" ")
-            found[ref.removeprefix(TAG_PREFIX)] = obj
+            found.append((ref.removeprefix(TAG_PREFIX), obj))
         return found
 
     def ref_names(self, *patterns: str) -> list[str]:

@@ -8,9 +8,7 @@ the alias deleted (``delete REF OLD`` in the transaction; ``:REF`` leased on OLD
 
 Decisions are taken on the remote's state as fetched just now: ``open_channel`` fetches the
 model's tags first, so a stale clone or a restarted replica decides like everyone else, and
-the push is leased on exactly what it fetched. What the push carries besides the move (the
-model's pending tags) is found from the sync's listing of names and objects: no tag is
-read again after the write. A move interrupted between its local write and
+the push is leased on exactly what it fetched. A move interrupted between its local write and
 its push is *pending*; the retry publishes it (``complete``) instead of taking another step.
 """
 
@@ -167,10 +165,8 @@ def open_channel(
     quick: Sequence[str] | None = None,
 ) -> Context:
     """The channel's context: its remote's tags fetched first when publishing. ``quick``
-    (the versions the move names) reads the move's state from the channel's alias chain
-    when that checks out (mvctl.channels.quick), else every tag of the model. Publishing,
-    the chain is read after the sync applied the remote's tags: the same state, as fresh,
-    as reading them all (the sync's listing of names gives the counters)."""
+    (the versions the move names) reads a local move's state from the channel's alias
+    chain when that checks out (mvctl.channels.quick), else every tag of the model."""
     check_model(model)
     check_channel(channel)
     git = GitRepo.open(root)
@@ -179,9 +175,8 @@ def open_channel(
     where = publish.target(git, push, remote)
     synced = sync_git(git, where, model) if where and not dry_run else None
     state = None
-    if quick is not None:
-        names = list(synced.local_objects) if synced is not None else None
-        state = quick_state(git, model, channel, quick, names=names)
+    if quick is not None and synced is None:
+        state = quick_state(git, model, channel, quick)
     if state is None:
         state = channels.load(git, model)
     if not state.tags.versions:
@@ -294,7 +289,7 @@ def write(ctx: Context, move: ChannelMove) -> ChannelMove:
         if ctx.remote is None or ctx.synced is None:
             interrupts.settle()
             return move
-        found = publish.pending(_after_move(ctx, move, event_obj, alias_obj), ctx.synced)
+        found = publish.pending(_model_records(ctx), ctx.synced)
         try:
             names = publish.push_refs(git, found, skip_conflicted=True)
         except publish.Unsettled as unsettled:
@@ -329,7 +324,7 @@ def _refuse_own_conflicts(ctx: Context, channel: str) -> str:
     conflicts on other channels are left out of the push, and named in the note."""
     if ctx.synced is None:
         return ""
-    found = publish.pending(ctx.synced.local_objects, ctx.synced)
+    found = publish.pending(list(ctx.state.records), ctx.synced)
     own = [n for n in found.conflicts if (p := tags.parse(n)) is not None and p.channel == channel]
     if own:
         publish.refuse_conflicts(replace(found, conflicts=tuple(own)))
@@ -349,20 +344,9 @@ def _undo(git: GitRepo, undo: list[str], alias: str) -> None:
         git.update_refs(undo, what=alias)
 
 
-def _after_move(
-    ctx: Context, move: ChannelMove, event_obj: str, alias_obj: str | None
-) -> dict[str, str]:
-    """The model's local tags (name -> object) once this move is written: what the sync
-    left plus the event and the alias (gone for a stop). Nothing else of the model is
-    written between the two (a move is one process's), so no tag needs reading again."""
-    assert ctx.synced is not None  # noqa: S101 - publishing only
-    after = {**ctx.synced.local_objects, move.event: event_obj}
-    alias = tags.alias_tag(move.model, move.channel)
-    if alias_obj is None:
-        after.pop(alias, None)
-    else:
-        after[alias] = alias_obj
-    return dict(sorted(after.items()))
+def _model_records(ctx: Context) -> list[TagRecord]:
+    model = ctx.state.model
+    return ctx.git.tags(f"{tags.TAG_PREFIX}{model}@*", f"{tags.TAG_PREFIX}{model}#*")
 
 
 def _interrupted(
@@ -410,7 +394,7 @@ def complete(ctx: Context, channel: str, note: str) -> ChannelMove:
     event = events[-1] if events else state.channel_events(channel)[-1]
     version = state.holder(channel) or event.version or "?"
     _refuse_own_conflicts(ctx, channel)
-    found = publish.pending(ctx.synced.local_objects, ctx.synced)
+    found = publish.pending(list(state.records), ctx.synced)
     try:
         names = publish.push_refs(ctx.git, found, skip_conflicted=True)
         interrupts.settle()

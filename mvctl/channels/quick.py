@@ -21,9 +21,6 @@ the model's refs gives it (every channel's, those no config names included, such
 a ``gto assign`` to a new stage), shows an event of the channel newer than its chain or
 left out of it, and is what a tag read by name must be in to count (git would otherwise
 take ``refs/tags/refs/tags/NAME`` for a ``NAME`` that does not exist).
-A published move (mvctl.channels.moves) reads all this after the sync applied the remote's
-tags, with the sync's own listing as the names: the state is the remote's as fetched just
-now, as it would be read from every tag.
 
 Not seen: a version tag no body names, pushed onto a chain event's commit. A full read
 names the commit by the later tag name; naming it here would mean peeling every version
@@ -33,7 +30,7 @@ tag (``for-each-ref --points-at``), the whole budget of a rollback at 10,000 tag
 
 from __future__ import annotations
 
-from collections.abc import Callable, Iterable, Sequence
+from collections.abc import Callable, Sequence
 
 from mvctl._adapters.git import GitRepo, TagRecord
 from mvctl.channels.state import ModelState, event_of, time_of
@@ -77,23 +74,15 @@ def _chain(body: tags.AliasBody, model: str, channel: str) -> list[int] | None:
 
 
 def quick_state(
-    git: GitRepo,
-    model: str,
-    channel: str,
-    versions: Sequence[str] = (),
-    *,
-    names: Iterable[str] | None = None,
+    git: GitRepo, model: str, channel: str, versions: Sequence[str] = ()
 ) -> ModelState | None:
     """``model``'s state as ``channel``'s alias chain gives it (plus ``versions``' tags),
-    every hint checked against the tags; None when in any doubt. ``names``: the model's
-    tag names as listed just now (a sync's), instead of listing them again."""
+    every hint checked against the tags; None when in any doubt."""
     # The names every tag listing gives (no object opened). A tag read by name counts only
     # if it is one of them: git resolves ``refs/tags/NAME`` as a revision, so with no such
     # tag it reads ``refs/tags/refs/tags/NAME`` (or a branch of that name), which anyone who
     # can push a tag can make and no listing, nor ``state.load``, takes for the model's.
-    if names is None:
-        names = git.ref_names(f"{tags.TAG_PREFIX}{model}@*", f"{tags.TAG_PREFIX}{model}#*")
-    listed = set(names)
+    listed = set(git.ref_names(f"{tags.TAG_PREFIX}{model}@*", f"{tags.TAG_PREFIX}{model}#*"))
 
     def named(names: Sequence[str]) -> dict[str, TagRecord | None]:
         return {n: r for n, r in git.named_tags(names).items() if n in listed}

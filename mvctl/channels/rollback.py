@@ -80,7 +80,6 @@ def _retry_of(ctx: moves.Context, channel: str, incident: str | None) -> Channel
 
 
 def _refuse_unpublished(ctx: moves.Context, channel: str, pending: list[channels.Event]) -> None:
-    ctx = moves.full(ctx)  # the remote's alias may be on a version the chain does not name
     alias = ctx.published_alias(channel)
     fleet = ctx.state.version_at(alias.commit) if alias else None
     here = ctx.state.holder(channel)

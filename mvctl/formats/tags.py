@@ -128,28 +128,6 @@ def parse(name: str) -> TagName | None:
     return TagName("alias", model, channel=alias)
 
 
-def kind_of(name: str) -> TagKind | None:
-    """``parse(name).kind`` (None: not mvctl's) without building the name: a sync looks at
-    the thousands a remote advertises."""
-    match = _TAG_RE.match(name.removeprefix(TAG_PREFIX))
-    if match is None:
-        return None
-    if match["version"]:
-        return "deregister" if match["cancel"] else "gold" if match["gold"] else "version"
-    if match["channel"]:
-        return "unassign" if match["unassign"] else "event"
-    return "alias"
-
-
-def event_key(name: str) -> tuple[str, str, int] | None:
-    """(model, channel, N) of an event or unassignment tag name; None for any other name:
-    what ``parse`` says of it, for the thousands a move's counter is taken from."""
-    match = _TAG_RE.match(name.removeprefix(TAG_PREFIX))
-    if match is None or not match["channel"]:
-        return None
-    return match["model"], match["channel"], int(match["counter"])
-
-
 def newest_stops(names: Iterable[str]) -> dict[tuple[str, str], int]:
     """(model, channel) -> the number of its newest unassignment (stop) among tag ``names``."""
     found: dict[tuple[str, str], int] = {}

@@ -16,7 +16,7 @@ event (here or there) is a stop, is pending deletion once this clone has deleted
 
 from __future__ import annotations
 
-from collections.abc import Callable, Mapping
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -100,49 +100,38 @@ class Pending:
         }
 
 
-def pending(records: list[TagRecord] | Mapping[str, str], synced: SyncResult) -> Pending:
-    """Local ``records`` the remote lacks, after ``synced`` brought the remote's in: tag
-    records, or tag name -> object (``SyncResult.local_objects``: no tag read)."""
-    local = records if isinstance(records, Mapping) else {r.name: r.object for r in records}
+def pending(records: list[TagRecord], synced: SyncResult) -> Pending:
+    """Local ``records`` the remote lacks, after ``synced`` brought the remote's in."""
     immutable: list[str] = []
     aliases: dict[str, str] = {}
     conflicts = list(synced.conflicts)
-    taken: set[tuple[str, int]] | None = None  # read only for a local-only event
-    for name, obj in local.items():
-        theirs = synced.remote_objects.get(name)
-        if theirs == obj:
-            continue  # the remote has it (the common case: no name to parse)
-        parsed = tags.parse(name)
+    # Event numbers count per model across channels: a local-only event whose number the
+    # remote already uses (on another channel) conflicts as surely as one with its name.
+    taken = {
+        (parsed.model, parsed.counter)
+        for name in synced.remote_objects
+        if (parsed := tags.parse(name)) is not None and parsed.channel_event
+    }
+    for record in records:
+        parsed = tags.parse(record.name)
         if parsed is None:
             continue
+        theirs = synced.remote_objects.get(record.name)
         if parsed.kind == "alias":
             # sync moved every alias the remote had newer: a difference left is ours.
-            aliases[name] = theirs or ""
+            if theirs != record.object:
+                aliases[record.name] = theirs or ""
         elif theirs is None:
-            if parsed.channel_event and taken is None:
-                taken = _taken(synced)
-            if parsed.channel_event and taken and (parsed.model, parsed.counter) in taken:
-                conflicts.append(name)
+            if parsed.channel_event and (parsed.model, parsed.counter) in taken:
+                conflicts.append(record.name)
             else:
-                immutable.append(name)
-    return Pending(
-        synced.remote,
-        tuple(immutable),
-        aliases,
-        tuple(conflicts),
-        dict(local),
-        _deletions(synced, local),
-    )
+                immutable.append(record.name)
+    local = {r.name: r.object for r in records}
+    deletions = _deletions(synced, local)
+    return Pending(synced.remote, tuple(immutable), aliases, tuple(conflicts), local, deletions)
 
 
-def _taken(synced: SyncResult) -> set[tuple[str, int]]:
-    """(model, N) of the remote's events: event numbers count per model across channels,
-    so a local-only event whose number the remote already uses (on another channel)
-    conflicts as surely as one with its name."""
-    return {(key[0], key[2]) for name in synced.remote_objects if (key := tags.event_key(name))}
-
-
-def _deletions(synced: SyncResult, local: Mapping[str, str]) -> dict[str, str]:
+def _deletions(synced: SyncResult, local: dict[str, str]) -> dict[str, str]:
     """Aliases the remote has that a stop deleted here: of channels whose newest event,
     here or on the remote, is a stop (no assignment after it). Only channels with a stop
     are looked at: the common case costs nothing."""

@@ -39,10 +39,7 @@ class SyncResult:
     conflicts: tuple[str, ...] = ()  # immutable tags that differ locally and remotely
     discarded: tuple[str, ...] = ()  # local channel tags dropped or reset (discard_local)
     remote_objects: dict[str, str] = field(default_factory=dict)  # tag -> object on remote
-    # The remote's aliases' records (its other tags' objects are remote_objects).
     remote_records: dict[str, TagRecord] = field(default_factory=dict, repr=False)
-    # Every local tag synced (the model's, or all) -> its object, as the sync left them.
-    local_objects: dict[str, str] = field(default_factory=dict, repr=False)
 
     def to_dict(self) -> dict[str, Any]:
         return {
@@ -70,7 +67,7 @@ def _fetch_differing(
     git: GitRepo,
     remote: str,
     advertised: dict[str, str],
-    local: Mapping[str, str],
+    local: dict[str, TagRecord],
     timeout: float | None,
 ) -> dict[str, TagRecord]:
     """Only tags that differ are fetched: a sync with nothing new is one ls-remote, whatever
@@ -78,7 +75,7 @@ def _fetch_differing(
     wanted = [
         name
         for name, obj in advertised.items()
-        if local.get(name) != obj and tags.parse(name) is not None
+        if tags.parse(name) is not None and (name not in local or local[name].object != obj)
     ]
     if not wanted:
         return {}
@@ -90,51 +87,19 @@ def _fetch_differing(
 
 
 @dataclass
-class _Records:
-    """The tags a sync judges by: every local tag's object (one listing that opens none),
-    the fetched tags' records, and local records read by exact name only where a decision
-    needs a body or a commit (aliases; for an alias whose body names no event, everything):
-    a sync of 10,000 events parses none of them."""
-
-    git: GitRepo
-    patterns: list[str]
-    local: dict[str, str]  # tag -> object, here
-    fetched: dict[str, TagRecord]
-    _mine: dict[str, TagRecord] = field(default_factory=dict)
-    _known: dict[str, TagRecord] | None = None
-
-    def mine(self, names: list[str]) -> dict[str, TagRecord]:
-        """The local records of ``names`` (tags this clone has)."""
-        wanted = [n for n in names if n in self.local and n not in self._mine]
-        if wanted:
-            read = self.git.named_tags(wanted)
-            odd = [n for n in wanted if read.get(n) is None]  # lightweight, or not on a commit
-            if odd:  # as for-each-ref reads them (rare: read each by its full name)
-                read.update({r.name: r for r in self.git.tags(*(f"refs/tags/{n}" for n in odd))})
-            self._mine.update({n: r for n in wanted if (r := read.get(n)) is not None})
-        return {n: self._mine[n] for n in names if n in self._mine}
-
-    def known(self) -> Mapping[str, TagRecord]:
-        """Every tag here and fetched, with its record (only for a body that names nothing)."""
-        if self._known is None:
-            self._known = {r.name: r for r in self.git.tags(*self.patterns)} | self.fetched
-        return self._known
-
-
-@dataclass
 class _Plan:
-    records: _Records
     commands: list[str] = field(default_factory=list)
     created: list[str] = field(default_factory=list)
     moved: list[str] = field(default_factory=list)
     kept: list[str] = field(default_factory=list)
     conflicts: list[str] = field(default_factory=list)
     discarded: list[str] = field(default_factory=list)
+    known: Mapping[str, TagRecord] = field(default_factory=dict)  # tags here and fetched
 
-    def take(self, name: str, theirs: str, mine: str | None, bucket: list[str]) -> None:
-        old = f" {mine}" if mine is not None else ""
+    def take(self, name: str, theirs: TagRecord, mine: TagRecord | None, bucket: list[str]) -> None:
+        old = f" {mine.object}" if mine is not None else ""
         verb = "update" if mine is not None else "create"
-        self.commands.append(f"{verb} refs/tags/{name} {theirs}{old}")
+        self.commands.append(f"{verb} refs/tags/{name} {theirs.object}{old}")
         bucket.append(name)
 
     def number(self, name: str, alias: TagRecord) -> int:
@@ -149,7 +114,7 @@ class _Plan:
         return max(
             (
                 event.counter
-                for other, record in self.records.known().items()
+                for other, record in self.known.items()
                 if record.commit == alias.commit
                 and (event := tags.parse(other)) is not None
                 and event.kind == "event"
@@ -162,15 +127,15 @@ class _Plan:
         self,
         name: str,
         kind: str,
-        theirs: str,
-        mine: str | None,
+        theirs: TagRecord,
+        mine: TagRecord | None,
         discard: bool,
         emptied: bool = False,
     ) -> None:
-        """What to do with one tag the remote has (``theirs``, its object), given ours (None:
-        we lack it); ``emptied``: the tag's channel was stopped after its newest assignment,
-        here or there."""
-        if mine is not None and mine == theirs:
+        """What to do with one tag the remote has, given ours (None: we lack it);
+        ``emptied``: the tag's channel was stopped after its newest assignment, here or
+        there."""
+        if mine is not None and mine.object == theirs.object:
             return
         if discard and kind in _CHANNEL_KINDS and mine is not None:
             self.take(name, theirs, mine, self.discarded)
@@ -180,23 +145,16 @@ class _Plan:
             self.take(name, theirs, None, self.created if kind != "alias" else self.moved)
         elif kind != "alias":
             self.conflicts.append(name)  # immutable tags never move
-        elif self._newer_or_same(name):
+        elif self.number(name, theirs) >= self.number(name, mine):
             self.take(name, theirs, mine, self.moved)  # the same number: the remote's is truth
         else:
             self.kept.append(name)
 
-    def _newer_or_same(self, name: str) -> bool:
-        """Whether the remote's alias ``name`` (fetched: it differs) names an event at least
-        as new as ours."""
-        theirs = self.records.fetched[name]
-        mine = self.records.mine([name])[name]
-        return self.number(name, theirs) >= self.number(name, mine)
-
 
 def _drop_stopped_aliases(
     plan: _Plan,
-    local: Mapping[str, str],
-    remote_objects: Mapping[str, str],
+    local: dict[str, TagRecord],
+    remote_records: dict[str, TagRecord],
     emptied: dict[tuple[str, str], int],
 ) -> None:
     """Delete local aliases of channels whose newest event (here or on the remote) is a
@@ -204,25 +162,11 @@ def _drop_stopped_aliases(
     stop) then has its deletion pending."""
     for model, channel in emptied:
         name = tags.alias_tag(model, channel)
-        mine, theirs = local.get(name), remote_objects.get(name)
-        if mine is None or (theirs is not None and theirs != mine):
+        mine, theirs = local.get(name), remote_records.get(name)
+        if mine is None or (theirs is not None and theirs.object != mine.object):
             continue  # nothing here, or an alias the remote has otherwise: decided above
-        plan.commands.append(f"delete refs/tags/{name} {mine}")
+        plan.commands.append(f"delete refs/tags/{name} {mine.object}")
         plan.moved.append(name)
-
-
-def _after(local: Mapping[str, str], commands: list[str]) -> dict[str, str]:
-    """The local tags' objects once ``commands`` (update-ref's) are applied, sorted by name
-    as for-each-ref lists them."""
-    after = dict(local)
-    for command in commands:
-        verb, ref, *rest = command.split()
-        name = ref.removeprefix("refs/tags/")
-        if verb == "delete":
-            after.pop(name, None)
-        else:
-            after[name] = rest[0]
-    return dict(sorted(after.items()))
 
 
 def sync_git(
@@ -240,43 +184,31 @@ def sync_git(
     patterns = [f"{model}@*", f"{model}#*"] if model else ["*"]
     refs = [f"{tags.TAG_PREFIX}{p}" for p in patterns]
     advertised = git.remote_tags(remote, refs, timeout=timeout)
-    local = git.ref_objects(*refs)
+    local = {r.name: r for r in git.tags(*(f"{tags.TAG_PREFIX}{p}" for p in patterns))}
     fetched = _fetch_differing(git, remote, advertised, local, timeout)
-    plan = _Plan(_Records(git, refs, local, fetched))
-    remote_objects: dict[str, str] = {}
-    aliases: list[str] = []
+    plan = _Plan(known={**local, **fetched})
+    remote_records: dict[str, TagRecord] = {}
     emptied = tags.emptied_channels(local, advertised)
-    for name, advertised_obj in advertised.items():
-        if local.get(name) == advertised_obj:  # the same here: nothing to decide
-            kind = tags.kind_of(name)
-            if kind is not None:
-                remote_objects[name] = advertised_obj
-            if kind == "alias":
-                aliases.append(name)
-            continue
+    for name in advertised:
         parsed = tags.parse(name)
-        theirs = fetched[name].object if name in fetched else local.get(name)
-        if parsed is None or theirs is None:
+        record = fetched.get(name) or local.get(name)
+        if parsed is None or record is None:
             continue  # not mvctl's, or gone from the remote between the two calls
-        remote_objects[name] = theirs
-        if parsed.kind == "alias":
-            aliases.append(name)
+        remote_records[name] = record
         # A stop on either side newer than every assignment: the channel is empty (an
         # alias pushed back over a stop by hand is stale, not a move).
         stopped = (parsed.model, parsed.channel) in emptied
-        plan.decide(name, parsed.kind, theirs, local.get(name), discard_local, stopped)
+        plan.decide(name, parsed.kind, record, local.get(name), discard_local, stopped)
     if discard_local:
         for name, mine in local.items():
             parsed = tags.parse(name)
-            if parsed and parsed.kind in _CHANNEL_KINDS and name not in remote_objects:
-                plan.commands.append(f"delete refs/tags/{name} {mine}")
+            if parsed and parsed.kind in _CHANNEL_KINDS and name not in remote_records:
+                plan.commands.append(f"delete refs/tags/{name} {mine.object}")
                 plan.discarded.append(name)
     else:
-        _drop_stopped_aliases(plan, local, remote_objects, emptied)
-    held = plan.records.mine([n for n in aliases if n not in fetched])  # before they move
+        _drop_stopped_aliases(plan, local, remote_records, emptied)
     # A dry run reports what would move; only the private fetch refs go.
     commands = [] if dry_run else plan.commands
-    applied = list(commands)
     commands += [f"delete {SYNC_NS}{name} {r.object}" for name, r in fetched.items()]
     if commands:
         git.update_refs(commands, what="channel tags")
@@ -287,9 +219,8 @@ def sync_git(
         tuple(plan.kept),
         tuple(plan.conflicts),
         tuple(plan.discarded),
-        remote_objects,
-        {n: fetched.get(n) or held[n] for n in aliases if n in fetched or n in held},
-        _after(local, applied),
+        {name: r.object for name, r in remote_records.items()},
+        remote_records,
     )
 
 

@@ -111,7 +111,7 @@ def cached_by_names(
     what it answers is kept only when the stamp shows that no tag changed meanwhile."""
 
     def read() -> tuple[str, list[tuple[str, str]]]:
-        refs = list(git.ref_objects(*patterns).items())
+        refs = git.ref_objects(*patterns)
         return _digest(refs), refs
 
     return _memo(git, view, key, read, build, rows, reads_more=True)

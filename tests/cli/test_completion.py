@@ -35,14 +35,3 @@ def test_commands_subcommands_and_options_complete(tmp_path: Path) -> None:
     assert _complete(tmp_path, "mvctl pro") == ["promote", "propose"]
     assert "serve" in _complete(tmp_path, "mvctl webhook s")
     assert "--channel" in _complete(tmp_path, "mvctl rollback --ch")
-
-
-def test_the_completion_script_is_printed_for_bash(tmp_path: Path) -> None:
-    done = subprocess.run(
-        [MVCTL, "--show-completion", "bash"],
-        cwd=tmp_path,
-        capture_output=True,
-        text=True,
-    )
-    assert done.returncode == 0, done.stderr
-    assert "_mvctl_completion" in done.stdout and "complete" in done.stdout

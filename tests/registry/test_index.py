@@ -71,7 +71,7 @@ def full_read(root: Path, monkeypatch: pytest.MonkeyPatch) -> list[list[list[Any
         return build(git.tags(*patterns))
 
     def by_names(git: GitRepo, view: str, key: str, patterns: Any, build: Any, rows: Any) -> Any:
-        return build(list(git.ref_objects(*patterns).items()))
+        return build(git.ref_objects(*patterns))
 
     with monkeypatch.context() as mp:
         mp.setattr(index, "cached", direct)
