@@ -18,7 +18,7 @@ from pathlib import Path
 from mvctl._adapters.gitobjects import parse_tag_object, read_named
 from mvctl._adapters.gitremote import PUSH_GRACE, Declined, PushInterrupted, Refused, Remotes
 from mvctl._adapters.gitrun import GitFailed, run, stderr_line
-from mvctl._adapters.refstate import Stamp, tags_stamp
+from mvctl._adapters.refstate import SYMBOLIC, Listing, Stamp, list_tags, tags_stamp
 from mvctl.errors import ConflictError, OperationalError
 
 __all__ = [
@@ -403,10 +403,18 @@ class GitRepo(Remotes):
         """Tags by exact name (no ``refs/tags/``), read without listing the others. A name
         that does not exist is left out; one that is not an annotated tag on a commit (a
         lightweight tag, a tag of a tag) maps to None: it exists, but reads as no record."""
-        raw = read_named(self.root, [f"{TAG_PREFIX}{n}" for n in names])
+        refs = {n: f"{TAG_PREFIX}{n}" for n in names}
+        return self._records(names, read_named(self.root, list(refs.values())), refs)
+
+    @staticmethod
+    def _records(
+        names: Sequence[str],
+        raw: dict[str, tuple[str, str, bytes] | None],
+        keys: dict[str, str],
+    ) -> dict[str, TagRecord | None]:
         found: dict[str, TagRecord | None] = {}
         for name in names:
-            entry = raw[f"{TAG_PREFIX}{name}"]
+            entry = raw[keys[name]]
             if entry is None:
                 continue
             tag = parse_tag_object(entry[0], entry[2]) if entry[1] == "tag" else None
@@ -417,6 +425,22 @@ class GitRepo(Remotes):
                 name, tag.object, tag.target, True, tag.tagger, tag.date, tag.message
             )
         return found
+
+    def listed_tags(self, *prefixes: str) -> ListedTags:
+        """The tags whose names start with ``prefixes`` (no ``refs/tags/``): their names,
+        and a reader of those among them asked for by name. Read from git's files
+        without a listing where they allow (mvctl._adapters.refstate.Listing), else
+        listed by git."""
+        listing = list_tags(self.common_dir(), prefixes)
+        if listing is not None:
+            return ListedTags(self, listing.names, listing)
+        names = self.ref_names(*(f"{TAG_PREFIX}{p}*" for p in prefixes))
+        return ListedTags(self, frozenset(names), None)
+
+    def tags_at(self, objects: dict[str, str]) -> dict[str, TagRecord | None]:
+        """Tags by name from the object ids they point at (read as :meth:`named_tags`
+        reads them): no name is resolved, so none can stand for another ref."""
+        return self._records(list(objects), read_named(self.root, list(objects.values())), objects)
 
     def ref_objects(self, *patterns: str) -> list[tuple[str, str]]:
         """(name without ``refs/tags/``, object id) of the tags matching ``patterns``: as
@@ -435,3 +459,22 @@ class GitRepo(Remotes):
         no object is opened, so it costs what listing the refs costs."""
         out = self.run("for-each-ref", "--format=%(refname)", *patterns, action="list tags")
         return [line.removeprefix(TAG_PREFIX) for line in out.splitlines()]
+
+
+@dataclass(frozen=True)
+class ListedTags:
+    """What :meth:`GitRepo.listed_tags` answers: ``names``, and :meth:`read`."""
+
+    git: GitRepo
+    names: frozenset[str]
+    listing: Listing | None
+
+    def read(self, names: Sequence[str]) -> dict[str, TagRecord | None]:
+        """:meth:`GitRepo.named_tags` of ``names``, those listed only: git resolves
+        ``refs/tags/NAME`` as a revision, so with no such tag it would read
+        ``refs/tags/refs/tags/NAME`` (or a branch of that name), which anyone who can push
+        a tag can make. From the files, each is read by the object its own file names."""
+        objects = {n: self.listing.oid(n) for n in names} if self.listing else {}
+        if self.listing is None or SYMBOLIC in objects.values():
+            return self.git.named_tags([n for n in names if n in self.names])
+        return self.git.tags_at({n: oid for n, oid in objects.items() if oid is not None})

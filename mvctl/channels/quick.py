@@ -78,14 +78,11 @@ def quick_state(
 ) -> ModelState | None:
     """``model``'s state as ``channel``'s alias chain gives it (plus ``versions``' tags),
     every hint checked against the tags; None when in any doubt."""
-    # The names every tag listing gives (no object opened). A tag read by name counts only
-    # if it is one of them: git resolves ``refs/tags/NAME`` as a revision, so with no such
-    # tag it reads ``refs/tags/refs/tags/NAME`` (or a branch of that name), which anyone who
-    # can push a tag can make and no listing, nor ``state.load``, takes for the model's.
-    listed = set(git.ref_names(f"{tags.TAG_PREFIX}{model}@*", f"{tags.TAG_PREFIX}{model}#*"))
-
-    def named(names: Sequence[str]) -> dict[str, TagRecord | None]:
-        return {n: r for n, r in git.named_tags(names).items() if n in listed}
+    # The names every tag listing gives, and the tags among them read by name: a name that
+    # is not listed is no tag of the model's, whatever git would resolve it to.
+    listed_tags = git.listed_tags(f"{model}@", f"{model}#")
+    listed = listed_tags.names
+    named = listed_tags.read
 
     alias_name = tags.alias_tag(model, channel)
     alias = named([alias_name]).get(alias_name)
@@ -119,18 +116,17 @@ def quick_state(
     # The counter is shared by every channel, including ones no config or alias names (a
     # `gto assign` to a new stage): the next one comes from the refs' names, never from the
     # body's hint, which a hand edit could inflate or another channel's move outdate.
-    events_listed = (n for n in listed if "#" in n)  # most names are versions': no parse
-    found = {n: p for n in events_listed if (p := tags.parse(n)) is not None and p.channel_event}
-    counters_taken = [p.counter for p in found.values()]
+    found = tags.event_counters(model, listed)
+    counters_taken = [counter for _, _, counter in found]
     # The channel's events from the chain's oldest on are exactly the chain, by the names
     # the listing gives: one newer, one left out (say, under a name whose counter is
     # spelled in other digits, which no probe by name finds) and the chain is no record.
-    own = {n for n, p in found.items() if p.channel == channel and p.counter >= counters[0]}
+    own = {n for n, c, counter in found if c == channel and counter >= counters[0]}
     if own != chain:
         return None
     events = [r for n in body.chain if (r := read.get(n)) is not None]
     nxt = max([*counters_taken, *taken, 0]) + 1
-    older = any(p.channel == channel and p.counter < counters[0] for p in found.values())
+    older = any(c == channel and counter < counters[0] for _, c, counter in found)
     return _state(named, model, channel, alias, events, versions, known, nxt, older)
 
 

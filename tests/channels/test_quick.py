@@ -243,13 +243,15 @@ def test_a_quick_promotion_checks_the_version_by_name(reg: Registry) -> None:
 def test_a_plain_rollback_and_a_promotion_read_no_full_history(
     reg: Registry, monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    """With a sound chain, neither move lists the model's tags at all."""
+    """With a sound chain, neither move reads the model's tags at all, nor has git list
+    their names (which opens every loose tag file): the names come from the files."""
     promote_all(reg, "v0.1.0", "v0.2.0", "v0.3.0")
 
     def refused(*args: object) -> None:
         raise AssertionError("read every tag")
 
     monkeypatch.setattr(GitRepo, "tags", refused)
+    monkeypatch.setattr(GitRepo, "ref_names", refused)
     monkeypatch.setattr(channels, "load", refused)
     assert promote(reg.root, "fraud", "v0.4.0", "production", push=False).changed
     move = rollback(reg.root, "fraud", reason="r", push=False)

@@ -1,0 +1,129 @@
+"""The tag listing read from git's files (mvctl._adapters.refstate.list_tags) names what
+``git for-each-ref`` lists and points each name where git does, in every state the files
+backend keeps tags in: loose, packed, both (the loose file wins), deleted after packing,
+nested, locked, broken, linked, and under reftable (no listing from the files at all)."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import pytest
+
+from mvctl._adapters.git import GitRepo
+from mvctl._adapters.refstate import SYMBOLIC, list_tags
+from tests.conftest import git, run
+
+PREFIXES = ("fraud@", "fraud#")
+
+
+def for_each_ref(root: Path) -> set[str]:
+    out = git(root, "for-each-ref", "--format=%(refname)", "refs/tags/fraud@*", "refs/tags/fraud#*")
+    return {line.removeprefix("refs/tags/") for line in out.splitlines()}
+
+
+def rev(root: Path, name: str) -> str:
+    return git(root, "rev-parse", f"refs/tags/{name}").strip()
+
+
+@pytest.fixture
+def repo(tmp_path: Path) -> Path:
+    root = tmp_path / "repo"
+    root.mkdir()
+    git(root, "init", "-q")
+    for n in range(3):
+        (root / "f").write_text(str(n))
+        git(root, "add", "f")
+        git(root, "commit", "-qm", f"c{n}")
+        git(root, "tag", "-a", "-m", f"v{n}", f"fraud@v0.{n}.0")
+        git(root, "tag", "-a", "-m", f"e{n}", f"fraud#production#{n + 1}")
+    git(root, "tag", "-a", "-m", "other model", "churn@v0.1.0")
+    git(root, "tag", "-a", "-m", "alias", "fraud@production", "HEAD~1")
+    return root
+
+
+def assert_as_git(root: Path, *, extra: frozenset[str] = frozenset()) -> None:
+    listing = list_tags(root / ".git", PREFIXES)
+    assert listing is not None
+    listed = for_each_ref(root)
+    assert listing.names == listed | extra
+    for name in listed:
+        assert listing.oid(name) in (rev(root, name), SYMBOLIC), name
+    for name in extra:
+        assert listing.oid(name) is None, name
+    # Read through the listing, every listed tag reads as git reads it by name.
+    repo = GitRepo.open(root)
+    assert repo.listed_tags(*PREFIXES).read(sorted(listed)) == repo.named_tags(sorted(listed))
+
+
+def test_loose_tags_are_listed_as_git_lists_them(repo: Path) -> None:
+    assert len(for_each_ref(repo)) == 7
+    assert_as_git(repo)
+
+
+def test_packed_loose_overriding_and_deleted_after_packing(repo: Path) -> None:
+    git(repo, "pack-refs", "--all")
+    assert not (repo / ".git/refs/tags/fraud@v0.1.0").exists()
+    assert_as_git(repo)
+    # A new loose tag beside the packed ones, a packed one moved (its loose file wins),
+    # a packed one deleted (git rewrites packed-refs without it).
+    git(repo, "tag", "-a", "-m", "new", "fraud#staging#4")
+    git(repo, "tag", "-f", "-a", "-m", "moved", "fraud@production", "HEAD~2")
+    git(repo, "tag", "-d", "fraud@v0.0.0")
+    listing = list_tags(repo / ".git", PREFIXES)
+    assert listing is not None
+    assert "fraud@v0.0.0" not in listing.names
+    assert listing.oid("fraud@production") == rev(repo, "fraud@production")
+    assert_as_git(repo)
+
+
+def test_nested_tags_and_locks_are_not_listed(repo: Path) -> None:
+    git(repo, "tag", "-a", "-m", "nested", "fraud@x/y")
+    git(repo, "tag", "-a", "-m", "shadow", "refs/tags/fraud@production")
+    (repo / ".git/refs/tags/fraud#production#9.lock").write_text(rev(repo, "fraud@v0.1.0"))
+    assert_as_git(repo)
+    git(repo, "pack-refs", "--all")
+    assert_as_git(repo)
+
+
+def test_a_broken_file_is_listed_by_name_and_reads_as_nothing(repo: Path) -> None:
+    (repo / ".git/refs/tags/fraud#production#77").write_text("not an object id\n")
+    # git warns and leaves it out; the listing names it (it opens no file) and reading it
+    # answers None, as for a tag that is not there.
+    assert_as_git(repo, extra=frozenset({"fraud#production#77"}))
+
+
+def test_a_symbolic_ref_is_read_as_git_resolves_it(repo: Path) -> None:
+    (repo / ".git/refs/tags/fraud#production#78").write_text("ref: refs/tags/fraud@v0.1.0\n")
+    listing = list_tags(repo / ".git", PREFIXES)
+    assert listing is not None and listing.oid("fraud#production#78") == SYMBOLIC
+    assert_as_git(repo)
+    read = GitRepo.open(repo).listed_tags(*PREFIXES).read(["fraud#production#78"])
+    record = read["fraud#production#78"]
+    assert record is not None and record.object == rev(repo, "fraud@v0.1.0")
+
+
+def test_a_linked_ref_or_reftable_leaves_the_listing_to_git(repo: Path, tmp_path: Path) -> None:
+    (repo / ".git/refs/tags/fraud@v9.0.0").symlink_to(repo / ".git/refs/tags/fraud@v0.1.0")
+    assert list_tags(repo / ".git", PREFIXES) is None
+    listed = GitRepo.open(repo).listed_tags(*PREFIXES)
+    assert listed.listing is None and listed.names == for_each_ref(repo)
+    assert listed.read(["fraud@v0.1.0"])["fraud@v0.1.0"] is not None
+
+    table = tmp_path / "table"
+    done = run("git", "init", "-q", "--ref-format=reftable", str(table), cwd=tmp_path, check=False)
+    if done.returncode != 0:
+        pytest.skip("this git has no reftable (git init --ref-format=reftable failed)")
+    assert list_tags(table / ".git", PREFIXES) is None
+
+
+def test_names_read_from_the_files_are_read_by_their_objects(repo: Path) -> None:
+    """A name read through the listing is the object its own file names: no revision is
+    resolved, so a branch or nested tag spelled ``refs/tags/NAME`` is never read for it."""
+    git(repo, "branch", "refs/tags/fraud@staging", "HEAD")
+    git(repo, "tag", "-a", "-m", "shadow", "refs/tags/fraud#staging#5", "HEAD")
+    listed = GitRepo.open(repo).listed_tags(*PREFIXES)
+    assert listed.listing is not None
+    read = listed.read(["fraud@staging", "fraud#staging#5", "fraud@production"])
+    assert set(read) == {"fraud@production"}
+    record = read["fraud@production"]
+    assert record is not None and record.object == rev(repo, "fraud@production")
