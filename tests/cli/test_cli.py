@@ -24,6 +24,32 @@ def test_help_lists_the_commands() -> None:
         assert command in result.output
 
 
+def test_a_command_line_builds_its_command_alone_and_parses_as_the_whole_app(
+    tmp_path: Path,
+) -> None:
+    """`mvctl NAME` registers NAME only (Typer inspects every registered command before
+    running one); what it parses and prints is what the whole application does."""
+    from typer.main import get_command
+
+    from mvctl.cli import app as app_module
+
+    whole = get_command(app_module.build())
+    assert sorted(whole.commands) == sorted(app_module._COMMANDS)  # type: ignore[attr-defined]
+    for name in ("rollback", "webhook", "canary"):
+        alone = get_command(app_module.build(name))
+        assert list(alone.commands) == [name]  # type: ignore[attr-defined]
+        assert app_module._named_command([name, "--help"]) == name
+    assert app_module._named_command(["--traceback", "rollback", "fraud"]) == "rollback"
+    assert app_module._named_command(["--version"]) is None
+    assert app_module._named_command(["rollbak"]) is None  # the whole app says what exists
+    done = mvctl(tmp_path, "rollbak")
+    assert done.returncode == 2 and "No such command" in done.stderr
+    done = mvctl(tmp_path, "--traceback", "webhook", "serve", "--help")
+    assert done.returncode == 0 and "--token-file" in done.stdout
+    done = mvctl(tmp_path, "list", "--help")
+    assert done.returncode == 0 and "Usage: python -m mvctl list" in done.stdout
+
+
 def test_version() -> None:
     result = runner.invoke(app, ["--version"])
     assert result.exit_code == 0
