@@ -132,5 +132,6 @@ def test_the_tutorial_runs_as_pasted(tmp_path: Path) -> None:
     assert "registered cancer v0.3.0" in done.stdout
     assert "cancer v0.2.0 failed the production gates" in done.stderr  # the expect-exit block
     assert "rolled back: v0.3.0 → v0.1.0" in done.stdout
+    assert "this clone has no registry tags" in done.stderr  # the tagless CI checkout
     (scratch,) = (p for p in tmp_path.iterdir() if (p / "origin.git").is_dir())
     assert (scratch / "host" / "current").resolve().name == "v0.1.0"
