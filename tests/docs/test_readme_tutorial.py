@@ -54,7 +54,7 @@ def _script(blocks: list[Block]) -> str:
 
 
 def _run(blocks: list[Block], cwd: Path) -> tuple[subprocess.CompletedProcess[str], str]:
-    env = {**os.environ, "TMPDIR": str(cwd), "DVC_NO_ANALYTICS": "1"}
+    env = {**os.environ, "TMPDIR": str(cwd)}  # mktemp -d: a directory of this test
     env["PATH"] = f"{Path(sys.executable).parent}{os.pathsep}{env['PATH']}"
     done = subprocess.run(
         ["bash", "-c", _script(blocks)],
