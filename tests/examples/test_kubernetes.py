@@ -24,7 +24,8 @@ import pytest
 import yaml
 
 from tests.conftest import make_registry
-from tests.examples.commands import check_command
+from tests.docs.markdown import shell_blocks
+from tests.examples.commands import check_command, mvctl_commands
 
 ROOT = Path(__file__).resolve().parents[2]
 KUBE = ROOT / "examples" / "kubernetes"
@@ -206,6 +207,15 @@ def test_the_image_and_the_readme_match_the_manifests() -> None:
         text = (KUBE / name).read_text()
         keys |= set(re.findall(r"key: ([\w-]+)", text))
     guide = (KUBE / "README.md").read_text()
+    for block in shell_blocks(guide):
+        parsed = subprocess.run(
+            ["bash", "-n"], input=block.text, capture_output=True, text=True, check=False
+        )
+        assert parsed.returncode == 0, (
+            f"examples/kubernetes/README.md:{block.line}: {parsed.stderr}"
+        )
+        for argv in mvctl_commands(block.text):
+            check_command(argv)
     create = guide[guide.index("kubectl create secret generic " + SECRET) :]
     create = create[: create.index("```")]
     for key in keys:
