@@ -5,4 +5,4 @@ every ``mvctl`` command imports it first. The Python API is ``mvctl.api``; it is
 from here, so ``mvctl --help`` does not pay for it.
 """
 
-__version__ = "0.1.0"
+__version__ = "0.2.0"

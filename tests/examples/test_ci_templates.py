@@ -6,7 +6,6 @@ passes amtool inside a whole config (skipped, with the reason, without amtool)."
 from __future__ import annotations
 
 import re
-import shlex
 import shutil
 import subprocess
 from collections.abc import Iterator
@@ -14,16 +13,14 @@ from pathlib import Path
 from typing import Any
 
 import pytest
-import typer
 import yaml
 
-from mvctl.cli.app import app
 from tests.cli.test_json_shapes import EXPECTED
+from tests.examples.commands import check_command, mvctl_commands
 
 CI = Path(__file__).resolve().parents[2] / "examples" / "ci"
 GITHUB = sorted((CI / "github").glob("*.yml"))
 GITLAB = CI / "gitlab" / ".gitlab-ci.yml"
-ROOT = typer.main.get_command(app)
 
 
 def _github_scripts(doc: dict[str, Any]) -> Iterator[str]:
@@ -53,60 +50,6 @@ def _scripts() -> list[tuple[str, str]]:
     return found
 
 
-def _mvctl_commands(script: str) -> list[list[str]]:
-    """Every `mvctl ...` in a shell script, as argv, up to a pipe, redirection or `||`."""
-    joined = re.sub(r"\\\n\s*", " ", script)
-    commands = []
-    for line in joined.splitlines():
-        for match in re.finditer(r"(?:^|[\s;&|(])mvctl\s", line):
-            rest = line[match.end() :]
-            argv = ["mvctl"]
-            for token in shlex.split(rest, posix=True):
-                if token in ("|", "||", "&&", ";", ">", ">>") or token.startswith((">", "2>")):
-                    break
-                argv.append(token)
-            commands.append(argv)
-    return commands
-
-
-def _resolve(argv: list[str]) -> tuple[Any, list[str], str]:
-    """The command argv names (Typer's own click: its classes, not the click package's)."""
-    command: Any = ROOT
-    rest = argv[1:]
-    path = "mvctl"
-    while hasattr(command, "commands") and rest and rest[0] in command.commands:
-        path += " " + rest[0]
-        command = command.commands[rest[0]]
-        rest = rest[1:]
-    assert not hasattr(command, "commands"), f"{shlex.join(argv)}: no such command"
-    return command, rest, path
-
-
-def _check(argv: list[str]) -> str:
-    command, rest, path = _resolve(argv)
-    options = {opt: p for p in command.params for opt in (*p.opts, *p.secondary_opts)}
-    given, positional = set(), 0
-    i = 0
-    while i < len(rest):
-        token = rest[i]
-        if token.startswith("-"):
-            name = token.split("=", 1)[0]
-            assert name in options, f"{path}: no option {name}"
-            param = options[name]
-            given.add(param.name)
-            if not getattr(param, "is_flag", False) and "=" not in token:
-                i += 1  # its value
-        else:
-            positional += 1
-        i += 1
-    for param in command.params:
-        if param.param_type_name == "option" and param.required:
-            assert param.name in given, f"{path}: required {param.opts[0]} missing"
-    arguments = [p for p in command.params if p.param_type_name == "argument" and p.required]
-    assert positional >= len(arguments), f"{path}: {len(arguments)} arguments, {positional} given"
-    return path
-
-
 def test_every_template_parses() -> None:
     assert len(GITHUB) == 4
     for path in GITHUB:
@@ -119,8 +62,8 @@ def test_every_template_parses() -> None:
 def test_every_mvctl_command_exists_with_those_flags() -> None:
     seen = set()
     for name, script in _scripts():
-        for argv in _mvctl_commands(script):
-            seen.add((name, _check(argv)))
+        for argv in mvctl_commands(script):
+            seen.add((name, check_command(argv)))
     ran = {path for _, path in seen}
     # The whole loop: register, report, propose on training; validate on review; check and
     # apply on merge; monitor with --rollback on a schedule; in both CI systems.
@@ -135,7 +78,7 @@ def test_every_mvctl_command_exists_with_those_flags() -> None:
         "mvctl apply",
         "mvctl monitor",
     } <= ran
-    monitors = [a for _, s in _scripts() for a in _mvctl_commands(s) if a[1] == "monitor"]
+    monitors = [a for _, s in _scripts() for a in mvctl_commands(s) if a[1] == "monitor"]
     assert monitors and all("--rollback" in a for a in monitors)
 
 
