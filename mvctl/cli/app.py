@@ -12,6 +12,7 @@ from mvctl.cli import (
     canary,
     channels,
     check,
+    get,
     lineage,
     monitoring,
     publishing,
@@ -58,6 +59,7 @@ app.command()(registry.init)
 app.command()(registry.register)
 app.command("list")(registry.list_)
 app.command()(registry.show)
+app.command()(get.get)
 app.command()(lineage.lineage)
 app.command()(lineage.diff)
 app.command()(channels.validate)

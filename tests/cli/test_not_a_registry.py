@@ -19,6 +19,7 @@ READS = [
     ("history", "fraud"),
     ("lineage", "fraud"),
     ("diff", "fraud", "v0.1.0", "v0.2.0"),
+    ("get", "fraud@production"),
 ]
 
 
@@ -55,7 +56,7 @@ def test_a_git_repo_without_mvctl_yaml_is_not_a_registry(
     }
 
 
-@pytest.mark.parametrize("args", [("list",), ("check",)], ids=" ".join)
+@pytest.mark.parametrize("args", [("list",), ("check",), ("get", "fraud")], ids=" ".join)
 def test_outside_git_is_exit_3_too(tmp_path: Path, args: tuple[str, ...]) -> None:
     proc = mvctl(tmp_path, *args)
     assert proc.returncode == 3
