@@ -4,6 +4,7 @@ remote with no checkout, read as untrusted) to a path, verified, written atomica
 from __future__ import annotations
 
 import hashlib
+from collections.abc import Callable
 from pathlib import Path
 
 import pytest
@@ -12,6 +13,7 @@ import yaml
 from mvctl import api
 from mvctl.errors import MvctlError, NotFoundError, OperationalError, PolicyError, UsageError
 from mvctl.registry.get import get
+from mvctl.registry.register import RegisterRequest, register
 from mvctl.serving.get import Options, Wanted
 from tests.conftest import Registry, RegistryFactory, Release, copy_registry, git
 
@@ -234,3 +236,50 @@ def test_api_get_returns_the_path_written(
 
 def names(directory: Path) -> list[str]:
     return sorted(p.name for p in directory.iterdir())
+
+
+class Recorded:
+    """A ProgressSink that keeps each task's label, total and the bytes reported."""
+
+    def __init__(self) -> None:
+        self.tasks: list[tuple[str, int | None, list[int]]] = []
+
+    def task(self, label: str, total: int | None) -> Callable[[int], None]:
+        seen: list[int] = []
+        self.tasks.append((label, total, seen))
+        return seen.append
+
+
+def test_progress_reports_byte_totals(reg: Registry, out: Path) -> None:
+    progress = Recorded()
+    options = Options(cwd=out)
+    get(Wanted.parse("fraud@v0.2.0"), options, str(reg.origin), progress)
+    assert [(label, total, sum(seen)) for label, total, seen in progress.tasks] == [
+        ("fraud v0.2.0 model.bin", 3, 3)
+    ]
+
+
+def test_directory_weights_come_whole_and_verified(registry: Registry, tmp_path: Path) -> None:
+    files = {"net/config.json": b"{}", "net/layers/0.bin": b"zero", "net/layers/1.bin": b"one"}
+    for rel, content in files.items():
+        registry.write(f"models/{rel}", content)
+    register(RegisterRequest(model="fraud", cwd=registry.root, weights="models/net"))
+    out = tmp_path / "out"
+    out.mkdir()
+    got = get(Wanted.parse("fraud"), Options(cwd=out), str(registry.origin))
+    assert got.path == out / "net"
+    assert {
+        p.relative_to(out).as_posix(): p.read_bytes() for p in got.path.rglob("*") if p.is_file()
+    } == files
+    assert got.size == sum(len(c) for c in files.values())
+    assert names(out) == ["net"]
+    # A file of the directory broken in the store: refused, and nothing is left.
+    md5 = hashlib.md5(b"zero").hexdigest()  # noqa: S324 - DVC's content address
+    stored = registry.storage / "files" / "md5" / md5[:2] / md5[2:]
+    stored.chmod(0o644)
+    stored.write_bytes(b"zer0")
+    again = tmp_path / "again"
+    again.mkdir()
+    with pytest.raises(PolicyError):
+        get(Wanted.parse("fraud"), Options(cwd=again), str(registry.origin))
+    assert names(again) == []
