@@ -239,8 +239,16 @@ def save(
 
 def _target(options: Options, name: str) -> Path:
     """Where the weights go: ``out`` itself, or ``out/NAME`` when ``out`` is a directory
-    (the current one by default). What is there already stays unless ``force``."""
+    (the current one by default) and NAME is no hidden name. What is there already stays
+    unless ``force``."""
     out = options.cwd / options.out if options.out is not None else options.cwd
+    if out.is_dir() and name.startswith("."):
+        # The name comes from the registry (untrusted with --repo): never let it pick a
+        # dotfile (.bashrc, .git) in the user's directory.
+        raise OperationalError(
+            f"the weights are named {shown(name)}, a hidden name",
+            hint="give --out the file name to write",
+        )
     target = out / name if out.is_dir() else out
     if not target.parent.is_dir():
         raise OperationalError(

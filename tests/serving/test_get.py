@@ -171,12 +171,17 @@ def test_a_ref_is_given_once() -> None:
         Wanted.parse("fraud@v1.2.0", "production")
 
 
-def _hostile(reg: Registry, version: str, edit: dict[str, object]) -> None:
+def _hostile(
+    reg: Registry, version: str, edit: dict[str, object], files: dict[str, str] | None = None
+) -> None:
     """An attacker with push access: a version tag on a commit whose manifest's weights
-    entry is ``edit``ed."""
+    entry is ``edit``ed (and ``files`` written)."""
     clone = reg.root.parent / "attacker"
     git(reg.root.parent, "clone", "-q", str(reg.origin), str(clone))
     git(clone, "checkout", "-q", "--detach", "fraud@v0.2.0^{commit}")
+    for rel, text in (files or {}).items():
+        (clone / rel).write_text(text)
+        git(clone, "add", "-f", rel)
     path = clone / "registry" / "fraud" / "manifest.yaml"
     manifest = yaml.safe_load(path.read_text())
     manifest["version"] = version
@@ -206,6 +211,19 @@ def test_a_hostile_manifest_is_refused_before_any_download(
         remote(reg, "fraud@v6.6.6", out)
     assert names(out) == []
     assert not (reg.root.parent / "escaped.bin").exists()
+
+
+def test_a_hostile_name_never_picks_a_dotfile(reg: Registry, out: Path) -> None:
+    dvcfile = (reg.root / "models" / "model.bin.dvc").read_text()
+    if "path: model.bin" not in dvcfile:  # the fixture's .dvc file names what it tracks
+        pytest.fail(dvcfile)
+    forged = {"models/.bashrc.dvc": dvcfile.replace("path: model.bin", "path: .bashrc")}
+    _hostile(reg, "v6.6.6", {"path": "models/.bashrc"}, forged)
+    (out / ".bashrc").write_text("mine")
+    with pytest.raises(OperationalError, match="a hidden name"):
+        remote(reg, "fraud@v6.6.6", out, force=True)
+    assert (out / ".bashrc").read_text() == "mine"
+    assert remote(reg, "fraud@v6.6.6", out / "chosen.bin").read_bytes() == b"two"
 
 
 def test_a_manifest_of_another_version_is_refused(reg: Registry, out: Path) -> None:
