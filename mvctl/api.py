@@ -28,6 +28,11 @@ Reading versions and channels:
   manifest.
 - ``history(root, model, channel=None) -> list[Event]``: assignment events, oldest first.
 
+Downloading a version's weights without a checkout, verified against its manifest:
+``get(model, ref=None, repo=None, out=None) -> Path`` (``mvctl get``)::
+
+    weights = api.get("fraud", "production", repo="git@github.com:acme/models.git")
+
 Lineage: ``lineage(root, model, version=None) -> LineageReport`` and
 ``diff(root, model, old_ref, new_ref) -> VersionDiff`` (each ref a version or a channel).
 
@@ -36,7 +41,7 @@ Serving host (the same objects as ``mvctl.serving``'s): ``status(dest) -> Served
 ``follow(PullRequest(...), *, interval, stop, on_result, on_error)``.
 
 Importing this module loads no third-party package: DVC is imported only by the calls that
-download (``pull``, ``follow``), and git runs as a subprocess.
+download (``get``, ``pull``, ``follow``), and git runs as a subprocess.
 """
 
 from __future__ import annotations
@@ -44,7 +49,6 @@ from __future__ import annotations
 from pathlib import Path
 
 from mvctl import __version__
-from mvctl._adapters.git import GitRepo
 from mvctl.channels.state import Event, history
 from mvctl.errors import (
     ConflictError,
@@ -59,8 +63,10 @@ from mvctl.lineage.diff import VersionDiff, diff
 from mvctl.lineage.tree import LineageNode, LineageReport
 from mvctl.lineage.tree import report as _lineage_report
 from mvctl.registry import read as _read
+from mvctl.registry.get import get as _get
 from mvctl.registry.read import ModelSummary, ShownVersion, VersionInfo, list_models, list_versions
 from mvctl.serving import PullRequest, PullResult, Served, follow, on_change, pull, status
+from mvctl.serving.get import Options, Wanted
 
 __all__ = [
     "ConflictError",
@@ -83,6 +89,7 @@ __all__ = [
     "__version__",
     "diff",
     "follow",
+    "get",
     "history",
     "lineage",
     "list_models",
@@ -101,7 +108,7 @@ def resolve(root: Path, ref: str) -> VersionInfo:
     ``MODEL@CHANNEL`` (the version the channel's alias points at), as ``mvctl show`` reads it.
     Raises :class:`NotFoundError` for an unknown model, :class:`UsageError` for a malformed
     ref and :class:`OperationalError` for a version or channel the model does not have."""
-    return _read.resolve_version(GitRepo.open(root), ref)
+    return _read.resolve_version(_read.open_registry(root), ref)
 
 
 def show(root: Path, ref: str) -> ShownVersion:
@@ -119,3 +126,34 @@ def lineage(root: Path, model: str, version: str | None = None) -> LineageReport
     """The version tree of ``model`` (derived from commit history, never from manifests), or
     the ancestry of one ``version``, as ``mvctl lineage --json``."""
     return _lineage_report(root, model, version)
+
+
+def get(
+    model: str,
+    ref: str | None = None,
+    repo: str | Path | None = None,
+    out: Path | str | None = None,
+    *,
+    force: bool = False,
+    dvc_remote: str | None = None,
+) -> Path:
+    """Download the weights of the version ``ref`` names (``vX.Y.Z``, a channel, or None:
+    the newest live version; ``model`` may also be ``MODEL@REF``), verified byte for byte
+    against its manifest's sha256, and return the path written, as ``mvctl get``.
+
+    ``repo`` is a registry's git URL or path, read as untrusted, with no checkout: one
+    ``git ls-remote`` and a depth-1 fetch of the version's commit, then the weights straight
+    from the DVC remote its committed ``.dvc/config`` names (or ``dvc_remote``: a remote
+    name of your DVC config, or a URL). Without ``repo``, the registry of the current
+    directory. ``out`` is a file, or an existing directory to write into (default: the
+    current directory); what is there already stays unless ``force``. The file appears
+    whole or not at all: a corrupted object raises :class:`PolicyError` and leaves nothing;
+    an unknown model or version raises :class:`NotFoundError`."""
+    options = Options(
+        cwd=Path.cwd(),
+        out=Path(out) if out is not None else None,
+        force=force,
+        dvc_remote=dvc_remote,
+    )
+    where = str(repo) if repo is not None else None
+    return _get(Wanted.parse(model, ref), options, where).path

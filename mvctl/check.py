@@ -19,6 +19,7 @@ from mvctl.formats.layout import manifest_path
 from mvctl.formats.manifest import Manifest, problems
 from mvctl.publishing import publish
 from mvctl.registry import recovery
+from mvctl.registry.read import open_registry
 
 
 @dataclass(frozen=True)
@@ -304,7 +305,7 @@ def _refuse_tagless(git: GitRepo, remote: str) -> None:
 def check(root: Path, *, remote: str = "origin", offline: bool = False) -> CheckReport:
     """Consistency of the local registry and, unless ``offline`` (or there is no such git
     remote), what ``remote`` lacks of it."""
-    git = GitRepo.open(root)
+    git = open_registry(root)
     models = sorted(
         {parsed.model for r in git.tags("refs/tags/") if (parsed := tags.parse(r.name))}
     )

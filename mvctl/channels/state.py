@@ -23,7 +23,7 @@ from mvctl.errors import deregistered, unknown_model, unknown_version
 from mvctl.formats import tags
 from mvctl.formats.names import Version, check_channel, check_model
 from mvctl.registry import index
-from mvctl.registry.read import ModelTags, group_tags
+from mvctl.registry.read import ModelTags, group_tags, open_registry
 
 EventKind = Literal["promote", "rollback", "override", "weight", "stop", "assign"]
 Standing = Literal["gold", "bad"]
@@ -366,6 +366,6 @@ def history(root: Path, model: str, channel: str | None = None) -> list[Event]:
             raise unknown_model(model)
         return list(state.events)
 
-    git = GitRepo.open(root)
+    git = open_registry(root)
     events = index.cached(git, "history", model, _patterns(model), build, _EVENT_ROWS)
     return [e for e in events if channel is None or e.channel == channel]

@@ -21,6 +21,7 @@ _COMMANDS: dict[str, tuple[str, str]] = {
     "register": ("registry", "register"),
     "list": ("registry", "list_"),
     "show": ("registry", "show"),
+    "get": ("get", "get"),
     "lineage": ("lineage", "lineage"),
     "diff": ("lineage", "diff"),
     "validate": ("channels", "validate"),

@@ -15,7 +15,15 @@ from mvctl.formats.layout import CONFIG_FILE
 from mvctl.formats.rules import CanaryConfig, Rule, parse_canary, parse_rule
 from mvctl.formats.schema import DEFAULT_CHANNELS
 
-__all__ = ["CONFIG_FILE", "DEFAULT_CHANNELS", "ModelConfig", "RegistryConfig", "load", "loads"]
+__all__ = [
+    "CONFIG_FILE",
+    "DEFAULT_CHANNELS",
+    "ModelConfig",
+    "RegistryConfig",
+    "check_registry",
+    "load",
+    "loads",
+]
 
 
 TEMPLATE = """\
@@ -170,13 +178,18 @@ def _by_channel(table: dict[str, list[dict[str, Any]]] | None) -> dict[str, tupl
     return {channel: tuple(map(parse_rule, rules)) for channel, rules in (table or {}).items()}
 
 
-def load(root: Path) -> RegistryConfig:
-    path = root / CONFIG_FILE
-    if not path.is_file():
+def check_registry(root: Path) -> None:
+    """``root`` (a work tree's top level) is a registry: it has ``mvctl.yaml``. Every
+    command that reads or writes a registry says so in the same words, exit 3."""
+    if not (root / CONFIG_FILE).is_file():
         raise OperationalError(
             f"{root} is not an mvctl registry (no {CONFIG_FILE})", hint="run 'mvctl init' first"
         )
-    return loads(yamlio.read_text(path))  # capped, and UTF-8 or a one-line error
+
+
+def load(root: Path) -> RegistryConfig:
+    check_registry(root)
+    return loads(yamlio.read_text(root / CONFIG_FILE))  # capped, and UTF-8 or a one-line error
 
 
 def loads(text: str) -> RegistryConfig:

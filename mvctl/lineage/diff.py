@@ -14,7 +14,7 @@ from mvctl.errors import MvctlError
 from mvctl.formats.layout import DVC_YAML, REGISTRY_DIR, tracked_files
 from mvctl.formats.manifest import DatasetEntry, Manifest, WeightsEntry
 from mvctl.formats.values import flatten
-from mvctl.registry.read import VersionInfo, load_manifest, resolve
+from mvctl.registry.read import VersionInfo, load_manifest, open_registry, resolve
 
 Status = Literal["same", "changed", "added", "removed"]
 
@@ -111,7 +111,7 @@ class VersionDiff:
 
 def diff(root: Path, model: str, old_ref: str, new_ref: str) -> VersionDiff:
     """Compare two versions of ``model``; each ref is a version (v1.4.0) or a channel."""
-    git = GitRepo.open(root)
+    git = open_registry(root)
     old, _ = resolve(git, f"{model}@{old_ref}")
     new, _ = resolve(git, f"{model}@{new_ref}")
     a = load_manifest(git, model, old.version, old.commit)

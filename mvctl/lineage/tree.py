@@ -10,12 +10,11 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from mvctl._adapters.git import GitRepo
 from mvctl.errors import unknown_model, unknown_version
 from mvctl.formats.names import Version, check_model
 from mvctl.lineage.diff import summary
 from mvctl.registry.parents import derive
-from mvctl.registry.read import model_info, model_tags
+from mvctl.registry.read import model_info, model_tags, open_registry
 
 
 @dataclass(frozen=True)
@@ -63,7 +62,7 @@ class LineageReport:
 def report(root: Path, model: str, version: str | None = None) -> LineageReport:
     """The whole version tree of ``model``, or the ancestry of one ``version``."""
     check_model(model)
-    git = GitRepo.open(root)
+    git = open_registry(root)
     mt = model_tags(git, model)
     if not mt.versions:
         raise unknown_model(model)

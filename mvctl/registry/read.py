@@ -15,8 +15,8 @@ from mvctl.errors import (
     unknown_model,
     unknown_version,
 )
+from mvctl.formats import config, tags
 from mvctl.formats import manifest as manifest_schema
-from mvctl.formats import tags
 from mvctl.formats.layout import manifest_path, profile_path
 from mvctl.formats.manifest import Manifest
 from mvctl.formats.names import Version, check_channel, check_model
@@ -214,12 +214,20 @@ def model_info(model: str, version: str, mt: ModelTags) -> VersionInfo:
     )
 
 
+def open_registry(root: Path) -> GitRepo:
+    """The registry whose work tree holds ``root``: outside git, or in a git repo with no
+    ``mvctl.yaml``, an OperationalError (exit 3) saying so, never an empty registry."""
+    git = GitRepo.open(root)
+    config.check_registry(git.root)
+    return git
+
+
 def sorted_versions(versions: list[str]) -> list[str]:
     return sorted(versions, key=lambda v: Version.parse(v).sort_key())
 
 
 def list_models(root: Path) -> list[ModelSummary]:
-    git = GitRepo.open(root)
+    git = open_registry(root)
     pattern = f"{tags.TAG_PREFIX}*@*"
 
     def build(refs: list[tuple[str, str]]) -> list[ModelSummary]:
@@ -272,7 +280,7 @@ def _quick_models(git: GitRepo, listed: dict[str, lookup.Names]) -> list[ModelSu
 
 def list_versions(root: Path, model: str) -> list[VersionInfo]:
     check_model(model)
-    git = GitRepo.open(root)
+    git = open_registry(root)
 
     def build(records: list[TagRecord]) -> list[VersionInfo]:
         mt = group_tags(records).get(model)
@@ -398,6 +406,6 @@ def _quick_resolve(git: GitRepo, ref: str) -> VersionInfo | None:
 
 
 def show(root: Path, ref: str) -> ShownVersion:
-    git = GitRepo.open(root)
+    git = open_registry(root)
     info = resolve_version(git, ref)
     return ShownVersion(info, read_manifest(git, info.model, info.version, info.commit))

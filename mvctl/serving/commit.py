@@ -161,17 +161,28 @@ def _read_file(cache: GitDir, commit: str, path: str) -> str | None:
 
 
 def read_commit(req: PullRequest, cache: GitDir, commit: str, dest: Path) -> Plan:
-    where = manifest_path(req.model)
+    """What ``commit`` asks a host to download into ``dest`` (see :func:`read_plan`), and
+    every path of it fits under ``dest``."""
+    plan = read_plan(req.model, cache, commit, req.dvc_remote)
+    _check_fits(dest, plan.version, plan.weights)
+    return plan
+
+
+def read_plan(model: str, cache: GitDir, commit: str, dvc_remote: str | None) -> Plan:
+    """The weights of ``model``'s version on ``commit`` (an untrusted commit: every field
+    validated), and the DVC remote of its committed config unless ``dvc_remote`` replaces
+    it."""
+    where = manifest_path(model)
     text = _read_file(cache, commit, where)
     if text is None:
-        raise OperationalError(f"the commit has no manifest of {req.model}")
+        raise OperationalError(f"the commit has no manifest of {model}")
     manifest = manifest_schema.parse(text, where)
     version = str(manifest["version"])
-    if manifest["model"] != req.model:
+    if manifest["model"] != model:
         raise OperationalError(f"{where} is a manifest of {shown(str(manifest['model']))}")
     weights = manifest["weights"]
     if len(weights) != 1 or not isinstance(weights[0], dict):
-        raise OperationalError(f"{req.model} {version} lists {len(weights)} weights entries")
+        raise OperationalError(f"{model} {version} lists {len(weights)} weights entries")
     entry: dict[str, Any] = weights[0]
     path = _check_relpath(entry.get("path"), "the weights path")
     what = f"weights {path}"
@@ -206,10 +217,9 @@ def read_commit(req: PullRequest, cache: GitDir, commit: str, dest: Path) -> Pla
         size=_check_size(entry.get("size"), what),
         files=tuple(sorted(files)),
     )
-    _check_fits(dest, version, plan)
     _check_dvcfile(cache, commit, plan)
     remote = None
-    if req.dvc_remote is None:
+    if dvc_remote is None:
         config = _read_file(cache, commit, ".dvc/config")
         if config is None:
             raise OperationalError("the commit has no .dvc/config: no DVC remote")

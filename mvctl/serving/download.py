@@ -103,10 +103,10 @@ def download(
         payload.mkdir()
         with dvcremote.remote_store(tmp / "dvc", plan.remote, req.dvc_remote, progress) as store:
             if weights.is_dir:
-                _fetch_tree(store, weights, payload / weights.name, tmp / "listing")
+                fetch_tree(store, weights, payload / weights.name, tmp / "listing")
             else:
                 store.fetch(weights.md5, payload / weights.name, weights.size)
-        sizes = _verify(payload, weights)
+        sizes = verify_payload(payload, weights)
         if weights.name != MANIFEST_COPY:  # the weights win: bookkeeping lives in .mvctl
             (payload / MANIFEST_COPY).write_text(plan.manifest, encoding="utf-8")
         fsync_tree(payload)
@@ -115,11 +115,18 @@ def download(
         shutil.rmtree(tmp, ignore_errors=True)
 
 
-def _fetch_tree(store: Any, weights: Weights, root: Path, scratch: Path) -> None:
+HOST_HINT = "the DVC remote holds a corrupted object; the host keeps serving what it had"
+
+
+def fetch_tree(
+    store: Any, weights: Weights, root: Path, scratch: Path, hint: str = HOST_HINT
+) -> None:
+    """Directory weights into ``root``: the DVC listing must name exactly the manifest's
+    files, and each is fetched by its validated id, capped at the manifest's size."""
     listing = store.listing(weights.md5, scratch)
     expected = {rel: (oid, size) for rel, oid, _, size in weights.files}
     if dict(listing) != {rel: oid for rel, (oid, _) in expected.items()}:
-        raise _mismatch(weights)
+        raise mismatch(weights, hint)
     root.mkdir()
     for rel, oid in sorted(listing):
         target = root / rel
@@ -127,26 +134,26 @@ def _fetch_tree(store: Any, weights: Weights, root: Path, scratch: Path) -> None
         store.fetch(oid, target, expected[rel][1])
 
 
-def _mismatch(weights: Weights) -> PolicyError:
+def mismatch(weights: Weights, hint: str = HOST_HINT) -> PolicyError:
     return PolicyError(
-        f"downloaded weights for {weights.path} do not match the manifest's sha256",
-        hint="the DVC remote holds a corrupted object; the host keeps serving what it had",
+        f"downloaded weights for {weights.path} do not match the manifest's sha256", hint=hint
     )
 
 
-def _verify(payload: Path, weights: Weights) -> dict[str, int]:
-    """Every byte checked against the manifest; returns {relative path: size}."""
+def verify_payload(payload: Path, weights: Weights, hint: str = HOST_HINT) -> dict[str, int]:
+    """Every byte of ``payload / weights.name`` checked against the manifest; returns
+    {relative path: size}."""
     target = payload / weights.name
     if not weights.is_dir:
         got = sha256_file(target)
         if got.sha256 != weights.sha256 or got.size != weights.size:
-            raise _mismatch(weights)
+            raise mismatch(weights, hint)
         return {weights.name: got.size}
     files, tree = sha256_tree(target)
     actual = sorted((f.path, f.sha256, f.size) for f in files)
     expected = sorted((rel, sha, size) for rel, _, sha, size in weights.files)
     if tree != weights.sha256 or actual != expected:
-        raise _mismatch(weights)
+        raise mismatch(weights, hint)
     return {f"{weights.name}/{rel}": size for rel, _, size in actual}
 
 

@@ -164,6 +164,8 @@ def _commands(reg: Registry, tmp: Path, got: dict[str, Any]) -> None:
     pull = ("pull", str(reg.origin), "fraud", "--dest", str(host))
     invoke(got, "pull", *pull, "--dvc-remote", str(reg.storage))
     invoke(got, "pull --status", "pull", "--dest", str(host), "--status")
+    got_at = ("--out", str(tmp / "got.bin"), "--dvc-remote", str(reg.storage))
+    invoke(got, "get", "get", "fraud@production", "--repo", str(reg.origin), *got_at)
 
     live = tmp / "live-metrics.json"
     live.write_text(json.dumps({"false_positive_rate": 0.01}))
@@ -697,6 +699,16 @@ EXPECTED: dict[str, Any] = {
                 "weight": "null",
             }
         },
+    },
+    "get": {
+        "model": "str",
+        "version": "str",
+        "channel": "str",
+        "commit": "str",
+        "path": "str",
+        "sha256": "str",
+        "md5": "str",
+        "bytes": "int",
     },
     "monitor": {
         "model": "str",
