@@ -17,6 +17,7 @@ from mvctl.errors import (
 )
 from mvctl.formats import manifest as manifest_schema
 from mvctl.formats import tags
+from mvctl.formats.labels import DataWindow
 from mvctl.formats.layout import manifest_path, profile_path
 from mvctl.formats.manifest import Manifest
 from mvctl.formats.names import Version, check_channel, check_model
@@ -131,6 +132,7 @@ class ModelTags:
     deregistered: frozenset[str]
     aliases: dict[str, TagRecord]  # channel -> alias tag
     gold: dict[str, TagRecord] = field(default_factory=dict)  # version -> mark-gold tag
+    labels: dict[str, TagRecord] = field(default_factory=dict)  # version -> newest labels tag
 
     def version_at(self, commit: str) -> str | None:
         for version, record in self.versions.items():
@@ -158,12 +160,13 @@ class ModelTags:
 
 
 def group_tags(records: list[TagRecord]) -> dict[str, ModelTags]:
-    """Sort version, deregistration, alias and gold tags by model (events and
-    unassignments are skipped)."""
+    """Sort version, deregistration, alias, gold and labels tags by model (events and
+    unassignments are skipped; of a version's labels tags, the newest by number)."""
     versions: dict[str, dict[str, TagRecord]] = {}
     dereg: dict[str, set[str]] = {}
     aliases: dict[str, dict[str, TagRecord]] = {}
     gold: dict[str, dict[str, TagRecord]] = {}
+    labels: dict[str, dict[str, tuple[int, TagRecord]]] = {}
     for record in records:
         parsed = tags.parse(record.name)
         if parsed is None or parsed.channel_event:
@@ -176,6 +179,10 @@ def group_tags(records: list[TagRecord]) -> dict[str, ModelTags]:
             dereg.setdefault(model, set()).add(parsed.version)
         elif parsed.kind == "gold":
             gold.setdefault(model, {})[parsed.version] = record
+        elif parsed.kind == "labels":
+            newest = labels.setdefault(model, {}).get(parsed.version)
+            if newest is None or newest[0] < parsed.counter:
+                labels[model][parsed.version] = (parsed.counter, record)
         else:
             aliases.setdefault(model, {})[parsed.channel] = record
     return {
@@ -184,9 +191,45 @@ def group_tags(records: list[TagRecord]) -> dict[str, ModelTags]:
             frozenset(dereg.get(model, set())),
             aliases.get(model, {}),
             gold.get(model, {}),
+            {v: record for v, (_, record) in labels.get(model, {}).items()},
         )
         for model in versions
     }
+
+
+@dataclass(frozen=True)
+class Annotations:
+    """A version's labels, description and data window: the newest labels tag's labels and
+    description (``mvctl label``) when it has one, else what its version tag recorded from
+    the manifest. ``tag`` names the labels tag they come from (None: the version tag)."""
+
+    labels: tuple[str, ...] = ()
+    description: str = ""
+    data_window: dict[str, Any] | None = None
+    tag: str | None = None
+
+    def to_dict(self) -> dict[str, Any]:
+        return {
+            "labels": list(self.labels),
+            "description": self.description,
+            "data_window": self.data_window,
+            "labels_tag": self.tag,
+        }
+
+
+def annotations_of(mt: ModelTags, version: str) -> Annotations:
+    """:class:`Annotations` of ``version`` from its tags alone (no manifest is read)."""
+    record = mt.versions.get(version)
+    body = tags.VersionBody.from_dict(tags.parse_message(record.message)[1]) if record else None
+    stored = DataWindow.from_dict(body.data_window) if body is not None else None
+    window = stored.to_dict() if stored is not None else None
+    labelled = mt.labels.get(version)
+    if labelled is not None:
+        found = tags.LabelsBody.from_dict(tags.parse_message(labelled.message)[1])
+        return Annotations(found.labels, found.description, window, labelled.name)
+    if body is None:
+        return Annotations()
+    return Annotations(body.labels, body.description, window)
 
 
 def model_tags(git: GitRepo, model: str) -> ModelTags:
