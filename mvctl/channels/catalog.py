@@ -116,18 +116,23 @@ class Filters:
         }
 
 
-def status_of(state: channels.ModelState, version: str, standing: dict[str, str]) -> str | None:
+def status_of(
+    state: channels.ModelState,
+    version: str,
+    standing: dict[str, str],
+    records: dict[str, TagRecord] | None = None,
+) -> str | None:
     """retired (``mvctl retire``) or deregistered (pruned by ``mvctl gc``, or by another
     tool); else bad when a channel was rolled back away from it, else gold when one
-    replaced it (or a person marked it); else None."""
+    replaced it (or a person marked it); else None. ``records``: the state's tags by name."""
     if version in state.tags.deregistered:
-        for record in state.records:
-            if record.name == tags.deregister_tag(state.model, version):
-                body = tags.parse_message(record.message)[1]
-                mark = tags.MarkBody.from_dict(body)
-                retired = body.get("kind") == "deregister" and not mark.pruned
-                return "retired" if retired else "deregistered"
-        return "deregistered"
+        by_name = records if records is not None else {r.name: r for r in state.records}
+        record = by_name.get(tags.deregister_tag(state.model, version))
+        if record is None:
+            return "deregistered"
+        body = tags.parse_message(record.message)[1]
+        retired = body.get("kind") == "deregister" and not tags.MarkBody.from_dict(body).pruned
+        return "retired" if retired else "deregistered"
     values = set(standing.values())
     if "bad" in values:
         return "bad"
@@ -137,14 +142,17 @@ def status_of(state: channels.ModelState, version: str, standing: dict[str, str]
 
 
 def _standings(state: channels.ModelState) -> list[CatalogRow]:
+    """Every version's row, in one pass over the tags and one per channel's events."""
     per_channel = {c: state.standing(c) for c in sorted(state.known_channels())}
+    records = {r.name: r for r in state.records}
+    served: dict[str, set[str]] = {}
+    for event in state.events:
+        if event.version is not None and event.kind != "stop":
+            served.setdefault(event.version, set()).add(event.channel)
     rows = []
     for version in state.tags.versions:
         standing: dict[str, str] = {c: s[version] for c, s in per_channel.items() if version in s}
         found = annotations_of(state.tags, version)
-        served = sorted(
-            {e.channel for e in state.events if e.version == version and e.kind != "stop"}
-        )
         rows.append(
             CatalogRow(
                 version,
@@ -152,9 +160,9 @@ def _standings(state: channels.ModelState) -> list[CatalogRow]:
                 found.description,
                 found.data_window,
                 found.tag,
-                status_of(state, version, standing),
+                status_of(state, version, standing, records),
                 standing,
-                served,
+                sorted(served.get(version, ())),
             )
         )
     return rows
