@@ -4,91 +4,35 @@ retired, deregistered) and the channels it served; the filters ``--label``, ``--
 and ``--channel``; and ``promote --select``'s choice of the newest gold version that
 matches.
 
-The status of every version comes from one read of the model's tags, kept in the derived
-index (mvctl.registry.index) as the ``catalog`` view beside ``list``'s ``versions`` view;
-filters apply to the rows, so no filter costs a git call per version.
+Every version's row (mvctl.registry.read.ListedVersion) comes from one read of the model's
+tags, kept in the derived index (mvctl.registry.index) as the ``catalog`` view; filters
+apply to the rows, so no filter costs a git call per version.
 """
 
 from __future__ import annotations
 
 from collections.abc import Sequence
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Literal
 
 from mvctl._adapters.git import GitRepo, TagRecord
 from mvctl.channels import state as channels
-from mvctl.errors import PolicyError
+from mvctl.errors import PolicyError, unknown_model
 from mvctl.formats import tags
 from mvctl.formats.labels import LabelFilter, MetricFilter, Selector, matches
 from mvctl.formats.names import check_channel, check_model
 from mvctl.registry import index
 from mvctl.registry.read import (
-    Annotations,
-    VersionInfo,
+    LISTED_ROWS,
+    ListedVersion,
     annotations_of,
-    list_versions,
+    model_info,
     sorted_versions,
 )
 
 Status = Literal["gold", "bad", "retired", "deregistered"]
 STATUSES: tuple[Status, ...] = ("gold", "bad", "retired", "deregistered")
-
-
-@dataclass(frozen=True)
-class CatalogRow:
-    """One version's row of the ``catalog`` view."""
-
-    version: str
-    labels: list[str]
-    description: str
-    data_window: dict[str, Any] | None
-    labels_tag: str | None
-    status: str | None
-    standing: dict[str, str]  # channel -> gold or bad
-    served: list[str]  # channels that held it, now or before
-
-    def to_row(self) -> list[Any]:
-        return [
-            self.version,
-            self.labels,
-            self.description,
-            self.data_window,
-            self.labels_tag,
-            self.status,
-            self.standing,
-            self.served,
-        ]
-
-    @classmethod
-    def from_row(cls, row: list[Any]) -> CatalogRow:
-        version, labels, description, window, labels_tag, status, standing, served = row
-        return cls(version, labels, description, window, labels_tag, status, standing, served)
-
-
-_ROWS = index.rows_of(CatalogRow, CatalogRow.to_row, CatalogRow.from_row)
-
-
-@dataclass(frozen=True)
-class ListedVersion:
-    info: VersionInfo
-    annotations: Annotations
-    status: str | None
-    standing: dict[str, str] = field(default_factory=dict)
-    served: tuple[str, ...] = ()
-
-    @property
-    def version(self) -> str:
-        return self.info.version
-
-    def to_dict(self) -> dict[str, Any]:
-        return {
-            **self.info.to_dict(),
-            **self.annotations.to_dict(),
-            "status": self.status,
-            "standing": self.standing,
-            "served": list(self.served),
-        }
 
 
 @dataclass(frozen=True)
@@ -100,13 +44,17 @@ class Filters:
     channel: str | None = None  # held it, now or before
 
     @property
+    def empty(self) -> bool:
+        return not self.labels and not self.metrics and self.channel is None
+
+    @property
     def selectors(self) -> tuple[Selector, ...]:
         return (*self.labels, *self.metrics)
 
     def passes(self, item: ListedVersion) -> bool:
         if self.channel is not None and self.channel not in item.served:
             return False
-        return matches(self.selectors, item.annotations.labels, item.info.metrics)
+        return matches(self.selectors, item.labels, item.info.metrics)
 
     def to_dict(self) -> dict[str, Any]:
         return {
@@ -141,31 +89,35 @@ def status_of(
     return None
 
 
-def _standings(state: channels.ModelState) -> list[CatalogRow]:
-    """Every version's row, in one pass over the tags and one per channel's events."""
+def _listed(model: str, records: list[TagRecord]) -> list[ListedVersion]:
+    """Every version, in SemVer order, from one read of the model's tags: one pass over
+    them and one over each channel's events."""
+    state = channels.from_records(model, records)
+    if not state.tags.versions:
+        raise unknown_model(model)
     per_channel = {c: state.standing(c) for c in sorted(state.known_channels())}
-    records = {r.name: r for r in state.records}
+    by_name = {r.name: r for r in state.records}
     served: dict[str, set[str]] = {}
     for event in state.events:
         if event.version is not None and event.kind != "stop":
             served.setdefault(event.version, set()).add(event.channel)
-    rows = []
-    for version in state.tags.versions:
+    listed = []
+    for version in sorted_versions(list(state.tags.versions)):
         standing: dict[str, str] = {c: s[version] for c, s in per_channel.items() if version in s}
         found = annotations_of(state.tags, version)
-        rows.append(
-            CatalogRow(
-                version,
-                list(found.labels),
+        listed.append(
+            ListedVersion(
+                model_info(model, version, state.tags),
+                found.labels,
                 found.description,
                 found.data_window,
                 found.tag,
-                status_of(state, version, standing, records),
+                status_of(state, version, standing, by_name),
                 standing,
-                sorted(served.get(version, ())),
+                tuple(sorted(served.get(version, ()))),
             )
         )
-    return rows
+    return listed
 
 
 def catalog(root: Path, model: str, filters: Filters | None = None) -> list[ListedVersion]:
@@ -173,23 +125,14 @@ def catalog(root: Path, model: str, filters: Filters | None = None) -> list[List
     check_model(model)
     if filters is not None and filters.channel is not None:
         check_channel(filters.channel)
-    versions = list_versions(root, model)  # the 'versions' view; refuses an unknown model
     git = GitRepo.open(root)
-
-    def build(records: list[TagRecord]) -> list[CatalogRow]:
-        return _standings(channels.from_records(model, records))
-
     patterns = [f"{tags.TAG_PREFIX}{model}@*", tags.event_glob(model)]
-    rows = {r.version: r for r in index.cached(git, "catalog", model, patterns, build, _ROWS)}
-    listed = []
-    for info in versions:
-        row = rows.get(info.version)
-        if row is None:  # a tag changed between the two reads: the next list agrees
-            listed.append(ListedVersion(info, Annotations(), None))
-            continue
-        found = Annotations(tuple(row.labels), row.description, row.data_window, row.labels_tag)
-        listed.append(ListedVersion(info, found, row.status, dict(row.standing), tuple(row.served)))
-    return [v for v in listed if filters is None or filters.passes(v)]
+    listed = index.cached(
+        git, "catalog", model, patterns, lambda records: _listed(model, records), LISTED_ROWS
+    )
+    if filters is None or filters.empty:
+        return listed
+    return [v for v in listed if filters.passes(v)]
 
 
 # --- promote --select ---------------------------------------------------------------------

@@ -86,6 +86,70 @@ _VERSION_ROWS = index.rows_of(VersionInfo, VersionInfo.to_row, VersionInfo.from_
 
 
 @dataclass(frozen=True)
+class ListedVersion:
+    """A version as ``list MODEL`` shows it: its version tag's fields (``info``), its
+    labels, description and data window (:class:`Annotations`), its ``status`` (gold, bad,
+    retired, deregistered or None), ``standing`` (channel -> gold or bad) and the channels
+    that ``served`` it. Built by mvctl.channels.catalog, kept as the index's ``catalog``
+    view (its rows are also what :func:`resolve_version` can read a version from)."""
+
+    info: VersionInfo
+    labels: tuple[str, ...] = ()
+    description: str = ""
+    data_window: dict[str, Any] | None = None
+    labels_tag: str | None = None
+    status: str | None = None
+    standing: dict[str, str] = field(default_factory=dict)
+    served: tuple[str, ...] = ()
+
+    @property
+    def version(self) -> str:
+        return self.info.version
+
+    @property
+    def annotations(self) -> Annotations:
+        return Annotations(self.labels, self.description, self.data_window, self.labels_tag)
+
+    def to_dict(self) -> dict[str, Any]:
+        out = self.info.to_dict()
+        out["labels"] = list(self.labels)
+        out["description"] = self.description
+        out["data_window"] = self.data_window
+        out["labels_tag"] = self.labels_tag
+        out["status"] = self.status
+        out["standing"] = self.standing
+        out["served"] = list(self.served)
+        return out
+
+    def to_row(self) -> list[Any]:
+        return [
+            *self.info.to_row(),
+            list(self.labels),
+            self.description,
+            self.data_window,
+            self.labels_tag,
+            self.status,
+            self.standing,
+            list(self.served),
+        ]
+
+    @classmethod
+    def from_row(cls, row: list[Any]) -> ListedVersion:
+        labels, description, window, labels_tag, status, standing, served = row[10:]
+        info = VersionInfo.from_row(row[:10])
+        return cls(info, tuple(labels), description, window, labels_tag, status, standing,
+                   tuple(served))  # fmt: skip
+
+
+LISTED_ROWS = index.Rows(
+    (*_VERSION_ROWS.columns, "labels", "description", "data_window", "labels_tag", "status",
+     "standing", "served"),
+    ListedVersion.to_row,
+    ListedVersion.from_row,
+)  # fmt: skip
+
+
+@dataclass(frozen=True)
 class ModelSummary:
     model: str
     latest: str | None
@@ -397,6 +461,9 @@ def _indexed_resolve(git: GitRepo, ref: str) -> VersionInfo | None:
     if sep and not (what.startswith("v") and Version.is_valid(what)):
         check_channel(what)
     rows = index.peek(git, "versions", model, _VERSION_ROWS)
+    if not rows:  # `list MODEL` keeps the catalog view, whose rows hold these too
+        listed = index.peek(git, "catalog", model, LISTED_ROWS)
+        rows = [v.info for v in listed] if listed else None
     if not rows:
         return None
     if not sep:

@@ -303,3 +303,20 @@ def test_gto_reads_a_labelled_registry_as_before(reg: Registry) -> None:
     ]  # fmt: skip
     history = gto("history", "fraud")
     assert isinstance(history, list) and all("labels" not in str(e.get("ref")) for e in history)
+
+
+def test_the_catalog_view_agrees_with_list_versions_and_serves_show(reg: Registry) -> None:
+    """Its rows hold each version's tag fields as `list_versions` reads them, and `show`
+    may resolve a version from them when they are current (the index's own keys)."""
+    import shutil
+
+    from mvctl.registry.read import list_versions, resolve, resolve_version
+
+    label(reg.root, "fraud@v0.2.0", ("season=holiday",), push=False)
+    listed = catalog(reg.root, "fraud")
+    assert [v.info for v in listed] == list_versions(reg.root, "fraud")
+    shutil.rmtree(reg.root / ".git" / "mvctl" / "index" / "versions")
+    git = GitRepo.open(reg.root)
+    for ref in ("fraud", "fraud@v0.2.0", "fraud@production"):
+        assert resolve_version(git, ref) == resolve(git, ref)[0], ref
+    assert not (reg.root / ".git" / "mvctl" / "index" / "versions").exists()

@@ -7,8 +7,8 @@ from typing import TYPE_CHECKING, Any
 from mvctl.cli.output import esc, say_published, stdout
 
 if TYPE_CHECKING:
-    from mvctl.channels.catalog import ListedVersion
     from mvctl.channels.labels import Relabel
+    from mvctl.registry.read import ListedVersion
     from mvctl.registry.register import RegisterResult
 
 
