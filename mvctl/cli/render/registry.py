@@ -63,9 +63,10 @@ def versions_table(model: str, versions: list[ListedVersion], *, filtered: bool)
     table = Table(title=esc(model))
     table.add_column("version", no_wrap=True)
     table.add_column("created (UTC)", no_wrap=True)
-    for column in ("author", *keys, "channels", "status"):
+    for column in ("author", *keys, "channels"):
         table.add_column(esc(column))
-    table.add_column("labels", overflow="fold")  # wrapped, never cut
+    table.add_column("status", no_wrap=True, min_width=6)  # one short word, never cut
+    table.add_column("labels", overflow="fold")  # one a line, folded, never cut
     for item in reversed(versions):
         v = item.info
         name = f"[strike]{esc(v.version)}[/]" if v.deregistered else esc(v.version)
@@ -78,7 +79,7 @@ def versions_table(model: str, versions: list[ListedVersion], *, filtered: bool)
             *(esc(_num(v.metrics.get(k))) for k in keys),
             esc(", ".join(held(c, v.weights.get(c)) for c in v.channels)),
             f"[{style}]{esc(status)}[/]" if style else esc(status),
-            esc(", ".join(item.annotations.labels)),
+            esc("\n".join(item.labels)),
         )
     out.print(table)
 
