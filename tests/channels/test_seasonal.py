@@ -273,6 +273,9 @@ def test_check_validates_labels_tags(reg: Registry) -> None:
     bad = tags.LabelsBody("fraud", "v0.1.0", 2, ("baseline",), "x\x1b[2J", "Ada", "now")
     git.create_annotated_tag("fraud@v0.1.0#labels#2", v2, tags.format_message("L", bad.to_dict()))
     reg.git("tag", "fraud@v0.2.0#labels#1", v2)  # lightweight: no body
+    v1 = reg.git("rev-parse", "fraud@v0.1.0^{commit}").strip()
+    moved = tags.LabelsBody("fraud", "v0.1.0", 2, ("a=1",), "", "Ada", "now")  # not N=3
+    git.create_annotated_tag("fraud@v0.1.0#labels#3", v1, tags.format_message("L", moved.to_dict()))
     reg.git("tag", "-a", "-m", "x", "fraud@v7.0.0#labels#1", v2)
     found = check(reg.root, offline=True).problems
     assert any("fraud@v0.1.0#labels#2 points at" in p for p in found), found
@@ -280,6 +283,8 @@ def test_check_validates_labels_tags(reg: Registry) -> None:
     assert any("fraud@v0.1.0#labels#2: its description contains control" in p for p in found)
     assert "fraud@v0.2.0#labels#1 has no body (a lightweight or hand-made tag): no labels" in found
     assert "fraud@v7.0.0#labels#1 labels v7.0.0, which is not registered" in found
+    assert "fraud@v0.1.0#labels#3 names another tag in its body (fraud@v0.1.0 #2)" in found
+    assert not any(p.startswith("fraud@v0.1.0#labels#1") for p in found)  # the sound one
 
 
 @pytest.mark.slow
@@ -320,3 +325,23 @@ def test_the_catalog_view_agrees_with_list_versions_and_serves_show(reg: Registr
     for ref in ("fraud", "fraud@v0.2.0", "fraud@production"):
         assert resolve_version(git, ref) == resolve(git, ref)[0], ref
     assert not (reg.root / ".git" / "mvctl" / "index" / "versions").exists()
+
+
+def test_a_local_labels_tag_is_pending_then_pushed_and_synced_elsewhere(
+    reg: Registry, tmp_path: Path
+) -> None:
+    from mvctl.publishing.publish import push, status
+    from mvctl.publishing.sync import sync
+
+    label(reg.root, "fraud@v0.1.0", ("season=holiday",), push=False)
+    assert "fraud@v0.1.0#labels#1" in status(reg.root).tags
+    problems = check(reg.root).problems
+    assert "fraud@v0.1.0#labels#1 is not on origin: hosts following it do not see it " \
+        "(run 'mvctl push')" in problems  # fmt: skip
+    assert "fraud@v0.1.0#labels#1" in push(reg.root).pushed
+    assert "fraud@v0.1.0#labels#1" in remote_tags(reg.origin)
+    other = tmp_path / "other"
+    run("git", "clone", "-q", "--no-tags", str(reg.origin), other, cwd=tmp_path)
+    assert "fraud@v0.1.0#labels#1" in sync(other).created
+    [first] = [v for v in catalog(other, "fraud") if v.version == "v0.1.0"]
+    assert first.labels == ("season=holiday",)
