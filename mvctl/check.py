@@ -13,10 +13,12 @@ from typing import Any
 from mvctl._adapters.git import GitRepo, TagRecord
 from mvctl.channels import state as channels
 from mvctl.common import yamlio
-from mvctl.errors import MvctlError, OperationalError
+from mvctl.errors import MvctlError, OperationalError, UsageError
 from mvctl.formats import config, tags
+from mvctl.formats.labels import label_problems
 from mvctl.formats.layout import manifest_path
 from mvctl.formats.manifest import Manifest, problems
+from mvctl.formats.names import check_text
 from mvctl.publishing import publish
 from mvctl.registry import recovery
 from mvctl.registry.read import open_registry
@@ -165,6 +167,45 @@ def _chain_problems(state: channels.ModelState, channel: str, alias: TagRecord) 
     )
     if missing:
         found.append(f"{name} does not name the channels {', '.join(missing)} that have events")
+    return found
+
+
+def _labels_problems(state: channels.ModelState) -> list[str]:
+    """Labels tags (``mvctl label``): each on the commit of a registered version, annotated,
+    its body naming that version and tag number and holding ``KEY=VALUE`` labels only."""
+    found = []
+    for record in state.records:
+        parsed = tags.parse(record.name)
+        if parsed is None or parsed.kind != "labels":
+            continue
+        name, version = record.name, parsed.version
+        tagged = state.tags.versions.get(version)
+        if tagged is None:
+            found.append(f"{name} labels {version}, which is not registered")
+            continue
+        if record.commit != tagged.commit:
+            found.append(
+                f"{name} points at {record.commit[:12]} but {state.model}@{version} is on "
+                f"{tagged.commit[:12]}"
+            )
+        fields = tags.parse_message(record.message)[1]
+        if not record.annotated or not fields:
+            found.append(f"{name} has no body (a lightweight or hand-made tag): no labels")
+            continue
+        body = tags.LabelsBody.from_dict(fields)
+        if (fields.get("kind"), body.model, body.version, body.counter) != (
+            "labels",
+            state.model,
+            version,
+            parsed.counter,
+        ):
+            found.append(f"{name} names another tag in its body ({body.model}@{body.version}"
+                         f" #{body.counter})")  # fmt: skip
+        found += [f"{name}: {p}" for p in label_problems(fields.get("labels"))]
+        try:
+            check_text(body.description.replace("\n", " "), "its description")
+        except UsageError as exc:
+            found.append(f"{name}: {exc.message}")
     return found
 
 
@@ -324,6 +365,7 @@ def check(root: Path, *, remote: str = "origin", offline: bool = False) -> Check
         registered.add(model)
         found += _channel_problems(state)
         found += _history_problems(state)
+        found += _labels_problems(state)
         found += _version_problems(git, state)
     found += _config_problems(git.root, registered)
     found += [

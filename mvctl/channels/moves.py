@@ -70,6 +70,7 @@ class ChannelMove:
     requested_by: str | None = None  # the person who asked for it through `via` (the UI)
     via: str | None = None
     pointers: pointers.PointerReport | None = None  # pointer files written after the push
+    selected: tuple[str, ...] = ()  # promote --select: the selectors that chose the version
 
     def to_dict(self) -> dict[str, Any]:
         out: dict[str, Any] = {
@@ -103,6 +104,8 @@ class ChannelMove:
             out["via"] = self.via
         if self.pointers is not None:  # only with `pointers: true`
             out["pointers"] = self.pointers.to_dict()
+        if self.selected:  # only for promote --select
+            out["selected"] = list(self.selected)
         return out
 
 

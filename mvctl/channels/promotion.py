@@ -9,24 +9,30 @@ is a weight change). A promotion to canary records a weight, the default unless 
 
 from __future__ import annotations
 
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
+from dataclasses import replace
 from pathlib import Path
 from typing import Any
 
 from mvctl._adapters.git import GitRepo
 from mvctl.analysis import rules
 from mvctl.analysis.tables import load_live
-from mvctl.channels import moves, weights
+from mvctl.channels import catalog, moves, weights
 from mvctl.channels import state as channels
 from mvctl.channels.gates import DataCheck, GateReport, GateResult, evaluate
 from mvctl.channels.moves import ChannelMove, MoveKind, now
 from mvctl.errors import (
+    ConflictError,
     PolicyError,
     UsageError,
+    unknown_model,
 )
 from mvctl.formats import config, tags
-from mvctl.formats.names import check_text
+from mvctl.formats.labels import Selector
+from mvctl.formats.names import check_channel, check_model, check_text
 from mvctl.formats.rules import DataRule
+from mvctl.publishing import publish
+from mvctl.publishing.sync import sync_git
 from mvctl.registry.read import read_manifest, read_profile
 
 
@@ -157,3 +163,55 @@ def promote(
     if dry_run or holder == version:
         return move
     return moves.write(ctx, move)
+
+
+def promote_selected(
+    root: Path,
+    model: str,
+    channel: str,
+    selectors: Sequence[Selector],
+    *,
+    reason: str = "",
+    force: bool = False,
+    push: bool | None = None,
+    remote: str = "origin",
+    dry_run: bool = False,
+    eval_data: Path | None = None,
+    weight: float | None = None,
+) -> ChannelMove:
+    """``promote`` of the newest gold version on ``channel`` that passes every selector
+    (mvctl.channels.catalog.select), through the same gates, review and publishing. The
+    choice is made on the remote's tags fetched first, and made again on the state the
+    promotion reads: should they differ (a label or a move landed in between), nothing is
+    done (exit 4: retry)."""
+    check_model(model)
+    check_channel(channel)
+    if not selectors:
+        raise UsageError("--select needs a selector", hint="e.g. --select 'label season=holiday'")
+    git = GitRepo.open(root)
+    moves.known_channel(git, channel)
+    where = publish.target(git, push, remote)
+    if where is not None and not dry_run:
+        sync_git(git, where, model)
+    state = channels.load(git, model)
+    if not state.tags.versions:
+        raise unknown_model(model)
+    version = catalog.select(state, channel, selectors)
+    wanted = " and ".join(str(s) for s in selectors)
+
+    def same_choice(fresh: channels.ModelState) -> None:
+        again = catalog.select(fresh, channel, selectors)
+        if again != version:
+            raise ConflictError(
+                f"{wanted} chose {version}, but {again} once the tags were read again: "
+                "they changed meanwhile; nothing done",
+                hint="run the command again",
+            )
+
+    if not reason.strip() and not force:
+        reason = f"selected: {wanted}"  # recorded in the event: what chose the version
+    move = promote(
+        root, model, version, channel, reason=reason, force=force, push=push, remote=remote,
+        dry_run=dry_run, eval_data=eval_data, weight=weight, expect=same_choice,
+    )  # fmt: skip
+    return replace(move, selected=tuple(str(s) for s in selectors))

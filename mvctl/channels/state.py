@@ -328,6 +328,11 @@ def load(git: GitRepo, model: str) -> ModelState:
     return _state(model, git.tags(*_patterns(model)))
 
 
+def from_records(model: str, records: list[TagRecord]) -> ModelState:
+    """``model``'s state from its tags as listed already (those :func:`load` reads)."""
+    return _state(model, records)
+
+
 def _state(model: str, records: list[TagRecord]) -> ModelState:
     model_tags = group_tags(records).get(model) or ModelTags({}, frozenset(), {})
     versions_at = {r.commit: v for v, r in model_tags.versions.items()}

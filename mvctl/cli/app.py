@@ -29,6 +29,7 @@ _COMMANDS: dict[str, tuple[str, str]] = {
     "rollback": ("channels", "rollback"),
     "history": ("channels", "history"),
     "mark-gold": ("channels", "mark_gold"),
+    "label": ("channels", "label"),
     "retire": ("channels", "retire"),
     "sync": ("publishing", "sync"),
     "propose": ("channels", "propose"),

@@ -32,8 +32,19 @@ class ReportFormat(StrEnum):
 @handled
 def promote(
     model: Annotated[str, typer.Argument(help="Model name.")],
-    version: Annotated[str, typer.Argument(help="Version to promote, e.g. v1.4.0.")],
-    to: Annotated[str, typer.Option("--to", help="Channel, e.g. production.")],
+    version: Annotated[
+        str | None,
+        typer.Argument(help="Version to promote, e.g. v1.4.0 (or choose one with --select)."),
+    ] = None,
+    to: Annotated[str, typer.Option("--to", help="Channel, e.g. production.")] = "",
+    select: Annotated[
+        list[str] | None,
+        typer.Option(
+            "--select",
+            help="Instead of VERSION: the newest gold version on the channel that matches, "
+            "e.g. 'label season=holiday' or 'metric auc>=0.9' (repeatable: all).",
+        ),
+    ] = None,
     reason: Annotated[str, typer.Option("--reason", help="Why (recorded in the event).")] = "",
     force: Annotated[
         bool, typer.Option("--force", help="Override failed gates (needs --reason).")
@@ -52,25 +63,37 @@ def promote(
     dry_run: DryRunOpt = False,
     as_json: JsonOpt = False,
 ) -> None:
-    """Promote a version to a channel through its gates (event tag + alias move)."""
+    """Promote a version to a channel through its gates (event tag + alias move).
+
+    Example: mvctl promote fraud --to production --select "label season=holiday"
+    """
     from mvctl.channels.promotion import promote as run_promote
+    from mvctl.channels.promotion import promote_selected
+    from mvctl.errors import UsageError
+    from mvctl.formats.labels import parse_selector
     from mvctl.formats.tags import parse_weight
 
+    if not to:
+        raise UsageError("promote needs --to CHANNEL", hint="e.g. --to production")
+    if (version is None) == (not select):
+        raise UsageError(
+            "give a VERSION or --select, not both" if select else "give a VERSION or --select",
+            hint="e.g. mvctl promote fraud v1.4.0 --to production, or "
+            "mvctl promote fraud --to production --select 'label season=holiday'",
+        )
     # Parsed before anything is read: a bad weight is a usage error, whatever the registry.
     percent = parse_weight(weight, "--weight") if weight is not None else None
-    move = run_promote(
-        Path.cwd(),
-        model,
-        version,
-        to,
-        reason=reason,
-        force=force,
-        push=push,
-        remote=remote,
-        dry_run=dry_run,
-        eval_data=eval_data,
-        weight=percent,
-    )
+    selectors = [parse_selector(text) for text in select or ()]
+    if version is None:
+        move = promote_selected(
+            Path.cwd(), model, to, selectors, reason=reason, force=force, push=push,
+            remote=remote, dry_run=dry_run, eval_data=eval_data, weight=percent,
+        )  # fmt: skip
+    else:
+        move = run_promote(
+            Path.cwd(), model, version, to, reason=reason, force=force, push=push,
+            remote=remote, dry_run=dry_run, eval_data=eval_data, weight=percent,
+        )  # fmt: skip
     render.move(move, as_json)
 
 
@@ -167,6 +190,41 @@ def mark_gold(
 
     mark = run(Path.cwd(), model, version, reason=reason, push=push, remote=remote, dry_run=dry_run)
     render.mark(mark, "marked gold", as_json)
+
+
+@handled
+def label(
+    ref: Annotated[str, typer.Argument(help="MODEL@VERSION, e.g. fraud@v1.4.0.")],
+    labels: Annotated[
+        list[str] | None, typer.Argument(help="KEY=VALUE labels to set, e.g. season=holiday.")
+    ] = None,
+    remove: Annotated[
+        list[str] | None, typer.Option("--remove", help="Label KEY to remove (repeatable).")
+    ] = None,
+    description: Annotated[
+        str | None, typer.Option("--description", help="Replace the description.")
+    ] = None,
+    push: PushOpt = None,
+    remote: RemoteOpt = "origin",
+    dry_run: DryRunOpt = False,
+    as_json: JsonOpt = False,
+) -> None:
+    """Label or describe a version after registering it (a new labels tag; the manifest is
+    never rewritten).
+
+    Example: mvctl label fraud@v1.4.0 season=holiday --remove promo --description "Q4 retrain"
+    """
+    from mvctl.channels.labels import label as run_label
+    from mvctl.cli.render.registry import relabelled
+
+    done = run_label(
+        Path.cwd(), ref, tuple(labels or ()), remove=tuple(remove or ()),
+        description=description, push=push, remote=remote, dry_run=dry_run,
+    )  # fmt: skip
+    if as_json:
+        print_json(done.to_dict())
+        return
+    relabelled(done)
 
 
 @handled

@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from pathlib import Path
-from typing import Annotated, Any
+from typing import Annotated
 
 import typer
 
@@ -101,7 +101,18 @@ def register(
     ] = None,
     remote: Annotated[str, typer.Option("--remote", help="Git remote to publish to.")] = "origin",
     description: Annotated[str, typer.Option("--description", help="Free text.")] = "",
-    label: Annotated[list[str] | None, typer.Option("--label", help="Label (repeatable).")] = None,
+    label: Annotated[
+        list[str] | None,
+        typer.Option("--label", help="KEY=VALUE label, e.g. season=holiday (repeatable)."),
+    ] = None,
+    data_window: Annotated[
+        str | None,
+        typer.Option(
+            "--data-window",
+            help="START..END: the days the training data covers (ISO dates), e.g. "
+            "2025-11-20..2026-01-05. Default: from the model's columns.date, if set.",
+        ),
+    ] = None,
     resume: Annotated[
         bool,
         typer.Option(
@@ -138,6 +149,7 @@ def register(
         git_remote=remote,
         description=description,
         labels=tuple(label or ()),
+        data_window=data_window,
         dry_run=dry_run,
     )
     progress = RichProgress(stderr())
@@ -166,12 +178,35 @@ def _resume(model: str, push: bool | None, remote: str, as_json: bool) -> None:
 @handled
 def list_(
     model: Annotated[str | None, typer.Argument(help="Show this model's versions.")] = None,
+    label: Annotated[
+        list[str] | None,
+        typer.Option("--label", "-l", help="Only versions labelled KEY=VALUE (repeatable: all)."),
+    ] = None,
+    metric: Annotated[
+        list[str] | None,
+        typer.Option(
+            "--metric",
+            "-m",
+            help="Only versions whose metric passes, e.g. 'auc>=0.9' (repeatable).",
+        ),
+    ] = None,
+    channel: Annotated[
+        str | None, typer.Option("--channel", "-c", help="Only versions this channel held.")
+    ] = None,
     as_json: JsonOpt = False,
 ) -> None:
-    """List models, or one model's versions."""
-    from mvctl.registry.read import list_models, list_versions
+    """List models, or one model's versions (with their labels and status: gold, bad,
+    retired, deregistered).
+
+    Example: mvctl list fraud --label season=holiday --metric 'auc>=0.9'
+    """
+    from mvctl.errors import UsageError
+    from mvctl.registry.read import list_models
 
     if model is None:
+        if label or metric or channel:
+            raise UsageError("--label, --metric and --channel filter one model's versions",
+                             hint="e.g. mvctl list fraud --label season=holiday")  # fmt: skip
         models = list_models(Path.cwd())
         if as_json:
             print_json({"models": [m.to_dict() for m in models]})
@@ -187,28 +222,25 @@ def list_(
             table.add_row(esc(m.model), esc(m.latest or "-"), str(m.count), esc(channels))
         stdout().print(table if models else "no models registered yet")
         return
-    versions = list_versions(Path.cwd(), model)
-    if as_json:
-        print_json({"model": model, "versions": [v.to_dict() for v in versions]})
-        return
-    from rich.table import Table
+    from mvctl.channels.catalog import Filters, catalog
+    from mvctl.formats.labels import LabelFilter, check_labels, parse_metric_filter
 
-    keys = _key_metrics([v.metrics for v in versions])
-    table = Table(title=esc(model))
-    table.add_column("version", no_wrap=True)
-    table.add_column("created (UTC)", no_wrap=True)
-    for column in ("author", *keys, "channels"):
-        table.add_column(esc(column))
-    for v in reversed(versions):
-        name = f"[strike]{esc(v.version)}[/]" if v.deregistered else esc(v.version)
-        table.add_row(
-            name,
-            esc(v.created.replace("T", " ")[:16]),
-            esc(v.author.split(" <")[0]),
-            *(esc(_num(v.metrics.get(k))) for k in keys),
-            esc(", ".join(render.held(c, v.weights.get(c)) for c in v.channels)),
+    filters = Filters(
+        labels=tuple(LabelFilter(*x.split("=", 1)) for x in check_labels(label or ())),
+        metrics=tuple(parse_metric_filter(m) for m in metric or ()),
+        channel=channel,
+    )
+    versions = catalog(Path.cwd(), model, filters)
+    if as_json:
+        print_json(
+            {
+                "model": model,
+                "filters": filters.to_dict(),
+                "versions": [v.to_dict() for v in versions],
+            }
         )
-    stdout().print(table)
+        return
+    render.versions_table(model, versions, filtered=bool(label or metric or channel))
 
 
 @handled
@@ -234,23 +266,3 @@ def show(
     name, commit = esc(f"{info.model} {info.version}"), esc(info.commit[:12])
     out.print(f"[bold]{name}[/]  commit {commit}{held}{retired}")
     out.print(Syntax(yamlio.dumps(shown.manifest), "yaml", theme="ansi_dark", word_wrap=True))
-
-
-def _flat(metrics: dict[str, Any]) -> dict[str, Any]:
-    from mvctl.formats.values import flatten
-
-    return flatten(metrics)
-
-
-def _key_metrics(all_metrics: list[dict[str, Any]], limit: int = 4) -> list[str]:
-    seen: dict[str, None] = {}
-    for metrics in all_metrics:
-        for key in metrics:
-            seen.setdefault(key, None)
-    return list(seen)[:limit]
-
-
-def _num(value: Any) -> str:
-    if isinstance(value, float):
-        return f"{value:.4g}"
-    return "" if value is None else str(value)

@@ -74,6 +74,13 @@ class ModelConfig:
     monitor_rules: dict[str, tuple[Rule, ...]] = field(default_factory=dict)
     canary: CanaryConfig = field(default_factory=CanaryConfig)  # mvctl canary analyze
 
+    @property
+    def date_column(self) -> str | None:
+        """``columns.date``: the column whose first and last day are the data's window."""
+        columns = self.raw.get("columns")
+        found = columns.get("date") if isinstance(columns, dict) else None
+        return found if isinstance(found, str) else None
+
     def gates(self, channel: str) -> list[Rule]:
         """The gate rules for ``channel`` (see mvctl.channels.gates)."""
         return list(self.gate_rules.get(channel, ()))

@@ -10,6 +10,7 @@ from typing import Any
 
 from mvctl.common import yamlio
 from mvctl.errors import OperationalError
+from mvctl.formats.labels import window_problems
 from mvctl.formats.names import NAME_RE, Version
 
 SCHEMA = "mvctl/manifest/v1"
@@ -139,9 +140,12 @@ class Manifest:
     description: str = ""
     labels: tuple[str, ...] = field(default_factory=tuple)
     profile: dict[str, Any] | None = None  # {path, source, sha256} of the reference profile
+    # {start, end[, column]}: the days the training data covers (mvctl.formats.labels);
+    # written only when known, so manifests without one are what they were before.
+    data_window: dict[str, Any] | None = None
 
     def to_dict(self) -> dict[str, Any]:
-        return {
+        data: dict[str, Any] = {
             "schema": SCHEMA,
             "model": self.model,
             "version": self.version,
@@ -158,6 +162,9 @@ class Manifest:
             "code": self.code,
             "profile": self.profile,
         }
+        if self.data_window is not None:
+            data["data_window"] = self.data_window
+        return data
 
     def dumps(self) -> str:
         return yamlio.dumps(self.to_dict())
@@ -178,6 +185,7 @@ class Manifest:
         """A stored manifest (see :func:`parse`); fields it lacks read as empty, so partial
         mappings (a gate's test, a hand-written manifest) read too."""
         labels, parent, profile = data.get("labels"), data.get("parent"), data.get("profile")
+        window = data.get("data_window")
         return cls(
             model=_text(data.get("model")),
             version=_text(data.get("version")),
@@ -193,6 +201,7 @@ class Manifest:
             description=_text(data.get("description")),
             labels=tuple(str(x) for x in labels) if isinstance(labels, list) else (),
             profile=profile if isinstance(profile, dict) else None,
+            data_window=window if isinstance(window, dict) else None,
         )
 
 
@@ -233,6 +242,12 @@ def problems(data: Any) -> list[str]:
     for i, entry in enumerate(data.get("dataset") or []):
         if not isinstance(entry, dict) or not all(k in entry for k in ("path", "md5")):
             found.append(f"dataset[{i}] needs path and md5")
+    found += window_problems(data.get("data_window"))
+    labels = data.get("labels")
+    if labels is not None and not (
+        isinstance(labels, list) and all(isinstance(x, str) for x in labels)
+    ):
+        found.append("labels must be a list of strings")
     code = data.get("code")
     if isinstance(code, dict) and "commit" not in code:
         found.append("code needs a commit")

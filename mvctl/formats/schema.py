@@ -429,6 +429,7 @@ _MODEL = _Table(
                 "label": TEXT,
                 "prediction": TEXT,
                 "score": TEXT,  # a probability or score column, for roc_auc
+                "date": TEXT,  # the day of each row: register records the data's window
                 "sensitive": _Value(
                     "a column or a list of columns", lambda v: _is_text(v) or _texts(v)
                 ),

@@ -8,12 +8,15 @@
 | MODEL#CHANNEL!#N | unassign    |
 | MODEL@CHANNEL    | alias       |
 | MODEL@vX.Y.Z#gold| gold        |
+| MODEL@vX.Y.Z#labels#N | labels  |
 
 The first four are DESIGN.md's (three of them GTO's own formats). An unassignment is GTO's
 too (``gto unassign``; mvctl writes it for ``canary stop``): the channel no longer serves the
 version on that commit, and its counter N is the one assignment events count with. A gold
 mark is mvctl's: a human vouching for a version (`mvctl mark-gold`); GTO and DVC skip tags
-they cannot parse.
+they cannot parse. A labels tag is mvctl's too: the labels and description a version has
+from its Nth relabelling on (``mvctl label``), the newest N winning over the manifest's; GTO's
+tag pattern matches no name with ``#`` after the version but digits, so GTO skips it.
 
 A weighted channel (a canary) carries its share of traffic, a percentage in (0, 100], as
 ``weight`` in the bodies of its events and of its alias; the field is absent for channels
@@ -33,7 +36,7 @@ from mvctl.common import yamlio
 from mvctl.errors import MvctlError, UsageError
 from mvctl.formats.names import NAME_PATTERN, SEMVER_PATTERN, Version
 
-TagKind = Literal["version", "deregister", "event", "unassign", "alias", "gold"]
+TagKind = Literal["version", "deregister", "event", "unassign", "alias", "gold", "labels"]
 
 TAG_PREFIX = "refs/tags/"
 _NAME = NAME_PATTERN
@@ -42,7 +45,8 @@ _SEMVER = SEMVER_PATTERN
 # digits so int() of it stays cheap and exact.
 _TAG_RE = re.compile(
     rf"\A(?P<model>{_NAME})(?:"
-    rf"@(?P<version>{_SEMVER})(?:(?P<cancel>!)|(?P<gold>\#gold))?"
+    rf"@(?P<version>{_SEMVER})"
+    rf"(?:(?P<cancel>!)|(?P<gold>\#gold)|\#labels\#(?P<relabel>[1-9]\d{{0,17}}))?"
     rf"|#(?P<channel>{_NAME})(?P<unassign>!)?#(?P<counter>[1-9]\d{{0,17}})"
     rf"|@(?P<alias>{_NAME})"
     r")\Z"
@@ -64,6 +68,8 @@ class TagName:
             return deregister_tag(self.model, self.version)
         if self.kind == "gold":
             return gold_tag(self.model, self.version)
+        if self.kind == "labels":
+            return labels_tag(self.model, self.version, self.counter)
         if self.kind == "event":
             return event_tag(self.model, self.channel, self.counter)
         if self.kind == "unassign":
@@ -86,6 +92,16 @@ def deregister_tag(model: str, version: str | Version) -> str:
 
 def gold_tag(model: str, version: str | Version) -> str:
     return f"{model}@{version}#gold"
+
+
+def labels_tag(model: str, version: str | Version, counter: int) -> str:
+    """The ``counter``-th relabelling of a version (``mvctl label``); GTO ignores it."""
+    return f"{model}@{version}#labels#{counter}"
+
+
+def labels_glob(model: str, version: str | Version) -> str:
+    """for-each-ref pattern matching a version's labels tags."""
+    return f"{TAG_PREFIX}{model}@{version}#labels#*"
 
 
 def event_tag(model: str, channel: str, counter: int) -> str:
@@ -118,6 +134,8 @@ def parse(name: str) -> TagName | None:
             kind = "deregister"
         elif match["gold"]:
             kind = "gold"
+        elif match["relabel"]:
+            return TagName("labels", model, version=match["version"], counter=int(match["relabel"]))
         return TagName(kind, model, version=match["version"])
     if match["channel"]:
         kind = "unassign" if match["unassign"] else "event"
@@ -313,7 +331,9 @@ def _int(value: Any) -> int:
 
 @dataclass(frozen=True)
 class VersionBody:
-    """``MODEL@vX.Y.Z``: what `list` and `lineage` read without opening the manifest."""
+    """``MODEL@vX.Y.Z``: what `list` and `lineage` read without opening the manifest.
+    ``labels``, ``description`` and ``data_window`` are the manifest's, written only when
+    set (so tags of versions without them are byte-identical to older mvctl's)."""
 
     model: str
     version: str
@@ -322,9 +342,12 @@ class VersionBody:
     parent: str | None
     metrics: dict[str, Any]
     fingerprint: dict[str, Any]
+    labels: tuple[str, ...] = ()
+    description: str = ""
+    data_window: dict[str, Any] | None = None
 
     def to_dict(self) -> dict[str, Any]:
-        return {
+        body: dict[str, Any] = {
             "kind": "version",
             "model": self.model,
             "version": self.version,
@@ -334,10 +357,18 @@ class VersionBody:
             "metrics": self.metrics,
             "fingerprint": self.fingerprint,
         }
+        if self.labels:
+            body["labels"] = list(self.labels)
+        if self.description:
+            body["description"] = self.description
+        if self.data_window is not None:
+            body["data_window"] = self.data_window
+        return body
 
     @classmethod
     def from_dict(cls, body: Mapping[str, Any]) -> VersionBody:
         metrics, fingerprint = body.get("metrics"), body.get("fingerprint")
+        window = body.get("data_window")
         return cls(
             model=_text(body.get("model")),
             version=_text(body.get("version")),
@@ -346,6 +377,52 @@ class VersionBody:
             parent=_optional(body.get("parent")) or None,
             metrics=metrics if isinstance(metrics, dict) else {},
             fingerprint=fingerprint if isinstance(fingerprint, dict) else {},
+            labels=_strings(body.get("labels")),
+            description=_optional(body.get("description")) or "",
+            data_window=window if isinstance(window, dict) else None,
+        )
+
+
+def _strings(value: Any) -> tuple[str, ...]:
+    return tuple(x for x in value if isinstance(x, str)) if isinstance(value, list) else ()
+
+
+@dataclass(frozen=True)
+class LabelsBody:
+    """``MODEL@vX.Y.Z#labels#N``: the whole set of labels and the description the version
+    has from this tag on (not a change: the newest N is all a reader needs)."""
+
+    model: str
+    version: str
+    counter: int
+    labels: tuple[str, ...]
+    description: str
+    actor: str
+    time: str
+
+    def to_dict(self) -> dict[str, Any]:
+        return {
+            "kind": "labels",
+            "model": self.model,
+            "version": self.version,
+            "counter": self.counter,
+            "labels": list(self.labels),
+            "description": self.description,
+            "actor": self.actor,
+            "time": self.time,
+        }
+
+    @classmethod
+    def from_dict(cls, body: Mapping[str, Any]) -> LabelsBody:
+        description = body.get("description")
+        return cls(
+            model=_text(body.get("model")),
+            version=_text(body.get("version")),
+            counter=_int(body.get("counter")),
+            labels=_strings(body.get("labels")),
+            description=description if isinstance(description, str) else "",
+            actor=_text(body.get("actor")),
+            time=_text(body.get("time")),
         )
 
 

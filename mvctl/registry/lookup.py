@@ -42,7 +42,7 @@ def names_of(ref_names: Iterable[str]) -> dict[str, Names]:
     found: dict[str, Names] = {}
     for name in ref_names:
         parsed = tags.parse(name)
-        if parsed is None or parsed.channel_event or parsed.kind == "gold":
+        if parsed is None or parsed.channel_event or parsed.kind in ("gold", "labels"):
             continue
         entry = found.setdefault(parsed.model, Names())
         if parsed.kind == "version":

@@ -17,6 +17,7 @@ from mvctl.errors import (
 )
 from mvctl.formats import config, tags
 from mvctl.formats import manifest as manifest_schema
+from mvctl.formats.labels import DataWindow
 from mvctl.formats.layout import manifest_path, profile_path
 from mvctl.formats.manifest import Manifest
 from mvctl.formats.names import Version, check_channel, check_model
@@ -85,6 +86,70 @@ _VERSION_ROWS = index.rows_of(VersionInfo, VersionInfo.to_row, VersionInfo.from_
 
 
 @dataclass(frozen=True)
+class ListedVersion:
+    """A version as ``list MODEL`` shows it: its version tag's fields (``info``), its
+    labels, description and data window (:class:`Annotations`), its ``status`` (gold, bad,
+    retired, deregistered or None), ``standing`` (channel -> gold or bad) and the channels
+    that ``served`` it. Built by mvctl.channels.catalog, kept as the index's ``catalog``
+    view (its rows are also what :func:`resolve_version` can read a version from)."""
+
+    info: VersionInfo
+    labels: tuple[str, ...] = ()
+    description: str = ""
+    data_window: dict[str, Any] | None = None
+    labels_tag: str | None = None
+    status: str | None = None
+    standing: dict[str, str] = field(default_factory=dict)
+    served: tuple[str, ...] = ()
+
+    @property
+    def version(self) -> str:
+        return self.info.version
+
+    @property
+    def annotations(self) -> Annotations:
+        return Annotations(self.labels, self.description, self.data_window, self.labels_tag)
+
+    def to_dict(self) -> dict[str, Any]:
+        out = self.info.to_dict()
+        out["labels"] = list(self.labels)
+        out["description"] = self.description
+        out["data_window"] = self.data_window
+        out["labels_tag"] = self.labels_tag
+        out["status"] = self.status
+        out["standing"] = self.standing
+        out["served"] = list(self.served)
+        return out
+
+    def to_row(self) -> list[Any]:
+        return [
+            *self.info.to_row(),
+            list(self.labels),
+            self.description,
+            self.data_window,
+            self.labels_tag,
+            self.status,
+            self.standing,
+            list(self.served),
+        ]
+
+    @classmethod
+    def from_row(cls, row: list[Any]) -> ListedVersion:
+        labels, description, window, labels_tag, status, standing, served = row[10:]
+        info = VersionInfo.from_row(row[:10])
+        return cls(info, tuple(labels), description, window, labels_tag, status, standing,
+                   tuple(served))  # fmt: skip
+
+
+LISTED_ROWS = index.Rows(
+    (*_VERSION_ROWS.columns, "labels", "description", "data_window", "labels_tag", "status",
+     "standing", "served"),
+    ListedVersion.to_row,
+    ListedVersion.from_row,
+)  # fmt: skip
+
+
+@dataclass(frozen=True)
 class ModelSummary:
     model: str
     latest: str | None
@@ -131,6 +196,7 @@ class ModelTags:
     deregistered: frozenset[str]
     aliases: dict[str, TagRecord]  # channel -> alias tag
     gold: dict[str, TagRecord] = field(default_factory=dict)  # version -> mark-gold tag
+    labels: dict[str, TagRecord] = field(default_factory=dict)  # version -> newest labels tag
 
     def version_at(self, commit: str) -> str | None:
         for version, record in self.versions.items():
@@ -158,12 +224,13 @@ class ModelTags:
 
 
 def group_tags(records: list[TagRecord]) -> dict[str, ModelTags]:
-    """Sort version, deregistration, alias and gold tags by model (events and
-    unassignments are skipped)."""
+    """Sort version, deregistration, alias, gold and labels tags by model (events and
+    unassignments are skipped; of a version's labels tags, the newest by number)."""
     versions: dict[str, dict[str, TagRecord]] = {}
     dereg: dict[str, set[str]] = {}
     aliases: dict[str, dict[str, TagRecord]] = {}
     gold: dict[str, dict[str, TagRecord]] = {}
+    labels: dict[str, dict[str, tuple[int, TagRecord]]] = {}
     for record in records:
         parsed = tags.parse(record.name)
         if parsed is None or parsed.channel_event:
@@ -176,6 +243,10 @@ def group_tags(records: list[TagRecord]) -> dict[str, ModelTags]:
             dereg.setdefault(model, set()).add(parsed.version)
         elif parsed.kind == "gold":
             gold.setdefault(model, {})[parsed.version] = record
+        elif parsed.kind == "labels":
+            newest = labels.setdefault(model, {}).get(parsed.version)
+            if newest is None or newest[0] < parsed.counter:
+                labels[model][parsed.version] = (parsed.counter, record)
         else:
             aliases.setdefault(model, {})[parsed.channel] = record
     return {
@@ -184,9 +255,45 @@ def group_tags(records: list[TagRecord]) -> dict[str, ModelTags]:
             frozenset(dereg.get(model, set())),
             aliases.get(model, {}),
             gold.get(model, {}),
+            {v: record for v, (_, record) in labels.get(model, {}).items()},
         )
         for model in versions
     }
+
+
+@dataclass(frozen=True)
+class Annotations:
+    """A version's labels, description and data window: the newest labels tag's labels and
+    description (``mvctl label``) when it has one, else what its version tag recorded from
+    the manifest. ``tag`` names the labels tag they come from (None: the version tag)."""
+
+    labels: tuple[str, ...] = ()
+    description: str = ""
+    data_window: dict[str, Any] | None = None
+    tag: str | None = None
+
+    def to_dict(self) -> dict[str, Any]:
+        return {
+            "labels": list(self.labels),
+            "description": self.description,
+            "data_window": self.data_window,
+            "labels_tag": self.tag,
+        }
+
+
+def annotations_of(mt: ModelTags, version: str) -> Annotations:
+    """:class:`Annotations` of ``version`` from its tags alone (no manifest is read)."""
+    record = mt.versions.get(version)
+    body = tags.VersionBody.from_dict(tags.parse_message(record.message)[1]) if record else None
+    stored = DataWindow.from_dict(body.data_window) if body is not None else None
+    window = stored.to_dict() if stored is not None else None
+    labelled = mt.labels.get(version)
+    if labelled is not None:
+        found = tags.LabelsBody.from_dict(tags.parse_message(labelled.message)[1])
+        return Annotations(found.labels, found.description, window, labelled.name)
+    if body is None:
+        return Annotations()
+    return Annotations(body.labels, body.description, window)
 
 
 def model_tags(git: GitRepo, model: str) -> ModelTags:
@@ -362,6 +469,9 @@ def _indexed_resolve(git: GitRepo, ref: str) -> VersionInfo | None:
     if sep and not (what.startswith("v") and Version.is_valid(what)):
         check_channel(what)
     rows = index.peek(git, "versions", model, _VERSION_ROWS)
+    if not rows:  # `list MODEL` keeps the catalog view, whose rows hold these too
+        listed = index.peek(git, "catalog", model, LISTED_ROWS)
+        rows = [v.info for v in listed] if listed else None
     if not rows:
         return None
     if not sep:

@@ -11,11 +11,13 @@ from typing import Any
 from mvctl._adapters import dvc
 from mvctl._adapters.git import GitRepo
 from mvctl.analysis import profile
+from mvctl.analysis.window import data_window
 from mvctl.common import interrupts, yamlio
 from mvctl.common.hashing import total_size
 from mvctl.common.progress import NoProgress, ProgressSink
-from mvctl.errors import Interrupted, OperationalError, PolicyError
+from mvctl.errors import Interrupted, OperationalError, PolicyError, UsageError
 from mvctl.formats import config, tags, values
+from mvctl.formats.labels import DataWindow, check_labels, parse_window
 from mvctl.formats.layout import manifest_path, profile_path, written_files
 from mvctl.formats.manifest import (
     DatasetEntry,
@@ -52,7 +54,8 @@ class RegisterRequest:
     push: bool | None = None  # None: publish when the git remote exists (mvctl.publish)
     git_remote: str = "origin"
     description: str = ""
-    labels: tuple[str, ...] = ()
+    labels: tuple[str, ...] = ()  # KEY=VALUE
+    data_window: str | None = None  # START..END; else from the model's columns.date, if any
     dry_run: bool = False
 
 
@@ -96,6 +99,8 @@ class _Plan:
     parent: str | None
     remote: str | None
     synced: SyncResult | None
+    labels: tuple[str, ...] = ()
+    window: DataWindow | None = None
 
     def manifest(
         self,
@@ -118,15 +123,16 @@ class _Plan:
             code={"commit": self.head, "dirty": self.dirty},
             parent=self.parent,
             description=req.description,
-            labels=req.labels,
+            labels=self.labels,
+            data_window=self.window.to_dict() if self.window is not None else None,
         )
 
 
 def _plan(req: RegisterRequest) -> _Plan:
     model = check_model(req.model)
     check_text(req.description.replace("\n", " "), "--description")
-    for label in req.labels:
-        check_text(label, "--label", limit=200)
+    labels = check_labels(req.labels)
+    given = parse_window(req.data_window) if req.data_window is not None else None
     git = GitRepo.open(req.cwd)
     cfg = config.load(git.root).model(model)
     head = git.head_commit()
@@ -143,6 +149,7 @@ def _plan(req: RegisterRequest) -> _Plan:
         synced = sync_git(git, remote, model)
     version = _choose_version(git, model, req)
     inputs = read_inputs(git.root, req, cfg)
+    window = given or _window_of(git.root, cfg, inputs)
     dirty = _check_clean(git, model, req, inputs)
     mt = model_tags(git, model)
     parent = parents.parent_of_head(git, model, {v: r.commit for v, r in mt.versions.items()})
@@ -150,8 +157,24 @@ def _plan(req: RegisterRequest) -> _Plan:
     tag = tags.version_tag(model, version)
     return _Plan(
         git, model, version, tag, inputs, cfg, head, bool(dirty), created, git.ident(),
-        parent, remote, synced,
+        parent, remote, synced, labels, window,
     )  # fmt: skip
+
+
+def _window_of(root: Path, cfg: config.ModelConfig, inputs: Inputs) -> DataWindow | None:
+    """The window of the data, from the model's date column (``columns: {date: ts}``) in its
+    CSV/Parquet data files; None when the model names no date column."""
+    column = cfg.date_column
+    if column is None:
+        return None
+    files = [root / p for p in inputs.data if p.lower().endswith(profile.TABULAR)]
+    files = [f for f in files if f.is_file()]
+    if not files:
+        raise UsageError(
+            f"columns.date is {column!r} but no CSV or Parquet data file holds it",
+            hint="pass --data-window START..END, or register the data file itself",
+        )
+    return data_window(files, column)
 
 
 def register(req: RegisterRequest, progress: ProgressSink | None = None) -> RegisterResult:
@@ -211,7 +234,7 @@ def _upload(
             project.push([inputs.weights, *inputs.data])
             task(1)
             project.set_artifact(
-                plan.model, inputs.weights, description=req.description, labels=req.labels
+                plan.model, inputs.weights, description=req.description, labels=plan.labels
             )
             return weights_entry(project, winfo, hashing.result()), dataset
 
@@ -264,6 +287,9 @@ def version_tag_message_of(data: dict[str, Any], code: str) -> str:
         parent=data.get("parent"),
         metrics=values.flatten(data.get("metrics") or {}),
         fingerprint=fingerprint(data, code),
+        labels=tuple(x for x in data.get("labels") or () if isinstance(x, str)),
+        description=data.get("description") or "",
+        data_window=data.get("data_window") if isinstance(data.get("data_window"), dict) else None,
     )
     return tags.format_message(f"Register {data['model']} {data['version']}", body.to_dict())
 
@@ -298,6 +324,8 @@ def _write_profile(
     advance = sink.task(f"profiling {source}", None)
     frame = profile.read_table(root / source, max_rows=profile.MAX_PROFILE_ROWS)
     roles = cfg.raw.get("columns") if isinstance(cfg.raw.get("columns"), dict) else {}
+    if cfg.date_column is not None and cfg.date_column in frame.columns:
+        frame = frame.drop(columns=[cfg.date_column])  # a time always drifts: no reference
     text = profile.dumps(profile.build(frame, source, roles))
     write_atomic(target, text)
     advance(1)

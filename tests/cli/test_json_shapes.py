@@ -126,6 +126,7 @@ def _commands(reg: Registry, tmp: Path, got: dict[str, Any]) -> None:
         *("--metrics", "metrics.json"),
     )
     invoke(got, "list", "list")
+    invoke(got, "label", "label", "fraud@v0.1.0", "season=holiday", "--description", "Q4")
     invoke(got, "list MODEL", "list", "fraud")
     invoke(got, "show", "show", "fraud@v0.2.0")
     invoke(got, "lineage", "lineage", "fraud")
@@ -135,6 +136,8 @@ def _commands(reg: Registry, tmp: Path, got: dict[str, Any]) -> None:
     invoke({}, "first promote", "promote", "fraud", "v0.1.0", "--to", "production")
     invoke(got, "promote", "promote", "fraud", "v0.2.0", "--to", "production")
     invoke(got, "rollback", "rollback", "fraud", "--reason", "incident")
+    select = ("--select", "label season=holiday")
+    invoke(got, "promote --select", "promote", "fraud", "--to", "production", *select)
     invoke({}, "canary promote", "promote", "fraud", "v0.1.0", "--to", "canary", "--weight", "5")
     invoke(got, "canary weight", "canary", "weight", "fraud", "12.5", "--reason", "step")
     decisions = tmp / "decisions.jsonl"
@@ -220,8 +223,24 @@ EXPECTED: dict[str, Any] = {
             {"model": "str", "latest": "str", "versions": "int", "channels": {}, "weights": {}}
         ]
     },
+    "label": {
+        "model": "str",
+        "version": "str",
+        "tag": "str",
+        "labels": ["str"],
+        "description": "str",
+        "previous_labels": [],
+        "previous_description": "str",
+        "changed": "bool",
+        "notes": [],
+        "pushed": "bool",
+        "remote": "str",
+        "published": ["str"],
+        "dry_run": "bool",
+    },
     "list MODEL": {
         "model": "str",
+        "filters": {"labels": [], "metrics": [], "channel": "null"},
         "versions": [
             {
                 "model": "str",
@@ -233,6 +252,13 @@ EXPECTED: dict[str, Any] = {
                 "deregistered": "bool",
                 "channels": [],
                 "weights": {},
+                "labels": ["str"],
+                "description": "str",
+                "data_window": "null",
+                "labels_tag": "null|str",
+                "status": "null",
+                "standing": {},
+                "served": [],
             }
         ],
     },
@@ -354,6 +380,38 @@ EXPECTED: dict[str, Any] = {
         "alerts": [],
         "weight": "null",
         "previous_weight": "null",
+    },
+    "promote --select": {
+        "model": "str",
+        "channel": "str",
+        "version": "str",
+        "previous": "str",
+        "kind": "str",
+        "event": "str",
+        "reason": "str",
+        "actor": "str",
+        "time": "str",
+        "gates": {
+            "model": "str",
+            "version": "str",
+            "channel": "str",
+            "holder": "str",
+            "passed": "bool",
+            "gates": [{"gate": "str", "ok": "bool", "detail": "str"}],
+        },
+        "request": "null",
+        "incident": "null",
+        "pushed": "bool",
+        "remote": "str",
+        "completed": "bool",
+        "published": [],  # v0.1.0 holds production and matches: nothing to publish
+        "dry_run": "bool",
+        "changed": "bool",
+        "note": "str",
+        "alerts": [],
+        "weight": "null",
+        "previous_weight": "null",
+        "selected": ["str"],
     },
     "rollback": {
         "model": "str",

@@ -13,8 +13,10 @@ from pathlib import Path
 
 import pytest
 
+from mvctl._adapters.git import GitRepo
 from mvctl.channels.promotion import promote
 from mvctl.channels.rollback import rollback
+from mvctl.formats import tags
 from mvctl.registry.register import RegisterRequest, register
 from tests.conftest import Registry, isolate, make_registry, mvctl
 
@@ -32,6 +34,7 @@ models:
 REASON = "cpu spike [/oops] at 14:00"
 APPROVED = "[bold red]APPROVED[/]"
 DESCRIPTION = "[bold]big[/bold] model [/x]"
+HOSTILE_LABELS = ("[/x]", "[bold]team[/]")
 
 
 def _data(rows: int) -> str:
@@ -70,9 +73,17 @@ def marked(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Registry]:
                     metrics=(f"lat[/x]={10 + n}",),
                     params_file="params.yaml",
                     description=DESCRIPTION,
-                    labels=("[/x]", "[bold]team[/]"),
+                    labels=("team=risk",),
                 )
             )
+        # Labels are KEY=VALUE when mvctl writes them; a labels tag made by hand (or by a
+        # peer) may hold anything, and is printed as it is.
+        body = tags.LabelsBody("fraud", "v0.2.0", 1, HOSTILE_LABELS, DESCRIPTION, "Eve", "now")
+        GitRepo.open(reg.root).create_annotated_tag(
+            "fraud@v0.2.0#labels#1",
+            reg.git("rev-parse", "fraud@v0.2.0^{commit}").strip(),
+            tags.format_message("Label", body.to_dict()),
+        )
         promote(reg.root, "fraud", "v0.1.0", "production")
         promote(reg.root, "fraud", "v0.2.0", "production", reason=APPROVED)
         rollback(reg.root, "fraud", "production", reason=REASON)
@@ -99,12 +110,14 @@ def test_list_prints_author_and_metric_keys_verbatim(marked: Registry) -> None:
     out = run_ok(marked, "list", "fraud")
     assert "Eve [/x]" in out
     assert "lat[/x]" in out
+    cells = [line.split("│")[-2].strip() for line in out.splitlines() if "│" in line]
+    assert "[/x]" in cells and "[bold]team[/]" in cells  # a hand-made labels tag's, verbatim
 
 
 def test_show_prints_description_and_labels_verbatim(marked: Registry) -> None:
     out = run_ok(marked, "show", "fraud@production")
     assert DESCRIPTION in out
-    assert "[bold]team[/]" in out
+    assert "team=risk" in out
     assert "Eve [/x]" in out
 
 

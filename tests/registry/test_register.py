@@ -38,7 +38,7 @@ def test_register_records_every_field_with_correct_hashes(registry: Registry) ->
     registry.train(weights=b"\x00weights\xff" * 1000)
     head_before = registry.git("rev-parse", "HEAD").strip()
 
-    result = register(request(registry, description="first cut", labels=("baseline",)))
+    result = register(request(registry, description="first cut", labels=("stage=baseline",)))
 
     m = yaml.safe_load((registry.root / "registry/fraud/manifest.yaml").read_text())
     assert problems(m) == []
@@ -47,7 +47,7 @@ def test_register_records_every_field_with_correct_hashes(registry: Registry) ->
     assert m["author"] == "Ada Tester <ada@example.com>"
     assert m["created"].endswith("Z")
     assert m["description"] == "first cut"
-    assert m["labels"] == ["baseline"]
+    assert m["labels"] == ["stage=baseline"]
     assert m["parent"] is None
     weights_bytes = (registry.root / "models/model.bin").read_bytes()
     [w] = m["weights"]
@@ -100,7 +100,7 @@ def test_register_records_every_field_with_correct_hashes(registry: Registry) ->
         "path": "models/model.bin",
         "type": "model",
         "desc": "first cut",
-        "labels": ["baseline"],
+        "labels": ["stage=baseline"],
     }
     # Artifacts were pushed to the DVC remote, content-addressed by DVC's md5.
     objects = registry.storage_files()

@@ -2,11 +2,13 @@
 
 from __future__ import annotations
 
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Any
 
 from mvctl.cli.output import esc, say_published, stdout
 
 if TYPE_CHECKING:
+    from mvctl.channels.labels import Relabel
+    from mvctl.registry.read import ListedVersion
     from mvctl.registry.register import RegisterResult
 
 
@@ -37,4 +39,76 @@ def registered(result: RegisterResult) -> None:
         out.print(esc(f"  parent   {m.parent}"))
     if m.metrics:
         out.print(esc("  metrics  " + ", ".join(f"{k}={v}" for k, v in flatten(m.metrics).items())))
+    if m.labels:
+        out.print(esc("  labels   " + ", ".join(m.labels)))
+    if m.data_window:
+        window = m.data_window
+        column = f" (column {window['column']})" if window.get("column") else ""
+        out.print(esc(f"  window   {window.get('start')}..{window.get('end')}{column}"))
     say_published(result.pushed, result.remote, result.published, result.dry_run)
+
+
+_STATUS_STYLE = {"gold": "yellow", "bad": "red", "retired": "dim", "deregistered": "dim"}
+
+
+def versions_table(model: str, versions: list[ListedVersion], *, filtered: bool) -> None:
+    """``list MODEL``: newest first, with key metrics, channels, status and labels."""
+    from rich.table import Table
+
+    out = stdout()
+    if not versions:
+        out.print(f"no version of {esc(model)} passes the filters" if filtered else esc(model))
+        return
+    keys = _key_metrics([v.info.metrics for v in versions])
+    table = Table(title=esc(model))
+    table.add_column("version", no_wrap=True)
+    table.add_column("created (UTC)", no_wrap=True)
+    for column in ("author", *keys, "channels"):
+        table.add_column(esc(column))
+    table.add_column("status", no_wrap=True, min_width=6)  # one short word, never cut
+    table.add_column("labels", overflow="fold")  # one a line, folded, never cut
+    for item in reversed(versions):
+        v = item.info
+        name = f"[strike]{esc(v.version)}[/]" if v.deregistered else esc(v.version)
+        status = item.status or ""
+        style = _STATUS_STYLE.get(status)
+        table.add_row(
+            name,
+            esc(v.created.replace("T", " ")[:16]),
+            esc(v.author.split(" <")[0]),
+            *(esc(_num(v.metrics.get(k))) for k in keys),
+            esc(", ".join(held(c, v.weights.get(c)) for c in v.channels)),
+            f"[{style}]{esc(status)}[/]" if style else esc(status),
+            esc("\n".join(item.labels)),
+        )
+    out.print(table)
+
+
+def relabelled(result: Relabel) -> None:
+    out = stdout()
+    name = esc(f"{result.model} {result.version}")
+    if not result.changed:
+        out.print(f"{name} already has these labels and description: nothing to write")
+    else:
+        verb = "would label" if result.dry_run else "[green]✓[/] labelled"
+        out.print(f"{verb} [bold]{name}[/] ({esc(result.tag or '')})")
+    out.print(esc(f"  labels       {', '.join(result.labels) or '-'}"))
+    if result.description:
+        out.print(esc(f"  description  {result.description}"))
+    for note in result.notes:
+        out.print(f"  [yellow]note[/] {esc(note)}")
+    say_published(result.pushed, result.remote, result.published, result.dry_run)
+
+
+def _key_metrics(all_metrics: list[dict[str, Any]], limit: int = 4) -> list[str]:
+    seen: dict[str, None] = {}
+    for metrics in all_metrics:
+        for key in metrics:
+            seen.setdefault(key, None)
+    return list(seen)[:limit]
+
+
+def _num(value: Any) -> str:
+    if isinstance(value, float):
+        return f"{value:.4g}"
+    return "" if value is None else str(value)
