@@ -41,3 +41,13 @@ def test_fintech_monitor_rolls_the_holiday_model_back(tmp_path: Path) -> None:
     assert "v2.0.0 -> v1.0.0 (from the local cache)" in out  # the host, no download
     assert "history: the automatic rollback v2.0.0 -> v1.0.0" in out
     assert "fintech finished" in out
+
+
+def test_healthcare_expert_rolls_back_to_the_version_she_chose(tmp_path: Path) -> None:
+    out = _run(EXAMPLES / "healthcare" / "healthcare.py", tmp_path)
+    assert "v1.1.0 → v2.0.0" in out  # v2 promoted through its gates
+    assert "a plain rollback would pick: v1.1.0" in out
+    assert "imaging@production rolled back: v2.0.0 → v1.0.0" in out  # her chosen version
+    assert "imaging@production: v2.0.0 -> v1.0.0 (from the local cache)" in out  # the host
+    assert "history: Dr. Ada Okafor rolled v2.0.0 back to v1.0.0" in out
+    assert "healthcare finished" in out
