@@ -91,6 +91,7 @@ class Story:
         self.host = work / "host"
         self.started = time.monotonic()
         self.x, self.y = transactions()
+        self.thresholds: dict[str, float] = {}
 
     # -- narration -------------------------------------------------------------------
     def chapter(self, title: str, text: str) -> None:
@@ -146,6 +147,7 @@ class Story:
         legit = self.y[VALID] == 0
         # Flag 2% of legitimate customers on the validation window it was trained for.
         threshold = float(np.quantile(scores[legit], 0.98))
+        self.thresholds[version] = threshold
         flagged = scores > threshold
         metrics = {
             "auc": round(float(roc_auc_score(self.y[VALID], scores)), 4),
@@ -186,13 +188,8 @@ class Story:
         current = self.host / "current"
         weights = next(p for p in current.rglob("*.skops"))
         model = skops.io.load(weights, trusted=skops.io.get_untrusted_types(file=weights))
-        threshold = float(
-            next(
-                line.split(":")[1]
-                for line in (self.repo / "params.yaml").read_text().splitlines()
-                if "threshold" in line
-            )
-        )
+        served = self.json("mvctl", "pull", "--status", "--dest", str(self.host))
+        threshold = self.thresholds[str(served["version"])]  # from the served version's params
         pred = (model.predict_proba(self.x[LIVE])[:, 1] > threshold).astype(int)
         frame = pd.DataFrame({"is_fraud": self.y[LIVE], "pred": pred})
         frame.to_csv(self.repo / name, index=False)
