@@ -3,7 +3,7 @@ PYTHON ?= $(shell command -v python3.11 || command -v python3)
 VENV := .venv
 BIN := $(VENV)/bin
 
-.PHONY: demo tour test test-fast lint typecheck bench clean
+.PHONY: demo tour fintech healthcare test test-fast lint typecheck bench clean
 
 $(BIN)/python:
 	$(PYTHON) -m venv $(VENV)
@@ -25,6 +25,13 @@ $(VENV)/.installed-examples: pyproject.toml | $(BIN)/python
 # The two-minute story (examples/quickstart); `make tour` walks every command family.
 demo: $(VENV)/.installed-examples
 	PATH="$(CURDIR)/$(BIN):$$PATH" $(BIN)/python examples/quickstart/quickstart.py
+
+# Scenarios: a monitor rolls a holiday fraud model back; a domain expert picks a version.
+fintech: $(VENV)/.installed-examples
+	PATH="$(CURDIR)/$(BIN):$$PATH" $(BIN)/python examples/fintech/fintech.py
+
+healthcare: $(VENV)/.installed-examples
+	PATH="$(CURDIR)/$(BIN):$$PATH" $(BIN)/python examples/healthcare/healthcare.py
 
 tour: $(VENV)/.installed-examples
 	PATH="$(CURDIR)/$(BIN):$$PATH" bash examples/tour.sh
