@@ -124,9 +124,26 @@ class PullRequest:
     def following(
         cls, repo: str, model: str, channels: tuple[str, ...], dest: Path, **options: Any
     ) -> PullRequest:
-        """A request following ``channels``, the first the primary."""
+        """A request following ``channels``, the first the primary. A registry given as a
+        relative local path is made absolute here: git runs in the host's cache, not in
+        the directory the path was given from."""
         primary = channels[0] if channels else ""
+        repo = absolute_repo(repo, Path.cwd())
         return cls(repo, model, primary, dest, channels=tuple(channels), **options)
+
+
+def absolute_repo(repo: str, cwd: Path) -> str:
+    """``repo`` as an absolute path when it names a local directory relative to ``cwd``;
+    anything else (a URL, ``host:path``, an absolute path, a string that is no path) as is."""
+    if "://" in repo or repo.startswith("-") or Path(repo).is_absolute():
+        return repo
+    try:
+        local = cwd / repo
+        if not local.is_dir():
+            return repo
+    except (OSError, ValueError):
+        return repo
+    return str(local.resolve())
 
 
 Refused = Mapping[str, str]  # channel -> the alias tag object refused, skipped until it moves

@@ -377,3 +377,19 @@ def test_a_full_disk_keeps_the_previous_version(reg: Registry, host: Path) -> No
     assert not [p for p in (host / "versions").iterdir() if p.name.startswith(".tmp-")]
     # Space again: the next poll completes the swap.
     assert serving.pull(request(reg, host)).served.version == "v0.3.0"
+
+
+def test_pull_takes_the_registry_as_a_relative_path(tmp_path: Path) -> None:
+    """`mvctl pull ../origin.git` from where the path is true: git runs in the host's
+    cache, so the path is made absolute first (it once failed: "does not appear to be a
+    git repository")."""
+    reg = make_registry(tmp_path)
+    (reg.root / "model.bin").write_bytes(b"weights one")
+    register(RegisterRequest(model="fraud", cwd=reg.root, weights="model.bin", push=True))
+    promote(reg.root, "fraud", "v0.1.0", "production", push=True)
+    work = tmp_path / "work"
+    work.mkdir()
+    done = mvctl(work, "pull", "../origin.git", "fraud", "--dest", "host", "--json")
+    assert done.returncode == 0, done.stderr
+    assert (work / "host" / "current").exists()
+    assert json.loads(done.stdout)["version"] == "v0.1.0"
