@@ -16,7 +16,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Literal
 
-from mvctl._adapters.git import GitRepo, TagRecord
+from mvctl._adapters.git import TagRecord
 from mvctl.channels import state as channels
 from mvctl.errors import PolicyError, unknown_model
 from mvctl.formats import tags
@@ -28,6 +28,7 @@ from mvctl.registry.read import (
     ListedVersion,
     annotations_of,
     model_info,
+    open_registry,
     sorted_versions,
 )
 
@@ -125,7 +126,7 @@ def catalog(root: Path, model: str, filters: Filters | None = None) -> list[List
     check_model(model)
     if filters is not None and filters.channel is not None:
         check_channel(filters.channel)
-    git = GitRepo.open(root)
+    git = open_registry(root)
     patterns = [f"{tags.TAG_PREFIX}{model}@*", tags.event_glob(model)]
     listed = index.cached(
         git, "catalog", model, patterns, lambda records: _listed(model, records), LISTED_ROWS

@@ -85,3 +85,29 @@ def test_list_at_80_columns_keeps_metric_values_whole(
     assert "gold" in out  # the status is one word, never cut
     cells = "".join(line.split("│")[-2].strip() for line in out.splitlines() if "│" in line)
     assert "season=holiday" in cells and "team=risk-and-fraud" in cells  # folded, not cut
+
+
+def test_columns_that_do_not_fit_are_left_out_never_cut() -> None:
+    """`list MODEL` at a width too narrow for everything leaves out the author, then the
+    metrics from the last (one stays), then the labels: what is shown is whole."""
+    from mvctl.cli.render.registry import _fit
+
+    keys = ["auc", "false_positive_rate", "recall_at_one_percent"]
+    row = {
+        "version": "v10.20.30",
+        "created (UTC)": "2026-12-03 09:08",
+        "author": "A Data Scientist",
+        "auc": "0.9312",
+        "false_positive_rate": "0.02051",
+        "recall_at_one_percent": "0.4411",
+        "channels": "production",
+        "status": "gold",
+        "labels": "season=holiday",
+    }
+    columns = list(row)
+    assert _fit(columns, [row], 200, keys) == columns
+    at_80 = _fit(columns, [row], 80, keys)
+    assert "author" not in at_80 and "auc" in at_80 and "labels" in at_80
+    assert at_80 == ["version", "created (UTC)", "auc", "channels", "status", "labels"]
+    narrow = _fit(columns, [row], 40, keys)
+    assert "auc" in narrow and "labels" not in narrow and "author" not in narrow

@@ -60,27 +60,23 @@ def versions_table(model: str, versions: list[ListedVersion], *, filtered: bool)
         out.print(f"no version of {esc(model)} passes the filters" if filtered else esc(model))
         return
     keys = _key_metrics([v.info.metrics for v in versions])
-    table = Table(title=esc(model))
-    table.add_column("version", no_wrap=True)
-    table.add_column("created (UTC)", no_wrap=True)
-    for column in ("author", *keys, "channels"):
-        table.add_column(esc(column))
-    table.add_column("status", no_wrap=True, min_width=6)  # one short word, never cut
-    table.add_column("labels", overflow="fold")  # one a line, folded, never cut
-    for item in reversed(versions):
-        v = item.info
-        name = f"[strike]{esc(v.version)}[/]" if v.deregistered else esc(v.version)
-        status = item.status or ""
-        style = _STATUS_STYLE.get(status)
-        table.add_row(
-            name,
-            esc(v.created.replace("T", " ")[:16]),
-            esc(v.author.split(" <")[0]),
-            *(esc(_num(v.metrics.get(k))) for k in keys),
-            esc(", ".join(held(c, v.weights.get(c)) for c in v.channels)),
-            f"[{style}]{esc(status)}[/]" if style else esc(status),
-            esc("\n".join(item.labels)),
-        )
+    rows = [_row(item, keys) for item in reversed(versions)]
+    columns = _fit(
+        ["version", "created (UTC)", "author", *keys, "channels", "status", "labels"],
+        rows,
+        out.width,
+        keys,
+    )
+    left_out = [c for c in rows[0] if c not in columns]
+    caption = f"not shown at this width: {', '.join(left_out)} (wider terminal, or --json)"
+    table = Table(title=esc(model), caption=esc(caption) if left_out else None)
+    for name in columns:
+        # Values are never cut: every column but channels and labels (one per line, folded)
+        # keeps its values whole, and columns that do not fit are left out (_fit).
+        folded = name in _FOLDED
+        table.add_column(esc(name), no_wrap=not folded, overflow="fold" if folded else "ellipsis")
+    for row in rows:
+        table.add_row(*(row[name] for name in columns))
     out.print(table)
 
 
@@ -98,6 +94,45 @@ def relabelled(result: Relabel) -> None:
     for note in result.notes:
         out.print(f"  [yellow]note[/] {esc(note)}")
     say_published(result.pushed, result.remote, result.published, result.dry_run)
+
+
+_FOLDED = ("channels", "labels")
+_FOLD_WIDTH = 14
+
+
+def _row(item: ListedVersion, keys: list[str]) -> dict[str, str]:
+    v = item.info
+    status = item.status or ""
+    style = _STATUS_STYLE.get(status)
+    row = {
+        "version": f"[strike]{esc(v.version)}[/]" if v.deregistered else esc(v.version),
+        "created (UTC)": esc(v.created.replace("T", " ")[:16]),
+        "author": esc(v.author.split(" <")[0]),
+        "channels": esc("\n".join(held(c, v.weights.get(c)) for c in v.channels)),
+        "status": f"[{style}]{esc(status)}[/]" if style else esc(status),
+        "labels": esc("\n".join(item.labels)),
+    }
+    row |= {k: esc(_num(v.metrics.get(k))) for k in keys}
+    return row
+
+
+def _fit(columns: list[str], rows: list[dict[str, str]], width: int, keys: list[str]) -> list[str]:
+    """The columns that fit ``width`` with every value whole: the author goes first, then
+    the metrics from the last (one always stays), then the labels."""
+    from rich.text import Text
+
+    def need(name: str) -> int:
+        cells = [name, *(line for row in rows for line in row[name].split("\n"))]
+        widest = max(Text.from_markup(c).cell_len for c in cells)
+        if name in _FOLDED:  # folded onto more lines, whole, when the table is narrow
+            widest = min(widest, _FOLD_WIDTH)
+        return widest + 3  # padding and a rule
+
+    wanted = list(columns)
+    droppable = ["author", *reversed(keys[1:]), "labels"]
+    while sum(need(c) for c in wanted) + 1 > width and droppable:
+        wanted.remove(droppable.pop(0))
+    return wanted
 
 
 def _key_metrics(all_metrics: list[dict[str, Any]], limit: int = 4) -> list[str]:
