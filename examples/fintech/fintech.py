@@ -209,6 +209,7 @@ class Story:
         self.holiday_release()
         self.monitor_rolls_back(v1_fpr)
         self.the_record()
+        self.next_holiday()
         elapsed = time.monotonic() - self.started
         console.print()
         console.print(
@@ -216,7 +217,8 @@ class Story:
                 "v1 promoted; the holiday retrain v2 passed its gates and was promoted; on "
                 "ordinary traffic it flagged about 15% more legitimate customers, and one "
                 "monitor poll rolled production back to v1; the host swapped back without a "
-                f"download. Every step checked. ({elapsed:.0f} s)",
+                "download. Next holiday season the holiday model is picked by its label, and "
+                f"the regular one after. Every step checked. ({elapsed:.0f} s)",
                 title="fintech finished",
                 border_style="green",
             )
@@ -310,6 +312,32 @@ class Story:
         if "false_positive_rate" not in str(last.get("reason")):
             raise StepFailed(f"the rollback's reason does not name the metric: {last}")
         self.ok("history: the automatic rollback v2.0.0 -> v1.0.0, with the breach as reason")
+
+    def next_holiday(self) -> None:
+        self.chapter(
+            "5. The next holiday season: switch by label, and back",
+            "v2 is wrong for ordinary traffic but right for the holidays. The risk team "
+            "vouches for it (gold), and production picks the newest gold version labelled "
+            "season=holiday; after the season, the one labelled season=regular.",
+        )
+        self.sh(
+            "mvctl", "mark-gold", MODEL, "v2.0.0",
+            "--reason", "the holiday model: right for holiday traffic",
+        )  # fmt: skip
+        for season, version in (("holiday", "v2.0.0"), ("regular", "v1.0.0")):
+            self.sh(
+                "mvctl", "promote", MODEL, "--to", "production",
+                "--select", f"label season={season}", "--reason", f"{season} season",
+            )  # fmt: skip
+            if self.production() != version:
+                raise StepFailed(f"--select season={season} left production on {self.production()}")
+            kept = sorted(p.name for p in (self.host / "versions").iterdir())
+            served = self.pull()
+            if served != version or kept != sorted(
+                p.name for p in (self.host / "versions").iterdir()
+            ):
+                raise StepFailed(f"the host serves {served} after the {season} switch")
+            self.ok(f"season={season}: production is {version}; the host swapped from its own disk")
 
 
 def main() -> None:

@@ -40,6 +40,8 @@ def test_fintech_monitor_rolls_the_holiday_model_back(tmp_path: Path) -> None:
     assert "rolled fraud@production back: v2.0.0 → v1.0.0" in out  # by the monitor
     assert "v2.0.0 -> v1.0.0 (from the local cache)" in out  # the host, no download
     assert "history: the automatic rollback v2.0.0 -> v1.0.0" in out
+    assert "season=holiday: production is v2.0.0" in out  # picked by its label
+    assert "season=regular: production is v1.0.0" in out  # and back
     assert "fintech finished" in out
 
 
