@@ -122,7 +122,7 @@ def _fit(columns: list[str], rows: list[dict[str, str]], width: int, keys: list[
     from rich.text import Text
 
     def need(name: str) -> int:
-        cells = [name, *(line for row in rows for line in row[name].split("\n"))]
+        cells = [esc(name), *(line for row in rows for line in row[name].split("\n"))]
         widest = max(Text.from_markup(c).cell_len for c in cells)
         if name in _FOLDED:  # folded onto more lines, whole, when the table is narrow
             widest = min(widest, _FOLD_WIDTH)
