@@ -433,9 +433,9 @@ class GitRepo(Remotes):
         listed by git."""
         listing = list_tags(self.common_dir(), prefixes)
         if listing is not None:
-            return ListedTags(self, listing.names, listing)
-        names = self.ref_names(*(f"{TAG_PREFIX}{p}*" for p in prefixes))
-        return ListedTags(self, frozenset(names), None)
+            return ListedTags(self, listing.candidates, listing)
+        names = frozenset(self.ref_names(*(f"{TAG_PREFIX}{p}*" for p in prefixes)))
+        return ListedTags(self, names, None)
 
     def tags_at(self, objects: dict[str, str]) -> dict[str, TagRecord | None]:
         """Tags by name from the object ids they point at (read as :meth:`named_tags`
@@ -466,8 +466,13 @@ class ListedTags:
     """What :meth:`GitRepo.listed_tags` answers: ``names``, and :meth:`read`."""
 
     git: GitRepo
-    names: frozenset[str]
+    candidates: frozenset[str]  # the names listed, and maybe others (Listing.candidates)
     listing: Listing | None
+
+    @property
+    def names(self) -> frozenset[str]:
+        """The names listed, exactly."""
+        return self.candidates if self.listing is None else self.listing.names
 
     def read(self, names: Sequence[str]) -> dict[str, TagRecord | None]:
         """:meth:`GitRepo.named_tags` of ``names``, those listed only: git resolves

@@ -18,10 +18,12 @@ has no stamp, and a cache keyed by it must read the refs.
 
 from __future__ import annotations
 
+import errno
 import os
 import re
 import time
 from dataclasses import dataclass
+from functools import cached_property
 from pathlib import Path
 
 SETTLE_NS = 2_000_000_000
@@ -73,26 +75,55 @@ class Listing:
     ``NAME.lock`` a write in progress.
     """
 
-    names: frozenset[str]
+    candidates: frozenset[str]  # every listed name, and maybe .lock files, other prefixes
+    prefixes: tuple[str, ...]
     tags_dir: Path
     packed: dict[str, str]
-    loose: frozenset[str]
+    loose: frozenset[str]  # the candidates that are files in tags_dir
+
+    @cached_property
+    def names(self) -> frozenset[str]:
+        """The names listed: what ``git for-each-ref`` gives for ``prefixes``."""
+        return frozenset(n for n in self.candidates if self.listed(n))
+
+    def listed(self, name: str) -> bool:
+        """Whether ``name``, one of :attr:`candidates`, is listed (a prefix, no lock)."""
+        return name.startswith(self.prefixes) and not name.endswith(".lock")
 
     def oid(self, name: str) -> str | None:
         """The object ``refs/tags/NAME`` points at; :data:`SYMBOLIC` for a symbolic ref
         (git's to resolve); None when not listed, gone since, or a broken file (which git
         leaves out of its listings, with a warning)."""
-        if name not in self.names:
+        if name not in self.candidates or not self.listed(name):
             return None
         if name in self.loose:
             try:
-                text = (self.tags_dir / name).read_bytes().decode("ascii").strip()
+                text = _read_ref(self.tags_dir / name)
+            except _Linked:
+                return SYMBOLIC  # a symbolic ref as a link (git once wrote them)
             except (OSError, UnicodeDecodeError):
                 return None
             if text.startswith("ref:"):
                 return SYMBOLIC
             return text if _OID.fullmatch(text) else None
         return self.packed.get(name)
+
+
+class _Linked(Exception):
+    """A ref file that is a symbolic link."""
+
+
+def _read_ref(path: Path) -> str:
+    """A loose ref's text, never following a link (:class:`_Linked`) nor blocking on a
+    FIFO."""
+    try:
+        fd = os.open(path, os.O_RDONLY | os.O_NOFOLLOW | os.O_NONBLOCK)
+    except OSError as err:
+        if err.errno == errno.ELOOP:
+            raise _Linked(path) from None
+        raise
+    with os.fdopen(fd, "rb") as f:
+        return f.read(4096).decode("ascii").strip()
 
 
 def list_tags(common_dir: Path, prefixes: tuple[str, ...]) -> Listing | None:
@@ -102,17 +133,9 @@ def list_tags(common_dir: Path, prefixes: tuple[str, ...]) -> Listing | None:
     if (common_dir / "reftable").exists() or not (common_dir / "refs").is_dir():
         return None
     tags_dir = common_dir / "refs" / "tags"
-    try:  # loose first: a concurrent pack-refs writes packed-refs before deleting files
-        with os.scandir(tags_dir) as it:
-            entries = [e for e in it if e.name.startswith(prefixes)]
-    except FileNotFoundError:
-        entries = []
-    except OSError:
+    loose = _loose(tags_dir, prefixes)
+    if loose is None:
         return None
-    loose = {e.name for e in entries if e.is_file(follow_symlinks=False)}
-    if len(loose) < len(entries) and any(e.is_symlink() for e in entries):
-        return None  # a symbolic ref as a link (git once wrote them): git's to resolve
-    loose = {name for name in loose if not name.endswith(".lock")}
     packed: dict[str, str] = {}
     try:
         data = (common_dir / "packed-refs").read_bytes()
@@ -131,7 +154,36 @@ def list_tags(common_dir: Path, prefixes: tuple[str, ...]) -> Listing | None:
         text = oid.decode("ascii", "replace")
         if "/" not in name and name.startswith(prefixes) and _OID.fullmatch(text):
             packed[name] = text
-    return Listing(frozenset(loose | packed.keys()), tags_dir, packed, frozenset(loose))
+    return Listing(loose | packed.keys(), prefixes, tags_dir, packed, loose)
+
+
+def _loose(tags_dir: Path, prefixes: tuple[str, ...]) -> frozenset[str] | None:
+    """The names of the regular files in ``tags_dir`` starting with ``prefixes``, less
+    ``.lock`` files, and maybe other names of files there: :attr:`Listing.candidates`
+    (None: a symbolic link among them, or unreadable). Loose refs are read before
+    ``packed-refs``: a concurrent pack-refs writes it before deleting files."""
+    try:
+        st = os.stat(tags_dir)  # noqa: PTH116 - one stat, no Path per entry
+        names = os.listdir(tags_dir)  # noqa: PTH208 - strings, no Path per ref
+    except FileNotFoundError:
+        return frozenset()
+    except OSError:
+        return None
+    if st.st_nlink == 2:
+        # No subdirectory (a directory's link count is 2 plus its subdirectories on the
+        # filesystems that count them): every entry is a file, or a link that
+        # :meth:`Listing.oid` refuses to follow. Strings only, none filtered: a pattern
+        # over them picks whole names (tags.event_counters), and Listing.names filters.
+        return frozenset(names)
+    try:  # nested tags (or a filesystem that does not count): the entries' types say
+        with os.scandir(tags_dir) as it:
+            entries = [e for e in it if e.name.startswith(prefixes)]
+    except OSError:
+        return None
+    files = {e.name for e in entries if e.is_file(follow_symlinks=False)}
+    if len(files) < len(entries) and any(e.is_symlink() for e in entries):
+        return None  # a symbolic ref as a link (git once wrote them): git's to resolve
+    return frozenset(name for name in files if not name.endswith(".lock"))
 
 
 TAGS = b"refs/tags/"

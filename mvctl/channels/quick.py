@@ -81,7 +81,7 @@ def quick_state(
     # The names every tag listing gives, and the tags among them read by name: a name that
     # is not listed is no tag of the model's, whatever git would resolve it to.
     listed_tags = git.listed_tags(f"{model}@", f"{model}#")
-    listed = listed_tags.names
+    listed = listed_tags.candidates  # a pattern picks the model's events among them
     named = listed_tags.read
 
     alias_name = tags.alias_tag(model, channel)

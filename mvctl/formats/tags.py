@@ -150,20 +150,19 @@ def event_counters(model: str, names: Iterable[str]) -> list[tuple[str, str, int
     """(name, channel, counter) of the names among ``names`` that :func:`parse` reads as
     ``model``'s channel events (assignments and unassignments): one pass of one pattern
     over all of them, for the moves that see every name of a model with 10,000 events."""
-    wanted = [n for n in names if n.startswith(f"{model}#")]
-    text = "\n".join(wanted)
-    if text.count("\n") != max(len(wanted) - 1, 0):  # a name holding a newline
-        parsed = ((n, parse(n)) for n in wanted)
+    names = list(names)
+    text = "\n".join(names)  # the pattern picks the model's lines: no filter per name
+    if text.count("\n") != max(len(names) - 1, 0):  # a name holding a newline
+        prefix = f"{model}#"
+        parsed = ((n, parse(n)) for n in names if n.startswith(prefix))
         return [(n, p.channel, p.counter) for n, p in parsed if p is not None and p.channel_event]
-    return [(n, c, int(k)) for n, c, k in _event_pattern(model).findall(text)]
+    return [(n, c, int(k)) for n, c, k in _event_pattern(model).findall(f"\n{text}\n")]
 
 
 def _event_pattern(model: str) -> re.Pattern[str]:
-    # Each line whole, as _TAG_RE's event branch reads it (no line holds a newline).
-    return re.compile(
-        rf"^({re.escape(model)}#({_NAME})!?#([1-9]\d{{0,17}}))$",
-        re.MULTILINE,
-    )
+    # Each line whole, as _TAG_RE's event branch reads it (no line holds a newline); the
+    # leading literal lets the engine skip to each "\nMODEL#" instead of trying every line.
+    return re.compile(rf"\n({re.escape(model)}#({_NAME})!?#([1-9]\d{{0,17}}))(?=\n)")
 
 
 def newest_stops(names: Iterable[str]) -> dict[tuple[str, str], int]:

@@ -141,3 +141,34 @@ def test_a_mark_body_names_pruned_only_when_set() -> None:
     assert MarkBody.from_dict(pruned.to_dict()) == pruned
     assert MarkBody.from_dict(plain.to_dict()) == plain
     assert not MarkBody.from_dict({**plain.to_dict(), "pruned": "yes"}).pruned  # only true
+
+
+EVENT_NAMES = [
+    "fraud#production#3",  # first line of the text
+    "fraud#production!#4",
+    "fraud#staging#12",
+    "fraud#production#03",  # not a counter as parse reads one
+    "fraud#production#3.lock",
+    "fraudx#production#5",  # another model whose name starts with this one
+    "xfraud#production#6",
+    "fraud#Production#7",
+    "fraud@production",
+    "fraud@v0.1.0",
+    "fraud#production#999999999999999999",
+    "fraud#production#1",  # last line of the text
+]
+
+
+@pytest.mark.parametrize("names", [EVENT_NAMES, [*EVENT_NAMES, "fraud#production#8\nx"]])
+def test_event_counters_read_what_parse_reads(names: list[str]) -> None:
+    """One pattern over all the names finds exactly the model's channel events that parse
+    finds, one name at a time (also when a name holds a newline: then parse is used)."""
+    expected = [
+        (n, p.channel, p.counter)
+        for n in names
+        if (p := tags.parse(n)) is not None and p.channel_event and p.model == "fraud"
+    ]
+    assert len(expected) == 5
+    assert tags.event_counters("fraud", names) == expected
+    assert tags.event_counters("fraud", names[::-1]) == expected[::-1]
+    assert tags.event_counters("fraud", []) == []

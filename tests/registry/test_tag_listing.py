@@ -5,6 +5,7 @@ nested, locked, broken, linked, and under reftable (no listing from the files at
 
 from __future__ import annotations
 
+import os
 from pathlib import Path
 
 import pytest
@@ -102,7 +103,27 @@ def test_a_symbolic_ref_is_read_as_git_resolves_it(repo: Path) -> None:
     assert record is not None and record.object == rev(repo, "fraud@v0.1.0")
 
 
-def test_a_linked_ref_or_reftable_leaves_the_listing_to_git(repo: Path, tmp_path: Path) -> None:
+def test_a_linked_ref_is_read_as_git_resolves_it(repo: Path) -> None:
+    """A symbolic link in refs/tags/ is never followed by the listing: git reads it."""
+    (repo / ".git/refs/tags/fraud@v9.0.0").symlink_to(repo / ".git/refs/tags/fraud@v0.1.0")
+    listing = list_tags(repo / ".git", PREFIXES)
+    assert listing is not None and listing.oid("fraud@v9.0.0") == SYMBOLIC
+    listed = GitRepo.open(repo).listed_tags(*PREFIXES)
+    assert listed.names == for_each_ref(repo)
+    record = listed.read(["fraud@v9.0.0"])["fraud@v9.0.0"]
+    assert record is not None and record.object == rev(repo, "fraud@v0.1.0")
+
+
+def test_a_fifo_among_the_refs_never_blocks_the_listing(repo: Path) -> None:
+    os.mkfifo(repo / ".git/refs/tags/fraud@v9.0.0")
+    listing = list_tags(repo / ".git", PREFIXES)
+    assert listing is not None and listing.oid("fraud@v9.0.0") is None
+
+
+def test_a_linked_ref_beside_nested_tags_or_reftable_leaves_the_listing_to_git(
+    repo: Path, tmp_path: Path
+) -> None:
+    git(repo, "tag", "-a", "-m", "nested", "refs/tags/fraud#staging#5", "HEAD")
     (repo / ".git/refs/tags/fraud@v9.0.0").symlink_to(repo / ".git/refs/tags/fraud@v0.1.0")
     assert list_tags(repo / ".git", PREFIXES) is None
     listed = GitRepo.open(repo).listed_tags(*PREFIXES)
