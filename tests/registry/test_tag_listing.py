@@ -86,6 +86,27 @@ def test_nested_tags_and_locks_are_not_listed(repo: Path) -> None:
     assert_as_git(repo)
 
 
+def test_packed_refs_lines_that_name_no_flat_tag_are_not_listed(repo: Path) -> None:
+    """Only ``OID refs/tags/NAME`` lines list a name: not a branch whose name holds
+    refs/tags/, a nested tag, a peeled line, another model's tag or a name that is only the
+    start of a longer one; a line with no object id (git refuses the file) is listed and
+    reads as nothing."""
+    git(repo, "branch", "refs/tags/fraud@staging", "HEAD")
+    git(repo, "tag", "-a", "-m", "nested", "fraud@x/y")
+    git(repo, "tag", "-a", "-m", "long", "fraud@production2")
+    git(repo, "pack-refs", "--all")
+    packed = repo / ".git/packed-refs"
+    assert "^" in packed.read_text()  # peeled lines of the annotated tags
+    assert_as_git(repo)
+    v1 = rev(repo, "fraud@v0.1.0")
+    with packed.open("a") as f:
+        f.write("not-an-oid refs/tags/fraud#production#88\n")
+    listing = list_tags(repo / ".git", PREFIXES)  # git itself refuses such a file
+    assert listing is not None and "fraud#production#88" in listing.names
+    assert listing.oid("fraud#production#88") is None
+    assert listing.oid("fraud@v0.1.0") == v1
+
+
 def test_a_broken_file_is_listed_by_name_and_reads_as_nothing(repo: Path) -> None:
     (repo / ".git/refs/tags/fraud#production#77").write_text("not an object id\n")
     # git warns and leaves it out; the listing names it (it opens no file) and reading it
