@@ -63,10 +63,7 @@ def promote(
     dry_run: DryRunOpt = False,
     as_json: JsonOpt = False,
 ) -> None:
-    """Promote a version to a channel through its gates (event tag + alias move).
-
-    Example: mvctl promote fraud --to production --select "label season=holiday"
-    """
+    """Promote a version to a channel through its gates (event tag + alias move)."""
     from mvctl.channels.promotion import promote as run_promote
     from mvctl.channels.promotion import promote_selected
     from mvctl.errors import UsageError
@@ -138,7 +135,7 @@ def validate(
     eval_data: EvalDataOpt = None,
     as_json: JsonOpt = False,
 ) -> None:
-    """Run a channel's gates for a version; exit 1 if one fails. Changes nothing."""
+    """Run a channel's gates for a version, changing nothing; exit 1 if one fails."""
     from mvctl.channels.promotion import validate as run_validate
     from mvctl.errors import PolicyError
 
@@ -164,8 +161,10 @@ def history(
     channel: Annotated[str | None, typer.Option("--channel", "-c", help="One channel.")] = None,
     as_json: JsonOpt = False,
 ) -> None:
-    """Every promotion, rollback, override, weight change and stop: time, actor, from → to,
-    weight, reason."""
+    """Show a model's channel events: promotions, rollbacks, overrides, weights, stops.
+
+    Each with its time, actor, from → to, weight and reason.
+    """
     from mvctl.channels.state import history as run_history
 
     events = run_history(Path.cwd(), model, channel)
@@ -209,11 +208,7 @@ def label(
     dry_run: DryRunOpt = False,
     as_json: JsonOpt = False,
 ) -> None:
-    """Label or describe a version after registering it (a new labels tag; the manifest is
-    never rewritten).
-
-    Example: mvctl label fraud@v1.4.0 season=holiday --remove promo --description "Q4 retrain"
-    """
+    """Label or describe a registered version: a new labels tag, the manifest untouched."""
     from mvctl.channels.labels import label as run_label
     from mvctl.cli.render.registry import relabelled
 

@@ -21,8 +21,10 @@ def check(
     ] = False,
     as_json: JsonOpt = False,
 ) -> None:
-    """Check the registry (aliases vs events, manifests, DVC files) and what the git remote
-    lacks. Exit 1 on a mismatch."""
+    """Check the registry's consistency and what the git remote lacks; exit 1 if wrong.
+
+    Aliases against events, manifests, DVC files, and the registry tags the remote lacks.
+    """
     from mvctl.check import check as run_check
     from mvctl.errors import PolicyError
 

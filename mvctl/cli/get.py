@@ -44,10 +44,7 @@ def get(
     ] = None,
     as_json: JsonOpt = False,
 ) -> None:
-    """Download a version's weights, verified against its manifest, without a checkout.
-
-    Example: mvctl get fraud@production --repo git@github.com:acme/models.git -o model.pkl
-    """
+    """Download a version's weights, verified against its manifest, without a checkout."""
     from mvctl.registry.get import get as run_get
     from mvctl.serving.get import Options, Wanted
 

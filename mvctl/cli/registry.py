@@ -195,10 +195,10 @@ def list_(
     ] = None,
     as_json: JsonOpt = False,
 ) -> None:
-    """List models, or one model's versions (with their labels and status: gold, bad,
-    retired, deregistered).
+    """List the models, or one model's versions with their labels and status.
 
-    Example: mvctl list fraud --label season=holiday --metric 'auc>=0.9'
+    A version's status is gold, bad, retired or deregistered; the filters narrow one
+    model's versions and combine (all must match).
     """
     from mvctl.errors import UsageError
     from mvctl.registry.read import list_models

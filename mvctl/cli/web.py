@@ -136,8 +136,11 @@ def ui(
         ),
     ] = None,
 ) -> None:
-    """A web dashboard: models, channels, versions, history, lineage, diff, hosts, and a
-    forced rollback with a reason (recorded with your name)."""
+    """Run the web dashboard: the registry at a glance, and a forced rollback.
+
+    Models, channels, versions, history, lineage, diff and hosts; a forced rollback asks
+    for a reason and is recorded with your name.
+    """
     from mvctl._adapters.git import GitRepo
     from mvctl.formats import config
     from mvctl.web import httpserver, origins
