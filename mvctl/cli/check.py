@@ -21,9 +21,10 @@ def check(
     ] = False,
     as_json: JsonOpt = False,
 ) -> None:
-    """Check the registry's consistency and what the git remote lacks; exit 1 if wrong.
+    """Check the registry's consistency and what the remote lacks.
 
-    Aliases against events, manifests, DVC files, and the registry tags the remote lacks.
+    Compares aliases with events, manifests and DVC files, and lists the
+    registry tags the git remote lacks. Exit 1 on a problem.
     """
     from mvctl.check import check as run_check
     from mvctl.errors import PolicyError

@@ -45,10 +45,10 @@ def gc(
     remote: RemoteOpt = "origin",
     as_json: JsonOpt = False,
 ) -> None:
-    """Prune old versions' artifacts, keeping every one a rollback may need.
+    """Prune old versions' artifacts, keeping what rollbacks may need.
 
-    Never one a channel holds, one of the last N gold of any channel, or one of the newest.
-    Shows the plan unless --yes.
+    Never one a channel holds, one of the last N gold of any channel,
+    or one of the newest. Shows the plan unless --yes.
     """
     from mvctl.retention.prune import gc as run
 

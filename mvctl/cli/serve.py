@@ -114,7 +114,7 @@ def serve(
     read_timeout: ReadTimeoutOpt = 10.0,
     max_connections: MaxConnectionsOpt = 64,
 ) -> None:
-    """Serve DIR's model over HTTP, hot-swapping it whenever DIR changes.
+    """Serve DIR's model over HTTP, hot-swapping it as DIR changes.
 
     Speaks the Open Inference Protocol v2 and /predict.
     """

@@ -40,7 +40,11 @@ def webhook_serve(
     read_timeout: ReadTimeoutOpt = 10.0,
     max_connections: MaxConnectionsOpt = 64,
 ) -> None:
-    """Receive Alertmanager webhooks (POST /alerts) and roll back named channels."""
+    """Receive Alertmanager webhooks and roll back the channels named.
+
+    Alertmanager POSTs them to /alerts with the bearer token, which mvctl
+    reads from --token-file, else MVCTL_WEBHOOK_TOKEN.
+    """
     from mvctl._adapters.git import GitRepo
     from mvctl.web import auth, httpserver, receiver
 
@@ -136,10 +140,10 @@ def ui(
         ),
     ] = None,
 ) -> None:
-    """Run the web dashboard: the registry at a glance, and a forced rollback.
+    """Run a web dashboard of the registry, with a forced rollback.
 
-    Models, channels, versions, history, lineage, diff and hosts; a forced rollback asks
-    for a reason and is recorded with your name.
+    Models, channels, versions, history, lineage, diff and hosts.
+    A forced rollback asks for a reason and is recorded with your name.
     """
     from mvctl._adapters.git import GitRepo
     from mvctl.formats import config
