@@ -21,7 +21,7 @@ if TYPE_CHECKING:
 
 canary_app = typer.Typer(
     name="canary",
-    help="Weighted canary channels: change the share of traffic, stop, analyze, watch.",
+    help="Weighted canary channels: weight, stop, analyze and watch.",
     no_args_is_help=True,
 )
 
@@ -75,7 +75,10 @@ def weight(
     dry_run: DryRunOpt = False,
     as_json: JsonOpt = False,
 ) -> None:
-    """Give the canary another share of traffic: a weight event on the version it holds."""
+    """Give the canary another share of traffic.
+
+    A weight event on the version the canary holds.
+    """
     from mvctl.channels.weights import set_weight
     from mvctl.formats.tags import parse_weight
 
@@ -103,10 +106,12 @@ def stop(
     dry_run: DryRunOpt = False,
     as_json: JsonOpt = False,
 ) -> None:
-    """Take the canary off: its alias is deleted, GTO's unassignment MODEL#CHANNEL!#N written.
+    """Take the canary off, deleting its alias.
 
-    The channel is empty until a promotion starts a new tenure; a retry of an interrupted
-    stop completes it, never repeats it."""
+    Writes GTO's unassignment tag MODEL#CHANNEL!#N. The channel is empty until
+    a promotion starts a new tenure; a retry of an interrupted stop completes
+    it, never repeats it.
+    """
     from mvctl.channels.weights import stop as run_stop
 
     move = run_stop(
@@ -148,14 +153,16 @@ def analyze(
     dry_run: DryRunOpt = False,
     as_json: JsonOpt = False,
 ) -> None:
-    """Compare the canary (or shadow) with production on decision logs, and decide.
+    """Compare the canary or shadow with production, and decide.
 
-    Per metric: both values, an always-valid sequential test and a verdict; overall:
-    promote, next step, continue or roll back (exit 1 for roll back, after the report).
+    On the decision logs mvctl serve wrote. Per metric: both values, an
+    always-valid sequential test and a verdict. Overall: promote, next step,
+    continue or roll back (exit 1 for roll back, after the report).
 
-    Metrics, steps, alpha and minimum samples come from 'canary:' in mvctl.yaml. With
-    --apply the verdict is performed: the next weight, a promotion to production through
-    its gates, or a stop, with the evidence recorded in the event."""
+    Metrics, steps, alpha and minimum samples come from 'canary:' in mvctl.yaml.
+    With --apply the verdict is performed: the next weight, a promotion to
+    production through its gates, or a stop, with the evidence in the event.
+    """
     from mvctl.canary.apply import analyze_round
     from mvctl.cli.render import canary as render_canary
 
@@ -195,13 +202,16 @@ def watch(
     dry_run: DryRunOpt = False,
     as_json: JsonOpt = False,
 ) -> None:
-    """Analyze (and with --apply act) every --interval seconds, until a decision.
+    """Analyze every --interval seconds until a decision.
 
-    One line per round (a JSON object per line with --json), until a promotion or a
-    rollback, or SIGTERM/SIGINT (which let a move in progress finish, then exit 0).
-    Operational errors, and a registry that changed between an analysis and its move
-    (exit 4 for analyze), are logged and retried next round; a refusal (gates, review)
-    ends it with its exit code."""
+    With --apply, act on each verdict. One line per round (a JSON object per
+    line with --json), until a promotion or a rollback, or SIGTERM/SIGINT
+    (which let a move in progress finish, then exit 0).
+
+    Operational errors, and a registry that changed between an analysis and
+    its move (exit 4 for analyze), are logged and retried next round; a
+    refusal (gates, review) ends it with its exit code.
+    """
     import signal
     import threading
 

@@ -63,9 +63,10 @@ def promote(
     dry_run: DryRunOpt = False,
     as_json: JsonOpt = False,
 ) -> None:
-    """Promote a version to a channel through its gates (event tag + alias move).
+    """Promote a version to a channel through its gates.
 
-    Example: mvctl promote fraud --to production --select "label season=holiday"
+    Writes an event tag and moves the channel's alias. Instead of a VERSION,
+    --select chooses the newest gold one by label or metric.
     """
     from mvctl.channels.promotion import promote as run_promote
     from mvctl.channels.promotion import promote_selected
@@ -138,7 +139,10 @@ def validate(
     eval_data: EvalDataOpt = None,
     as_json: JsonOpt = False,
 ) -> None:
-    """Run a channel's gates for a version; exit 1 if one fails. Changes nothing."""
+    """Run a channel's gates for a version; exit 1 if one fails.
+
+    Changes nothing: promote runs the same gates before it moves the channel.
+    """
     from mvctl.channels.promotion import validate as run_validate
     from mvctl.errors import PolicyError
 
@@ -164,8 +168,11 @@ def history(
     channel: Annotated[str | None, typer.Option("--channel", "-c", help="One channel.")] = None,
     as_json: JsonOpt = False,
 ) -> None:
-    """Every promotion, rollback, override, weight change and stop: time, actor, from → to,
-    weight, reason."""
+    """Show a model's channel events: promotions, rollbacks, stops.
+
+    Overrides and weight changes too, each with its time, actor, from → to,
+    weight and reason.
+    """
     from mvctl.channels.state import history as run_history
 
     events = run_history(Path.cwd(), model, channel)
@@ -209,10 +216,9 @@ def label(
     dry_run: DryRunOpt = False,
     as_json: JsonOpt = False,
 ) -> None:
-    """Label or describe a version after registering it (a new labels tag; the manifest is
-    never rewritten).
+    """Label or describe a registered version.
 
-    Example: mvctl label fraud@v1.4.0 season=holiday --remove promo --description "Q4 retrain"
+    Writes a new labels tag; the manifest is never rewritten.
     """
     from mvctl.channels.labels import label as run_label
     from mvctl.cli.render.registry import relabelled
@@ -237,7 +243,10 @@ def retire(
     dry_run: DryRunOpt = False,
     as_json: JsonOpt = False,
 ) -> None:
-    """Deregister a version (GTO's MODEL@vX.Y.Z!); refused while a channel holds it."""
+    """Deregister a version (GTO's MODEL@vX.Y.Z!).
+
+    Refused while a channel holds it.
+    """
     from mvctl.channels.marks import retire as run
 
     mark = run(Path.cwd(), model, version, reason=reason, push=push, remote=remote, dry_run=dry_run)
@@ -255,7 +264,10 @@ def propose(
     dry_run: DryRunOpt = False,
     as_json: JsonOpt = False,
 ) -> None:
-    """Commit a promotion request with its gate report on a new branch, ready for a PR."""
+    """Commit a promotion request on a new branch, for a pull request.
+
+    With its gate report, for the reviewers; --push pushes the branch.
+    """
     from mvctl.channels.review import propose as run_propose
 
     proposal = run_propose(
@@ -283,7 +295,10 @@ def apply(
     dry_run: DryRunOpt = False,
     as_json: JsonOpt = False,
 ) -> None:
-    """Perform merged promotion requests not yet performed (run by CI on the main branch)."""
+    """Perform merged promotion requests not yet performed.
+
+    Run by CI on the main branch, once a request's pull request is merged.
+    """
     from mvctl.channels.review import apply as run_apply
     from mvctl.errors import ConflictError, PolicyError
 

@@ -21,8 +21,11 @@ def check(
     ] = False,
     as_json: JsonOpt = False,
 ) -> None:
-    """Check the registry (aliases vs events, manifests, DVC files) and what the git remote
-    lacks. Exit 1 on a mismatch."""
+    """Check the registry's consistency and what the remote lacks.
+
+    Compares aliases with events, manifests and DVC files, and lists the
+    registry tags the git remote lacks. Exit 1 on a problem.
+    """
     from mvctl.check import check as run_check
     from mvctl.errors import PolicyError
 

@@ -44,9 +44,9 @@ def get(
     ] = None,
     as_json: JsonOpt = False,
 ) -> None:
-    """Download a version's weights, verified against its manifest, without a checkout.
+    """Download a version's weights, verified, without a checkout.
 
-    Example: mvctl get fraud@production --repo git@github.com:acme/models.git -o model.pkl
+    The weights are checked against the version's manifest before they are kept.
     """
     from mvctl.registry.get import get as run_get
     from mvctl.serving.get import Options, Wanted

@@ -35,7 +35,10 @@ def lineage(
     ] = LineageFormat.rich,
     as_json: Annotated[bool, typer.Option("--json", help="Same as --format json.")] = False,
 ) -> None:
-    """Show the version tree of a model (or one version's ancestry), derived from git history."""
+    """Show a model's version tree, or one version's ancestry.
+
+    Derived from git history.
+    """
     from mvctl.lineage.tree import report
 
     result = report(Path.cwd(), model, version)
@@ -62,7 +65,10 @@ def diff(
     ),
     as_json: Annotated[bool, typer.Option("--json", help="Same as --format json.")] = False,
 ) -> None:
-    """Explain what changed between two versions: weights, data, params, env, metrics, code."""
+    """Explain what changed between two versions.
+
+    Weights, data, params, environment, metrics and code, each compared.
+    """
     from mvctl.lineage.diff import diff as run_diff
 
     result = run_diff(Path.cwd(), model, old, new)

@@ -68,7 +68,10 @@ def monitor(
     dry_run: Annotated[bool, typer.Option("--dry-run", help="Roll back only on paper.")] = False,
     as_json: Annotated[bool, typer.Option("--json", help="Print JSON for machines.")] = False,
 ) -> None:
-    """Check live data and metrics against the channel's monitors; exit 1 on a breach."""
+    """Check live data and metrics against the channel's monitors.
+
+    Exit 1 on a breach; with --rollback, the channel is rolled back too.
+    """
     import os
 
     from mvctl.errors import MvctlError, PolicyError, UsageError

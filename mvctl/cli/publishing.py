@@ -22,7 +22,10 @@ def push(
     ] = False,
     as_json: JsonOpt = False,
 ) -> None:
-    """Publish every registry tag the remote lacks, in one atomic, leased push."""
+    """Publish every registry tag the remote lacks, in one push.
+
+    The push is atomic and leased: all the tags or none.
+    """
     from mvctl.publishing.publish import push as run_push
 
     result = run_push(Path.cwd(), remote, model, dry_run=dry_run)
@@ -48,7 +51,10 @@ def status(
     remote: RemoteOpt = "origin",
     as_json: JsonOpt = False,
 ) -> None:
-    """List what the remote lacks: tags written here that serving hosts cannot see yet."""
+    """List the tags made here that serving hosts cannot see yet.
+
+    What the git remote lacks; mvctl push publishes it.
+    """
     from mvctl.publishing.publish import status as run_status
 
     found = run_status(Path.cwd(), remote, model)
@@ -86,7 +92,7 @@ def sync(
     dry_run: DryRunOpt = False,
     as_json: JsonOpt = False,
 ) -> None:
-    """Fetch channel tags from the remote; local aliases only move forward."""
+    """Fetch channel tags from the remote; aliases only move forward."""
     from mvctl.publishing.sync import sync as run_sync
 
     result = run_sync(Path.cwd(), remote, model, dry_run=dry_run, discard_local=discard_local)

@@ -25,7 +25,10 @@ def init(
     dry_run: DryRunOpt = False,
     as_json: JsonOpt = False,
 ) -> None:
-    """Make this git repository an mvctl registry (DVC, mvctl.yaml, a DVC remote)."""
+    """Make this git repository an mvctl registry.
+
+    Initialises DVC, writes mvctl.yaml and sets the DVC remote for artifacts.
+    """
     from mvctl.registry.initialise import init as run_init
 
     result = run_init(Path.cwd(), storage, dry_run=dry_run)
@@ -122,7 +125,11 @@ def register(
     dry_run: DryRunOpt = False,
     as_json: JsonOpt = False,
 ) -> None:
-    """Record a model version: DVC-track and push artifacts, write the manifest, commit, tag."""
+    """Record a model version: artifacts, manifest, commit and tag.
+
+    The artifacts are DVC-tracked and pushed to the registry's DVC remote,
+    then the manifest is written and committed, and the version tagged.
+    """
     from mvctl.errors import UsageError
     from mvctl.registry.register import RegisterRequest
     from mvctl.registry.register import register as run_register
@@ -195,10 +202,10 @@ def list_(
     ] = None,
     as_json: JsonOpt = False,
 ) -> None:
-    """List models, or one model's versions (with their labels and status: gold, bad,
-    retired, deregistered).
+    """List the models, or one model's versions and their status.
 
-    Example: mvctl list fraud --label season=holiday --metric 'auc>=0.9'
+    Each version with its labels and status: gold, bad, retired or deregistered.
+    The filters narrow one model's versions, and all of them must match.
     """
     from mvctl.errors import UsageError
     from mvctl.registry.read import list_models

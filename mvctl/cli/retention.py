@@ -45,8 +45,11 @@ def gc(
     remote: RemoteOpt = "origin",
     as_json: JsonOpt = False,
 ) -> None:
-    """Prune old versions' artifacts; never one a channel holds, one of the last N gold
-    of any channel, or one of the newest. Shows the plan unless --yes."""
+    """Prune old versions' artifacts, keeping what rollbacks may need.
+
+    Never one a channel holds, one of the last N gold of any channel,
+    or one of the newest. Shows the plan unless --yes.
+    """
     from mvctl.retention.prune import gc as run
 
     if dry_run and yes:

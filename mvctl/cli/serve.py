@@ -114,8 +114,10 @@ def serve(
     read_timeout: ReadTimeoutOpt = 10.0,
     max_connections: MaxConnectionsOpt = 64,
 ) -> None:
-    """Serve DIR's model over HTTP (Open Inference Protocol v2 and /predict), hot-swapping
-    whenever DIR changes."""
+    """Serve DIR's model over HTTP, hot-swapping it as DIR changes.
+
+    Speaks the Open Inference Protocol v2 and /predict.
+    """
     from mvctl import serving
     from mvctl.errors import UsageError
     from mvctl.web import httpserver, inference

@@ -158,7 +158,10 @@ def pull(
         typer.Option("--metrics-token-file", help="File holding the metrics bearer token."),
     ] = None,
 ) -> None:
-    """Serving host: follow channels and swap weights atomically, verified."""
+    """Follow channels on a serving host, swapping weights atomically.
+
+    Each version's weights are verified before the swap.
+    """
     import shlex
 
     from mvctl import serving

@@ -40,7 +40,11 @@ def webhook_serve(
     read_timeout: ReadTimeoutOpt = 10.0,
     max_connections: MaxConnectionsOpt = 64,
 ) -> None:
-    """Receive Alertmanager webhooks (POST /alerts) and roll back named channels."""
+    """Receive Alertmanager webhooks and roll back the channels named.
+
+    Alertmanager POSTs them to /alerts with the bearer token, which mvctl
+    reads from --token-file, else MVCTL_WEBHOOK_TOKEN.
+    """
     from mvctl._adapters.git import GitRepo
     from mvctl.web import auth, httpserver, receiver
 
@@ -136,8 +140,11 @@ def ui(
         ),
     ] = None,
 ) -> None:
-    """A web dashboard: models, channels, versions, history, lineage, diff, hosts, and a
-    forced rollback with a reason (recorded with your name)."""
+    """Run a web dashboard of the registry, with a forced rollback.
+
+    Models, channels, versions, history, lineage, diff and hosts.
+    A forced rollback asks for a reason and is recorded with your name.
+    """
     from mvctl._adapters.git import GitRepo
     from mvctl.formats import config
     from mvctl.web import httpserver, origins

@@ -67,7 +67,7 @@ def test_refusals_exit_with_their_code_and_say_why(
 def test_help_shows_an_example(reg: Registry) -> None:
     for command, example in (
         ("label", "mvctl label fraud@v1.4.0 season=holiday"),
-        ("promote", '--select "label season=holiday"'),
+        ("promote", "--select 'label season=holiday'"),
         ("list", "mvctl list fraud --label season=holiday"),
     ):
         shown = mvctl(reg.root, command, "--help")

@@ -83,3 +83,24 @@ def section(found: list[Block], prefix: str) -> list[Block]:
         for b in found
         if any(lv == 2 and t.startswith(prefix) for lv, t in zip(b.levels, b.headings, strict=True))
     ]
+
+
+def sections(text: str) -> list[tuple[str, str]]:
+    """Each heading's title and its section: the text up to the next heading of its level
+    or above (a `# comment` in a fenced block is no heading)."""
+    lines = text.splitlines()
+    starts: list[tuple[int, int, str]] = []  # (line, level, title)
+    fence = None
+    for n, line in enumerate(lines):
+        marker = _FENCE.match(line)
+        if marker and fence is None:
+            fence = marker["fence"]
+        elif fence is not None:
+            fence = None if line.strip() == fence else fence
+        elif heading := _HEADING.match(line):
+            starts.append((n, len(heading["level"]), heading["title"]))
+    found = []
+    for i, (n, level, title) in enumerate(starts):
+        end = next((m for m, lv, _ in starts[i + 1 :] if lv <= level), len(lines))
+        found.append((title, "\n".join(lines[n:end])))
+    return found

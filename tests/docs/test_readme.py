@@ -6,14 +6,16 @@ the tags mvctl reads."""
 from __future__ import annotations
 
 import re
+import shlex
 import subprocess
 from typing import Any
 
 import yaml
 
 import mvctl
-from tests.docs.markdown import README, ROOT, blocks, shell_blocks
-from tests.examples.commands import check_command, mvctl_commands
+from mvctl.cli.app import EXAMPLES
+from tests.docs.markdown import README, ROOT, blocks, sections, shell_blocks
+from tests.examples.commands import check_command, mvctl_commands, resolve, walk
 
 TEXT = README.read_text()
 _LINK = re.compile(r"(?<!!)\[[^\]]*\]\(([^)\s]+)\)|!\[[^\]]*\]\(([^)\s]+)\)")
@@ -102,6 +104,37 @@ def test_every_mvctl_command_shown_exists_with_those_options() -> None:
         for argv in mvctl_commands(block.text):
             seen.add(check_command(argv))
     assert len(seen) > 25, sorted(seen)
+
+
+def _options(command: Any) -> set[str]:
+    return {opt for p in command.params for opt in (*p.opts, *p.secondary_opts)}
+
+
+def test_the_command_reference_documents_every_command_and_what_its_examples_use() -> None:
+    """Each command has a README section whose heading names it; the options a heading
+    shows are the command's; and every option a --help example uses is in its section, so
+    the examples teach nothing the reference leaves out."""
+    found = sections(TEXT)
+    assert len(found) > 40
+    for title, _ in found:
+        for usage in re.findall(r"`(mvctl [^`]+)`", title):
+            command, _, path = resolve(shlex.split(usage.split(" [")[0]))
+            for flag in re.findall(r"(?<![\w-])(--?[a-z][\w-]*)", usage):
+                assert flag in _options(command), f"README {title!r}: {path} has no {flag}"
+    leaves = [path for path, command in walk() if not hasattr(command, "commands")]
+    assert len(leaves) > 25
+    for path in leaves:
+        text = "\n".join(body for title, body in found if f"`mvctl {path}" in title)
+        assert text, f"README: no section whose heading names mvctl {path}"
+        for argv in mvctl_commands("\n".join(EXAMPLES[path])):
+            command = resolve(argv)[0]
+            for flag in (word.split("=", 1)[0] for word in argv if word.startswith("-")):
+                # -c is documented as --channel: any spelling of the option will do.
+                (param,) = [p for p in command.params if flag in (*p.opts, *p.secondary_opts)]
+                spellings = "|".join(map(re.escape, (*param.opts, *param.secondary_opts)))
+                assert re.search(rf"(?<![\w-])(?:{spellings})(?![\w-])", text), (
+                    f"mvctl {path} --help shows {flag}; its README section does not"
+                )
 
 
 def test_the_pre_commit_rev_is_this_release() -> None:

@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import re
 import shlex
+from collections.abc import Iterator
 from typing import Any
 
 import typer
@@ -13,6 +14,13 @@ import typer
 from mvctl.cli.app import app
 
 ROOT = typer.main.get_command(app)
+
+
+def walk(command: Any = ROOT, path: str = "") -> Iterator[tuple[str, Any]]:
+    """Every command and group of the application, by path ("" is mvctl itself)."""
+    yield path, command
+    for name, sub in getattr(command, "commands", {}).items():
+        yield from walk(sub, f"{path} {name}".strip())
 
 
 def _without_comment(line: str) -> str:
