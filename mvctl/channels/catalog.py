@@ -11,7 +11,7 @@ apply to the rows, so no filter costs a git call per version.
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Literal
@@ -127,13 +127,28 @@ def catalog(root: Path, model: str, filters: Filters | None = None) -> list[List
     if filters is not None and filters.channel is not None:
         check_channel(filters.channel)
     git = open_registry(root)
-    patterns = [f"{tags.TAG_PREFIX}{model}@*", tags.event_glob(model)]
-    listed = index.cached(
-        git, "catalog", model, patterns, lambda records: _listed(model, records), LISTED_ROWS
-    )
+    listed = index.cached(git, "catalog", model, _patterns(model), _builder(model), LISTED_ROWS)
     if filters is None or filters.empty:
         return listed
     return [v for v in listed if filters.passes(v)]
+
+
+def catalog_dicts(root: Path, model: str) -> list[dict[str, Any]]:
+    """``[v.to_dict() for v in catalog(root, model)]``, made from the index's rows at once."""
+    check_model(model)
+    git = open_registry(root)
+    build = _builder(model)
+    return index.cached_as(
+        git, "catalog", model, _patterns(model), build, LISTED_ROWS, ListedVersion.dict_of_row
+    )
+
+
+def _patterns(model: str) -> list[str]:
+    return [f"{tags.TAG_PREFIX}{model}@*", tags.event_glob(model)]
+
+
+def _builder(model: str) -> Callable[[list[TagRecord]], list[ListedVersion]]:
+    return lambda records: _listed(model, records)
 
 
 # --- promote --select ---------------------------------------------------------------------

@@ -229,7 +229,7 @@ def list_(
             table.add_row(esc(m.model), esc(m.latest or "-"), str(m.count), esc(channels))
         stdout().print(table if models else "no models registered yet")
         return
-    from mvctl.channels.catalog import Filters, catalog
+    from mvctl.channels.catalog import Filters, catalog, catalog_dicts
     from mvctl.formats.labels import LabelFilter, check_labels, parse_metric_filter
 
     filters = Filters(
@@ -237,16 +237,14 @@ def list_(
         metrics=tuple(parse_metric_filter(m) for m in metric or ()),
         channel=channel,
     )
-    versions = catalog(Path.cwd(), model, filters)
     if as_json:
-        print_json(
-            {
-                "model": model,
-                "filters": filters.to_dict(),
-                "versions": [v.to_dict() for v in versions],
-            }
-        )
+        if filters.empty:  # every version: straight from the index's rows
+            found = catalog_dicts(Path.cwd(), model)
+        else:
+            found = [v.to_dict() for v in catalog(Path.cwd(), model, filters)]
+        print_json({"model": model, "filters": filters.to_dict(), "versions": found})
         return
+    versions = catalog(Path.cwd(), model, filters)
     render.versions_table(model, versions, filtered=bool(label or metric or channel))
 
 

@@ -133,6 +133,30 @@ class ListedVersion:
             list(self.served),
         ]
 
+    @staticmethod
+    def dict_of_row(row: list[Any]) -> dict[str, Any]:
+        """``from_row(row).to_dict()``, made from the row at once (``list MODEL --json``)."""
+        (model, version, commit, created, author, metrics, dereg, channels, _, weights,
+         labels, description, window, labels_tag, status, standing, served) = row  # fmt: skip
+        return {
+            "model": model,
+            "version": version,
+            "commit": commit,
+            "created": created,
+            "author": author,
+            "metrics": metrics,
+            "deregistered": dereg,
+            "channels": list(channels),
+            "weights": weights,
+            "labels": list(labels),
+            "description": description,
+            "data_window": window,
+            "labels_tag": labels_tag,
+            "status": status,
+            "standing": standing,
+            "served": list(served),
+        }
+
     @classmethod
     def from_row(cls, row: list[Any]) -> ListedVersion:
         labels, description, window, labels_tag, status, standing, served = row[10:]

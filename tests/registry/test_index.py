@@ -18,6 +18,7 @@ import pytest
 
 from mvctl._adapters import refstate
 from mvctl._adapters.git import GitRepo, TagRecord
+from mvctl.channels.catalog import catalog_dicts
 from mvctl.channels.promotion import promote
 from mvctl.channels.rollback import rollback
 from mvctl.channels.state import history
@@ -61,6 +62,7 @@ def answers(root: Path) -> list[list[list[Any]]]:
         [e.to_row() for e in history(root, "fraud")],
         [e.to_row() for e in history(root, "fraud", "staging")],
         [read.resolve_version(GitRepo.open(root), ref).to_row() for ref in REFS],
+        catalog_dicts(root, "fraud"),  # `list fraud --json`, from the catalog view's rows
     ]
 
 
@@ -73,8 +75,14 @@ def full_read(root: Path, monkeypatch: pytest.MonkeyPatch) -> list[list[list[Any
     def by_names(git: GitRepo, view: str, key: str, patterns: Any, build: Any, rows: Any) -> Any:
         return build(git.ref_objects(*patterns))
 
+    def direct_as(
+        git: GitRepo, view: str, model: str, patterns: Any, build: Any, rows: Any, shape: Any
+    ) -> Any:
+        return [item.to_dict() for item in build(git.tags(*patterns))]
+
     with monkeypatch.context() as mp:
         mp.setattr(index, "cached", direct)
+        mp.setattr(index, "cached_as", direct_as)
         mp.setattr(index, "cached_by_names", by_names)
         mp.setattr(index, "peek", lambda *args: None)
         return answers(root)
@@ -130,7 +138,7 @@ def test_a_fresh_stamp_is_not_stored(reg: Registry, monkeypatch: pytest.MonkeyPa
 
     monkeypatch.setattr(GitRepo, "tags", counted)
     assert answers(reg.root) == expected
-    assert len(reads) == 3
+    assert len(reads) == 4  # versions, history twice, catalog: each by its digest
     assert not index_file(reg, "models", "all").exists()  # it reads aliases after listing
 
 
