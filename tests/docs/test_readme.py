@@ -198,3 +198,15 @@ def test_the_ci_recipe_fetches_the_tags_as_the_templates_do() -> None:
             _steps_fetch_tags_first(job["steps"], path.name)
     gitlab = (ROOT / "examples" / "ci" / "gitlab" / ".gitlab-ci.yml").read_text()
     assert "GIT_DEPTH: 0" in gitlab and "--force --tags origin" in gitlab
+
+
+def test_the_performance_tables_are_rows_of_the_benchmark_results() -> None:
+    """README's figures are the benchmarks' own: every line of its Performance tables (the
+    header rows included) is a line of benchmarks/RESULTS.md, so a rerun that changes a
+    figure fails here until the README shows it."""
+    section = TEXT.split("\n## Performance\n", 1)[1].split("\n## ", 1)[0]
+    rows = [line for line in section.splitlines() if line.startswith("|")]
+    results = set((ROOT / "benchmarks" / "RESULTS.md").read_text().splitlines())
+    assert len([r for r in rows if not r.startswith("|---")]) >= 12
+    missing = [row for row in rows if row not in results]
+    assert not missing, "README rows not in benchmarks/RESULTS.md:\n" + "\n".join(missing)
