@@ -179,19 +179,56 @@ class Packed:
     """The flat tags of a ``packed-refs`` file whose names start with some prefixes:
     :attr:`names` from one pattern over the file (the literal `` refs/tags/`` it skips to
     occurs only on tag lines: a ref name holds no space), and a name's object found when
-    asked: not 20,000 lines parsed, of which a move reads twenty."""
+    asked: not 20,000 lines parsed, of which a move reads a hundred. A file git wrote
+    ``sorted`` (its header says so) is searched as git searches it, by bisection."""
 
     def __init__(self, text: str, prefixes: tuple[str, ...]) -> None:
         self.text = f"\n{text}\n"
         starts = "|".join(re.escape(p) for p in prefixes)
         pattern = rf" refs/tags/((?:{starts})[^/\n]*)\n"
         self.names = frozenset(re.findall(pattern, self.text))
+        header = text.partition("\n")[0]
+        self.sorted = header.startswith("# pack-refs with:") and " sorted " in f"{header} "
 
     def get(self, name: str) -> str | None:
         """The object ``refs/tags/NAME`` names, when its line is ``OID refs/tags/NAME``."""
         if name not in self.names:
             return None
-        end = self.text.find(f" refs/tags/{name}\n")
+        line = self._line(f"refs/tags/{name}")
+        oid, _, ref = line.partition(" ")
+        return oid if ref == f"refs/tags/{name}" and _OID.fullmatch(oid) else None
+
+    def _line(self, ref: str) -> str:
+        if self.sorted:
+            found = self._bisect(ref)
+            if found is not None:
+                return found
+        end = self.text.find(f" {ref}\n")
         start = self.text.rfind("\n", 0, end) + 1
-        oid = self.text[start:end]
-        return oid if _OID.fullmatch(oid) else None
+        return self.text[start : self.text.find("\n", end)]
+
+    def _bisect(self, ref: str) -> str | None:
+        """The line of ``ref`` in a sorted file (refs in byte order: for the ASCII names
+        looked up, the order of the decoded text), or None."""
+        text = self.text
+        lo, hi = 0, len(text)
+        while lo < hi:
+            start = text.rfind("\n", 0, (lo + hi) // 2) + 1  # lo is a line's start: >= lo
+            end = text.find("\n", start)
+            line = text[start:end]
+            if line.startswith(("^", "#")) or not line:
+                if line.startswith("^") and start > lo:  # a peeled line: its ref's line
+                    end = start - 1
+                    start = text.rfind("\n", 0, end) + 1
+                    line = text[start:end]
+                else:
+                    lo = end + 1
+                    continue
+            found = line.partition(" ")[2]
+            if found == ref:
+                return line
+            if found < ref:
+                lo = end + 1
+            else:
+                hi = start
+        return None

@@ -107,6 +107,29 @@ def test_packed_refs_lines_that_name_no_flat_tag_are_not_listed(repo: Path) -> N
     assert listing.oid("fraud@v0.1.0") == v1
 
 
+def test_packed_refs_are_read_sorted_or_not(repo: Path) -> None:
+    """git writes packed-refs sorted and says so in its header (then a name is found by
+    bisection, as git finds it); a file without that trait is searched whole."""
+    git(repo, "pack-refs", "--all")
+    packed = repo / ".git/packed-refs"
+    header, *lines = packed.read_text().splitlines()
+    assert " sorted" in header
+    assert_as_git(repo)
+    listing = list_tags(repo / ".git", PREFIXES)
+    assert listing is not None and listing.packed.sorted
+    for name in for_each_ref(repo):  # found by bisection, not by the whole-file search
+        assert listing.packed._bisect(f"refs/tags/{name}") is not None, name
+    assert listing.packed._bisect("refs/tags/fraud@v9.9.9") is None
+    records = []  # each ref line with its peeled line
+    for line in lines:
+        if line.startswith("^"):
+            records[-1] += f"\n{line}"
+        else:
+            records.append(line)
+    packed.write_text("# pack-refs with: peeled\n" + "\n".join(reversed(records)) + "\n")
+    assert_as_git(repo)
+
+
 def test_a_broken_file_is_listed_by_name_and_reads_as_nothing(repo: Path) -> None:
     (repo / ".git/refs/tags/fraud#production#77").write_text("not an object id\n")
     # git warns and leaves it out; the listing names it (it opens no file) and reading it
