@@ -17,7 +17,7 @@ from mvctl.channels.promotion import promote
 from mvctl.channels.weights import unassign
 from mvctl.errors import OperationalError
 from mvctl.serving.hostmetrics import HostMetrics
-from tests.conftest import Registry
+from tests.conftest import Registry, copy_registry
 from tests.serving import test_serving as base
 from tests.serving.test_serving import WEIGHTS, _until, pull_argv, request, served_bytes
 
@@ -148,3 +148,26 @@ def test_watch_says_it_once_and_picks_up_the_next_promotion(
         f"{(host / 'versions' / 'v0.2.0' / 'model.bin').resolve()}"
     ) in lines
     assert lines[-1] == "received SIGTERM: stopping"
+
+
+def test_a_host_woken_by_pointer_files_keeps_serving_and_wakes_on_the_next_promotion(
+    template: Path, tmp_path: Path, host: Path
+) -> None:
+    from tests.serving import test_pointerwatch as pointers
+
+    reg = copy_registry(template, tmp_path, storage=False)
+    pointers.with_pointers(reg, reg.storage)
+    promote(reg.root, "fraud", "v0.1.0", "production", push=True)
+    watch, rec = pointers.watcher(reg, host)
+    watch.step(0.0)
+    assert pointers.served(host) == "v0.1.0"
+    clear(reg, "production")
+    for now in (1.0, 2.0, 3602.0):  # pointer polls, then a git poll (git_interval passed)
+        watch.step(now)
+    assert not rec.errors
+    last = rec.results[-1].outcomes[0]
+    assert last.empty and last.version == "v0.1.0" and last.error is None
+    assert pointers.served(host) == "v0.1.0" and served_bytes(host) == WEIGHTS["v0.1.0"]
+    promote(reg.root, "fraud", "v0.2.0", "production", push=True)
+    watch.step(3603.0)  # long before the next git poll: the new pointer wakes it
+    assert pointers.served(host) == "v0.2.0" and not rec.errors
