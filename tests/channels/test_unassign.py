@@ -188,3 +188,30 @@ def test_a_kill_at_the_push_is_completed_by_the_same_command_again(
     assert "fraud@staging" not in on_remote and "fraud#staging!#3" in on_remote
     assert not [t for t in local_tags(reg) | set(on_remote) if t.startswith("fraud#staging!#4")]
     assert mvctl(reg.root, "check", "--remote", "origin").returncode == 0
+
+
+def test_a_local_unassign_is_pending_until_mvctl_push(reg: Registry) -> None:
+    proc = mvctl(reg.root, "unassign", "fraud", "-c", "staging", "--reason", "x", "--local")
+    assert proc.returncode == 0, proc.stderr
+    assert "fraud@staging" in remote_tags(reg.origin)  # hosts still see it
+    status = json.loads(mvctl(reg.root, "status", "--json").stdout)
+    assert "fraud#staging!#3" in status["tags"]
+    assert [d for d in status["deletions"] if "fraud@staging" in json.dumps(d)]
+    checked = mvctl(reg.root, "check", "--remote", "origin")
+    assert checked.returncode != 0 and "fraud@staging" in checked.stdout + checked.stderr
+    pushed = mvctl(reg.root, "push")
+    assert pushed.returncode == 0, pushed.stderr
+    on_remote = remote_tags(reg.origin)
+    assert "fraud@staging" not in on_remote and "fraud#staging!#3" in on_remote
+    assert mvctl(reg.root, "check", "--remote", "origin").returncode == 0
+
+
+def test_help_lists_the_command_with_an_example(tmp_path: Path) -> None:
+    listed = mvctl(tmp_path, "--help")
+    assert listed.returncode == 0 and "unassign" in listed.stdout
+    shown = mvctl(tmp_path, "unassign", "--help")
+    assert shown.returncode == 0
+    assert 'Example: mvctl unassign fraud --channel staging --reason "experiment over"' in (
+        " ".join(shown.stdout.split())
+    )
+    assert "--force" in shown.stdout and "--dry-run" in shown.stdout
