@@ -14,7 +14,7 @@ import pytest
 import mvctl
 from mvctl import api, serving
 from mvctl.channels.promotion import promote
-from tests.conftest import Registry, build_template
+from tests.conftest import Registry, build_template, remote_tags
 
 CONFIG = """version: 1
 channels: [production, staging, canary, shadow]
@@ -109,6 +109,83 @@ def test_errors_are_the_documented_family(reg: Registry, tmp_path: Path) -> None
     assert api.status(tmp_path / "no-host-here") is None
 
 
+def test_label_catalog_and_select_from_python(reg: Registry) -> None:
+    root = reg.root
+    relabel = api.label(root, "fraud@v0.1.0", ["season=holiday"], description="Q4 retrain")
+    assert isinstance(relabel, api.Relabel)
+    assert (relabel.changed, relabel.tag, relabel.labels) == (
+        True,
+        "fraud@v0.1.0#labels#1",
+        ("season=holiday",),
+    )
+    assert relabel.pushed and "fraud@v0.1.0#labels#1" in remote_tags(reg.origin)
+    planned = api.label(root, "fraud@v0.2.0", ["season=holiday"], dry_run=True)
+    assert planned.changed and planned.dry_run
+    assert "fraud@v0.2.0#labels#1" not in reg.git("tag", "-l").split()
+    unchanged = api.label(root, "fraud@v0.1.0", ["season=holiday"])
+    assert (unchanged.changed, unchanged.tag) == (False, None)
+
+    listed = api.catalog(root, "fraud")
+    assert [(v.version, v.labels) for v in listed] == [
+        ("v0.1.0", ("season=holiday",)),
+        ("v0.2.0", ()),
+    ]
+    assert isinstance(listed[0], api.ListedVersion) and listed[0].description == "Q4 retrain"
+    assert [v.version for v in api.catalog(root, "fraud", labels=["season=holiday"])] == ["v0.1.0"]
+    assert [v.version for v in api.catalog(root, "fraud", metrics=["auc>=0.92"])] == ["v0.2.0"]
+    assert [v.version for v in api.catalog(root, "fraud", channel="production")] == ["v0.1.0"]
+    assert api.catalog(root, "fraud", labels=["season=holiday"], metrics=["auc>0.92"]) == []
+    with pytest.raises(api.UsageError, match="is not KEY=VALUE"):
+        api.catalog(root, "fraud", labels=["season"])
+
+    holiday = ["label season=holiday"]
+    assert api.select(root, "fraud", "production", holiday).version == "v0.1.0"  # it holds it
+    api.label(root, "fraud@v0.2.0", ["season=holiday"])
+    # v0.2.0 matches but never served production: not gold there, so not chosen.
+    assert api.select(root, "fraud", "production", holiday).version == "v0.1.0"
+    promote(root, "fraud", "v0.2.0", "production")
+    chosen = api.select(root, "fraud", "production", [*holiday, "metric auc>=0.9"])
+    assert (chosen.version, chosen.labels) == ("v0.2.0", ("season=holiday",))
+    assert api.resolve(root, "fraud@production").version == "v0.2.0"  # select moved nothing
+    with pytest.raises(api.PolicyError, match="no gold version of fraud on production"):
+        api.select(root, "fraud", "production", ["label season=summer"])
+    with pytest.raises(api.UsageError, match="names no kind"):
+        api.select(root, "fraud", "production", ["season=holiday"])
+    with pytest.raises(api.UsageError, match="unknown channel"):
+        api.select(root, "fraud", "europe", holiday)
+
+
+def test_unassign_from_python(reg: Registry) -> None:
+    root = reg.root
+    promote(root, "fraud", "v0.2.0", "staging")
+    planned = api.unassign(root, "fraud", "staging", reason="trial over", dry_run=True)
+    assert planned.dry_run and api.resolve(root, "fraud@staging").version == "v0.2.0"
+    move = api.unassign(root, "fraud", "staging", reason="trial over")
+    assert isinstance(move, api.ChannelMove)
+    assert (move.kind, move.version, move.event, move.pushed) == (
+        "stop",
+        "v0.2.0",
+        planned.event,
+        True,
+    )
+    assert move.event.startswith("fraud#staging!#")
+    on_remote = remote_tags(reg.origin)
+    assert move.event in on_remote and "fraud@staging" not in on_remote
+    with pytest.raises(api.OperationalError):
+        api.resolve(root, "fraud@staging")
+    last = api.history(root, "fraud", "staging")[-1]
+    assert (last.kind, last.version, last.reason) == ("stop", "v0.2.0", "trial over")
+    with pytest.raises(api.PolicyError, match="holds no version") as empty:
+        api.unassign(root, "fraud", "canary", reason="x")
+    assert empty.value.exit_code == 1
+    with pytest.raises(api.PolicyError, match="keeps its current weights") as refused:
+        api.unassign(root, "fraud", "production", reason="x")
+    assert refused.value.exit_code == 1 and "rollback" in (refused.value.hint or "")
+    assert api.resolve(root, "fraud@production").version == "v0.1.0"
+    forced = api.unassign(root, "fraud", "production", reason="decommission", force=True)
+    assert forced.kind == "stop" and "fraud@production" not in remote_tags(reg.origin)
+
+
 USER_SCRIPT = """
 from pathlib import Path
 
@@ -128,6 +205,14 @@ def newest(root: Path) -> list[str]:
 def served(dest: Path) -> str | None:
     now = api.status(dest)
     return None if now is None else now.version
+
+
+def holiday(root: Path) -> str:
+    chosen: api.ListedVersion = api.select(root, "fraud", "production", ["label season=x"])
+    rows: list[api.ListedVersion] = api.catalog(root, "fraud", labels=["season=x"])
+    done: api.Relabel = api.label(root, "fraud@v1.0.0", ["season=x"], push=False)
+    cleared: api.ChannelMove = api.unassign(root, "fraud", "staging", reason="over")
+    return chosen.version + str(len(rows)) + str(done.changed) + cleared.event
 
 
 request = api.PullRequest("https://git.example.com/ml.git", "fraud", "production", Path("/srv"))

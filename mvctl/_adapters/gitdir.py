@@ -175,21 +175,31 @@ class GitDir:
         """One fetch of every ref ``refspecs`` map (patterns: a ref the remote lacks is no
         error), their tag objects and commits alone (depth 1, no tree, no blob): all a poll
         needs to resolve aliases, in one request to the git server."""
-        self.run(
-            "-c",
-            f"remote.{_CACHE_REMOTE}.url={check_url(url)}",
-            "-c",
-            f"remote.{_CACHE_REMOTE}.promisor=true",
-            "fetch",
-            "--quiet",
-            "--depth=1",
-            "--filter=tree:0",
-            "--no-tags",
-            "--",
-            _CACHE_REMOTE,
-            *refspecs,
-            action=f"fetch the channel aliases from {redacted_url(url)}",
-        )
+        try:
+            self.run(
+                "-c",
+                f"remote.{_CACHE_REMOTE}.url={check_url(url)}",
+                "-c",
+                f"remote.{_CACHE_REMOTE}.promisor=true",
+                "fetch",
+                "--quiet",
+                "--depth=1",
+                "--filter=tree:0",
+                "--no-tags",
+                "--",
+                _CACHE_REMOTE,
+                *refspecs,
+                action=f"fetch the channel aliases from {redacted_url(url)}",
+            )
+        except GitFailed as exc:
+            # git (2.39 at least) fails a shallow fetch that matches no ref at all, saying
+            # nothing (every alias followed gone: a channel cleared); a second request, on
+            # this failure alone, tells that apart from a real one.
+            if exc.stderr.strip():
+                raise
+            sources = [spec.lstrip("+").partition(":")[0] for spec in refspecs]
+            if ls_remote_tags(url, [], self.path, sources):
+                raise
 
     def local_refs(self, prefix: str) -> dict[str, Fetched]:
         """Every ref under ``prefix`` as :meth:`fetch_alias` describes one (its object, the

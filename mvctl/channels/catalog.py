@@ -17,8 +17,9 @@ from pathlib import Path
 from typing import Any, Literal
 
 from mvctl._adapters.git import TagRecord
+from mvctl.channels import moves
 from mvctl.channels import state as channels
-from mvctl.errors import PolicyError, unknown_model
+from mvctl.errors import PolicyError, UsageError, unknown_model
 from mvctl.formats import tags
 from mvctl.formats.labels import LabelFilter, MetricFilter, Selector, matches
 from mvctl.formats.names import check_channel, check_model
@@ -184,3 +185,19 @@ def select(state: channels.ModelState, channel: str, selectors: Sequence[Selecto
         hint=f"see 'mvctl list {state.model} --label KEY=VALUE'; promote a version by name,"
         " or vouch for one with 'mvctl mark-gold'",
     )
+
+
+def choose(root: Path, model: str, channel: str, selectors: Sequence[Selector]) -> ListedVersion:
+    """The version ``promote --select`` would choose on ``channel`` now (:func:`select`),
+    as ``list MODEL`` lists it, read from this clone's tags (nothing is fetched)."""
+    check_model(model)
+    check_channel(channel)
+    if not selectors:
+        raise UsageError("--select needs a selector", hint="e.g. --select 'label season=holiday'")
+    git = open_registry(root)
+    moves.known_channel(git, channel)
+    state = channels.load(git, model)
+    if not state.tags.versions:
+        raise unknown_model(model)
+    version = select(state, channel, selectors)
+    return next(v for v in catalog(root, model) if v.version == version)

@@ -1,5 +1,5 @@
-"""Weighted channels: a canary's share of traffic (``mvctl canary weight``) and taking the
-channel off (``mvctl canary stop``).
+"""Weighted channels: a canary's share of traffic (``mvctl canary weight``) and taking a
+channel off (``mvctl canary stop``; ``mvctl unassign``, GTO's unassign, for any channel).
 
 A weight change is an event ``MODEL#CHANNEL#N`` of kind ``weight`` on the commit the channel
 already holds, and a new alias object there (same commit, new weight in its body): serving
@@ -26,7 +26,7 @@ from mvctl.channels import state as channels
 from mvctl.channels.moves import ChannelMove, now
 from mvctl.errors import PolicyError, UsageError
 from mvctl.formats import tags
-from mvctl.formats.names import check_text
+from mvctl.formats.names import check_channel, check_model, check_text
 
 
 def set_weight(
@@ -117,9 +117,7 @@ def stop(
     """Take ``channel`` off: its unassignment event, and its alias deleted (``evidence``:
     the canary analysis that decided it, recorded in the event; ``expect`` as for
     :func:`set_weight`)."""
-    check_text(reason, "--reason")
-    if not reason.strip():
-        raise UsageError("a stop needs --reason: it is recorded in the channel history")
+    _check_reason(reason, "a stop")
     if channel == "production":
         raise UsageError(
             "production is never stopped: the fleet would be left with no version to serve",
@@ -129,6 +127,40 @@ def stop(
     if expect is not None:
         expect(ctx.state)
     return stop_on(ctx, channel, reason=reason, dry_run=dry_run, evidence=evidence)
+
+
+def unassign(
+    root: Path,
+    model: str,
+    channel: str,
+    *,
+    reason: str,
+    force: bool = False,
+    push: bool | None = None,
+    remote: str = "origin",
+    dry_run: bool = False,
+) -> ChannelMove:
+    """Clear ``channel`` (any channel of mvctl.yaml), as GTO's ``unassign``: the same move
+    as :func:`stop`. Production only with ``force``: the hosts following it keep the
+    version they have and get no new one until a promotion."""
+    check_model(model)
+    check_channel(channel)
+    _check_reason(reason, "an unassign")
+    if channel == "production" and not force:
+        raise PolicyError(
+            f"{model}@production is not cleared without --force: the fleet following it "
+            "keeps its current weights but gets no new ones until the next promotion",
+            hint=f"to put a known good version back, roll back instead: "
+            f"'mvctl rollback {model} --reason ...'; to clear it anyway, add --force",
+        )
+    ctx = moves.open_channel(root, model, channel, push, remote, dry_run=dry_run)
+    return stop_on(ctx, channel, reason=reason, dry_run=dry_run)
+
+
+def _check_reason(reason: str, what: str) -> None:
+    check_text(reason, "--reason")
+    if not reason.strip():
+        raise UsageError(f"{what} needs --reason: it is recorded in the channel history")
 
 
 def stop_on(

@@ -28,6 +28,7 @@ _COMMANDS: dict[str, tuple[str, str]] = {
     "validate": ("channels", "validate"),
     "promote": ("channels", "promote"),
     "rollback": ("channels", "rollback"),
+    "unassign": ("channels", "unassign"),
     "history": ("channels", "history"),
     "mark-gold": ("channels", "mark_gold"),
     "label": ("channels", "label"),

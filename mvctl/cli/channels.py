@@ -1,5 +1,5 @@
 """Commands that move and read channels (mvctl.channels): validate, promote, rollback,
-history, mark-gold, retire, propose, apply."""
+unassign, history, mark-gold, retire, propose, apply."""
 
 from __future__ import annotations
 
@@ -125,6 +125,39 @@ def rollback(
         remote=remote,
         dry_run=dry_run,
     )
+    render.move(move, as_json)
+
+
+@handled
+def unassign(
+    model: Annotated[str, typer.Argument(help="Model name.")],
+    channel: Annotated[str, typer.Option("--channel", "-c", help="The channel to clear.")],
+    reason: Annotated[str, typer.Option("--reason", help="Why (required; recorded).")],
+    force: Annotated[
+        bool,
+        typer.Option(
+            "--force", help="Clear production too (its fleet keeps what it has, gets nothing new)."
+        ),
+    ] = False,
+    push: PushOpt = None,
+    remote: RemoteOpt = "origin",
+    dry_run: DryRunOpt = False,
+    as_json: JsonOpt = False,
+) -> None:
+    """Clear a channel (GTO's unassign): MODEL#CHANNEL!#N written, the alias deleted.
+
+    The channel holds nothing until its next promotion; hosts following it keep serving
+    what they have. Production needs --force (a rollback is the usual answer). A retry of
+    an interrupted unassign completes it, never repeats it.
+
+    Example: mvctl unassign fraud --channel staging --reason "experiment over"
+    """
+    from mvctl.channels.weights import unassign as run_unassign
+
+    move = run_unassign(
+        Path.cwd(), model, channel, reason=reason, force=force, push=push, remote=remote,
+        dry_run=dry_run,
+    )  # fmt: skip
     render.move(move, as_json)
 
 

@@ -41,6 +41,12 @@ def _describe(model: str, outcome: ChannelOutcome) -> str:
     served = outcome.served
     if outcome.error is not None:
         return f"{where}: keeps {before} ({outcome.error.message})"
+    if outcome.empty:
+        alias = f"{model}@{outcome.channel}"
+        return (
+            f"{where}: the channel is empty (no alias {alias} on the remote): keeps serving "
+            f"{before} until its next promotion"
+        )
     if outcome.removed:
         return f"{where}: {before} -> nothing (its alias is gone; the version stays cached)"
     if served is None:
@@ -312,13 +318,18 @@ def _watch(
     signal.signal(signal.SIGINT, stop_on_signal)
     signal.signal(signal.SIGTERM, stop_on_signal)
 
+    empty: set[str] = set()  # channels said to be empty: said once, not every poll
+
     def on_result(result: ChannelsResult) -> None:
         if metrics is not None:
             metrics[0].observe(result)
         if as_json:
             typer.echo(json.dumps(_report(result)))
         for outcome in result.outcomes:
-            if outcome.changed and outcome.error is None and not as_json:
+            news = outcome.changed or (outcome.empty and outcome.channel not in empty)
+            if outcome.error is None:
+                (empty.add if outcome.empty else empty.discard)(outcome.channel)
+            if news and outcome.error is None and not as_json:
                 _log(_describe(request.model, outcome))
             if outcome.hook and outcome.hook.returncode != 0:
                 _log(

@@ -102,7 +102,7 @@ class HostMetrics:
                         channel,
                         (channel, version, outcome.alias_commit),
                     )
-                elif outcome.removed:
+                elif outcome.removed or outcome.empty:  # the alias names nothing now
                     self._put(self._alias, self._now_alias, channel, None)
                 if outcome.changed and outcome.error is None:
                     self._child(self._swaps, channel).inc()

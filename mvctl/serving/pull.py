@@ -121,13 +121,15 @@ def _pull(
             for name, ref in remote.items()
             if name not in refs.values()
         }
-        if refs[req.channel] not in remote:
+        before = served_channels(dest)
+        # A primary that served here and lost its alias was cleared (mvctl unassign): it
+        # keeps what it has until the next promotion. One that never served has nothing.
+        if refs[req.channel] not in remote and req.channel not in before:
             alias = tags.alias_tag(req.model, req.channel)
             raise OperationalError(
                 f"{redacted_url(req.repo)} has no channel alias {alias}",
                 hint=f"has {req.model} been promoted to {req.channel} (and pushed)?",
             )
-        before = served_channels(dest)
         outcomes = [
             _channel(
                 req,
@@ -202,7 +204,9 @@ def _turn(
 ) -> ChannelOutcome:
     held = before.get(channel)
     try:
-        if remote is None:  # only ever a non-primary channel: a canary stopped
+        if remote is None and channel == req.channel:  # cleared: it keeps what it has
+            return _outcome(channel, held, held, empty=True)
+        if remote is None:  # a canary stopped: the server no longer routes to it
             return _remove(dest, channel, held)
         if _unchanged(dest, channel, remote, primary=channel == req.channel):
             return _outcome(channel, held, held)

@@ -42,8 +42,9 @@ class PullResult:
 @dataclass(frozen=True)
 class ChannelOutcome:
     """What one poll did to one channel. ``served`` is what the channel holds after it
-    (None: nothing, or the channel was removed); on ``error`` the channel keeps what it
-    held; ``skipped``: its alias still is the tag refused before, not fetched again."""
+    (None: nothing, or the channel was removed); on ``error``, and when the primary
+    channel is ``empty`` (cleared), the channel keeps what it held; ``skipped``: its alias
+    still is the tag refused before, not fetched again."""
 
     channel: str
     served: ChannelServed | None
@@ -52,6 +53,7 @@ class ChannelOutcome:
     changed: bool = False  # version, weight or presence changed
     downloaded: bool = False
     removed: bool = False  # the alias is gone from the remote (a canary stopped)
+    empty: bool = False  # the primary's alias is gone (unassigned): it keeps what it has
     skipped: bool = False
     error: MvctlError | None = None
     hook: HookResult | None = None
@@ -76,6 +78,7 @@ class ChannelOutcome:
             "changed": self.changed,
             "downloaded": self.downloaded,
             "removed": self.removed,
+            "empty": self.empty,
             "error": self.error.message if self.error else None,
             "hook": self.hook.to_dict() if self.hook else None,
         }

@@ -161,6 +161,7 @@ def _commands(reg: Registry, tmp: Path, got: dict[str, Any]) -> None:
     branch = got["propose"]["branch"] if isinstance(got["propose"], dict) else "missing"
     reg.git("merge", "-q", "--no-ff", "--no-edit", branch)
     invoke(got, "apply", "apply")
+    invoke(got, "unassign", "unassign", "fraud", "-c", "staging", "--reason", "trial over")
     invoke(got, "check", "check", "--remote", "origin")
 
     host = tmp / "host"
@@ -599,6 +600,30 @@ EXPECTED: dict[str, Any] = {
         "weight": "null",
         "previous_weight": "float",
     },
+    "unassign": {
+        "model": "str",
+        "channel": "str",
+        "version": "str",
+        "previous": "str",
+        "kind": "str",
+        "event": "str",
+        "reason": "str",
+        "actor": "str",
+        "time": "str",
+        "gates": "null",
+        "request": "null",
+        "incident": "null",
+        "pushed": "bool",
+        "remote": "str",
+        "completed": "bool",
+        "published": ["str"],
+        "dry_run": "bool",
+        "changed": "bool",
+        "note": "str",
+        "alerts": [],
+        "weight": "null",
+        "previous_weight": "null",
+    },
     "history": {
         "model": "str",
         "events": [
@@ -732,6 +757,7 @@ EXPECTED: dict[str, Any] = {
                 "changed": "bool",
                 "downloaded": "bool",
                 "removed": "bool",
+                "empty": "bool",
                 "error": "null",
                 "hook": "null",
             }
