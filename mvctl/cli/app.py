@@ -107,6 +107,11 @@ EXAMPLES: dict[str, tuple[str, ...]] = {
         "mvctl rollback fraud --reason 'false positives doubled after 14:00'",
         "mvctl rollback fraud --channel canary --to v1.2.0 --reason 'drift in EU'",
     ),
+    "unassign": (
+        "mvctl unassign fraud --channel staging --reason 'experiment over'",
+        "# production too, knowing the fleet keeps serving what it has",
+        "mvctl unassign fraud --channel production --force --reason 'model withdrawn'",
+    ),
     "history": ("mvctl history fraud", "mvctl history fraud --channel production --json"),
     "mark-gold": ("mvctl mark-gold fraud v1.2.0 --reason 'served all of Q2'",),
     "label": (

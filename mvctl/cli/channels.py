@@ -144,13 +144,12 @@ def unassign(
     dry_run: DryRunOpt = False,
     as_json: JsonOpt = False,
 ) -> None:
-    """Clear a channel (GTO's unassign): MODEL#CHANNEL!#N written, the alias deleted.
+    """Clear a channel (GTO's unassign) until its next promotion.
 
-    The channel holds nothing until its next promotion; hosts following it keep serving
-    what they have. Production needs --force (a rollback is the usual answer). A retry of
-    an interrupted unassign completes it, never repeats it.
-
-    Example: mvctl unassign fraud --channel staging --reason "experiment over"
+    MODEL#CHANNEL!#N is written and the alias deleted. Hosts following the
+    channel keep serving what they have. Production needs --force (a rollback
+    is the usual answer). A retry of an interrupted unassign completes it,
+    never repeats it.
     """
     from mvctl.channels.weights import unassign as run_unassign
 
