@@ -174,7 +174,9 @@ class GitDir:
     def fetch_refs(self, url: str, refspecs: Sequence[str]) -> None:
         """One fetch of every ref ``refspecs`` map (patterns: a ref the remote lacks is no
         error), their tag objects and commits alone (depth 1, no tree, no blob): all a poll
-        needs to resolve aliases, in one request to the git server."""
+        needs to resolve aliases, in one request to the git server. Local refs the patterns
+        match that the remote no longer has are removed (--prune): after it, those refs are
+        the remote's, whatever an earlier fetch into the same cache brought."""
         self.run(
             "-c",
             f"remote.{_CACHE_REMOTE}.url={check_url(url)}",
@@ -182,6 +184,7 @@ class GitDir:
             f"remote.{_CACHE_REMOTE}.promisor=true",
             "fetch",
             "--quiet",
+            "--prune",
             "--depth=1",
             "--filter=tree:0",
             "--no-tags",
