@@ -286,44 +286,27 @@ def deregistered_pattern() -> str:
     return f"refs/tags/{tags.deregister_tag(MODEL, 'v*')}"
 
 
-def fetch_argv(cache: Path, url: str) -> list[str]:
-    """The host's git request, argument for argument (GitDir.fetch_refs)."""
-    from mvctl._adapters.gitdir import _CACHE_REMOTE
-
-    return [
-        "git",
-        "--git-dir",
-        str(cache),
-        "-c",
-        f"remote.{_CACHE_REMOTE}.url={url}",
-        "-c",
-        f"remote.{_CACHE_REMOTE}.promisor=true",
-        "fetch",
-        "--quiet",
-        "--depth=1",
-        "--filter=tree:0",
-        "--no-tags",
-        "--",
-        _CACHE_REMOTE,
-        *alias_refspecs(),
-    ]
-
-
 class GitWire:
     """A simulated host's git request over git://, as the real host's `git fetch` sends it,
-    packet for packet: the packets are those of one real `git fetch` (fetch_argv, traced
-    with GIT_TRACE_PACKET against the same daemon), the wants those its ls-refs answered.
+    packet for packet: the packets of one real host's git poll (mvctl's own, traced with
+    GIT_TRACE_PACKET against the same daemon), the wants those its ls-refs answered.
     The daemon runs the same upload-pack (and pack-objects) for it; the host reads the pack
     and drops it, which is the part that would cost a real host's CPU."""
 
-    def __init__(self, port: int, hello: bytes, ls_refs: list[bytes], fetch: list[bytes]):
-        self.port, self.hello, self.ls_refs, self.fetch = port, hello, ls_refs, fetch
+    def __init__(
+        self, port: int, hello: bytes, ls_refs: list[bytes], fetch: list[bytes], at: int
+    ) -> None:
+        self.port, self.hello, self.ls_refs, self.fetch, self.at = port, hello, ls_refs, fetch, at
         self.patterns = [s.split(":")[0].lstrip("+") for s in alias_refspecs()]
 
     @classmethod
-    def traced(cls, url: str, port: int, cache: Path, env: dict[str, str]) -> GitWire:
-        trace = cache.with_name("packet-trace")
-        run(fetch_argv(cache, url), cache, {**env, "GIT_TRACE_PACKET": str(trace)})
+    def traced(cls, port: int, poll: Callable[[], object], trace: Path) -> GitWire:
+        """The packets of ``poll``, a real host's git poll (run once, traced)."""
+        os.environ["GIT_TRACE_PACKET"] = str(trace)
+        try:
+            poll()
+        finally:
+            del os.environ["GIT_TRACE_PACKET"]
         sent = [
             line.split("fetch> ", 1)[1]
             for line in trace.read_text().splitlines()
@@ -335,8 +318,16 @@ class GitWire:
             raise SystemExit("the real fetch did not speak protocol v2 (ls-refs)")
         end = commands[1] if len(commands) > 1 else len(sent)
         ls_refs = [p.encode() for p in sent[commands[0] : end]]
-        fetch = [p.encode() for p in sent[end:] if not p.startswith("want ")]
-        return cls(port, hello, ls_refs, fetch)
+        # The first round of the fetch (a host holding the alias's objects sends its
+        # 'have's, and the server answers 'ready' with the pack: one round here), its wants
+        # taken out: a simulated host wants what its own ls-refs lists.
+        last = commands[2] if len(commands) > 2 else len(sent)
+        first = sent[end:last]
+        at = next((i for i, p in enumerate(first) if p.startswith("want ")), None)
+        if at is None:
+            raise SystemExit("the real host's git poll fetched nothing: nothing to replay")
+        fetch = [p.encode() for p in first if not p.startswith("want ")]
+        return cls(port, hello, ls_refs, fetch, at)
 
     @staticmethod
     def pkt(payload: bytes) -> bytes:
@@ -355,6 +346,13 @@ class GitWire:
         if size in (1, 2):
             return b""
         return await reader.readexactly(size - 4)
+
+    async def pack(self, reader: asyncio.StreamReader) -> bool:
+        """Read a fetch response to its end; whether it carried the pack."""
+        packfile = False
+        while (line := await self.read_pkt(reader)) is not None:
+            packfile = packfile or line == b"packfile\n"
+        return packfile
 
     async def request(self) -> str | None:
         """One git request (one connection, as git daemon counts it): ls-refs, then a
@@ -377,15 +375,13 @@ class GitWire:
                 )
             )
             if wants:
-                i = self.fetch.index(b"done")
+                i = self.at
                 body = [*self.fetch[:i], *(b"want " + w.encode() for w in wants), *self.fetch[i:]]
                 writer.write(b"".join(map(self.pkt, body)))
-                packfile = False
-                while (line := await self.read_pkt(reader)) is not None or not packfile:
-                    if line == b"packfile\n":
-                        packfile = True
-                    elif line is None:
-                        break  # a response without a pack
+                if not await self.pack(reader):  # not 'ready': git's next round ends it
+                    body.insert(len(body) - 1, b"done")
+                    writer.write(b"".join(map(self.pkt, body)))
+                    await self.pack(reader)
             writer.write(b"0000")
         finally:
             writer.close()
@@ -648,9 +644,17 @@ def fleet_run(
     url, store_url = git.url("registry.git"), store.url
     wire = None
     if simulated:  # the real host's git request, traced once, replayed by the others
-        env = {**os.environ, "GIT_NO_LAZY_FETCH": "1"}
-        run(["git", "init", "-q", "--bare", "--template=", str(base / "trace.git")], base, env)
-        wire = GitWire.traced(url, git.port, base / "trace.git", env)
+        from mvctl.serving.aliases import FetchedAliases
+
+        tracer = base / "tracer"
+        shutil.copytree(template, tracer, symlinks=True)
+        req = serving.PullRequest.following(url, MODEL, ("production",), tracer)
+        serving.pull_channels(req, source=FetchedAliases())  # a host past its first poll
+
+        def poll() -> object:
+            return serving.pull_channels(req, source=FetchedAliases())
+
+        wire = GitWire.traced(git.port, poll, base / "packet-trace")
     watch = pointer_watch()
     oids = {V2: alias_oid(work, dict(os.environ))}
     real_fetches: list[tuple[float, float]] = []
@@ -837,6 +841,38 @@ class Costs:
     swap_wall: float  # one host's poll that swaps to a version it holds (git mode)
     swap_cpu: float  # its CPU, its git children's included
     swap_server_cpu: float  # the daemon's CPU for that poll's requests
+    aliases_wall: float = 0.0  # a pointer-mode host's git poll finding no change
+    aliases_cpu: float = 0.0  # its CPU, its git children's included
+    aliases_server_cpu: float = 0.0  # the daemon's CPU for its one fetch
+    aliases_created: int = 0  # of those polls, how many made the alias cache anew
+    aliases_polls: int = 0
+
+
+def pointer_poll_costs(
+    template: Path, git: GitServer, polls: int
+) -> tuple[float, float, float, int]:
+    """A pointer-mode host's git poll that finds no change (what it does every
+    --git-interval, and on a pointer that moved without git): the median wall, and the mean
+    host CPU (its git children included) and daemon CPU of one (CPU clocks tick in 10 ms:
+    a mean over the polls), and how many of the polls created the alias cache anew."""
+    from mvctl import serving
+    from mvctl.serving.aliases import FetchedAliases
+
+    req = serving.PullRequest.following(git.url("registry.git"), MODEL, ("production",), template)
+    cache = template / ".mvctl" / "aliases.git"
+    serving.pull_channels(req, source=FetchedAliases())  # the cache exists from here on
+    walls, created = [], 0
+    c0, g0 = own_cpu(), git.cpu()
+    for _ in range(polls):
+        marker = cache / "bench-marker"
+        marker.touch()
+        start = time.perf_counter()
+        got = serving.pull_channels(req, source=FetchedAliases())
+        walls.append(time.perf_counter() - start)
+        created += not marker.exists()
+        assert not got.errors, got.errors
+    cpu, server = (own_cpu() - c0) / polls, (git.cpu() - g0) / polls
+    return statistics.median(walls), cpu, server, created
 
 
 def swap_costs(
@@ -931,7 +967,14 @@ def measure_costs(
     # The /_stats reads bracketing the loop are two requests of the store's CPU too.
     assert store.stats().get("not_modified", 0) - s0 == gets
     swap_wall, swap_cpu, swap_server = swap_costs(registry, template, git, max(runs // 4, 3))
+    polls = max(runs, 5)
+    a_wall, a_cpu, a_server, a_created = pointer_poll_costs(template, git, polls)
     return Costs(
+        aliases_wall=a_wall,
+        aliases_cpu=a_cpu,
+        aliases_server_cpu=a_server,
+        aliases_created=a_created,
+        aliases_polls=polls,
         swap_wall=swap_wall,
         swap_cpu=swap_cpu,
         swap_server_cpu=swap_server,
@@ -1008,12 +1051,13 @@ def extrapolate(runs: list[Run], costs: Costs, args: argparse.Namespace, hosts: 
                 # window shorter than --git-interval may see none of them: the larger counts)
                 git_rps = max(hosts * r.git_per_poll / args.interval, hosts / args.git_interval)
             store_rps = hosts * r.store_per_poll / interval
-            # A git-mode poll is an ls-remote; a pointer-mode git poll fetches the aliases.
-            per_request = (
-                costs.fetch_server_cpu if mode.startswith("pointer") else costs.ls_remote_server_cpu
-            )
+            # A git-mode poll is an ls-remote (its swap adds the alias tag's fetch); a
+            # pointer-mode git request is the fetch of the aliases, measured alone.
+            pointer = mode.startswith("pointer")
+            per_request = costs.aliases_server_cpu if pointer else costs.ls_remote_server_cpu
+            per_swap = costs.aliases_server_cpu if pointer else costs.fetch_server_cpu
             git_cores = git_rps * per_request
-            burst = git_cores + hosts * per_change * costs.fetch_server_cpu / interval
+            burst = git_cores + hosts * per_change * per_swap / interval
             lines.append(
                 f"| {mode} | {r.hosts} hosts | {interval:g} | {git_rps:,.0f} | {git_cores:.1f}"
                 f" | {hosts * per_change:,.0f} | {burst:.1f} | {store_rps:,.0f}"
@@ -1022,11 +1066,15 @@ def extrapolate(runs: list[Run], costs: Costs, args: argparse.Namespace, hosts: 
     budget = args.interval + 2
     lines += [
         "",
-        f"For the budget at {hosts:,} hosts, one alias fetch per host within interval + 2 s"
-        f" ({budget:g} s) at this daemon's {costs.fetch_server_cpu * 1000:.0f} ms per fetch"
-        f" needs {hosts * costs.fetch_server_cpu / budget:.0f} cores at the git server; with a"
-        f" 30 s interval and the fetches spread over it,"
-        f" {hosts * costs.fetch_server_cpu / 32:.0f}.",
+        f"For the budget at {hosts:,} hosts, one pointer-mode git request (the aliases'"
+        f" fetch, {costs.aliases_server_cpu * 1000:.1f} ms of this daemon's CPU) per host"
+        f" within interval + 2 s ({budget:g} s) needs"
+        f" {hosts * costs.aliases_server_cpu / budget:.0f} cores at the git server, or a git"
+        " service spread over that many (a git host's replicas); with a 30 s interval and"
+        f" the requests spread over it, {hosts * costs.aliases_server_cpu / 32:.0f}. The store"
+        f" meanwhile answers {hosts / args.interval:,.0f} conditional GETs a second at"
+        f" {costs.not_modified_cpu * 1000:.2f} ms each of this Python server (an object store"
+        " or a CDN serves a 304 for far less).",
     ]
     return lines
 
@@ -1044,7 +1092,8 @@ SETUP = " ".join(
     (If-None-Match, a new connection each, as urllib does), and on start, on a changed
     pointer and every --git-interval the real host's git request, packet for packet: the
     packets of one real `git fetch` of the aliases (its command line as mvctl runs it,
-    traced with GIT_TRACE_PACKET against this daemon), on one git:// connection: ls-refs,
+    traced with GIT_TRACE_PACKET against this daemon, from a host past its first poll), on
+    one git:// connection: ls-refs,
     then a fetch of what it listed. The daemon runs the same upload-pack and pack-objects
     for it as for a real host. What is simulated: what a host does locally once git has
     answered (reading the tags, mvctl's checks, the swap); the simulated hosts' git
@@ -1073,23 +1122,24 @@ SETUP = " ".join(
 
 
 def herd(runs: list[Run], costs: Costs) -> list[str]:
-    """What the largest fleet's swap costs this machine: every host swaps within about one
-    interval, and here all of them share its cores with the daemon (a real host has its own)."""
+    """What the largest fleet's swap costs this machine, and where it is spent."""
     if not runs:
         return []
     n = max(r.hosts for r in runs)
     cores = os.cpu_count() or 1
     hosts_cpu = n * costs.swap_cpu
     server_cpu = n * costs.swap_server_cpu
+    pointer_server = n * costs.aliases_server_cpu
     return [
-        f"After a rollback, {n} hosts swapping at once ask for {hosts_cpu:.1f} s of CPU on"
-        f" the hosts' side and {server_cpu:.1f} s at the git daemon (the swap poll's costs"
-        f" above, times {n}): {(hosts_cpu + server_cpu) / cores:.1f} s of this machine's"
-        f" {cores} cores if nothing else ran, before any poll interval or other engineers'"
-        " load. On this machine the simulated hosts compete with the server (and with each"
-        " other) for the same cores; on a real fleet each host swaps on its own CPU and the"
-        f" server's share, {server_cpu / cores:.1f} s on {cores} cores, is what a change costs"
-        " everyone.",
+        f"After a rollback, {n} git-mode hosts swapping at once ask for {hosts_cpu:.1f} s of"
+        f" CPU on the hosts' side and {server_cpu:.1f} s at the git daemon (the swap poll's"
+        f" costs above, times {n}): {(hosts_cpu + server_cpu) / cores:.1f} s of this"
+        f" machine's {cores} cores if nothing else ran. In mode `git` every host is real, so"
+        " the hosts' share runs on the server's cores too, which a real fleet's would not."
+        f" In mode `pointer` it does not: {n} git requests ask about {pointer_server:.1f} s"
+        f" of the daemon's CPU ({pointer_server / cores:.1f} s on {cores} cores), the"
+        " simulated hosts' reading of the answers a little of this process's, and the local"
+        " swap is the real host's, measured once and added to each simulated host.",
         "",
     ]
 
@@ -1160,7 +1210,12 @@ def report(runs: list[Run], costs: Costs, args: argparse.Namespace, skipped: lis
         " host's poll that swaps to a version it holds (ls-remote, the alias fetch, the swap)"
         f" takes {costs.swap_wall * 1000:.0f} ms alone, {costs.swap_cpu * 1000:.0f} ms of the"
         " host's CPU (its git children included) and"
-        f" {costs.swap_server_cpu * 1000:.0f} ms of the daemon's.",
+        f" {costs.swap_server_cpu * 1000:.0f} ms of the daemon's. A pointer-mode host's git"
+        " poll that finds no change (its one `git fetch --prune` of the aliases into the"
+        f" alias cache it keeps; {costs.aliases_created} of {costs.aliases_polls} polls made"
+        f" that cache anew) takes {costs.aliases_wall * 1000:.0f} ms,"
+        f" {costs.aliases_cpu * 1000:.1f} ms of the host's CPU and"
+        f" {costs.aliases_server_cpu * 1000:.1f} ms of the daemon's.",
         "",
         *herd(runs, costs),
         "On paper, 10,000 hosts: the git and store requests per poll and per change measured"
@@ -1169,7 +1224,9 @@ def report(runs: list[Run], costs: Costs, args: argparse.Namespace, skipped: lis
         " Assumptions: polls spread evenly over the interval (as here); a host polls the same"
         " way at any interval (a git-mode host's rate is 1/interval; a pointer-mode host asks"
         f" git every --git-interval {args.git_interval:g} s whatever its interval); the swap's"
-        " git requests arrive within one interval; per-request cost stays what it is for"
+        " git requests arrive within one interval (a pointer-mode change's fetch is counted"
+        " at the cost of a no-change one, though it carries one tag object more); per-request"
+        " cost stays what it is for"
         " this two-version registry (a registry with thousands of tags sends more per"
         " ls-remote) and what one core of this machine gives; no fork limits, listen queues"
         " or network in the way (at 200 hosts these already matter: see the drops above).",
