@@ -21,8 +21,10 @@ request per host per change.
 from __future__ import annotations
 
 import argparse
+import asyncio
 import json
 import os
+import random
 import resource
 import shutil
 import socket
@@ -38,6 +40,7 @@ from collections.abc import Callable, Iterator
 from contextlib import ExitStack, contextmanager
 from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
+from fnmatch import fnmatchcase
 from pathlib import Path
 from typing import Any
 
@@ -257,6 +260,217 @@ def build(work: Path, env: dict[str, str], size_kb: int) -> tuple[Registry, Path
     return registry, served, storage
 
 
+# --- simulated pointer-mode hosts --------------------------------------------------------
+
+
+@dataclass
+class Fetch:
+    start: float  # time.time() the git request was sent
+    end: float  # when git's answer was in (the git process exited)
+    oid: str | None  # the alias tag object it brought
+
+
+def alias_refspecs() -> list[str]:
+    """The refspecs a pointer-mode host fetches (FetchedAliases.remote_refs for one
+    followed channel): the alias and the deregistrations, as patterns."""
+    from mvctl.formats import tags
+    from mvctl.serving.aliases import _spec
+
+    wanted = [f"refs/tags/{tags.alias_tag(MODEL, 'production')}", deregistered_pattern()]
+    return [_spec(ref if "*" in ref else f"{ref}*") for ref in wanted]
+
+
+def deregistered_pattern() -> str:
+    from mvctl.formats import tags
+
+    return f"refs/tags/{tags.deregister_tag(MODEL, 'v*')}"
+
+
+class GitWire:
+    """A simulated host's git request over git://, as the real host's `git fetch` sends it,
+    packet for packet: the packets of one real host's git poll (mvctl's own, traced with
+    GIT_TRACE_PACKET against the same daemon), the wants those its ls-refs answered.
+    The daemon runs the same upload-pack (and pack-objects) for it; the host reads the pack
+    and drops it, which is the part that would cost a real host's CPU."""
+
+    def __init__(
+        self, port: int, hello: bytes, ls_refs: list[bytes], fetch: list[bytes], at: int
+    ) -> None:
+        self.port, self.hello, self.ls_refs, self.fetch, self.at = port, hello, ls_refs, fetch, at
+        self.patterns = [s.split(":")[0].lstrip("+") for s in alias_refspecs()]
+
+    @classmethod
+    def traced(cls, port: int, poll: Callable[[], object], trace: Path) -> GitWire:
+        """The packets of ``poll``, a real host's git poll (run once, traced)."""
+        os.environ["GIT_TRACE_PACKET"] = str(trace)
+        try:
+            poll()
+        finally:
+            del os.environ["GIT_TRACE_PACKET"]
+        sent = [
+            line.split("fetch> ", 1)[1]
+            for line in trace.read_text().splitlines()
+            if "fetch> " in line
+        ]
+        hello = sent[0].replace("\\0", "\0").encode()
+        commands = [i for i, pkt in enumerate(sent) if pkt.startswith("command=")]
+        if not commands or not sent[commands[0]].endswith("ls-refs"):
+            raise SystemExit("the real fetch did not speak protocol v2 (ls-refs)")
+        end = commands[1] if len(commands) > 1 else len(sent)
+        ls_refs = [p.encode() for p in sent[commands[0] : end]]
+        # The first round of the fetch (a host holding the alias's objects sends its
+        # 'have's, and the server answers 'ready' with the pack: one round here), its wants
+        # taken out: a simulated host wants what its own ls-refs lists.
+        last = commands[2] if len(commands) > 2 else len(sent)
+        first = sent[end:last]
+        at = next((i for i, p in enumerate(first) if p.startswith("want ")), None)
+        if at is None:
+            raise SystemExit("the real host's git poll fetched nothing: nothing to replay")
+        fetch = [p.encode() for p in first if not p.startswith("want ")]
+        return cls(port, hello, ls_refs, fetch, at)
+
+    @staticmethod
+    def pkt(payload: bytes) -> bytes:
+        if payload in (b"0000", b"0001", b"0002"):
+            return payload
+        if not payload.endswith(b"\n") and b"\0" not in payload:
+            payload += b"\n"
+        return b"%04x" % (len(payload) + 4) + payload
+
+    @staticmethod
+    async def read_pkt(reader: asyncio.StreamReader) -> bytes | None:
+        """A packet's payload; None for a flush, b"" for a delimiter."""
+        size = int(await reader.readexactly(4), 16)
+        if size == 0:
+            return None
+        if size in (1, 2):
+            return b""
+        return await reader.readexactly(size - 4)
+
+    async def pack(self, reader: asyncio.StreamReader) -> bool:
+        """Read a fetch response to its end; whether it carried the pack."""
+        packfile = False
+        while (line := await self.read_pkt(reader)) is not None:
+            packfile = packfile or line == b"packfile\n"
+        return packfile
+
+    async def request(self) -> str | None:
+        """One git request (one connection, as git daemon counts it): ls-refs, then a
+        fetch of what it lists; the alias tag object the remote holds."""
+        reader, writer = await asyncio.open_connection("127.0.0.1", self.port)
+        try:
+            writer.write(self.pkt(self.hello))
+            while await self.read_pkt(reader) is not None:  # the capability advertisement
+                pass
+            writer.write(b"".join(map(self.pkt, self.ls_refs)))
+            refs: dict[str, str] = {}
+            while (line := await self.read_pkt(reader)) is not None:
+                oid, name = line.decode().split()[:2]
+                refs[name] = oid
+            wants = list(
+                dict.fromkeys(
+                    oid
+                    for name, oid in refs.items()
+                    if any(fnmatchcase(name, p) for p in self.patterns)
+                )
+            )
+            if wants:
+                i = self.at
+                body = [*self.fetch[:i], *(b"want " + w.encode() for w in wants), *self.fetch[i:]]
+                writer.write(b"".join(map(self.pkt, body)))
+                if not await self.pack(reader):  # not 'ready': git's next round ends it
+                    body.insert(len(body) - 1, b"done")
+                    writer.write(b"".join(map(self.pkt, body)))
+                    await self.pack(reader)
+            writer.write(b"0000")
+        finally:
+            writer.close()
+        return refs.get(ALIAS_REF)
+
+
+class SimFleet:
+    """Simulated pointer-mode hosts in one asyncio loop: each reads the pointer with a
+    conditional GET every interval (+/- 10%, a new connection each, as the real host's
+    urllib does), and on a change, on start and every git_interval runs the real host's git
+    request (the same `git fetch` command line, into a cache directory of its own). What a
+    host does locally after git answered (reading the tags, the checks, the swap) is not
+    simulated: the one real host beside them measures it."""
+
+    def __init__(self, hosts: list[Host], args: argparse.Namespace, wire: GitWire, port: int):
+        self.hosts, self.args, self.wire, self.port = hosts, args, wire, port
+        self.lock = threading.Lock()
+
+    async def get(self, etag: str | None) -> tuple[int, str | None]:
+        reader, writer = await asyncio.open_connection("127.0.0.1", self.port)
+        try:
+            head = (
+                f"GET /{POINTER} HTTP/1.1\r\nHost: 127.0.0.1:{self.port}\r\n"
+                "Accept-Encoding: identity\r\nConnection: close\r\n"
+            )
+            if etag:
+                head += f"If-None-Match: {etag}\r\n"
+            writer.write((head + "\r\n").encode())
+            reply = await reader.read()
+        finally:
+            writer.close()
+        status_line, _, rest = reply.partition(b"\r\n")
+        status = int(status_line.split()[1])
+        headers, _, body = rest.partition(b"\r\n\r\n")
+        tag = None
+        for line in headers.split(b"\r\n"):
+            name, _, value = line.partition(b":")
+            if name.strip().lower() == b"etag":
+                tag = value.strip().decode()
+        if status == 200:
+            json.loads(body)  # the host parses the pointer (and only takes it as a hint)
+        return status, tag
+
+    async def git_request(self, host: Host) -> None:
+        start = time.time()
+        oid = await self.wire.request()
+        with self.lock:
+            host.fetches.append(Fetch(start, time.time(), oid))
+
+    async def host(self, i: int, host: Host, stop: threading.Event, on_error: Any) -> None:
+        interval, git_interval = self.args.interval, self.args.git_interval
+        await asyncio.sleep(interval * i / len(self.hosts))  # their phases spread
+        etag: str | None = None
+        pending, next_git, failures = True, 0.0, 0
+        while not stop.is_set():
+            now = time.monotonic()
+            try:
+                status, tag = await asyncio.wait_for(self.get(etag), 30)
+                if status == 200 and tag != etag:
+                    etag, pending = tag, True
+                elif status != 304:
+                    raise RuntimeError(f"the store answered {status}")
+            except Exception as exc:  # the real host falls back to git polls
+                on_error(exc, interval)
+            if pending or now >= next_git:
+                try:
+                    await asyncio.wait_for(self.git_request(host), 60)
+                    pending, failures = False, 0
+                    next_git = time.monotonic() + git_interval
+                except Exception as exc:
+                    failures += 1
+                    on_error(exc, interval)
+            delay = interval * (2 ** min(failures, 6) if failures else 1)
+            await asyncio.sleep(delay * (1 + random.uniform(-0.1, 0.1)))
+
+    def run(self, stop: threading.Event, on_error: Callable[[Host], Any]) -> None:
+        async def main() -> None:
+            await asyncio.gather(
+                *(self.host(i, h, stop, on_error(h)) for i, h in enumerate(self.hosts))
+            )
+
+        asyncio.run(main())
+
+
+def served_by_fetch(host: Host, oid: str, after: float) -> Fetch | None:
+    """A simulated host's first git answer naming ``oid`` sent after ``after``."""
+    return next((f for f in host.fetches if f.oid == oid and f.end >= after), None)
+
+
 # --- the fleet ---------------------------------------------------------------------------
 
 
@@ -269,6 +483,8 @@ class Host:
     polls: int = 0
     errors: int = 0
     elapsed: list[float] = field(default_factory=list)
+    fetches: list[Fetch] = field(default_factory=list)  # a simulated host's git answers
+    local_s: float | None = None  # the real host's switching poll less its git request
 
 
 def served_version(result: Any) -> str | None:
@@ -305,6 +521,10 @@ class Run:
     poll_s: float
     swap_poll_s: float  # median duration of the polls that switched a host
     messages: tuple[tuple[str, int], ...]  # the host errors of the run, most common first
+    simulated: int = 0  # hosts simulated (pointer mode: all but the one real host)
+    local_swap_s: float | None = None  # the real host's switching poll less its git request
+    real_converge_s: float | None = None  # the real host's own convergence
+    sim_fetch_s: float | None = None  # median git request of the simulated hosts' switch
 
 
 class Fleet:
@@ -368,6 +588,34 @@ class Fleet:
             thread.join(120)
 
 
+def alias_oid(work: Path, env: dict[str, str]) -> str:
+    """The alias tag object the bare remote holds now (what git says)."""
+    bare = work / "served" / "registry.git"
+    return run(["git", "--git-dir", str(bare), "rev-parse", ALIAS_REF], work, env).strip()
+
+
+@contextmanager
+def timed_fetches() -> Iterator[list[tuple[float, float]]]:
+    """(start, end) of every alias fetch mvctl runs in this process meanwhile: the real
+    host's git requests (the simulated hosts run theirs as git subprocesses of their own).
+    The fetch itself runs as it is; only its clock is read."""
+    from mvctl._adapters import gitdir
+
+    original = gitdir.GitDir.fetch_refs
+    seen: list[tuple[float, float]] = []
+
+    def fetch_refs(self: Any, url: str, refspecs: Any) -> None:
+        start = time.time()
+        original(self, url, refspecs)
+        seen.append((start, time.time()))
+
+    gitdir.GitDir.fetch_refs = fetch_refs  # type: ignore[method-assign]
+    try:
+        yield seen
+    finally:
+        gitdir.GitDir.fetch_refs = original  # type: ignore[method-assign]
+
+
 def fleet_run(
     mode: str,
     n: int,
@@ -382,87 +630,162 @@ def fleet_run(
 
     if registry.version != V2:
         registry.promote(V2)
-    if mode == "pointer" and not (work / "storage" / POINTER).is_file():
+    if mode.startswith("pointer") and not (work / "storage" / POINTER).is_file():
         registry.promote(V1)  # a move with pointers on writes the pointer file
         registry.promote(V2)
+    base = work / f"{mode}-{n}"
+    simulated = mode.startswith("pointer")  # one real host, n - 1 simulated beside it
     hosts = []
     for i in range(n):
-        dest = work / f"{mode}-{n}" / f"host{i}"
-        shutil.copytree(template, dest, symlinks=True)
+        dest = base / f"host{i}"
+        if i == 0 or not simulated:
+            shutil.copytree(template, dest, symlinks=True)
         hosts.append(Host(dest))
     url, store_url = git.url("registry.git"), store.url
+    wire = None
+    if simulated:  # the real host's git request, traced once, replayed by the others
+        from mvctl.serving.aliases import FetchedAliases
+
+        tracer = base / "tracer"
+        shutil.copytree(template, tracer, symlinks=True)
+        req = serving.PullRequest.following(url, MODEL, ("production",), tracer)
+        serving.pull_channels(req, source=FetchedAliases())  # a host past its first poll
+
+        def poll() -> object:
+            return serving.pull_channels(req, source=FetchedAliases())
+
+        wire = GitWire.traced(git.port, poll, base / "packet-trace")
     watch = pointer_watch()
+    oids = {V2: alias_oid(work, dict(os.environ))}
+    real_fetches: list[tuple[float, float]] = []
 
     def start(host: Host, stop: threading.Event) -> None:
         req = serving.PullRequest.following(
             url, MODEL, ("production",), host.dest, dvc_remote=store_url
         )
         on_result, on_error = fleet.on_result(host), fleet.on_error(host)
-        if mode != "pointer":
+        if not simulated:
             serving.follow_channels(
                 req, interval=args.interval, stop=stop, on_result=on_result, on_error=on_error
             )
         else:
             assert watch is not None
+
+            def on_real_result(result: Any) -> None:
+                switching = host.switched is None
+                on_result(result)
+                if switching and host.switched is not None and real_fetches:
+                    fetch_start, fetch_end = real_fetches[-1]
+                    host.local_s = host.swap_poll - (fetch_end - fetch_start)
+
             watch(
                 req,
                 store_url,  # the DVC remote's root: the pointers are under it
                 interval=args.interval,
                 git_interval=args.git_interval,
                 stop=stop,
-                on_result=on_result,
+                on_result=on_real_result,
                 on_error=on_error,
             )
 
-    fleet = Fleet(mode, hosts, start)
+    fleet = Fleet(mode, hosts[:1] if simulated else hosts, start)
+    sims = SimFleet(hosts[1:], args, wire, store.port) if wire else None
     load = os.getloadavg()[0]
+
+    def serves(version: str, after: float = 0.0) -> Callable[[Host], bool]:
+        def done(h: Host) -> bool:
+            if h.fetches or (sims is not None and h is not hosts[0]):
+                return served_by_fetch(h, oids[version], after) is not None
+            return h.version == version if not after else h.switched is not None
+
+        return done
 
     def polls(stats: dict[str, int]) -> int:
         """Polls so far: a pointer-mode host's poll is a read of its pointer (its git polls
         are what on_result sees); a git-mode host's, each result or failure."""
-        return stats.get("pointer", 0) if mode == "pointer" else fleet.polls()
+        return stats.get("pointer", 0) if simulated else fleet.polls()
 
-    try:
-        fleet.launch(args.interval)
-        if not fleet.wait(lambda h: h.version == V2, time.time() + 60 + n * 0.5):
-            raise SystemExit(f"{mode}, {n} hosts: the fleet never served {V2}")
-        time.sleep(args.interval)  # every host past its first poll: steady state
+    def every(check: Callable[[Host], bool], deadline: float) -> bool:
+        while time.time() < deadline:
+            with fleet.lock, sims.lock if sims else fleet_nolock():
+                if all(check(h) for h in hosts):
+                    return True
+            time.sleep(0.01)
+        return False
+
+    with ExitStack() as stack:
+        if simulated:
+            real_fetches = stack.enter_context(timed_fetches())
+        try:
+            fleet.launch(args.interval if not simulated else 0.0)
+            if sims is not None:
+                thread = threading.Thread(
+                    target=sims.run, args=(fleet.stop, fleet.on_error), daemon=True
+                )
+                thread.start()
+                fleet.threads.append(thread)
+            if not every(serves(V2), time.time() + 60 + n * 0.5):
+                raise SystemExit(f"{mode}, {n} hosts: the fleet never served {V2}")
+            time.sleep(args.interval)  # every host past its first poll: steady state
+            with fleet.lock:
+                for h in hosts:
+                    h.errors, h.elapsed, h.polls = 0, [], 0
+            g0, s0, gc0, sc0, t0 = (
+                git.requests(),
+                store.stats(),
+                git.cpu(),
+                store.cpu(),
+                time.time(),
+            )
+            dropped0, fc0, overflows0, p0 = git.dropped(), own_cpu(), listen_overflows(), polls(s0)
+            time.sleep(args.window)
+            g1, s1, gc1, sc1, t1 = (
+                git.requests(),
+                store.stats(),
+                git.cpu(),
+                store.cpu(),
+                time.time(),
+            )
+            fc1, steady_polls = own_cpu(), polls(s1) - p0
+            with fleet.lock:
+                elapsed = [e for h in hosts for e in h.elapsed]
+            poll_s = statistics.median(elapsed) if elapsed else 0.0
+            fleet.target = V1
+            # The change window opens as the rollback starts: a host may see the push before
+            # the command returns (the publisher pushes by path, so the daemon sees hosts only).
+            g2, s2 = git.requests(), store.stats()
+            p2, started = polls(s2), time.time()
+            if registry.rollback() != V1:
+                raise SystemExit(f"the rollback did not go back to {V1}")
+            returned = time.time()
+            oids[V1] = alias_oid(work, dict(os.environ))
+            # The push completed when the remote's alias ref was written (same clock).
+            pushed = (work / "served" / "registry.git" / ALIAS_REF).stat().st_mtime
+            every(serves(V1, started), pushed + max(args.window, args.interval * 10 + 30))
+            left = started + args.window - time.time()
+            if left > 0:
+                time.sleep(left)
+            g3, s3, t3 = git.requests(), store.stats(), time.time()
+            p3 = polls(s3)
+        finally:
+            fleet.halt()
         with fleet.lock:
+            real = hosts[0]
+            local = real.local_s if simulated else None
+            times, swap_polls, fetch_s = [], [], []
             for h in hosts:
-                h.errors, h.elapsed, h.polls = 0, [], 0
-        g0, s0, gc0, sc0, t0 = git.requests(), store.stats(), git.cpu(), store.cpu(), time.time()
-        dropped0, fc0, overflows0, p0 = git.dropped(), own_cpu(), listen_overflows(), polls(s0)
-        time.sleep(args.window)
-        g1, s1, gc1, sc1, t1 = git.requests(), store.stats(), git.cpu(), store.cpu(), time.time()
-        fc1, steady_polls = own_cpu(), polls(s1) - p0
-        with fleet.lock:
-            elapsed = [e for h in hosts for e in h.elapsed]
-        poll_s = statistics.median(elapsed) if elapsed else 0.0
-        fleet.target = V1
-        # The change window opens as the rollback starts: a host may see the push before
-        # the command returns (the publisher pushes by path, so the daemon sees hosts only).
-        g2, s2 = git.requests(), store.stats()
-        p2, started = polls(s2), time.time()
-        if registry.rollback() != V1:
-            raise SystemExit(f"the rollback did not go back to {V1}")
-        returned = time.time()
-        # The push completed when the remote's alias ref was written (same clock).
-        pushed = (work / "served" / "registry.git" / ALIAS_REF).stat().st_mtime
-        fleet.wait(
-            lambda h: h.switched is not None, pushed + max(args.window, args.interval * 10 + 30)
-        )
-        left = started + args.window - time.time()
-        if left > 0:
-            time.sleep(left)
-        g3, s3, t3 = git.requests(), store.stats(), time.time()
-        p3 = polls(s3)
-        with fleet.lock:
-            times = [max(h.switched - pushed, 0.0) for h in hosts if h.switched is not None]
-            swap_polls = [h.swap_poll for h in hosts if h.switched is not None]
+                got = served_by_fetch(h, oids[V1], started) if h is not real and sims else None
+                if got is not None:  # a simulated host: its git answer, then the real swap
+                    times.append(max(got.end - pushed, 0.0) + (local or 0.0))
+                    fetch_s.append(got.end - got.start)
+                elif h.switched is not None and (h is real or not sims):
+                    times.append(max(h.switched - pushed, 0.0))
+                    swap_polls.append(h.swap_poll)
             errors = sum(h.errors for h in hosts)
-    finally:
-        fleet.halt()
-        shutil.rmtree(work / f"{mode}-{n}", ignore_errors=True)
+            real_converge = (
+                max(real.switched - pushed, 0.0) if simulated and real.switched else None
+            )
+    shutil.rmtree(base, ignore_errors=True)
     steady = t1 - t0
     return Run(
         mode=mode,
@@ -491,7 +814,16 @@ def fleet_run(
         poll_s=poll_s,
         swap_poll_s=statistics.median(swap_polls) if swap_polls else 0.0,
         messages=tuple(fleet.messages.most_common(3)),
+        simulated=n - 1 if simulated else 0,
+        local_swap_s=local,
+        real_converge_s=real_converge,
+        sim_fetch_s=statistics.median(fetch_s) if fetch_s else None,
     )
+
+
+@contextmanager
+def fleet_nolock() -> Iterator[None]:
+    yield
 
 
 # --- per-request costs -------------------------------------------------------------------
@@ -509,6 +841,38 @@ class Costs:
     swap_wall: float  # one host's poll that swaps to a version it holds (git mode)
     swap_cpu: float  # its CPU, its git children's included
     swap_server_cpu: float  # the daemon's CPU for that poll's requests
+    aliases_wall: float = 0.0  # a pointer-mode host's git poll finding no change
+    aliases_cpu: float = 0.0  # its CPU, its git children's included
+    aliases_server_cpu: float = 0.0  # the daemon's CPU for its one fetch
+    aliases_created: int = 0  # of those polls, how many made the alias cache anew
+    aliases_polls: int = 0
+
+
+def pointer_poll_costs(
+    template: Path, git: GitServer, polls: int
+) -> tuple[float, float, float, int]:
+    """A pointer-mode host's git poll that finds no change (what it does every
+    --git-interval, and on a pointer that moved without git): the median wall, and the mean
+    host CPU (its git children included) and daemon CPU of one (CPU clocks tick in 10 ms:
+    a mean over the polls), and how many of the polls created the alias cache anew."""
+    from mvctl import serving
+    from mvctl.serving.aliases import FetchedAliases
+
+    req = serving.PullRequest.following(git.url("registry.git"), MODEL, ("production",), template)
+    cache = template / ".mvctl" / "aliases.git"
+    serving.pull_channels(req, source=FetchedAliases())  # the cache exists from here on
+    walls, created = [], 0
+    c0, g0 = own_cpu(), git.cpu()
+    for _ in range(polls):
+        marker = cache / "bench-marker"
+        marker.touch()
+        start = time.perf_counter()
+        got = serving.pull_channels(req, source=FetchedAliases())
+        walls.append(time.perf_counter() - start)
+        created += not marker.exists()
+        assert not got.errors, got.errors
+    cpu, server = (own_cpu() - c0) / polls, (git.cpu() - g0) / polls
+    return statistics.median(walls), cpu, server, created
 
 
 def swap_costs(
@@ -603,7 +967,14 @@ def measure_costs(
     # The /_stats reads bracketing the loop are two requests of the store's CPU too.
     assert store.stats().get("not_modified", 0) - s0 == gets
     swap_wall, swap_cpu, swap_server = swap_costs(registry, template, git, max(runs // 4, 3))
+    polls = max(runs, 5)
+    a_wall, a_cpu, a_server, a_created = pointer_poll_costs(template, git, polls)
     return Costs(
+        aliases_wall=a_wall,
+        aliases_cpu=a_cpu,
+        aliases_server_cpu=a_server,
+        aliases_created=a_created,
+        aliases_polls=polls,
         swap_wall=swap_wall,
         swap_cpu=swap_cpu,
         swap_server_cpu=swap_server,
@@ -642,8 +1013,14 @@ def row(r: Run, args: argparse.Namespace) -> str:
     verdict = "ok" if ok_time and ok_git else "OVER"
     why = [] if ok_time else [f"time{late}"]
     why += [] if ok_git else ["git requests"]
+    real = "-"
+    if r.simulated:
+        real = " / ".join(
+            "-" if x is None else f"{x:.2f}"
+            for x in (r.real_converge_s, r.local_swap_s, r.sim_fetch_s)
+        )
     return (
-        f"| {r.mode} | {r.hosts} | {r.load:.1f} | {conv} | {r.steady_git_rps:.1f}"
+        f"| {r.mode} | {r.hosts} | {r.load:.1f} | {conv} | {real} | {r.steady_git_rps:.1f}"
         f" ({r.steady_git_cores:.2f} cores) | {r.window_git / r.hosts:.2f}"
         f" | {per_change:.2f} | {r.steady_store_rps:.1f} ({r.steady_store_cores:.2f} cores)"
         f" | {r.window_store / r.hosts:.2f} | {r.errors} / {r.dropped} / {r.overflows}"
@@ -668,18 +1045,19 @@ def extrapolate(runs: list[Run], costs: Costs, args: argparse.Namespace, hosts: 
         r = max((x for x in mine if not x.errors), key=lambda x: x.hosts, default=mine[-1])
         per_change = max((r.window_git - r.window_expected) / r.hosts, 0.0)
         for interval in dict.fromkeys((args.interval, 30.0)):
-            if mode != "pointer":  # a request per poll
+            if not mode.startswith("pointer"):  # a request per poll
                 git_rps = hosts * r.git_per_poll / interval
             else:  # the periodic git check: every --git-interval, whatever the interval (a
                 # window shorter than --git-interval may see none of them: the larger counts)
                 git_rps = max(hosts * r.git_per_poll / args.interval, hosts / args.git_interval)
             store_rps = hosts * r.store_per_poll / interval
-            # A git-mode poll is an ls-remote; a pointer-mode git poll fetches the aliases.
-            per_request = (
-                costs.fetch_server_cpu if mode == "pointer" else costs.ls_remote_server_cpu
-            )
+            # A git-mode poll is an ls-remote (its swap adds the alias tag's fetch); a
+            # pointer-mode git request is the fetch of the aliases, measured alone.
+            pointer = mode.startswith("pointer")
+            per_request = costs.aliases_server_cpu if pointer else costs.ls_remote_server_cpu
+            per_swap = costs.aliases_server_cpu if pointer else costs.fetch_server_cpu
             git_cores = git_rps * per_request
-            burst = git_cores + hosts * per_change * costs.fetch_server_cpu / interval
+            burst = git_cores + hosts * per_change * per_swap / interval
             lines.append(
                 f"| {mode} | {r.hosts} hosts | {interval:g} | {git_rps:,.0f} | {git_cores:.1f}"
                 f" | {hosts * per_change:,.0f} | {burst:.1f} | {store_rps:,.0f}"
@@ -688,56 +1066,80 @@ def extrapolate(runs: list[Run], costs: Costs, args: argparse.Namespace, hosts: 
     budget = args.interval + 2
     lines += [
         "",
-        f"For the budget at {hosts:,} hosts, one alias fetch per host within interval + 2 s"
-        f" ({budget:g} s) at this daemon's {costs.fetch_server_cpu * 1000:.0f} ms per fetch"
-        f" needs {hosts * costs.fetch_server_cpu / budget:.0f} cores at the git server; with a"
-        f" 30 s interval and the fetches spread over it,"
-        f" {hosts * costs.fetch_server_cpu / 32:.0f}.",
+        f"For the budget at {hosts:,} hosts, one pointer-mode git request (the aliases'"
+        f" fetch, {costs.aliases_server_cpu * 1000:.1f} ms of this daemon's CPU) per host"
+        f" within interval + 2 s ({budget:g} s) needs"
+        f" {hosts * costs.aliases_server_cpu / budget:.0f} cores at the git server, or a git"
+        " service spread over that many (a git host's replicas); with a 30 s interval and"
+        f" the requests spread over it, {hosts * costs.aliases_server_cpu / 32:.0f}. The store"
+        f" meanwhile answers {hosts / args.interval:,.0f} conditional GETs a second at"
+        f" {costs.not_modified_cpu * 1000:.2f} ms each of this Python server (an object store"
+        " or a CDN serves a 304 for far less).",
     ]
     return lines
 
 
 SETUP = " ".join(
     f"""
-    Each host is a thread of one Python process running mvctl's poller into its own host
-    directory (a lightweight poller, not an interpreter per host), its start spread over one
-    interval; every host holds {V1} and {V2} (the rollback is a swap without a download). The
-    git remote is a bare repository served by a real `git daemon` on loopback with git's
-    defaults: a listen backlog of 5 and --max-connections 32, past which it kills an older
-    connection from the same address (every host here is 127.0.0.1: the hosts' 'connection
-    reset') and sleeps 1 s in its accept loop (the listen-queue overflows); its
+    Every host holds {V1} and {V2} (the rollback is a swap without a download). In mode
+    `git` each host is a thread of one Python process running mvctl's own poller
+    (`serving.follow_channels`, a `git ls-remote` per poll) into its own host directory,
+    their starts spread over one interval. In mode `pointer` one host is real and the others
+    are simulated. The real one is mvctl's `serving.pointerwatch.watch_pointer` in a thread,
+    into a host directory of its own. The simulated ones are asyncio tasks of one thread,
+    their phases spread over one interval. Each sends the network requests a real host sends
+    and nothing else: every interval (+/- 10%) a conditional GET of the pointer
+    (If-None-Match, a new connection each, as urllib does), and on start, on a changed
+    pointer and every --git-interval the real host's git request, packet for packet: the
+    packets of one real `git fetch` of the aliases (its command line as mvctl runs it,
+    traced with GIT_TRACE_PACKET against this daemon, from a host past its first poll), on
+    one git:// connection: ls-refs,
+    then a fetch of what it listed. The daemon runs the same upload-pack and pack-objects
+    for it as for a real host. What is simulated: what a host does locally once git has
+    answered (reading the tags, mvctl's checks, the swap); the simulated hosts' git
+    requests skip the local git processes of a real host. That local cost is measured on the
+    real host, beside the simulated ones and on the same loaded cores. It is its switching
+    poll's duration less its git request's (the `GitDir.fetch_refs` call, timed in this
+    process). A simulated host's convergence is the end of its git answer naming the new
+    alias, plus that local cost; the real host's is its own. The git remote is a bare
+    repository served by a real `git daemon` on loopback with git's defaults: a listen
+    backlog of 5 and --max-connections 32. Past 32 it kills an older connection from the
+    same address (every host here is 127.0.0.1: the hosts' 'connection reset', or a reply
+    cut short), and it sleeps 1 s in its accept loop (the listen-queue overflows). Its
     `--access-hook` appends a line per request, so git requests are the server's own count.
     The publisher pushes to the bare repository by path, so every request counted is the
     fleet's. The DVC remote is a directory the registry pushes to and the hosts read over
     HTTP from `benchmarks/_httpstore.py` (its own process, ETag / If-None-Match, listen
     backlog 1024), which counts every request. Convergence runs from the end of the push of
     `mvctl rollback fraud --push` (a subprocess; the mtime of the alias ref it wrote in the
-    bare repository) to the end of each host's poll that reported {V1}. Mode `git-inetd`
-    polls git the same way, against `git daemon --inetd` run per connection by
+    bare repository) to the end of each host's poll that reported {V1}. Modes `git-inetd`
+    and `pointer-inetd` are the same against `git daemon --inetd`, run per connection by
     `benchmarks/_gitinetd.py` behind a socket with a backlog of 1024 (as systemd socket
-    activation or xinetd run it): git's cost per poll without git daemon's listen queue.
+    activation or xinetd run it): git's cost without git daemon's listen queue and
+    connection limit.
     """.split()
 )
 
 
 def herd(runs: list[Run], costs: Costs) -> list[str]:
-    """What the largest fleet's swap costs this machine: every host swaps within about one
-    interval, and here all of them share its cores with the daemon (a real host has its own)."""
+    """What the largest fleet's swap costs this machine, and where it is spent."""
     if not runs:
         return []
     n = max(r.hosts for r in runs)
     cores = os.cpu_count() or 1
     hosts_cpu = n * costs.swap_cpu
     server_cpu = n * costs.swap_server_cpu
+    pointer_server = n * costs.aliases_server_cpu
     return [
-        f"After a rollback, {n} hosts swapping at once ask for {hosts_cpu:.1f} s of CPU on"
-        f" the hosts' side and {server_cpu:.1f} s at the git daemon (the swap poll's costs"
-        f" above, times {n}): {(hosts_cpu + server_cpu) / cores:.1f} s of this machine's"
-        f" {cores} cores if nothing else ran, before any poll interval or other engineers'"
-        " load. On this machine the simulated hosts compete with the server (and with each"
-        " other) for the same cores; on a real fleet each host swaps on its own CPU and the"
-        f" server's share, {server_cpu / cores:.1f} s on {cores} cores, is what a change costs"
-        " everyone.",
+        f"After a rollback, {n} git-mode hosts swapping at once ask for {hosts_cpu:.1f} s of"
+        f" CPU on the hosts' side and {server_cpu:.1f} s at the git daemon (the swap poll's"
+        f" costs above, times {n}): {(hosts_cpu + server_cpu) / cores:.1f} s of this"
+        f" machine's {cores} cores if nothing else ran. In mode `git` every host is real, so"
+        " the hosts' share runs on the server's cores too, which a real fleet's would not."
+        f" In mode `pointer` it does not: {n} git requests ask about {pointer_server:.1f} s"
+        f" of the daemon's CPU ({pointer_server / cores:.1f} s on {cores} cores), the"
+        " simulated hosts' reading of the answers a little of this process's, and the local"
+        " swap is the real host's, measured once and added to each simulated host.",
         "",
     ]
 
@@ -780,13 +1182,15 @@ def report(runs: list[Run], costs: Costs, args: argparse.Namespace, skipped: lis
         " per poll: in the change window, at most 1 + window / --git-interval per host (the"
         " change's, and the periodic git check's share).",
         "",
-        "| mode | hosts | load | converge median / p95 / max (s) | git req/s, steady"
+        "| mode | hosts | load | converge median / p95 / max (s)"
+        " | the real host: converge / local swap; the simulated hosts' git request (s)"
+        " | git req/s, steady"
         " (daemon CPU) | git req per host, change window | git req per host per change"
         " | store req/s, steady (store CPU) | store req per host, change window"
         " | host errors / dropped by the daemon / listen-queue overflows"
         " | git poll median, no change / the switching one (s)"
         " | host CPU per poll, ms (all pollers) | budget |",
-        "|---|---|---|---|---|---|---|---|---|---|---|---|---|",
+        "|---|---|---|---|---|---|---|---|---|---|---|---|---|---|",
         *(row(r, args) for r in runs),
         "",
     ]
@@ -806,7 +1210,12 @@ def report(runs: list[Run], costs: Costs, args: argparse.Namespace, skipped: lis
         " host's poll that swaps to a version it holds (ls-remote, the alias fetch, the swap)"
         f" takes {costs.swap_wall * 1000:.0f} ms alone, {costs.swap_cpu * 1000:.0f} ms of the"
         " host's CPU (its git children included) and"
-        f" {costs.swap_server_cpu * 1000:.0f} ms of the daemon's.",
+        f" {costs.swap_server_cpu * 1000:.0f} ms of the daemon's. A pointer-mode host's git"
+        " poll that finds no change (its one `git fetch --prune` of the aliases into the"
+        f" alias cache it keeps; {costs.aliases_created} of {costs.aliases_polls} polls made"
+        f" that cache anew) takes {costs.aliases_wall * 1000:.0f} ms,"
+        f" {costs.aliases_cpu * 1000:.1f} ms of the host's CPU and"
+        f" {costs.aliases_server_cpu * 1000:.1f} ms of the daemon's.",
         "",
         *herd(runs, costs),
         "On paper, 10,000 hosts: the git and store requests per poll and per change measured"
@@ -815,7 +1224,9 @@ def report(runs: list[Run], costs: Costs, args: argparse.Namespace, skipped: lis
         " Assumptions: polls spread evenly over the interval (as here); a host polls the same"
         " way at any interval (a git-mode host's rate is 1/interval; a pointer-mode host asks"
         f" git every --git-interval {args.git_interval:g} s whatever its interval); the swap's"
-        " git requests arrive within one interval; per-request cost stays what it is for"
+        " git requests arrive within one interval (a pointer-mode change's fetch is counted"
+        " at the cost of a no-change one, though it carries one tag object more); per-request"
+        " cost stays what it is for"
         " this two-version registry (a registry with thousands of tags sends more per"
         " ls-remote) and what one core of this machine gives; no fork limits, listen queues"
         " or network in the way (at 200 hosts these already matter: see the drops above).",
@@ -832,7 +1243,10 @@ def main() -> None:
     parser.add_argument("--window", type=float, default=10.0)
     parser.add_argument("--git-interval", type=float, default=60.0)
     parser.add_argument(
-        "--modes", nargs="+", choices=["git", "git-inetd", "pointer"], default=["git", "pointer"]
+        "--modes",
+        nargs="+",
+        choices=["git", "git-inetd", "pointer", "pointer-inetd"],
+        default=["git", "pointer", "pointer-inetd"],
     )
     parser.add_argument("--size-kb", type=int, default=256)
     parser.add_argument("--runs", type=int, default=20, help="sequential requests per cost")
@@ -841,10 +1255,10 @@ def main() -> None:
     if args.quick:
         args.hosts, args.window, args.runs = [5], 3.0, 6
     skipped: list[str] = []
-    if "pointer" in args.modes and pointer_watch() is None:
+    if any(m.startswith("pointer") for m in args.modes) and pointer_watch() is None:
         print("skipped: pointer files not available (no mvctl.serving.pointerwatch)")
         skipped.append("pointer files not available (no `mvctl.serving.pointerwatch` here).")
-        args.modes = [m for m in args.modes if m != "pointer"]
+        args.modes = [m for m in args.modes if not m.startswith("pointer")]
     work = Path(tempfile.mkdtemp(prefix="mvctl-bench-fleet-"))
     try:
         env = isolated_env(work / "home")
@@ -856,10 +1270,9 @@ def main() -> None:
             git = stack.enter_context(git_daemon(work, served, env))
             store = stack.enter_context(http_store(storage, env))
             servers = {"git": git, "pointer": git}
-            if "git-inetd" in args.modes:
-                servers["git-inetd"] = stack.enter_context(
-                    git_daemon(work, served, env, inetd=True)
-                )
+            if {"git-inetd", "pointer-inetd"} & set(args.modes):
+                inetd = stack.enter_context(git_daemon(work, served, env, inetd=True))
+                servers["git-inetd"] = servers["pointer-inetd"] = inetd
             template = work / "template"
             runs = run_fleets(args, work, registry, servers, store, template, env)
             costs = measure_costs(args.runs, work, template, registry, git, store, env)
@@ -891,8 +1304,11 @@ def run_fleets(
         got = serving.pull_channels(req)
         assert served_version(got) == version, got
     runs = []
-    for mode in args.modes:
-        if mode == "pointer":
+    pointers_on = False
+    # Pointer files on stay on: the git modes (a pointer costs them nothing) run first.
+    for mode in sorted(args.modes, key=lambda m: m.startswith("pointer")):
+        if mode.startswith("pointer") and not pointers_on:
+            pointers_on = True
             config = registry.root / "mvctl.yaml"
             config.write_text(config.read_text().rstrip() + "\npointers: true\n")
             run(["git", "commit", "-q", "-am", "bench: pointer files on"], registry.root, env)

@@ -174,7 +174,9 @@ class GitDir:
     def fetch_refs(self, url: str, refspecs: Sequence[str]) -> None:
         """One fetch of every ref ``refspecs`` map (patterns: a ref the remote lacks is no
         error), their tag objects and commits alone (depth 1, no tree, no blob): all a poll
-        needs to resolve aliases, in one request to the git server."""
+        needs to resolve aliases, in one request to the git server. Local refs the patterns
+        match that the remote no longer has are removed (--prune): after it, those refs are
+        the remote's, whatever an earlier fetch into the same cache brought."""
         try:
             self.run(
                 "-c",
@@ -183,6 +185,7 @@ class GitDir:
                 f"remote.{_CACHE_REMOTE}.promisor=true",
                 "fetch",
                 "--quiet",
+                "--prune",
                 "--depth=1",
                 "--filter=tree:0",
                 "--no-tags",
@@ -200,6 +203,15 @@ class GitDir:
             sources = [spec.lstrip("+").partition(":")[0] for spec in refspecs]
             if ls_remote_tags(url, [], self.path, sources):
                 raise
+            # Nothing there: what the prune would have left of the patterns' refs is none.
+            self._drop([spec.partition(":")[2] for spec in refspecs])
+
+    def _drop(self, patterns: Sequence[str]) -> None:
+        """Delete the local refs matching ``patterns`` (``refs/...`` globs of our own)."""
+        out = self.run("for-each-ref", "--format=%(refname)", *patterns, action="list the cache")
+        if out.strip():
+            lines = "".join(f"delete {ref}\n" for ref in out.split())
+            self.run("update-ref", "--stdin", stdin=lines, action="empty the cache")
 
     def local_refs(self, prefix: str) -> dict[str, Fetched]:
         """Every ref under ``prefix`` as :meth:`fetch_alias` describes one (its object, the

@@ -3,9 +3,10 @@
 - :class:`LsRemote` (plain polling, the default): one ``git ls-remote`` per poll for every
   alias and the deregistrations, then a fetch of the alias's tag object for a channel
   that moved to a version the host keeps (its weight is in the tag's message);
-- :class:`FetchedAliases` (for hosts woken by a pointer file): one ``git fetch`` of every
-  followed alias and every deregistration (tag objects and commits, no tree), resolved
-  from the local objects: a change costs the git server one request.
+- :class:`FetchedAliases` (for hosts woken by a pointer file): one ``git fetch --prune`` of
+  every followed alias and every deregistration (tag objects and commits, no tree) into a
+  cache kept between polls, resolved from the local objects: a change costs the git server
+  one request, and a poll no ``git init``.
 
 Either way what comes from the remote is untrusted; the commit and alias checks of
 :mod:`mvctl.serving.commit` and :mod:`mvctl.serving.download` run on it as they are."""
@@ -51,8 +52,11 @@ class LsRemote:
 
 
 class FetchedAliases:
-    """One fetch per poll into ``DIR/.mvctl/aliases.git`` (emptied first, so nothing of an
-    earlier poll or a killed fetch is ever read as this one's)."""
+    """One fetch per poll into ``DIR/.mvctl/aliases.git``, created once and kept: the fetch
+    forces every ref its patterns match and prunes those the remote no longer has, so after
+    it the cache's refs under ``refs/mvctl/remote/`` that a poll looks up are the remote's,
+    whatever an earlier poll fetched (objects of earlier polls stay, found by hash alone).
+    A failed fetch removes the cache: a killed or broken one is never fetched into twice."""
 
     def __init__(self) -> None:
         self._cache: GitDir | None = None
@@ -63,13 +67,18 @@ class FetchedAliases:
     ) -> dict[str, RemoteRef]:
         path = dest / META / CACHE
         real_dir(path)  # a planted link is refused before anything is removed through it
-        shutil.rmtree(path, ignore_errors=True)
+        self._cache, self._fetched = None, {}
         cache = GitDir.create(path)
         # Patterns, so that an alias the remote lacks (a stopped canary) is no error; a
         # pattern may bring a longer name too (M@production-eu), which is never looked up.
+        # Every name looked up below matches one of them, so none is a stale one.
         wanted = [*refs.values(), retired]
         specs = [_spec(ref if "*" in ref else f"{ref}*") for ref in wanted]
-        cache.fetch_refs(req.repo, specs)
+        try:
+            cache.fetch_refs(req.repo, specs)
+        except BaseException:
+            shutil.rmtree(path, ignore_errors=True)  # the next poll starts from an empty one
+            raise
         self._cache = cache
         self._fetched = {
             f"refs/tags/{name.removeprefix(_LOCAL)}": got

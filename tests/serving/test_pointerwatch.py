@@ -24,6 +24,7 @@ from mvctl.formats.pointer import BadPointer
 from mvctl.serving.pointerwatch import PointerMismatch, _open, _Watch
 from mvctl.serving.request import ChannelsResult
 from tests.conftest import Registry, copy_registry, mvctl, run
+from tests.remotes.conftest import GitDaemon, git_daemon, serve_origin  # noqa: F401 - a fixture
 from tests.serving import test_serving as base
 from tests.serving.test_serving import WEIGHTS, request, served_bytes
 
@@ -342,4 +343,114 @@ def test_a_pointer_rewritten_every_interval_does_not_make_git_polls_every_interv
     assert len(rec.errors) == 1 and "backed off" in rec.errors[0].message  # reported once
     promote(reg.root, "fraud", "v0.2.0", "production", push=True)
     watch.step(31.0 + 60.0)  # a real move: at git_interval at the latest
+    assert served(host) == "v0.2.0"
+
+
+# --- the alias cache, kept between polls --------------------------------------------------
+
+
+def cache_inits(log: Path, host: Path) -> int:
+    """`git init`s of the host's alias cache."""
+    cache = str(host / ".mvctl" / "aliases.git")
+    return sum(
+        1
+        for line in log.read_text().splitlines()
+        if line.partition("|")[2].split()[:1] == ["init"] and line.endswith(f" {cache}")
+    )
+
+
+def test_the_alias_cache_is_created_once_not_on_every_poll(
+    reg: Registry, host: Path, git_log: Path
+) -> None:
+    promote(reg.root, "fraud", "v0.1.0", "production", push=True)
+    watch, rec = watcher(reg, host, git_interval=1.0)
+    watch.step(0.0)
+    marker = host / ".mvctl" / "aliases.git" / "mvctl-test-marker"
+    marker.write_text("kept")
+    promote(reg.root, "fraud", "v0.2.0", "production", push=True)
+    for now in (2.0, 4.0, 6.0):  # a change, then git polls at git_interval that find none
+        watch.step(now)
+    assert served(host) == "v0.2.0" and len(rec.results) == 4 and not rec.errors
+    assert cache_inits(git_log, host) == 1 and marker.read_text() == "kept"
+
+
+def test_a_deregistration_gone_from_the_remote_is_not_read_from_the_kept_cache(
+    reg: Registry, host: Path
+) -> None:
+    from mvctl.serving.aliases import FetchedAliases
+    from mvctl.serving.commit import RefusedCommit
+
+    promote(reg.root, "fraud", "v0.1.0", "production", push=True)
+    v2 = commit_of(reg, "v0.2.0")
+    reg.git("tag", "-a", "-m", "retired", "fraud@v0.2.0!", v2)
+    reg.git("push", "-q", "origin", "fraud@v0.2.0!")
+    assert serving.pull_channels(request(reg, host), source=FetchedAliases()).primary
+    reg.git("tag", "-f", "-a", "-m", "forced", "fraud@production", v2)
+    reg.git("push", "-q", "--force", "origin", "fraud@production")
+    refused = serving.pull_channels(request(reg, host), source=FetchedAliases())
+    [(_, error)] = refused.errors
+    assert isinstance(error, RefusedCommit) and served(host) == "v0.1.0"
+    # The deregistration withdrawn on the remote: the cache's copy of it is pruned.
+    reg.git("push", "-q", "origin", ":refs/tags/fraud@v0.2.0!")
+    result = serving.pull_channels(request(reg, host), source=FetchedAliases())
+    assert not result.errors and served(host) == "v0.2.0"
+
+
+def test_an_alias_deleted_on_the_remote_is_not_read_from_the_kept_cache(
+    reg: Registry, host: Path
+) -> None:
+    from mvctl.serving.aliases import FetchedAliases
+
+    promote(reg.root, "fraud", "v0.1.0", "production", push=True)
+    # A deregistration, so that the fetch still brings a ref once the alias is gone.
+    reg.git("tag", "-a", "-m", "retired", "fraud@v0.2.0!", commit_of(reg, "v0.2.0"))
+    reg.git("push", "-q", "origin", "fraud@v0.2.0!")
+    assert serving.pull_channels(request(reg, host), source=FetchedAliases()).primary
+    reg.git("push", "-q", "origin", ":refs/tags/fraud@production")
+    with pytest.raises(MvctlError, match="has no channel alias fraud@production"):
+        serving.pull_channels(request(reg, host), source=FetchedAliases())
+    assert served(host) == "v0.1.0"
+
+
+def test_a_broken_alias_cache_fails_one_poll_and_the_next_starts_afresh(
+    reg: Registry, host: Path
+) -> None:
+    from mvctl.serving.aliases import FetchedAliases
+
+    promote(reg.root, "fraud", "v0.1.0", "production", push=True)
+    assert serving.pull_channels(request(reg, host), source=FetchedAliases()).primary
+    cache = host / ".mvctl" / "aliases.git"
+    (cache / "HEAD").write_text("not a ref\n")  # what a killed or damaged cache may hold
+    promote(reg.root, "fraud", "v0.2.0", "production", push=True)
+    with pytest.raises(MvctlError, match="fetch the channel aliases"):
+        serving.pull_channels(request(reg, host), source=FetchedAliases())
+    assert not cache.exists() and served(host) == "v0.1.0"
+    assert serving.pull_channels(request(reg, host), source=FetchedAliases()).primary
+    assert served(host) == "v0.2.0"
+
+
+def test_over_git_daemon_a_forced_alias_and_a_pointer_reach_the_kept_cache_right(
+    reg: Registry,
+    host: Path,
+    git_daemon: GitDaemon,  # noqa: F811 - the fixture
+) -> None:
+    """Over git:// (a real daemon): polls into the kept cache follow promote, a rollback
+    and an alias force-pushed back and forth, always to what the remote says."""
+    url = serve_origin(git_daemon, reg.origin)
+    reg.git("remote", "set-url", "origin", url)
+    req = request(reg, host, repo=url)
+    from mvctl.serving.aliases import FetchedAliases
+
+    promote(reg.root, "fraud", "v0.1.0", "production", push=True)
+    assert serving.pull_channels(req, source=FetchedAliases()).primary
+    promote(reg.root, "fraud", "v0.2.0", "production", push=True)
+    serving.pull_channels(req, source=FetchedAliases())
+    assert served(host) == "v0.2.0"
+    rollback(reg.root, "fraud", reason="bad", push=True)
+    serving.pull_channels(req, source=FetchedAliases())
+    assert served(host) == "v0.1.0"
+    # Someone with push rights forces the alias's old tag object back: git says v0.2.0.
+    reg.git("tag", "-f", "-a", "-m", "forced", "fraud@production", commit_of(reg, "v0.2.0"))
+    reg.git("push", "-q", "--force", "origin", "fraud@production")
+    serving.pull_channels(req, source=FetchedAliases())
     assert served(host) == "v0.2.0"
