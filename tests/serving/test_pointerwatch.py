@@ -23,7 +23,7 @@ from mvctl.errors import MvctlError
 from mvctl.formats.pointer import BadPointer
 from mvctl.serving.pointerwatch import PointerMismatch, _open, _Watch
 from mvctl.serving.request import ChannelsResult
-from tests.conftest import Registry, copy_registry, mvctl, run
+from tests.conftest import Registry, copy_registry, git, mvctl, run
 from tests.remotes.conftest import GitDaemon, git_daemon, serve_origin  # noqa: F401 - a fixture
 from tests.serving import test_serving as base
 from tests.serving.test_serving import WEIGHTS, request, served_bytes
@@ -407,9 +407,33 @@ def test_an_alias_deleted_on_the_remote_is_not_read_from_the_kept_cache(
     reg.git("push", "-q", "origin", "fraud@v0.2.0!")
     assert serving.pull_channels(request(reg, host), source=FetchedAliases()).primary
     reg.git("push", "-q", "origin", ":refs/tags/fraud@production")
-    with pytest.raises(MvctlError, match="has no channel alias fraud@production"):
-        serving.pull_channels(request(reg, host), source=FetchedAliases())
+    # Read from the remote, not the cache: the channel is empty, the host keeps v0.1.0.
+    result = serving.pull_channels(request(reg, host), source=FetchedAliases())
+    primary = result.outcomes[0]
+    assert primary.empty and primary.error is None and not primary.changed
     assert served(host) == "v0.1.0"
+    assert not (host / ".mvctl" / "aliases.git" / "refs/mvctl/remote/fraud@production").exists()
+
+
+def test_a_cleared_channel_with_nothing_else_to_fetch_empties_the_kept_cache(
+    reg: Registry, host: Path
+) -> None:
+    """The fetch then matches no ref (git fails it, silently): the cache keeps nothing of
+    the alias it held, as the prune would have done."""
+    from mvctl.serving.aliases import FetchedAliases
+
+    promote(reg.root, "fraud", "v0.1.0", "production", push=True)
+    assert serving.pull_channels(request(reg, host), source=FetchedAliases()).primary
+    cached = host / ".mvctl" / "aliases.git"
+    listed = git(cached, "for-each-ref", "--format=%(refname)", "refs/mvctl/")
+    assert "refs/mvctl/remote/fraud@production" in listed.split()
+    reg.git("push", "-q", "origin", ":refs/tags/fraud@production")
+    result = serving.pull_channels(request(reg, host), source=FetchedAliases())
+    assert result.outcomes[0].empty and served(host) == "v0.1.0"
+    assert git(cached, "for-each-ref", "--format=%(refname)", "refs/mvctl/").split() == []
+    promote(reg.root, "fraud", "v0.2.0", "production", push=True)
+    assert serving.pull_channels(request(reg, host), source=FetchedAliases()).primary
+    assert served(host) == "v0.2.0"
 
 
 def test_a_broken_alias_cache_fails_one_poll_and_the_next_starts_afresh(
