@@ -152,7 +152,7 @@ def register(
         data_window=data_window,
         dry_run=dry_run,
     )
-    progress = RichProgress(stderr())
+    progress = RichProgress(stderr(), quiet=as_json)
     with progress.running():
         result = run_register(request, progress)
     if as_json:

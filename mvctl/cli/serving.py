@@ -10,7 +10,16 @@ from typing import TYPE_CHECKING, Annotated
 
 import typer
 
-from mvctl.cli.output import esc, handled, print_json, print_json_or_refuse, say, stdout
+from mvctl.cli.output import (
+    RichProgress,
+    esc,
+    handled,
+    print_json,
+    print_json_or_refuse,
+    say,
+    stderr,
+    stdout,
+)
 from mvctl.formats.names import redacted_url
 
 METRICS_TOKEN_ENV = "MVCTL_METRICS_TOKEN"  # noqa: S105 - the variable's name
@@ -236,7 +245,9 @@ def _report(result: ChannelsResult) -> dict[str, object]:
 def _pull_once(request: PullRequest, as_json: bool) -> None:
     from mvctl import serving
 
-    result = serving.pull_channels(request)
+    progress = RichProgress(stderr(), quiet=as_json)
+    with progress.running():
+        result = serving.pull_channels(request, progress)
     errors = result.errors
     refusal = errors[0][1] if errors else _hook_failure(result)
     for channel, error in errors[1:]:  # the first is the command's own error line
