@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import sys
+import time
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from pathlib import Path
@@ -20,6 +21,7 @@ from mvctl.cli.output import (
     stderr,
     stdout,
 )
+from mvctl.common.progress import Advance
 from mvctl.formats.names import redacted_url
 
 METRICS_TOKEN_ENV = "MVCTL_METRICS_TOKEN"  # noqa: S105 - the variable's name
@@ -292,6 +294,23 @@ def _metrics_server(
     return metrics, server
 
 
+class _DownloadLog:
+    """The ProgressSink of ``--watch``: no bar, a log line for each download done, with
+    its bytes and seconds."""
+
+    def task(self, label: str, total: int | None) -> Advance:
+        started = time.monotonic()
+        done = 0
+
+        def advance(amount: int) -> None:
+            nonlocal done
+            done += amount
+            if done == total:
+                _log(f"downloaded {label}: {done:,} bytes in {time.monotonic() - started:.1f} s")
+
+        return advance
+
+
 @dataclass(frozen=True)
 class _Polling:
     interval: float
@@ -349,13 +368,20 @@ def _watch(
             error=True,
         )
 
+    # No bars in a log: one line per download instead (none with --json: JSON lines only).
+    downloads = None if as_json else _DownloadLog()
     where = redacted_url(request.repo)  # a password or token in the URL is never printed
     followed = ", ".join(f"{request.model}@{c}" for c in request.followed)
     interval = polling.interval
     if polling.pointer is None:
         _log(f"following {followed} from {where} every {interval} s")
         serving.follow_channels(
-            request, interval=interval, stop=stop, on_result=on_result, on_error=on_error
+            request,
+            interval=interval,
+            stop=stop,
+            on_result=on_result,
+            on_error=on_error,
+            progress=downloads,
         )
         return
     _log(
@@ -371,4 +397,5 @@ def _watch(
         stop=stop,
         on_result=on_result,
         on_error=on_error,
+        progress=downloads,
     )

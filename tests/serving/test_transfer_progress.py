@@ -5,6 +5,8 @@ from __future__ import annotations
 
 import json
 import os
+import re
+import signal
 import subprocess
 import sys
 from collections.abc import Callable
@@ -162,3 +164,38 @@ def test_cli_register_draws_a_bar_on_a_terminal_and_none_with_json(
     assert quiet.returncode == 0, quiet.stderr
     assert json.loads(quiet.stdout)["manifest"]["version"] == "v0.2.0"
     assert "pushing" not in quiet.stderr
+
+
+def test_watch_logs_one_line_per_download_and_draws_no_bar(
+    registry: Registry, tmp_path: Path
+) -> None:
+    _served(registry)
+    host = tmp_path / "host"
+    argv = [sys.executable, "-m", "mvctl", "pull", str(registry.origin), "fraud"]
+    proc = subprocess.Popen(
+        [*argv, "--dest", str(host), "--watch", "--interval", "0.2"],
+        cwd=registry.root,
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        text=True,
+        env={**os.environ, "TTY_COMPATIBLE": "1"},  # a terminal: still no bar in a log
+    )
+    lines: list[str] = []
+    try:
+        assert proc.stdout is not None
+        for line in proc.stdout:  # blocks until the poller writes: no sleep
+            lines.append(line)
+            if "(downloaded and verified)" in line:
+                break
+    finally:
+        proc.send_signal(signal.SIGTERM)
+        rest, err = proc.communicate(timeout=30)
+    out = "".join(lines) + rest
+    assert proc.returncode == 0, err
+    downloads = [ln for ln in out.splitlines() if " downloaded fraud " in ln]
+    assert len(downloads) == 1, out
+    assert re.search(
+        rf"downloaded fraud v0\.1\.0 model\.bin: {len(WEIGHTS):,} bytes in \d+\.\d s$",
+        downloads[0],
+    )
+    assert "kB" not in out + err and "━" not in out + err
