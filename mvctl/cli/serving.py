@@ -83,6 +83,9 @@ def _print_status(
 
     if served is not None:
         table = Table(show_header=False, title=esc(dest), title_justify="left")
+        # A long path folds onto more lines rather than being cut.
+        table.add_column(no_wrap=True)
+        table.add_column(overflow="fold")
         for key, value in served.to_dict().items():
             table.add_row(esc(key), esc(", ".join(value) if isinstance(value, list) else value))
         stdout().print(table)

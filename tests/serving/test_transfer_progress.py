@@ -199,3 +199,40 @@ def test_watch_logs_one_line_per_download_and_draws_no_bar(
         downloads[0],
     )
     assert "kB" not in out + err and "━" not in out + err
+
+
+def test_cli_pull_status_folds_a_long_path_at_80_columns(
+    registry: Registry, tmp_path: Path
+) -> None:
+    _served(registry)
+    host = tmp_path / ("a-host-directory-with-a-long-name-" * 2)
+    assert _pull(registry, host, env={}).returncode == 0
+    argv = [sys.executable, "-m", "mvctl", "pull", "--status", "--dest", str(host)]
+    shown = subprocess.run(
+        argv, capture_output=True, text=True, env={**os.environ, "COLUMNS": "80"}, check=True
+    )
+    assert "…" not in shown.stdout
+    cells = "".join(
+        line.split("│")[2].strip() for line in shown.stdout.splitlines() if line.count("│") == 3
+    )
+    assert str(host / "versions" / "v0.1.0" / "model.bin") in cells
+
+
+def test_cli_get_json_draws_no_bar_on_a_terminal(registry: Registry, tmp_path: Path) -> None:
+    _served(registry)
+    env = {**os.environ, "TTY_COMPATIBLE": "1"}
+    argv = [sys.executable, "-m", "mvctl", "get", "fraud@production", "-o"]
+    drawn = subprocess.run(
+        [*argv, str(tmp_path / "a.bin")], cwd=registry.root, capture_output=True, text=True, env=env
+    )
+    assert drawn.returncode == 0 and "300.0/300.0 kB" in drawn.stderr
+    quiet = subprocess.run(
+        [*argv, str(tmp_path / "b.bin"), "--json"],
+        cwd=registry.root,
+        capture_output=True,
+        text=True,
+        env=env,
+    )
+    assert quiet.returncode == 0, quiet.stderr
+    assert json.loads(quiet.stdout)["bytes"] == len(WEIGHTS)
+    assert quiet.stderr == ""
