@@ -178,6 +178,11 @@ class RichProgress:
             disable=quiet or not console.is_terminal,
         )
 
+    @property
+    def drawn(self) -> bool:
+        """Whether bars are drawn: work that only feeds them can be skipped otherwise."""
+        return not self._progress.disable
+
     def task(self, label: str, total: int | None) -> Advance:
         task_id = self._progress.add_task(label, total=total)
 

@@ -153,8 +153,8 @@ def register(
         dry_run=dry_run,
     )
     progress = RichProgress(stderr(), quiet=as_json)
-    with progress.running():
-        result = run_register(request, progress)
+    with progress.running():  # counting the upload's bytes costs DVC a second look
+        result = run_register(request, progress if progress.drawn else None)
     if as_json:
         print_json(result.to_dict())
         return

@@ -230,7 +230,7 @@ def _upload(
         hashing = pool.submit(sha256_of, root / inputs.weights, sink)
         with dvc.open_project(root) as project:
             winfo, dataset = track(project, root, inputs)
-            # Counting bytes costs DVC a second look at the remote: only for a real sink.
+            # Counting bytes costs DVC a second look at the remote: only when asked.
             project.push(
                 [inputs.weights, *inputs.data], progress=progress, label="pushing to the DVC remote"
             )
