@@ -2,10 +2,12 @@
 
 from __future__ import annotations
 
+import contextlib
 import json
 import logging
 import os
-from collections.abc import Iterator, Sequence
+import threading
+from collections.abc import Callable, Iterator, Sequence
 from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
@@ -13,6 +15,7 @@ from typing import TYPE_CHECKING, Any
 
 from mvctl._adapters import dvcfiles
 from mvctl._adapters.dvcfiles import one_line
+from mvctl.common.progress import ProgressSink
 from mvctl.common.yamlio import read_text
 from mvctl.errors import MvctlError, OperationalError
 
@@ -207,14 +210,49 @@ class DvcProject:
                     hint="push the registry's artifacts with 'dvc push'",
                 ) from exc
 
-    def push(self, paths: Sequence[str], remote: str | None = None) -> int:
+    def push(
+        self,
+        paths: Sequence[str],
+        remote: str | None = None,
+        progress: ProgressSink | None = None,
+        label: str = "uploading",
+    ) -> int:
+        """``dvc push`` of ``paths``. With ``progress``, one task of the paths' bytes: their
+        objects are first copied to the remote with a byte count (DVC's own bars count
+        files), then DVC's push finds them there and does the rest (a directory's listing,
+        a version-aware remote's metadata); what was there already or was linked, not
+        copied, completes the task at the end."""
         if not paths:
             return 0
         with _converted("push to its remote"):
+            uploaded = None
+            if progress is not None:
+                uploaded = _Uploaded(progress.task, label, [self.tracked(p) for p in paths])
+                if uploaded.total and self._plain_remote(remote):
+                    uploaded.copy(self._repo, remote, self._object_ids(uploaded.objects))
             pushed = self._repo.push(
                 targets=[os.fspath(self.root / p) for p in paths], remote=remote
             )
+            if uploaded is not None:
+                uploaded.finish()
         return int(pushed or 0)
+
+    def _object_ids(self, tracked: list[TrackedPath]) -> set[str]:
+        """Every object of ``tracked``: a directory's listing with each of its files (DVC's
+        transfer sends a listing only once its files are there)."""
+        ids = {t.md5 for t in tracked}
+        for t in tracked:
+            if t.is_dir:
+                ids.update(oid for _, oid in self.dir_listing(t.md5))
+        return ids
+
+    def _plain_remote(self, remote: str | None) -> bool:
+        """A remote DVC pushes objects to by id: one configured (else DVC's push says so,
+        in its words), not a worktree or version-aware one."""
+        config = self._repo.config
+        name = remote or config.get("core", {}).get("remote")
+        options: dict[str, Any] = config.get("remote", {}).get(name) or {} if name else {}
+        return bool(options) and not (options.get("worktree") or options.get("version_aware"))
 
     def _declared(self, name: str) -> Any:
         path = self.root / "dvc.yaml"
@@ -239,6 +277,82 @@ class DvcProject:
             self._repo.artifacts.add(
                 name, Artifact(**fields), dvcfile=os.fspath(self.root / "dvc.yaml")
             )
+
+
+class _Uploaded:
+    """The byte count of one push: the bytes DVC's transfer reports per object copied,
+    then (:meth:`finish`) the rest: objects the remote had already, or linked."""
+
+    def __init__(
+        self,
+        task: Callable[[str, int | None], Callable[[int], None]],
+        label: str,
+        tracked: list[TrackedPath | None],
+    ) -> None:
+        self.objects = [t for t in tracked if t is not None]
+        self.total = sum(t.size or 0 for t in self.objects)
+        self._advance = task(label, self.total)
+        self._done = 0
+        self._lock = threading.Lock()  # DVC copies on several threads
+
+    def add(self, amount: int) -> None:
+        with self._lock:
+            amount = min(amount, self.total - self._done)  # never past the total
+            self._done += amount
+        if amount > 0:
+            self._advance(amount)
+
+    def copy(self, repo: Repo, remote: str | None, ids: set[str]) -> None:
+        from dvc_data.hashfile.db import get_index
+        from dvc_data.hashfile.hash_info import HashInfo
+
+        # Only the count depends on this copy: whatever fails here (an object missing
+        # from the cache, an import's data), DVC's push tries again and reports.
+        with contextlib.suppress(Exception):
+            odb = repo.cloud.get_remote_odb(remote, "push")
+            cache = repo.cache.local
+            repo.cloud.transfer(
+                cache,
+                odb,
+                {HashInfo("md5", oid) for oid in ids},
+                dest_index=get_index(odb),
+                cache_odb=cache,
+                callback=_byte_callback(self.add),
+            )
+
+    def finish(self) -> None:
+        self.add(self.total - self._done)
+
+
+def _byte_callback(add: Callable[[int], None]) -> Any:
+    """An fsspec callback for DVC's transfer: the transfer counts files on it (ignored);
+    each object copied reports on a branch of it, and its bytes go to ``add``: as they are
+    copied where the filesystem reports them (a cloud upload, a local copy over 1 GB),
+    and whatever the copy did not report once it has succeeded."""
+    from fsspec.callbacks import Callback  # type: ignore[import-untyped]
+
+    class Bytes(Callback):  # type: ignore[misc]
+        def __init__(self, source: str) -> None:
+            super().__init__()
+            self.source = source
+            self.reported = 0
+
+        def call(self, hook_name: str | None = None, **kwargs: Any) -> None:
+            delta, self.reported = self.value - self.reported, self.value
+            add(delta)
+
+        def __exit__(self, exc_type: object, *rest: object) -> None:
+            if exc_type is None:  # else the end of the push completes the count
+                with contextlib.suppress(OSError):
+                    add(Path(self.source).stat().st_size - self.reported)
+
+    class Files(Callback):  # type: ignore[misc]
+        def branched(self, path_1: Any, path_2: Any, **kwargs: Any) -> Callback:
+            if str(path_1).endswith(".dir"):  # a directory's listing: not the artifact's
+                return Callback()
+            return Bytes(str(path_1))
+
+    return Files()
 
 
 @contextmanager

@@ -34,9 +34,10 @@ class RemoteStore:
         self._odb = odb
         self._progress = progress
 
-    def fetch(self, md5: str, dest: Path, max_size: int) -> None:
+    def fetch(self, md5: str, dest: Path, max_size: int, *, counted: bool = True) -> None:
         """Stream object ``md5`` into the new file ``dest``; fail once it exceeds
-        ``max_size`` bytes (an endless or oversized object never fills the disk)."""
+        ``max_size`` bytes (an endless or oversized object never fills the disk). Its bytes
+        advance the progress unless not ``counted`` (a directory's listing: not weights)."""
         check_object_id(md5, "a download")
         source = self._odb.oid_to_path(md5)
         with _converted(f"download object {md5}"):
@@ -59,7 +60,7 @@ class RemoteStore:
                             "the host keeps serving what it had",
                         )
                     out.write(chunk)
-                    if self._progress:
+                    if self._progress and counted:
                         self._progress(len(chunk))
 
     def listing(self, md5: str, scratch: Path) -> list[tuple[str, str]]:
@@ -67,7 +68,7 @@ class RemoteStore:
         paths with no '..', each once, and object ids only."""
         if not md5.endswith(".dir"):
             raise OperationalError(f"object {md5} is not a directory listing")
-        self.fetch(md5, scratch, _LISTING_CAP)
+        self.fetch(md5, scratch, _LISTING_CAP, counted=False)
         try:
             entries = json.loads(scratch.read_text(encoding="utf-8"))
         except (OSError, ValueError) as exc:

@@ -53,7 +53,7 @@ def get(
 
     wanted = Wanted.parse(ref)
     options = Options(cwd=Path.cwd(), out=out, force=force, dvc_remote=dvc_remote)
-    progress = RichProgress(stderr())
+    progress = RichProgress(stderr(), quiet=as_json)
     with progress.running():
         got = run_get(wanted, options, repo, progress)
     if as_json:

@@ -153,9 +153,11 @@ def handled(func: Callable[P, R]) -> Callable[..., R]:
 
 
 class RichProgress:
-    """A ProgressSink drawing rich progress bars on stderr, only when it is a terminal."""
+    """A ProgressSink drawing rich progress bars (bytes done / total, rate) on stderr, only
+    when it is a terminal (TTY_COMPATIBLE=1 or FORCE_COLOR=1 force one) and not ``quiet``:
+    a command given --json draws none, so a machine's capture of both streams stays clean."""
 
-    def __init__(self, console: Console) -> None:
+    def __init__(self, console: Console, *, quiet: bool = False) -> None:
         from rich.progress import (
             BarColumn,
             DownloadColumn,
@@ -173,8 +175,13 @@ class RichProgress:
             TransferSpeedColumn(),
             console=console,
             transient=True,
-            disable=not console.is_terminal,
+            disable=quiet or not console.is_terminal,
         )
+
+    @property
+    def drawn(self) -> bool:
+        """Whether bars are drawn: work that only feeds them can be skipped otherwise."""
+        return not self._progress.disable
 
     def task(self, label: str, total: int | None) -> Advance:
         task_id = self._progress.add_task(label, total=total)

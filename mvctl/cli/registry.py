@@ -159,9 +159,9 @@ def register(
         data_window=data_window,
         dry_run=dry_run,
     )
-    progress = RichProgress(stderr())
-    with progress.running():
-        result = run_register(request, progress)
+    progress = RichProgress(stderr(), quiet=as_json)
+    with progress.running():  # counting the upload's bytes costs DVC a second look
+        result = run_register(request, progress if progress.drawn else None)
     if as_json:
         print_json(result.to_dict())
         return

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import sys
+import time
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from pathlib import Path
@@ -10,7 +11,17 @@ from typing import TYPE_CHECKING, Annotated
 
 import typer
 
-from mvctl.cli.output import esc, handled, print_json, print_json_or_refuse, say, stdout
+from mvctl.cli.output import (
+    RichProgress,
+    esc,
+    handled,
+    print_json,
+    print_json_or_refuse,
+    say,
+    stderr,
+    stdout,
+)
+from mvctl.common.progress import Advance
 from mvctl.formats.names import redacted_url
 
 METRICS_TOKEN_ENV = "MVCTL_METRICS_TOKEN"  # noqa: S105 - the variable's name
@@ -78,6 +89,9 @@ def _print_status(
 
     if served is not None:
         table = Table(show_header=False, title=esc(dest), title_justify="left")
+        # A long path folds onto more lines rather than being cut.
+        table.add_column(no_wrap=True)
+        table.add_column(overflow="fold")
         for key, value in served.to_dict().items():
             table.add_row(esc(key), esc(", ".join(value) if isinstance(value, list) else value))
         stdout().print(table)
@@ -245,7 +259,9 @@ def _report(result: ChannelsResult) -> dict[str, object]:
 def _pull_once(request: PullRequest, as_json: bool) -> None:
     from mvctl import serving
 
-    result = serving.pull_channels(request)
+    progress = RichProgress(stderr(), quiet=as_json)
+    with progress.running():
+        result = serving.pull_channels(request, progress)
     errors = result.errors
     refusal = errors[0][1] if errors else _hook_failure(result)
     for channel, error in errors[1:]:  # the first is the command's own error line
@@ -288,6 +304,23 @@ def _metrics_server(
     where, bound = server.address
     _log(f"metrics on http://{where}:{bound}/metrics (bearer token required)")
     return metrics, server
+
+
+class _DownloadLog:
+    """The ProgressSink of ``--watch``: no bar, a log line for each download done, with
+    its bytes and seconds."""
+
+    def task(self, label: str, total: int | None) -> Advance:
+        started = time.monotonic()
+        done = 0
+
+        def advance(amount: int) -> None:
+            nonlocal done
+            done += amount
+            if done == total:
+                _log(f"downloaded {label}: {done:,} bytes in {time.monotonic() - started:.1f} s")
+
+        return advance
 
 
 @dataclass(frozen=True)
@@ -352,13 +385,20 @@ def _watch(
             error=True,
         )
 
+    # No bars in a log: one line per download instead (none with --json: JSON lines only).
+    downloads = None if as_json else _DownloadLog()
     where = redacted_url(request.repo)  # a password or token in the URL is never printed
     followed = ", ".join(f"{request.model}@{c}" for c in request.followed)
     interval = polling.interval
     if polling.pointer is None:
         _log(f"following {followed} from {where} every {interval} s")
         serving.follow_channels(
-            request, interval=interval, stop=stop, on_result=on_result, on_error=on_error
+            request,
+            interval=interval,
+            stop=stop,
+            on_result=on_result,
+            on_error=on_error,
+            progress=downloads,
         )
         return
     _log(
@@ -374,4 +414,5 @@ def _watch(
         stop=stop,
         on_result=on_result,
         on_error=on_error,
+        progress=downloads,
     )

@@ -193,7 +193,7 @@ def register(req: RegisterRequest, progress: ProgressSink | None = None) -> Regi
     undo = Undo(plan.git, plan.head)
     undo.snapshot(touched)
     try:
-        weights, dataset = _upload(plan, req, sink)
+        weights, dataset = _upload(plan, req, sink, progress)
         profile_ref = _write_profile(root, plan.model, inputs, plan.cfg, sink)
         record = plan.manifest(weights, dataset, profile_ref, req)
         commit, written = _commit_and_tag(plan, record, touched, undo)
@@ -221,7 +221,7 @@ def register(req: RegisterRequest, progress: ProgressSink | None = None) -> Regi
 
 
 def _upload(
-    plan: _Plan, req: RegisterRequest, sink: ProgressSink
+    plan: _Plan, req: RegisterRequest, sink: ProgressSink, progress: ProgressSink | None
 ) -> tuple[WeightsEntry, tuple[DatasetEntry, ...]]:
     """DVC-track and upload the weights and data; sha256 runs beside DVC's own hashing and
     upload (hashlib releases the GIL), so register costs little more than `dvc add` + push."""
@@ -230,9 +230,10 @@ def _upload(
         hashing = pool.submit(sha256_of, root / inputs.weights, sink)
         with dvc.open_project(root) as project:
             winfo, dataset = track(project, root, inputs)
-            task = sink.task("pushing artifacts to the DVC remote", None)
-            project.push([inputs.weights, *inputs.data])
-            task(1)
+            # Counting bytes costs DVC a second look at the remote: only when asked.
+            project.push(
+                [inputs.weights, *inputs.data], progress=progress, label="pushing to the DVC remote"
+            )
             project.set_artifact(
                 plan.model, inputs.weights, description=req.description, labels=plan.labels
             )

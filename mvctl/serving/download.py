@@ -6,7 +6,6 @@ from __future__ import annotations
 
 import shutil
 import tempfile
-from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -14,6 +13,7 @@ from typing import Any
 from mvctl._adapters import dvcremote
 from mvctl._adapters.gitdir import Fetched, GitDir
 from mvctl.common.hashing import sha256_file, sha256_tree
+from mvctl.common.progress import Advance, NoProgress, ProgressSink
 from mvctl.errors import MvctlError, OperationalError, PolicyError
 from mvctl.formats import tags
 from mvctl.serving.commit import TAG_CAP, Plan, RefusedCommit, Weights, alias_weight, read_commit
@@ -74,7 +74,7 @@ def read_alias(req: PullRequest, dest: Path, channel: str) -> AliasRead:
 
 
 def download(
-    req: PullRequest, dest: Path, channel: str, progress: Callable[[int], None] | None
+    req: PullRequest, dest: Path, channel: str, progress: ProgressSink | None
 ) -> tuple[str, AliasRead]:
     """Fetch the version ``channel``'s alias names into a version directory of its own;
     returns its NAME and the alias as fetched."""
@@ -90,18 +90,19 @@ def download(
         except MvctlError as exc:
             raise _refused(alias, got, exc) from exc
     weights = plan.weights
-    needed = max(weights.size, sum(f[3] for f in weights.files))
+    needed = needed_bytes(weights)
     free = shutil.disk_usage(dest).free
     if needed > free:
         raise OperationalError(
             f"{req.model} {plan.version} needs {needed} bytes; {free} are free in {dest}",
             hint="free space; the host keeps serving what it had",
         )
+    advance = byte_task(progress, f"{req.model} {plan.version}", weights)
     tmp = Path(tempfile.mkdtemp(prefix=f"{TMP_PREFIX}{plan.version}-", dir=dest / VERSIONS))
     payload = tmp / "payload"
     try:
         payload.mkdir()
-        with dvcremote.remote_store(tmp / "dvc", plan.remote, req.dvc_remote, progress) as store:
+        with dvcremote.remote_store(tmp / "dvc", plan.remote, req.dvc_remote, advance) as store:
             if weights.is_dir:
                 fetch_tree(store, weights, payload / weights.name, tmp / "listing")
             else:
@@ -113,6 +114,17 @@ def download(
         return _place(req, dest, plan, fetched, payload, sizes), read
     finally:
         shutil.rmtree(tmp, ignore_errors=True)
+
+
+def needed_bytes(weights: Weights) -> int:
+    """The bytes a download of ``weights`` writes (a directory's: its files' sum)."""
+    return max(weights.size, sum(f[3] for f in weights.files))
+
+
+def byte_task(progress: ProgressSink | None, what: str, weights: Weights) -> Advance:
+    """The progress task of downloading ``weights``: labelled ``what`` and the weights'
+    name, its total the bytes the manifest declares (what the remote store advances)."""
+    return (progress or NoProgress()).task(f"{what} {weights.name}", needed_bytes(weights))
 
 
 HOST_HINT = "the DVC remote holds a corrupted object; the host keeps serving what it had"

@@ -8,6 +8,7 @@ import random
 import threading
 from collections.abc import Callable
 
+from mvctl.common.progress import ProgressSink
 from mvctl.errors import MvctlError, OperationalError, UsageError
 from mvctl.serving.commit import RefusedCommit
 from mvctl.serving.pull import check_request, primary_result, pull_channels
@@ -44,12 +45,14 @@ def follow_channels(
     on_result: Callable[[ChannelsResult], None],
     on_error: Callable[[MvctlError, float], None],
     jitter: float = 0.1,
+    progress: ProgressSink | None = None,
 ) -> None:
     """Poll every channel ``req`` follows until ``stop`` is set. Failures (an unreachable
     remote, a corrupted object) are reported and retried with exponential backoff while
     each channel keeps serving what it had. A malformed commit or alias tag is reported
     once and skipped at the normal interval (a poll costs one ls-remote) until that
-    channel's alias moves on: a good rollback still arrives in one poll."""
+    channel's alias moves on: a good rollback still arrives in one poll. ``progress`` gets
+    each download's byte task."""
     check_interval(interval)
     check_request(req)  # a usage error is not retried
     failures = 0
@@ -57,7 +60,7 @@ def follow_channels(
     while not stop.is_set():
         failed = False
         try:
-            result = pull_channels(req, None, refused)
+            result = pull_channels(req, progress, refused)
             for outcome in result.outcomes:
                 if outcome.error is None and not outcome.skipped:
                     refused.pop(outcome.channel, None)

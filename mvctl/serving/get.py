@@ -18,7 +18,7 @@ from typing import Any
 
 from mvctl._adapters import dvcremote
 from mvctl._adapters.gitdir import GitDir, check_url, ls_remote_tags
-from mvctl.common.progress import NoProgress, ProgressSink
+from mvctl.common.progress import ProgressSink
 from mvctl.errors import (
     OperationalError,
     UsageError,
@@ -30,7 +30,7 @@ from mvctl.errors import (
 from mvctl.formats import tags
 from mvctl.formats.names import Version, check_channel, check_model, redacted_url, shown
 from mvctl.serving.commit import Plan, read_plan
-from mvctl.serving.download import fetch_tree, mismatch, verify_payload
+from mvctl.serving.download import byte_task, fetch_tree, mismatch, needed_bytes, verify_payload
 from mvctl.serving.layout import fsync_path, fsync_tree
 
 _HINT = "the DVC remote holds a corrupted object; nothing was written"
@@ -195,14 +195,14 @@ def save(
         )
     weights = plan.weights
     target = _target(options, weights.name)
-    needed = max(weights.size, sum(f[3] for f in weights.files))
+    needed = needed_bytes(weights)
     free = shutil.disk_usage(target.parent).free
     if needed > free:
         raise OperationalError(
             f"{wanted.model} {version} needs {needed} bytes; {free} are free in {target.parent}",
             hint="free space or choose another --out",
         )
-    advance = (progress or NoProgress()).task(f"{wanted.model} {version} {weights.name}", needed)
+    advance = byte_task(progress, f"{wanted.model} {version}", weights)
     tmp = Path(tempfile.mkdtemp(prefix=_TMP_PREFIX, dir=target.parent))
     payload = tmp / "payload"
     try:

@@ -22,6 +22,7 @@ from dataclasses import dataclass, field
 
 from mvctl._adapters import pointerstore
 from mvctl._adapters.pointerstore import PointerStore, StoreUnreachable
+from mvctl.common.progress import ProgressSink
 from mvctl.errors import MvctlError, OperationalError
 from mvctl.formats import pointer as pointer_format
 from mvctl.formats.pointer import BadPointer, Pointer
@@ -49,17 +50,19 @@ def watch_pointer(
     stop: threading.Event,
     on_result: Callable[[ChannelsResult], None],
     on_error: Callable[[MvctlError, float], None],
+    progress: ProgressSink | None = None,
 ) -> None:
     """Follow every channel ``req`` follows until ``stop`` is set, woken by the pointers
     under ``pointer_url`` (a DVC remote's root: a folder, http(s)://, s3://bucket/prefix).
     ``on_result`` gets each git poll's result; ``on_error`` each failure (with the delay
     before the next try), a forged pointer and a pointer that disagrees with git (once per
-    version of the pointer), and an unreachable pointer store (once, until it answers)."""
+    version of the pointer), and an unreachable pointer store (once, until it answers).
+    ``progress`` gets each download's byte task."""
     check_interval(interval)
     check_interval(git_interval)
     check_request(req)  # a usage error is not retried
     store = _open(pointer_url)
-    watch = _Watch(req, store, interval, git_interval, on_result, on_error)
+    watch = _Watch(req, store, interval, git_interval, on_result, on_error, progress)
     while not stop.is_set():
         stop.wait(watch.step(time.monotonic()))
 
@@ -84,6 +87,7 @@ class _Watch:
     git_interval: float
     on_result: Callable[[ChannelsResult], None]
     on_error: Callable[[MvctlError, float], None]
+    progress: ProgressSink | None = None
     seen: dict[str, str] = field(default_factory=dict)  # channel -> the pointer's validator
     hints: dict[str, Pointer | None] = field(default_factory=dict)
     warned: set[tuple[str, str]] = field(default_factory=set)  # (channel, validator)
@@ -150,7 +154,7 @@ class _Watch:
     def _git_poll(self, now: float, *, woken: bool = False) -> None:
         failed = False
         try:
-            result = pull_channels(self.req, None, self.refused, FetchedAliases())
+            result = pull_channels(self.req, self.progress, self.refused, FetchedAliases())
             for outcome in result.outcomes:
                 if outcome.error is None and not outcome.skipped:
                     self.refused.pop(outcome.channel, None)

@@ -8,13 +8,13 @@ import os
 import stat
 import subprocess
 import time
-from collections.abc import Callable
 from dataclasses import replace
 from pathlib import Path
 from typing import Any
 
 from mvctl._adapters import dvcfiles
 from mvctl._adapters.gitdir import RemoteRef, check_url
+from mvctl.common.progress import ProgressSink
 from mvctl.errors import MvctlError, OperationalError, UsageError
 from mvctl.formats import tags
 from mvctl.formats.names import check_channel, check_model, redacted_url
@@ -48,7 +48,7 @@ from mvctl.serving.request import (
 from mvctl.serving.swap import entries_of, read_state, swap, unlink_channel
 
 
-def pull(req: PullRequest, progress: Callable[[int], None] | None = None) -> PullResult:
+def pull(req: PullRequest, progress: ProgressSink | None = None) -> PullResult:
     """One poll of every channel ``req`` follows; returns the primary's outcome. A
     channel's failure never stops the others: once every channel had its turn, the first
     error (the primary's before any other) is raised."""
@@ -71,7 +71,7 @@ def primary_result(result: ChannelsResult) -> PullResult | None:
 
 def pull_channels(
     req: PullRequest,
-    progress: Callable[[int], None] | None = None,
+    progress: ProgressSink | None = None,
     refused: Refused | None = None,
     source: AliasSource | None = None,
 ) -> ChannelsResult:
@@ -97,7 +97,7 @@ def _write_error(req: PullRequest, exc: OSError) -> OperationalError:
 
 def _pull(
     req: PullRequest,
-    progress: Callable[[int], None] | None,
+    progress: ProgressSink | None,
     refused: Refused,
     source: AliasSource,
 ) -> ChannelsResult:
@@ -175,7 +175,7 @@ def _channel(
     remote: RemoteRef | None,
     refused: str | None,
     before: dict[str, ChannelServed],
-    progress: Callable[[int], None] | None,
+    progress: ProgressSink | None,
     deregistered: dict[str, str],
     source: AliasSource,
 ) -> ChannelOutcome:
@@ -198,7 +198,7 @@ def _turn(
     remote: RemoteRef | None,
     refused: str | None,
     before: dict[str, ChannelServed],
-    progress: Callable[[int], None] | None,
+    progress: ProgressSink | None,
     deregistered: dict[str, str],
     source: AliasSource,
 ) -> ChannelOutcome:
@@ -266,7 +266,7 @@ def _move(
     channel: str,
     remote: RemoteRef,
     held: ChannelServed | None,
-    progress: Callable[[int], None] | None,
+    progress: ProgressSink | None,
     source: AliasSource,
 ) -> ChannelOutcome:
     name, alias, downloaded = _version_for(req, dest, channel, remote.commit, progress, source)
@@ -280,7 +280,7 @@ def _version_for(
     dest: Path,
     channel: str,
     commit: str,
-    progress: Callable[[int], None] | None,
+    progress: ProgressSink | None,
     source: AliasSource,
 ) -> tuple[str, AliasRead, bool]:
     """The version directory the alias names, the alias as fetched, and whether it was

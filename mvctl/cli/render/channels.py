@@ -5,6 +5,7 @@ from __future__ import annotations
 from typing import TYPE_CHECKING
 
 from mvctl.cli.output import esc, print_json, say, say_published, stdout, warn_pointers
+from mvctl.cli.render.fit import caption, fit
 
 if TYPE_CHECKING:
     from mvctl.channels.gates import GateReport
@@ -79,39 +80,55 @@ def _who(event: Event) -> str:
     return f"{event.requested_by} (via {event.via or '?'}, as {actor})"
 
 
+_HISTORY = ("#", "time (UTC)", "channel", "kind", "from → to", "weight", "actor", "reason")
+# Free text wraps (to this width at the narrowest); every other value stays whole.
+_HISTORY_FOLDED = {"actor": 14, "reason": 16}
+# Left out in this order when the table does not fit (the caption names them).
+_HISTORY_DROPPED = ("#", "actor", "weight", "kind")
+
+
 def history(model: str, events: list[Event]) -> None:
     from rich.table import Table
 
-    table = Table(
-        "#",
-        "time (UTC)",
-        "channel",
-        "kind",
-        "from → to",
-        "weight",
-        "actor",
-        "reason",
-        title=esc(model),
-    )
-    for e in reversed(events):
-        if e.kind == "stop":
-            change = f"{e.version or '?'} → (stopped)"
-        else:
-            change = f"{e.previous or '-'} → {e.version or '?'}"
-        weight = _percent(e.weight)
-        if e.kind in ("weight", "stop") and e.previous_weight is not None:
-            weight = f"{_percent(e.previous_weight)} → {weight or '-'}"
-        table.add_row(
-            str(e.counter),
-            esc(e.time.replace("T", " ")[:19].rstrip("Z")),
-            esc(e.channel),
-            esc(e.kind),
-            esc(change),
-            weight,
-            esc(_who(e)),
-            esc(e.reason),
-        )
-    stdout().print(table if events else f"no channel events for {model} yet")
+    out = stdout()
+    if not events:
+        out.print(f"no channel events for {esc(model)} yet")
+        return
+    rows = [_event_row(e) for e in reversed(events)]
+    # A column no event fills (no weighted channel) says nothing: it is left out silently.
+    present = [c for c in _HISTORY if c != "weight" or any(r[c] for r in rows)]
+    columns = present
+    if fit(present, rows, out.width, present, _HISTORY_FOLDED) != present:
+        for row in rows:  # narrow: the date above the time, then columns left out
+            row["time (UTC)"] = row["time (UTC)"].replace(" ", "\n", 1)
+        columns = fit(present, rows, out.width, _HISTORY_DROPPED, _HISTORY_FOLDED)
+    table = Table(title=esc(model), caption=caption(present, columns))
+    for name in columns:
+        folded = name in _HISTORY_FOLDED
+        table.add_column(esc(name), no_wrap=not folded, overflow="fold" if folded else "ellipsis")
+    for row in rows:
+        table.add_row(*(row[name] for name in columns))
+    out.print(table)
+
+
+def _event_row(e: Event) -> dict[str, str]:
+    if e.kind == "stop":
+        change = f"{e.version or '?'} → (stopped)"
+    else:
+        change = f"{e.previous or '-'} → {e.version or '?'}"
+    weight = _percent(e.weight)
+    if e.kind in ("weight", "stop") and e.previous_weight is not None:
+        weight = f"{_percent(e.previous_weight)} → {weight or '-'}"
+    return {
+        "#": str(e.counter),
+        "time (UTC)": esc(e.time.replace("T", " ")[:19].rstrip("Z")),
+        "channel": esc(e.channel),
+        "kind": esc(e.kind),
+        "from → to": esc(change),
+        "weight": esc(weight),
+        "actor": esc(_who(e)),
+        "reason": esc(e.reason),
+    }
 
 
 def gates(report: GateReport) -> None:

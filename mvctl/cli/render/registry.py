@@ -5,6 +5,7 @@ from __future__ import annotations
 from typing import TYPE_CHECKING, Any
 
 from mvctl.cli.output import esc, say_published, stdout
+from mvctl.cli.render.fit import caption, fit
 
 if TYPE_CHECKING:
     from mvctl.channels.labels import Relabel
@@ -67,9 +68,7 @@ def versions_table(model: str, versions: list[ListedVersion], *, filtered: bool)
         out.width,
         keys,
     )
-    left_out = [c for c in rows[0] if c not in columns]
-    caption = f"not shown at this width: {', '.join(left_out)} (wider terminal, or --json)"
-    table = Table(title=esc(model), caption=esc(caption) if left_out else None)
+    table = Table(title=esc(model), caption=caption(list(rows[0]), columns))
     for name in columns:
         # Values are never cut: every column but channels and labels (one per line, folded)
         # keeps its values whole, and columns that do not fit are left out (_fit).
@@ -119,20 +118,8 @@ def _row(item: ListedVersion, keys: list[str]) -> dict[str, str]:
 def _fit(columns: list[str], rows: list[dict[str, str]], width: int, keys: list[str]) -> list[str]:
     """The columns that fit ``width`` with every value whole: the author goes first, then
     the metrics from the last (one always stays), then the labels."""
-    from rich.text import Text
-
-    def need(name: str) -> int:
-        cells = [esc(name), *(line for row in rows for line in row[name].split("\n"))]
-        widest = max(Text.from_markup(c).cell_len for c in cells)
-        if name in _FOLDED:  # folded onto more lines, whole, when the table is narrow
-            widest = min(widest, _FOLD_WIDTH)
-        return widest + 3  # padding and a rule
-
-    wanted = list(columns)
     droppable = ["author", *reversed(keys[1:]), "labels"]
-    while sum(need(c) for c in wanted) + 1 > width and droppable:
-        wanted.remove(droppable.pop(0))
-    return wanted
+    return fit(columns, rows, width, droppable, dict.fromkeys(_FOLDED, _FOLD_WIDTH))
 
 
 def _key_metrics(all_metrics: list[dict[str, Any]], limit: int = 4) -> list[str]:
