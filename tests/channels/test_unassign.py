@@ -211,7 +211,7 @@ def test_help_lists_the_command_with_an_example(tmp_path: Path) -> None:
     assert listed.returncode == 0 and "unassign" in listed.stdout
     shown = mvctl(tmp_path, "unassign", "--help")
     assert shown.returncode == 0
-    assert 'Example: mvctl unassign fraud --channel staging --reason "experiment over"' in (
+    assert "mvctl unassign fraud --channel staging --reason 'experiment over'" in (
         " ".join(shown.stdout.split())
     )
     assert "--force" in shown.stdout and "--dry-run" in shown.stdout
