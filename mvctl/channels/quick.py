@@ -118,6 +118,10 @@ def quick_state(
     # body's hint, which a hand edit could inflate or another channel's move outdate.
     found = tags.event_counters(model, listed)
     counters_taken = [counter for _, _, counter in found]
+    if found:  # the newest name is a tag git lists (a broken ref file is listed by name)
+        top = max(found, key=lambda f: f[2])[0]
+        if top not in read and top not in named([top]):
+            return None
     # The channel's events from the chain's oldest on are exactly the chain, by the names
     # the listing gives: one newer, one left out (say, under a name whose counter is
     # spelled in other digits, which no probe by name finds) and the chain is no record.

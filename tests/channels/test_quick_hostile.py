@@ -527,3 +527,11 @@ def test_a_packed_refs_file_out_of_its_claimed_order_decides_as_git_reads_it(
     rest = lines[:newest] + lines[newest + len(record) :]
     packed.write_text("\n".join([header, *record, *rest]) + "\n")
     assert full_answer(reg) == quick_answer(reg)
+
+
+def test_a_broken_loose_event_numbers_the_next_event_as_every_tag_does(reg: Registry) -> None:
+    """A loose ref whose file names no object: git warns and lists nothing for it, so the
+    next event's counter is not taken from its name."""
+    promote_all(reg, "v0.1.0", "v0.2.0")
+    (reg.root / ".git/refs/tags/fraud#staging#90").write_text("not an object id\n")
+    assert full_answer(reg) == quick_answer(reg)
