@@ -98,14 +98,15 @@ class Listing:
             return None
         if name in self.loose:
             try:
-                text = _read_ref(self.tags_dir / name)
+                raw = _read_ref(self.tags_dir / name)
             except _Linked:
                 return SYMBOLIC  # a symbolic ref as a link (git once wrote them)
-            except (OSError, UnicodeDecodeError):
+            except OSError:
                 return None
-            if text.startswith("ref:"):
+            if raw.startswith(b"ref:"):
                 return SYMBOLIC
-            return text if _OID.fullmatch(text) else None
+            found = _LOOSE_OID.match(raw)
+            return found[1].decode().lower() if found else None
         return self.packed.get(name)
 
 
@@ -113,8 +114,8 @@ class _Linked(Exception):
     """A ref file that is a symbolic link."""
 
 
-def _read_ref(path: Path) -> str:
-    """A loose ref's text, never following a link (:class:`_Linked`) nor blocking on a
+def _read_ref(path: Path) -> bytes:
+    """A loose ref's first bytes, never following a link (:class:`_Linked`) nor blocking on a
     FIFO."""
     try:
         fd = os.open(path, os.O_RDONLY | os.O_NOFOLLOW | os.O_NONBLOCK)
@@ -123,7 +124,12 @@ def _read_ref(path: Path) -> str:
             raise _Linked(path) from None
         raise
     with os.fdopen(fd, "rb") as f:
-        return f.read(4096).decode("ascii").strip()
+        return f.read(4096)
+
+
+# A loose ref's object id as git reads one: at the very start, in either case, followed by
+# a blank or nothing (git ignores what comes after, and calls anything else broken).
+_LOOSE_OID = re.compile(rb"([0-9a-fA-F]{64}|[0-9a-fA-F]{40})(?:[ \t\n\v\f\r]|\Z)")
 
 
 def list_tags(common_dir: Path, prefixes: tuple[str, ...]) -> Listing | None:

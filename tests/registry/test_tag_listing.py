@@ -248,3 +248,20 @@ def test_packed_lines_git_reads_otherwise_leave_the_listing_to_git(repo: Path, l
     (repo / ".git/packed-refs").write_text(text)
     assert_listed_as_git(repo)
     assert list_tags(repo / ".git", PREFIXES) is None
+
+
+@pytest.mark.parametrize(
+    ("text", "broken"),
+    [
+        ("{oid} junk\n", False),  # git reads the object id and ignores what follows a space
+        ("{oid}\nsecond line\n", False),
+        ("{OID}\n", False),  # capitals: git reads them as the same object id
+        ("  {oid}\n", True),  # leading blanks: git warns and leaves it out
+        ("{oid}x\n", True),  # no blank after the id: broken
+    ],
+)
+def test_a_loose_ref_file_reads_as_git_reads_it(repo: Path, text: str, broken: bool) -> None:
+    oid = rev(repo, "fraud@v0.1.0")
+    (repo / ".git/refs/tags/fraud@v9.0.0").write_text(text.format(oid=oid, OID=oid.upper()))
+    assert ("fraud@v9.0.0" in for_each_ref(repo)) is not broken
+    assert_as_git(repo, extra=frozenset({"fraud@v9.0.0"}) if broken else frozenset())
