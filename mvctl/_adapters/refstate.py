@@ -98,14 +98,15 @@ class Listing:
             return None
         if name in self.loose:
             try:
-                text = _read_ref(self.tags_dir / name)
+                raw = _read_ref(self.tags_dir / name)
             except _Linked:
                 return SYMBOLIC  # a symbolic ref as a link (git once wrote them)
-            except (OSError, UnicodeDecodeError):
+            except OSError:
                 return None
-            if text.startswith("ref:"):
+            if raw.startswith(b"ref:"):
                 return SYMBOLIC
-            return text if _OID.fullmatch(text) else None
+            found = _LOOSE_OID.match(raw)
+            return found[1].decode().lower() if found else None
         return self.packed.get(name)
 
 
@@ -113,8 +114,8 @@ class _Linked(Exception):
     """A ref file that is a symbolic link."""
 
 
-def _read_ref(path: Path) -> str:
-    """A loose ref's text, never following a link (:class:`_Linked`) nor blocking on a
+def _read_ref(path: Path) -> bytes:
+    """A loose ref's first bytes, never following a link (:class:`_Linked`) nor blocking on a
     FIFO."""
     try:
         fd = os.open(path, os.O_RDONLY | os.O_NOFOLLOW | os.O_NONBLOCK)
@@ -123,7 +124,12 @@ def _read_ref(path: Path) -> str:
             raise _Linked(path) from None
         raise
     with os.fdopen(fd, "rb") as f:
-        return f.read(4096).decode("ascii").strip()
+        return f.read(4096)
+
+
+# A loose ref's object id as git reads one: at the very start, in either case, followed by
+# a blank or nothing (git ignores what comes after, and calls anything else broken).
+_LOOSE_OID = re.compile(rb"([0-9a-fA-F]{64}|[0-9a-fA-F]{40})(?:[ \t\n\v\f\r]|\Z)")
 
 
 def list_tags(common_dir: Path, prefixes: tuple[str, ...]) -> Listing | None:
@@ -142,8 +148,40 @@ def list_tags(common_dir: Path, prefixes: tuple[str, ...]) -> Listing | None:
         data = b""
     except OSError:
         return None
+    if not _as_git_reads(data):
+        return None
     packed = Packed(data.decode("utf-8", "surrogateescape"), prefixes)
+    if packed.repeated:
+        return None  # git lists a name twice and reads it by bisection: git's to answer
     return Listing(loose | packed.names, prefixes, tags_dir, packed, loose)
+
+
+# A packed-refs file git reads every line of, as written: its header, then ``OID REFNAME``
+# lines (each maybe followed by its peeled ``^OID``). git refuses a file with any other line,
+# and leaves out a name holding a space or a control character (a CRLF file's every name).
+_HEX = rb"(?:[0-9a-f]{40}|[0-9a-f]{64})"
+_PACKED_FILE = re.compile(
+    rb"(?:# pack-refs with:[^\n]*\n)?(?:"
+    + _HEX
+    + rb" refs/[^\x00-\x20\x7f]+\n(?:\^"
+    + _HEX
+    + rb"\n)?)*"
+)
+_PACKED_REF = re.compile(rb" (refs/[^\n]*)\n")  # in a well formed file, the ref lines
+
+
+def _as_git_reads(data: bytes) -> bool:
+    """Whether ``data`` is a packed-refs file whose tags are every ``OID refs/tags/NAME``
+    line, as this module reads it: every line well formed, and, when its header says
+    ``sorted``, sorted (git trusts that trait: in a file that breaks it, its bisection and
+    its listing of a prefix miss lines a read of the whole file finds)."""
+    if _PACKED_FILE.fullmatch(data) is None:
+        return False
+    header = data.partition(b"\n")[0]
+    if not (header.startswith(b"# pack-refs with:") and b" sorted " in header + b" "):
+        return True
+    refs = _PACKED_REF.findall(data)
+    return refs == sorted(set(refs))  # in git's byte order, no name twice
 
 
 def _loose(tags_dir: Path, prefixes: tuple[str, ...]) -> frozenset[str] | None:
@@ -186,7 +224,9 @@ class Packed:
         self.text = f"\n{text}\n"
         starts = "|".join(re.escape(p) for p in prefixes)
         pattern = rf" refs/tags/((?:{starts})[^/\n]*)\n"
-        self.names = frozenset(re.findall(pattern, self.text))
+        found = re.findall(pattern, self.text)
+        self.names = frozenset(found)
+        self.repeated = len(found) != len(self.names)  # a name on two lines
         header = text.partition("\n")[0]
         self.sorted = header.startswith("# pack-refs with:") and " sorted " in f"{header} "
 

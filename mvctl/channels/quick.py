@@ -104,7 +104,16 @@ def quick_state(
     gaps = [n for n in _names(model, channel, range(counters[0], body.next)) if n not in chain]
     window = range(body.next, body.next + PROBE_WINDOW)
     probes = [n for c in sorted(known) for n in _names(model, c, window)]
-    read = named([*body.chain, *gaps, *probes])
+    # The counter is shared by every channel, including ones no config or alias names (a
+    # `gto assign` to a new stage): the next one comes from the refs' names, never from the
+    # body's hint, which a hand edit could inflate or another channel's move outdate.
+    found = tags.event_counters(model, listed)
+    # The newest of those names is read too: the listing names a ref file it never opened
+    # (one git leaves out, broken), and a name alone must not number the next event.
+    top = [max(found, key=lambda f: f[2])[0]] if found else []
+    read = named([*body.chain, *gaps, *probes, *top])
+    if any(n not in read for n in top):
+        return None
     if any(n in read for n in gaps) or any(read.get(n) is None for n in body.chain):
         return None  # an event the chain leaves out, or one that is no annotated tag
     hits = [p for n in probes if n in read and (p := tags.parse(n)) is not None]
@@ -113,10 +122,6 @@ def quick_state(
     taken = [p.counter for p in hits]
     if taken and max(taken) >= window[-1]:
         return None  # more moves since than we probe: read them all
-    # The counter is shared by every channel, including ones no config or alias names (a
-    # `gto assign` to a new stage): the next one comes from the refs' names, never from the
-    # body's hint, which a hand edit could inflate or another channel's move outdate.
-    found = tags.event_counters(model, listed)
     counters_taken = [counter for _, _, counter in found]
     # The channel's events from the chain's oldest on are exactly the chain, by the names
     # the listing gives: one newer, one left out (say, under a name whose counter is

@@ -42,6 +42,9 @@ T = TypeVar("T")
 R = TypeVar("R")
 S = TypeVar("S")
 Row = list[Any]
+# Listed with the tags into the digest: `git replace` changes what a tag object reads as,
+# not its id, so the refs' objects alone would call an index built before it the same.
+REPLACE = "refs/replace/"
 
 
 @dataclass(frozen=True)
@@ -102,8 +105,9 @@ def cached_as(
 
 def _reader(git: GitRepo, patterns: Sequence[str]) -> Callable[[], tuple[str, list[TagRecord]]]:
     def read() -> tuple[str, list[TagRecord]]:
-        records = git.tags(*patterns)
-        return _digest((r.name, r.object) for r in records), records
+        listed = git.tags(*patterns, REPLACE)
+        records = [r for r in listed if not r.name.startswith(REPLACE)]
+        return _digest((r.name, r.object) for r in listed), records
 
     return read
 
@@ -131,8 +135,9 @@ def cached_by_names(
     what it answers is kept only when the stamp shows that no tag changed meanwhile."""
 
     def read() -> tuple[str, list[tuple[str, str]]]:
-        refs = git.ref_objects(*patterns)
-        return _digest(refs), refs
+        listed = git.ref_objects(*patterns, REPLACE)
+        refs = [ref for ref in listed if not ref[0].startswith(REPLACE)]
+        return _digest(listed), refs
 
     return _memo(git, view, key, read, build, rows, None, reads_more=True)
 

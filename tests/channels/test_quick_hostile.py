@@ -506,3 +506,32 @@ def test_a_counter_taken_by_two_channels_numbers_the_next_event_past_both(
     assert quick(reg) is not None
     assert quick_answer(reg) == full_answer(reg) == ("v0.2.0", "fraud#production#4", True)
     assert not check(reg.root, offline=True).ok  # number 3 used twice
+
+
+def test_a_packed_refs_file_out_of_its_claimed_order_decides_as_git_reads_it(
+    reg: Registry,
+) -> None:
+    """A packed-refs file whose header says ``sorted`` and whose lines are not (written by a
+    tool or a fault): git trusts the trait and misses the line out of order, in its listing
+    and in ``rev-parse``. The fast path decides on what git reads, never on more."""
+    promote_all(reg, "v0.1.0", "v0.2.0", "v0.3.0")
+    git_(reg.root, "pack-refs", "--all")
+    packed = reg.root / ".git/packed-refs"
+    header, *lines = packed.read_text().splitlines()
+    assert " sorted" in header
+    newest = max(
+        (i for i, line in enumerate(lines) if " refs/tags/fraud#production#" in line),
+        key=lambda i: int(lines[i].rsplit("#", 1)[1]),
+    )
+    record = lines[newest : newest + 2] if lines[newest + 1].startswith("^") else [lines[newest]]
+    rest = lines[:newest] + lines[newest + len(record) :]
+    packed.write_text("\n".join([header, *record, *rest]) + "\n")
+    assert full_answer(reg) == quick_answer(reg)
+
+
+def test_a_broken_loose_event_numbers_the_next_event_as_every_tag_does(reg: Registry) -> None:
+    """A loose ref whose file names no object: git warns and lists nothing for it, so the
+    next event's counter is not taken from its name."""
+    promote_all(reg, "v0.1.0", "v0.2.0")
+    (reg.root / ".git/refs/tags/fraud#staging#90").write_text("not an object id\n")
+    assert full_answer(reg) == quick_answer(reg)

@@ -368,3 +368,22 @@ def test_check_never_reads_the_index(reg: Registry, monkeypatch: pytest.MonkeyPa
 
     monkeypatch.setattr(index, "cached", refused)
     assert check(reg.root, offline=True).ok
+
+
+def test_a_replaced_tag_object_is_read_as_every_tag_read_reads_it(
+    reg: Registry, monkeypatch: pytest.MonkeyPatch, settled: None
+) -> None:
+    """``git replace`` changes what a tag object reads as, not its id: the refs' digest is
+    the same, and the index must not answer what the object read as before."""
+    answers(reg.root)
+    obj = git(reg.root, "rev-parse", "fraud@v0.2.0").strip()
+    body = git(reg.root, "cat-file", "tag", obj)
+    crafted = reg.root.parent / "crafted-tag"
+    crafted.write_text(body.replace('"auc": 0.91', '"auc": 0.99', 1))
+    git(
+        reg.root,
+        "replace",
+        obj,
+        git(reg.root, "hash-object", "-t", "tag", "-w", str(crafted)).strip(),
+    )
+    assert answers(reg.root) == full_read(reg.root, monkeypatch)

@@ -89,8 +89,8 @@ def test_nested_tags_and_locks_are_not_listed(repo: Path) -> None:
 def test_packed_refs_lines_that_name_no_flat_tag_are_not_listed(repo: Path) -> None:
     """Only ``OID refs/tags/NAME`` lines list a name: not a branch whose name holds
     refs/tags/, a nested tag, a peeled line, another model's tag or a name that is only the
-    start of a longer one; a line with no object id (git refuses the file) is listed and
-    reads as nothing."""
+    start of a longer one; a line with no object id (git refuses the file) leaves the
+    listing to git."""
     git(repo, "branch", "refs/tags/fraud@staging", "HEAD")
     git(repo, "tag", "-a", "-m", "nested", "fraud@x/y")
     git(repo, "tag", "-a", "-m", "long", "fraud@production2")
@@ -101,10 +101,10 @@ def test_packed_refs_lines_that_name_no_flat_tag_are_not_listed(repo: Path) -> N
     v1 = rev(repo, "fraud@v0.1.0")
     with packed.open("a") as f:
         f.write("not-an-oid refs/tags/fraud#production#88\n")
-    listing = list_tags(repo / ".git", PREFIXES)  # git itself refuses such a file
-    assert listing is not None and "fraud#production#88" in listing.names
-    assert listing.oid("fraud#production#88") is None
-    assert listing.oid("fraud@v0.1.0") == v1
+    # git itself refuses such a file: the listing leaves it to git, which says so.
+    assert list_tags(repo / ".git", PREFIXES) is None
+    assert run("git", "rev-parse", "refs/tags/fraud@v0.1.0", cwd=repo, check=False).returncode
+    assert v1
 
 
 def test_packed_refs_are_read_sorted_or_not(repo: Path) -> None:
@@ -192,3 +192,76 @@ def test_names_read_from_the_files_are_read_by_their_objects(repo: Path) -> None
     assert set(read) == {"fraud@production"}
     record = read["fraud@production"]
     assert record is not None and record.object == rev(repo, "fraud@production")
+
+
+def assert_listed_as_git(root: Path) -> None:
+    """What mvctl lists and reads (from the files or through git) is what git lists and
+    reads, whatever the files hold."""
+    repo = GitRepo.open(root)
+    listed = repo.listed_tags(*PREFIXES)
+    names = for_each_ref(root)
+    assert listed.names == names
+    assert listed.read(sorted(names)) == repo.named_tags(sorted(names))
+
+
+def _packed_records(repo: Path) -> tuple[str, list[str]]:
+    git(repo, "pack-refs", "--all")
+    header, *lines = (repo / ".git/packed-refs").read_text().splitlines()
+    records: list[str] = []
+    for line in lines:
+        if line.startswith("^"):
+            records[-1] += f"\n{line}"
+        else:
+            records.append(line)
+    return header, records
+
+
+def test_a_file_that_says_sorted_but_is_not_is_listed_as_git_lists_it(repo: Path) -> None:
+    """git trusts the ``sorted`` trait: its listing of ``refs/tags/fraud#*`` starts where
+    bisection lands and misses a line out of order, and so does ``rev-parse``. The listing
+    from the files must not see what git does not (a rollback would decide on an event
+    the full read never sees)."""
+    header, records = _packed_records(repo)
+    assert " sorted" in header
+    moved = next(r for r in records if " refs/tags/fraud#production#3" in r)
+    records.remove(moved)
+    (repo / ".git/packed-refs").write_text("\n".join([header, moved, *records]) + "\n")
+    assert "fraud#production#3" not in for_each_ref(repo)  # git misses it
+    assert_listed_as_git(repo)
+    assert list_tags(repo / ".git", PREFIXES) is None
+
+
+@pytest.mark.parametrize(
+    "line",
+    [
+        "{oid} refs/heads/x refs/tags/fraud#staging#60",  # a name with a space: git skips it
+        "{oid} refs/tags/fraud#staging#61\r",  # CRLF: a name git reads as broken
+        "{oid} refs/tags/fraud#production#1",  # a name on two lines: git lists both
+        "{OID} refs/tags/fraud#staging#62",  # an object id in capitals: git reads it
+    ],
+)
+def test_packed_lines_git_reads_otherwise_leave_the_listing_to_git(repo: Path, line: str) -> None:
+    header, records = _packed_records(repo)
+    oid = rev(repo, "fraud@v0.0.0")
+    extra = line.format(oid=oid, OID=oid.upper())
+    text = "\n".join([header.replace(" sorted", ""), *records, extra]) + "\n"
+    (repo / ".git/packed-refs").write_text(text)
+    assert_listed_as_git(repo)
+    assert list_tags(repo / ".git", PREFIXES) is None
+
+
+@pytest.mark.parametrize(
+    ("text", "broken"),
+    [
+        ("{oid} junk\n", False),  # git reads the object id and ignores what follows a space
+        ("{oid}\nsecond line\n", False),
+        ("{OID}\n", False),  # capitals: git reads them as the same object id
+        ("  {oid}\n", True),  # leading blanks: git warns and leaves it out
+        ("{oid}x\n", True),  # no blank after the id: broken
+    ],
+)
+def test_a_loose_ref_file_reads_as_git_reads_it(repo: Path, text: str, broken: bool) -> None:
+    oid = rev(repo, "fraud@v0.1.0")
+    (repo / ".git/refs/tags/fraud@v9.0.0").write_text(text.format(oid=oid, OID=oid.upper()))
+    assert ("fraud@v9.0.0" in for_each_ref(repo)) is not broken
+    assert_as_git(repo, extra=frozenset({"fraud@v9.0.0"}) if broken else frozenset())
