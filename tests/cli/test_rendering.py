@@ -8,6 +8,8 @@ print it as typed (and not crash with a MarkupError from then on).
 from __future__ import annotations
 
 import json
+import subprocess
+import sys
 from collections.abc import Iterator
 from pathlib import Path
 
@@ -144,3 +146,20 @@ def test_monitor_prints_column_names_verbatim(marked: Registry, tmp_path: Path) 
     live.write_text(_data(200))
     out = run_ok(marked, "monitor", "fraud", "--live", str(live))
     assert "amt[/x]" in out
+
+
+def test_progress_that_draws_nothing_imports_no_bars() -> None:
+    """A pull that finds no change and every --json run make a RichProgress that shows
+    nothing: it must not cost rich.progress's import (~60 ms of a 0.15 s poll)."""
+    code = (
+        "import sys\n"
+        "from mvctl.cli.output import RichProgress, stderr\n"
+        "for quiet in (True, False):  # quiet, and a stderr that is no terminal\n"
+        "    bars = RichProgress(stderr(), quiet=quiet)\n"
+        "    with bars.running():\n"
+        "        bars.task('model.bin', 10)(4)\n"
+        "    assert not bars.drawn\n"
+        "print('rich.progress' in sys.modules)\n"
+    )
+    done = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True)
+    assert done.stdout.strip() == "False", done.stderr
