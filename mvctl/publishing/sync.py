@@ -86,6 +86,33 @@ def _fetch_differing(
     return {r.name.removeprefix(SYNC_NS): r for r in git.tags(SYNC_NS)}
 
 
+# A remote that moves while it is read is read again (a racer's push between the listing and
+# the fetch); past this many readings its state is taken as it is, and `check` names what is
+# missing.
+_READINGS = 4
+
+
+def _whole(
+    advertised: Mapping[str, str], fetched: Mapping[str, TagRecord], local: Mapping[str, TagRecord]
+) -> bool:
+    """Whether the listing and the fetch read one state of the remote: every tag fetched is
+    the object the listing named, and every alias's event is in the listing. Otherwise a
+    racer pushed in between (or git read the remote's refs across its push), and an alias
+    fetched without its event would have this clone decide on a move it does not have: its
+    next event would reuse the name of the racer's."""
+    if any(advertised.get(name) != record.object for name, record in fetched.items()):
+        return False
+    for name in advertised:
+        parsed = tags.parse(name)
+        record = fetched.get(name) or local.get(name)
+        if parsed is None or parsed.kind != "alias" or record is None:
+            continue
+        event = tags.AliasBody.from_dict(tags.parse_message(record.message)[1]).event
+        if event is not None and event not in advertised:
+            return False
+    return True
+
+
 @dataclass
 class _Plan:
     commands: list[str] = field(default_factory=list)
@@ -183,9 +210,12 @@ def sync_git(
     check_remote_name(remote)
     patterns = [f"{model}@*", f"{model}#*"] if model else ["*"]
     refs = [f"{tags.TAG_PREFIX}{p}" for p in patterns]
-    advertised = git.remote_tags(remote, refs, timeout=timeout)
     local = {r.name: r for r in git.tags(*(f"{tags.TAG_PREFIX}{p}" for p in patterns))}
-    fetched = _fetch_differing(git, remote, advertised, local, timeout)
+    for attempt in range(_READINGS):
+        advertised = git.remote_tags(remote, refs, timeout=timeout)
+        fetched = _fetch_differing(git, remote, advertised, local, timeout)
+        if attempt == _READINGS - 1 or _whole(advertised, fetched, local):
+            break
     plan = _Plan(known={**local, **fetched})
     remote_records: dict[str, TagRecord] = {}
     emptied = tags.emptied_channels(local, advertised)

@@ -4,6 +4,9 @@ races (locally and against one bare remote), and review by pull request."""
 from __future__ import annotations
 
 import json
+import os
+import shlex
+import shutil
 import subprocess
 import sys
 from pathlib import Path
@@ -399,3 +402,76 @@ def test_cli_promote_rollback_history_json(reg: Registry) -> None:
     table = mvctl(reg.root, "history", "fraud").stdout
     assert "incident 42" in table
     assert "production=v0.1.0" in mvctl(reg.root, "list").stdout
+
+
+def _moving_remote_shim(directory: Path, mark: Path, winner: Path, move: list[str]) -> Path:
+    """A ``git`` first on PATH that, at its first ``fetch``, lets ``winner`` publish ``move``
+    before the fetch runs: the remote changes between the listing a sync took and its fetch."""
+    real = shutil.which("git")
+    assert real is not None
+    directory.mkdir()
+    inner = " ".join(shlex.quote(a) for a in [sys.executable, "-m", "mvctl", *move])
+    shim = directory / "git"
+    shim.write_text(
+        f"""#!/bin/sh
+if {{ [ "$1" = fetch ] || [ "$3" = fetch ]; }} && [ ! -e {shlex.quote(str(mark))} ]; then
+  : > {shlex.quote(str(mark))}
+  (cd {shlex.quote(str(winner))} && {inner} > /dev/null) || exit 99
+fi
+exec {shlex.quote(str(Path(real).resolve()))} "$@"
+"""
+    )
+    shim.chmod(0o755)
+    return directory
+
+
+def test_a_remote_moving_between_listing_and_fetch_leaves_every_clone_consistent(
+    reg: Registry, tmp_path: Path
+) -> None:
+    # The reproduction of the flaky race above: the loser's sync listed the remote (the
+    # winner's first move), the winner moved again, and the fetch took the newer alias without
+    # its event. The loser then decided on an alias whose event it lacked.
+    winner, loser = tmp_path / "winner", tmp_path / "loser"
+    for clone in (winner, loser):
+        run("git", "clone", "-q", str(reg.origin), clone, cwd=tmp_path)
+    promote(winner, "fraud", "v0.1.0", "canary", push=True)
+    shim = _moving_remote_shim(
+        tmp_path / "shim",
+        tmp_path / "moved",
+        winner,
+        ["promote", "fraud", "v0.2.0", "--to", "canary", "--push", "--json"],
+    )
+    argv = ["promote", "fraud", "v0.3.0", "--to", "canary", "--push", "--json"]
+    result = subprocess.run(
+        [sys.executable, "-m", "mvctl", *argv],
+        cwd=loser,
+        env={**os.environ, "PATH": f"{shim}{os.pathsep}{os.environ['PATH']}"},
+        capture_output=True,
+        text=True,
+        check=False,
+        timeout=120,
+    )
+    assert (tmp_path / "moved").exists()  # the winner did move in between
+    assert result.returncode == 0, result.stderr  # it read the remote again, and decided on that
+    assert check(loser).ok, check(loser).problems
+    fresh = tmp_path / "fresh"
+    run("git", "clone", "-q", str(reg.origin), fresh, cwd=tmp_path)
+    assert check(fresh).ok, check(fresh).problems
+    names = [e.name for e in channels.load(GitRepo.open(fresh), "fraud").channel_events("canary")]
+    assert names == ["fraud#canary#1", "fraud#canary#2", "fraud#canary#3"]
+    move = json.loads(result.stdout)
+    assert (move["previous"], move["event"]) == ("v0.2.0", "fraud#canary#3")
+
+
+def test_a_remote_alias_without_its_event_is_read_a_bounded_number_of_times(
+    reg: Registry, tmp_path: Path
+) -> None:
+    # The same shape as a torn reading, but for good: sync reads again a few times, then takes
+    # the remote as it is, and check names what is missing.
+    promote(reg.root, "fraud", "v0.1.0", "canary", push=True)
+    git(reg.origin, "tag", "-d", "fraud#canary#1")
+    other = tmp_path / "other"
+    run("git", "clone", "-q", "--no-tags", str(reg.origin), other, cwd=tmp_path)
+    result = sync(other)
+    assert "fraud@canary" in result.moved and "fraud#canary#1" not in result.created
+    assert "fraud@canary has no assignment event" in check(other).problems
