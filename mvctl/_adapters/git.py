@@ -433,7 +433,7 @@ class GitRepo(Remotes):
         listed by git."""
         listing = list_tags(self.common_dir(), prefixes)
         if listing is not None:
-            return ListedTags(self, listing.candidates, listing)
+            return ListedTags(self, None, listing)
         names = frozenset(self.ref_names(*(f"{TAG_PREFIX}{p}*" for p in prefixes)))
         return ListedTags(self, names, None)
 
@@ -466,13 +466,26 @@ class ListedTags:
     """What :meth:`GitRepo.listed_tags` answers: ``names``, and :meth:`read`."""
 
     git: GitRepo
-    candidates: frozenset[str]  # the names listed, and maybe others (Listing.candidates)
+    listed: frozenset[str] | None  # the names git listed (None: read from the files)
     listing: Listing | None
+
+    @property
+    def candidates(self) -> frozenset[str]:
+        """The names listed, and maybe others (Listing.candidates)."""
+        return self.listing.candidates if self.listing is not None else self.listed or frozenset()
 
     @property
     def names(self) -> frozenset[str]:
         """The names listed, exactly."""
-        return self.candidates if self.listing is None else self.listing.names
+        return self.listing.names if self.listing is not None else self.listed or frozenset()
+
+    @property
+    def text(self) -> str | None:
+        """:attr:`candidates` one per line between newlines (a name maybe twice), for one
+        pattern over all of them; None when a line would not be a name."""
+        if self.listing is not None:
+            return self.listing.text
+        return f"\n{chr(10).join(self.names)}\n"
 
     def read(self, names: Sequence[str]) -> dict[str, TagRecord | None]:
         """:meth:`GitRepo.named_tags` of ``names``, those listed only: git resolves

@@ -72,19 +72,38 @@ class Listing:
     ``refs/tags/`` for any listing of them. A name is listed when ``refs/tags/NAME`` is a
     regular file or a ``packed-refs`` line (the file wins: git writes it over the packed
     one); names with a ``/`` are nested tags no ``PREFIX*`` pattern matches, and
-    ``NAME.lock`` a write in progress.
+    ``NAME.lock`` a write in progress. Nothing per name is built until asked: a move at
+    10,000 versions reads :attr:`text` with one pattern and a few names by :meth:`oid`.
     """
 
-    candidates: frozenset[str]  # every listed name, and maybe .lock files, other prefixes
+    entries: list[str]  # the loose names as read (maybe .lock files, other prefixes)
     prefixes: tuple[str, ...]
     tags_dir: Path
     packed: Packed
-    loose: frozenset[str]  # the candidates that are files in tags_dir
+
+    @cached_property
+    def loose(self) -> frozenset[str]:
+        return frozenset(self.entries)
+
+    @cached_property
+    def candidates(self) -> frozenset[str]:
+        """Every listed name, and maybe .lock files and names of other prefixes."""
+        return self.loose | self.packed.names
 
     @cached_property
     def names(self) -> frozenset[str]:
         """The names listed: what ``git for-each-ref`` gives for ``prefixes``."""
         return frozenset(n for n in self.candidates if self.listed(n))
+
+    @cached_property
+    def text(self) -> str | None:
+        """:attr:`candidates` one per line, each line between newlines (a name may be there
+        twice, loose and packed), for one pattern to pick whole names from; None when an
+        entry holds a newline itself (no ref name does) and lines would not be names."""
+        loose = "\n".join(self.entries)
+        if loose.count("\n") != max(len(self.entries) - 1, 0):
+            return None
+        return f"\n{loose}\n{self.packed.lines}\n"
 
     def listed(self, name: str) -> bool:
         """Whether ``name``, one of :attr:`candidates`, is listed (a prefix, no lock)."""
@@ -92,22 +111,27 @@ class Listing:
 
     def oid(self, name: str) -> str | None:
         """The object ``refs/tags/NAME`` points at; :data:`SYMBOLIC` for a symbolic ref
-        (git's to resolve); None when not listed, gone since, or a broken file (which git
-        leaves out of its listings, with a warning)."""
-        if name not in self.candidates or not self.listed(name):
+        (git's to resolve); None when not a tag of ``prefixes``, a broken file (which git
+        leaves out of its listings, with a warning), or neither a file nor a packed line.
+        The file is opened as it is now: one the listing missed was written since, and is
+        what git would read (no name is resolved: ``refs/tags/NAME`` or nothing)."""
+        if not self.listed(name) or _FLAT.fullmatch(name) is None:
             return None
-        if name in self.loose:
-            try:
-                raw = _read_ref(self.tags_dir / name)
-            except _Linked:
-                return SYMBOLIC  # a symbolic ref as a link (git once wrote them)
-            except OSError:
-                return None
-            if raw.startswith(b"ref:"):
-                return SYMBOLIC
-            found = _LOOSE_OID.match(raw)
-            return found[1].decode().lower() if found else None
-        return self.packed.get(name)
+        try:
+            raw = _read_ref(self.tags_dir / name)
+        except _Linked:
+            return SYMBOLIC  # a symbolic ref as a link (git once wrote them)
+        except FileNotFoundError:
+            return self.packed.get(name)
+        except OSError:
+            return None  # a directory (nested tags), unreadable
+        if raw.startswith(b"ref:"):
+            return SYMBOLIC
+        found = _LOOSE_OID.match(raw)
+        return found[1].decode().lower() if found else None
+
+
+_FLAT = re.compile(r"[^/\x00]+")  # a name that is one file in refs/tags/, never a path
 
 
 class _Linked(Exception):
@@ -153,7 +177,7 @@ def list_tags(common_dir: Path, prefixes: tuple[str, ...]) -> Listing | None:
     packed = Packed(data.decode("utf-8", "surrogateescape"), prefixes)
     if packed.repeated:
         return None  # git lists a name twice and reads it by bisection: git's to answer
-    return Listing(loose | packed.names, prefixes, tags_dir, packed, loose)
+    return Listing(loose, prefixes, tags_dir, packed)
 
 
 # A packed-refs file git reads every line of, as written: its header, then ``OID REFNAME``
@@ -184,7 +208,7 @@ def _as_git_reads(data: bytes) -> bool:
     return refs == sorted(set(refs))  # in git's byte order, no name twice
 
 
-def _loose(tags_dir: Path, prefixes: tuple[str, ...]) -> frozenset[str] | None:
+def _loose(tags_dir: Path, prefixes: tuple[str, ...]) -> list[str] | None:
     """The names of the regular files in ``tags_dir`` starting with ``prefixes``, less
     ``.lock`` files, and maybe other names of files there: :attr:`Listing.candidates`
     (None: a symbolic link among them, or unreadable). Loose refs are read before
@@ -193,7 +217,7 @@ def _loose(tags_dir: Path, prefixes: tuple[str, ...]) -> frozenset[str] | None:
         st = os.stat(tags_dir)  # noqa: PTH116 - one stat, no Path per entry
         names = os.listdir(tags_dir)  # noqa: PTH208 - strings, no Path per ref
     except FileNotFoundError:
-        return frozenset()
+        return []
     except OSError:
         return None
     if st.st_nlink == 2:
@@ -201,7 +225,7 @@ def _loose(tags_dir: Path, prefixes: tuple[str, ...]) -> frozenset[str] | None:
         # filesystems that count them): every entry is a file, or a link that
         # :meth:`Listing.oid` refuses to follow. Strings only, none filtered: a pattern
         # over them picks whole names (tags.event_counters), and Listing.names filters.
-        return frozenset(names)
+        return names
     try:  # nested tags (or a filesystem that does not count): the entries' types say
         with os.scandir(tags_dir) as it:
             entries = [e for e in it if e.name.startswith(prefixes)]
@@ -210,7 +234,7 @@ def _loose(tags_dir: Path, prefixes: tuple[str, ...]) -> frozenset[str] | None:
     files = {e.name for e in entries if e.is_file(follow_symlinks=False)}
     if len(files) < len(entries) and any(e.is_symlink() for e in entries):
         return None  # a symbolic ref as a link (git once wrote them): git's to resolve
-    return frozenset(name for name in files if not name.endswith(".lock"))
+    return [name for name in files if not name.endswith(".lock")]
 
 
 class Packed:
@@ -225,6 +249,7 @@ class Packed:
         starts = "|".join(re.escape(p) for p in prefixes)
         pattern = rf" refs/tags/((?:{starts})[^/\n]*)\n"
         found = re.findall(pattern, self.text)
+        self.lines = "\n".join(found)  # the names one per line (none holds a newline)
         self.names = frozenset(found)
         self.repeated = len(found) != len(self.names)  # a name on two lines
         header = text.partition("\n")[0]

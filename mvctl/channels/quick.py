@@ -81,7 +81,9 @@ def quick_state(
     # The names every tag listing gives, and the tags among them read by name: a name that
     # is not listed is no tag of the model's, whatever git would resolve it to.
     listed_tags = git.listed_tags(f"{model}@", f"{model}#")
-    listed = listed_tags.candidates  # a pattern picks the model's events among them
+    text = listed_tags.text  # the names, one per line: patterns pick the model's events
+    if text is None:
+        return None  # a file name holding a newline: no tag, and no listing to trust
     named = listed_tags.read
 
     alias_name = tags.alias_tag(model, channel)
@@ -107,10 +109,10 @@ def quick_state(
     # The counter is shared by every channel, including ones no config or alias names (a
     # `gto assign` to a new stage): the next one comes from the refs' names, never from the
     # body's hint, which a hand edit could inflate or another channel's move outdate.
-    found = tags.event_counters(model, listed)
+    newest = tags.newest_event(model, text)
     # The newest of those names is read too: the listing names a ref file it never opened
     # (one git leaves out, broken), and a name alone must not number the next event.
-    top = [max(found, key=lambda f: f[2])[0]] if found else []
+    top = [newest[0]] if newest else []
     read = named([*body.chain, *gaps, *probes, *top])
     if any(n not in read for n in top):
         return None
@@ -122,16 +124,22 @@ def quick_state(
     taken = [p.counter for p in hits]
     if taken and max(taken) >= window[-1]:
         return None  # more moves since than we probe: read them all
-    counters_taken = [counter for _, _, counter in found]
-    # The channel's events from the chain's oldest on are exactly the chain, by the names
-    # the listing gives: one newer, one left out (say, under a name whose counter is
-    # spelled in other digits, which no probe by name finds) and the chain is no record.
-    own = {n for n, c, counter in found if c == channel and counter >= counters[0]}
-    if own != chain:
-        return None
+    # The channel's events from the chain's oldest on are exactly the chain. Where every name
+    # is ASCII, a counter has one spelling, so the gaps and the probes named each of them
+    # up to the newest counter, when it is inside the window; otherwise (another script's
+    # digits, which parse reads too, or more moves of other channels since than the window
+    # holds) the listing's names of the channel say.
+    if not text.isascii() or (newest is not None and newest[1] >= window[-1]):
+        found = tags.event_counters(model, listed_tags.candidates)
+        own = {n for n, c, counter in found if c == channel and counter >= counters[0]}
+        if own != chain:
+            return None
     events = [r for n in body.chain if (r := read.get(n)) is not None]
-    nxt = max([*counters_taken, *taken, 0]) + 1
-    older = any(c == channel and counter < counters[0] for _, c, counter in found)
+    nxt = max([newest[1] if newest else 0, *taken]) + 1
+
+    def older() -> bool:
+        return any(c < counters[0] for c in tags.channel_counters(model, channel, text))
+
     return _state(named, model, channel, alias, events, versions, known, nxt, older)
 
 
@@ -144,7 +152,7 @@ def _state(
     versions: Sequence[str],
     known: set[str],
     taken: int,
-    older: bool,
+    older: Callable[[], bool],
 ) -> ModelState | None:
     claimed = {tags.EventBody.from_dict(tags.parse_message(r.message)[1]).version for r in chain}
     claimed |= {tags.AliasBody.from_dict(tags.parse_message(alias.message)[1]).version}
@@ -177,7 +185,8 @@ def _state(
     # A gold mark slots in after the channel's events stamped before it (ModelState.standing),
     # counted over all of them: with events older than the chain, whose stamps a skewed clock
     # may put after the mark, its place among the chain's events is not known from them.
-    if older and any(time_of(e.time) <= time_of(r.date) for r in gold.values() for e in events):
+    late = any(time_of(e.time) <= time_of(r.date) for r in gold.values() for e in events)
+    if late and older():
         return None
     deregistered = frozenset(v for v in found if tags.deregister_tag(model, v) in read)
     model_tags = ModelTags(found, deregistered, {channel: alias}, gold)

@@ -165,6 +165,42 @@ def _event_pattern(model: str) -> re.Pattern[str]:
     return re.compile(rf"\n({re.escape(model)}#({_NAME})!?#([1-9]\d{{0,17}}))(?=\n)")
 
 
+def newest_event(model: str, text: str) -> tuple[str, int] | None:
+    """The name and counter of ``model``'s newest channel event (assignment or unassignment)
+    among the names of ``text`` (one per line, each between newlines, as
+    ``ListedTags.text``): one pattern returning only the digits, then the first name with
+    the largest. For the moves, which need only the next counter of a model of 10,000
+    events, not each event."""
+    counters = _counter_pattern(model).findall(text)
+    if not counters:
+        return None
+    if text.isascii():  # no leading zero: the longest are the largest (no int per event)
+        width = max(map(len, counters))
+        top = max([c for c in counters if len(c) == width])
+    else:  # another script's digits, which parse reads too, by their value
+        top = max(counters, key=int)
+    event = _event_pattern(model)
+    end = text.find(f"#{top}\n")
+    while end >= 0:  # the first line ending in it that is one of the model's events
+        start = text.rfind("\n", 0, end)
+        found = event.match(text, start)
+        if found is not None and found.end() == end + len(top) + 1:
+            return found[1], int(top)
+        end = text.find(f"#{top}\n", end + 1)
+    return None  # pragma: no cover - the counter came from such a line
+
+
+def channel_counters(model: str, channel: str, text: str) -> list[int]:
+    """The counters of ``model``'s events on ``channel`` among the names of ``text`` (as
+    :func:`newest_event` reads it), assignments and unassignments."""
+    pattern = rf"\n{re.escape(model)}#{re.escape(channel)}!?#([1-9]\d{{0,17}})(?=\n)"
+    return [int(c) for c in re.findall(pattern, text)]
+
+
+def _counter_pattern(model: str) -> re.Pattern[str]:
+    return re.compile(rf"\n{re.escape(model)}#{_NAME}!?#([1-9]\d{{0,17}})(?=\n)")
+
+
 def newest_stops(names: Iterable[str]) -> dict[tuple[str, str], int]:
     """(model, channel) -> the number of its newest unassignment (stop) among tag ``names``."""
     found: dict[tuple[str, str], int] = {}

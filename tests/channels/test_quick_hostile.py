@@ -535,3 +535,34 @@ def test_a_broken_loose_event_numbers_the_next_event_as_every_tag_does(reg: Regi
     promote_all(reg, "v0.1.0", "v0.2.0")
     (reg.root / ".git/refs/tags/fraud#staging#90").write_text("not an object id\n")
     assert full_answer(reg) == quick_answer(reg)
+
+
+def test_an_event_of_the_channel_past_the_probe_window_is_not_missed(reg: Registry) -> None:
+    """The fast path names the channel's events up to the probe window by name; one the
+    chain leaves out, numbered past the window (pushed by hand), is found in the listing:
+    the chain is then no record, and every tag is read."""
+    promote_all(reg, "v0.1.0", "v0.2.0", "v0.3.0")  # #1-#3, next 4: probes 4-19
+    hand_tag(
+        reg,
+        "fraud#production#40",
+        commit_of(reg, "v0.1.0"),
+        event_message("rollback", "v0.1.0", 40),
+    )
+    assert quick(reg) is None
+    assert quick_answer(reg) == full_answer(reg)
+
+
+def test_another_channels_event_past_the_probe_window_numbers_the_next_event(
+    reg: Registry,
+) -> None:
+    """A `gto assign` to a stage no config names, numbered far past the window: the next
+    event is numbered past it, as every tag read numbers it, and the chain still decides."""
+    promote_all(reg, "v0.1.0", "v0.2.0", "v0.3.0")
+    hand_tag(
+        reg,
+        "fraud#qa#77",
+        commit_of(reg, "v0.5.0"),
+        event_message("promote", "v0.5.0", 77, "qa"),
+    )
+    assert quick(reg) is not None
+    assert quick_answer(reg) == full_answer(reg) == ("v0.2.0", "fraud#production#78", True)

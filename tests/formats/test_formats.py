@@ -172,3 +172,31 @@ def test_event_counters_read_what_parse_reads(names: list[str]) -> None:
     assert tags.event_counters("fraud", names) == expected
     assert tags.event_counters("fraud", names[::-1]) == expected[::-1]
     assert tags.event_counters("fraud", []) == []
+
+
+@pytest.mark.parametrize(
+    "extra",
+    [
+        [],
+        ["fraud#staging#1000000000000000000"],  # past the 18 digits parse reads: no event
+        ["other#production#9999999999999999999", "fraudx#production#99999"],
+        ["fraud#canary#\u0663\u0663"],  # Arabic-Indic 33: parse reads it, by its value
+        ["fraud#canary#\u0663", "fraud#shadow!#1000000000000000000"],
+    ],
+)
+def test_newest_event_and_channel_counters_read_what_parse_reads(extra: list[str]) -> None:
+    names = [*EVENT_NAMES, *extra]
+    events = [
+        (n, p.channel, p.counter)
+        for n in names
+        if (p := tags.parse(n)) is not None and p.channel_event and p.model == "fraud"
+    ]
+    top = max(c for _, _, c in events)
+    text = "\n" + "\n".join(names) + "\n"
+    name, counter = tags.newest_event("fraud", text) or ("", 0)
+    assert counter == top and name in {n for n, _, c in events if c == top}
+    for channel in ("production", "staging", "canary"):
+        expected = sorted(c for _, ch, c in events if ch == channel)
+        assert sorted(tags.channel_counters("fraud", channel, text)) == expected
+    assert tags.newest_event("fraud", "\n\n") is None
+    assert tags.newest_event("fraud", "\nfraud#production#03\nfraudx#a#4\n") is None
