@@ -5,13 +5,14 @@ nested, locked, broken, linked, and under reftable (no listing from the files at
 
 from __future__ import annotations
 
+import hashlib
 import os
 from pathlib import Path
 
 import pytest
 
 from mvctl._adapters.git import GitRepo
-from mvctl._adapters.refstate import SYMBOLIC, list_tags
+from mvctl._adapters.refstate import MEMO, SYMBOLIC, list_tags
 from tests.conftest import git, run
 
 PREFIXES = ("fraud@", "fraud#")
@@ -265,3 +266,28 @@ def test_a_loose_ref_file_reads_as_git_reads_it(repo: Path, text: str, broken: b
     (repo / ".git/refs/tags/fraud@v9.0.0").write_text(text.format(oid=oid, OID=oid.upper()))
     assert ("fraud@v9.0.0" in for_each_ref(repo)) is not broken
     assert_as_git(repo, extra=frozenset({"fraud@v9.0.0"}) if broken else frozenset())
+
+
+def test_the_packed_refs_check_is_remembered_by_the_files_bytes_only(repo: Path) -> None:
+    """The check that packed-refs is as git reads it is remembered by the file's SHA-256: a
+    file rewritten afterwards (here, out of its claimed order) is checked again, and a memo
+    that cannot be written costs only the check."""
+    header, records = _packed_records(repo)
+    packed = repo / ".git/packed-refs"
+    assert list_tags(repo / ".git", PREFIXES) is not None
+    memo = repo / ".git" / MEMO
+    assert memo.read_text() == hashlib.sha256(packed.read_bytes()).hexdigest()
+    assert_listed_as_git(repo)  # read again, through the memo
+
+    moved = next(r for r in records if " refs/tags/fraud#production#3" in r)
+    records.remove(moved)
+    packed.write_text("\n".join([header, moved, *records]) + "\n")
+    assert list_tags(repo / ".git", PREFIXES) is None  # the memo names the other file
+    assert memo.read_text() != hashlib.sha256(packed.read_bytes()).hexdigest()
+
+    memo.unlink()
+    _packed_records(repo)  # packed again, sorted
+    (repo / ".git/mvctl").mkdir(exist_ok=True)
+    memo.mkdir()  # a memo that is no file: never read, never written
+    assert_listed_as_git(repo)
+    assert memo.is_dir()
