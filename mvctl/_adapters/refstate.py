@@ -20,11 +20,9 @@ from __future__ import annotations
 
 import contextlib
 import errno
-import hashlib
 import operator
 import os
 import re
-import tempfile
 import time
 from dataclasses import dataclass
 from functools import cached_property
@@ -223,6 +221,8 @@ def _read_as_git_reads(common_dir: Path, data: bytes) -> bool:
     memo that cannot be read or written only costs the check)."""
     if not data:
         return True
+    import hashlib  # only with packed refs: a loose move never pays its ~4 ms
+
     digest = hashlib.sha256(data).hexdigest()
     memo = common_dir / MEMO
     with contextlib.suppress(OSError, UnicodeDecodeError):
@@ -232,13 +232,14 @@ def _read_as_git_reads(common_dir: Path, data: bytes) -> bool:
         return False
     with contextlib.suppress(OSError):
         memo.parent.mkdir(exist_ok=True)
-        fd, tmp = tempfile.mkstemp(dir=memo.parent, prefix=".packed-refs.", suffix=".tmp")
+        tmp = memo.with_name(f".{memo.name}.{os.getpid()}.tmp")  # no tempfile import (~7 ms)
+        fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_EXCL | os.O_NOFOLLOW, 0o644)
         try:
             with os.fdopen(fd, "w", encoding="ascii") as out:
                 out.write(digest)
-            Path(tmp).replace(memo)
+            tmp.replace(memo)
         except OSError:
-            Path(tmp).unlink(missing_ok=True)
+            tmp.unlink(missing_ok=True)
             raise
     return True
 
