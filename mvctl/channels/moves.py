@@ -19,7 +19,7 @@ from collections.abc import Sequence
 from dataclasses import dataclass, replace
 from datetime import UTC, datetime
 from pathlib import Path
-from typing import Any, Literal
+from typing import TYPE_CHECKING, Any, Literal
 
 from mvctl._adapters.git import GitRepo, TagRecord
 from mvctl.channels import state as channels
@@ -35,8 +35,11 @@ from mvctl.errors import (
 )
 from mvctl.formats import config, tags
 from mvctl.formats.names import check_channel, check_model
-from mvctl.publishing import pointers, publish
+from mvctl.publishing import publish
 from mvctl.publishing.sync import SyncResult, sync_git
+
+if TYPE_CHECKING:
+    from mvctl.publishing import pointers
 
 MoveKind = Literal["promote", "rollback", "override", "weight", "stop"]
 MOVE_KINDS: tuple[MoveKind, ...] = ("promote", "rollback", "override", "weight", "stop")
@@ -306,8 +309,16 @@ def write(ctx: Context, move: ChannelMove) -> ChannelMove:
         _undo(git, wrote, alias)
         raise
     note = "; ".join(n for n in (move.note, skipped) if n)
-    report = pointers.after_push(git, names)  # git first: only now may a pointer say so
+    report = _pointers_after(git, names)  # git first: only now may a pointer say so
     return replace(move, pushed=True, published=tuple(names), note=note, pointers=report)
+
+
+def _pointers_after(git: GitRepo, names: list[str]) -> pointers.PointerReport | None:
+    """mvctl.publishing.pointers.after_push, imported only once a push landed (the pointer
+    store's modules are ~6 ms of every move's start-up otherwise)."""
+    from mvctl.publishing import pointers
+
+    return pointers.after_push(git, names)
 
 
 def _alias_commands(alias: str, new: str | None, old: TagRecord | None) -> tuple[str, str]:
@@ -419,7 +430,7 @@ def complete(ctx: Context, channel: str, note: str) -> ChannelMove:
         pushed=True,
         completed=True,
         published=tuple(names),
-        pointers=pointers.after_push(ctx.git, names),
+        pointers=_pointers_after(ctx.git, names),
     )
 
 

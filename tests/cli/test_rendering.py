@@ -163,3 +163,15 @@ def test_progress_that_draws_nothing_imports_no_bars() -> None:
     )
     done = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True)
     assert done.stdout.strip() == "False", done.stderr
+
+
+def test_a_local_move_imports_no_pointer_store() -> None:
+    """The pointer files' modules (and tempfile, through them) load only once a push has
+    landed: a --local move does not pay for them at start-up."""
+    code = (
+        "import sys\n"
+        "import mvctl.channels.rollback, mvctl.channels.promotion\n"
+        "print('mvctl.publishing.pointers' in sys.modules)\n"
+    )
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True)
+    assert out.stdout.strip() == "False"
