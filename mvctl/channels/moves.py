@@ -295,7 +295,7 @@ def write(ctx: Context, move: ChannelMove) -> ChannelMove:
         if ctx.remote is None or ctx.synced is None:
             interrupts.settle()
             return move
-        found = publish.pending(_model_records(ctx), ctx.synced)
+        found = publish.pending_objects(_model_objects(ctx), ctx.synced)
         try:
             names = publish.push_refs(git, found, skip_conflicted=True)
         except publish.Unsettled as unsettled:
@@ -358,9 +358,12 @@ def _undo(git: GitRepo, undo: list[str], alias: str) -> None:
         git.update_refs(undo, what=alias)
 
 
-def _model_records(ctx: Context) -> list[TagRecord]:
+def _model_objects(ctx: Context) -> dict[str, str]:
+    """Every tag of the model by name, to its object (what is pending is decided on these):
+    one listing of names and objects, no tag object opened."""
     model = ctx.state.model
-    return ctx.git.tags(f"{tags.TAG_PREFIX}{model}@*", f"{tags.TAG_PREFIX}{model}#*")
+    found = ctx.git.ref_objects(f"{tags.TAG_PREFIX}{model}@*", f"{tags.TAG_PREFIX}{model}#*")
+    return dict(found)
 
 
 def _interrupted(

@@ -104,6 +104,12 @@ class Pending:
 
 def pending(records: list[TagRecord], synced: SyncResult) -> Pending:
     """Local ``records`` the remote lacks, after ``synced`` brought the remote's in."""
+    return pending_objects({r.name: r.object for r in records}, synced)
+
+
+def pending_objects(local: dict[str, str], synced: SyncResult) -> Pending:
+    """:func:`pending` from the local tags' names and objects alone (in push order): all a
+    decision on what the remote lacks reads, without opening 20,000 tag objects."""
     immutable: list[str] = []
     aliases: dict[str, str] = {}
     conflicts = list(synced.conflicts)
@@ -114,21 +120,20 @@ def pending(records: list[TagRecord], synced: SyncResult) -> Pending:
         for name in synced.remote_objects
         if (parsed := tags.parse(name)) is not None and parsed.channel_event
     }
-    for record in records:
-        parsed = tags.parse(record.name)
+    for name, obj in local.items():
+        parsed = tags.parse(name)
         if parsed is None:
             continue
-        theirs = synced.remote_objects.get(record.name)
+        theirs = synced.remote_objects.get(name)
         if parsed.kind == "alias":
             # sync moved every alias the remote had newer: a difference left is ours.
-            if theirs != record.object:
-                aliases[record.name] = theirs or ""
+            if theirs != obj:
+                aliases[name] = theirs or ""
         elif theirs is None:
             if parsed.channel_event and (parsed.model, parsed.counter) in taken:
-                conflicts.append(record.name)
+                conflicts.append(name)
             else:
-                immutable.append(record.name)
-    local = {r.name: r.object for r in records}
+                immutable.append(name)
     deletions = _deletions(synced, local)
     return Pending(synced.remote, tuple(immutable), aliases, tuple(conflicts), local, deletions)
 
