@@ -121,10 +121,11 @@ class Listing:
             raw = _read_ref(self.tags_dir / name)
         except _Linked:
             return SYMBOLIC  # a symbolic ref as a link (git once wrote them)
-        except FileNotFoundError:
+        except (FileNotFoundError, IsADirectoryError):
+            # git reads past a directory (nested tags, or one left empty) to packed-refs
             return self.packed.get(name)
         except OSError:
-            return None  # a directory (nested tags), unreadable
+            return None  # unreadable
         if raw.startswith(b"ref:"):
             return SYMBOLIC
         found = _LOOSE_OID.match(raw)

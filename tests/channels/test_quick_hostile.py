@@ -566,3 +566,40 @@ def test_another_channels_event_past_the_probe_window_numbers_the_next_event(
     )
     assert quick(reg) is not None
     assert quick_answer(reg) == full_answer(reg) == ("v0.2.0", "fraud#production#78", True)
+
+
+# --- loose refs git reads past ----------------------------------------------------------------
+
+
+def test_a_packed_deregistration_under_an_empty_directory_skips_the_version(
+    reg: Registry,
+) -> None:
+    """An empty directory `refs/tags/fraud@v0.2.0!/` (left by a nested tag deleted by hand)
+    over the packed `fraud@v0.2.0!`: git reads past a directory to the packed line, in its
+    listing and by name, so v0.2.0 is deregistered to every reader; a read that takes the
+    directory for no tag rolls back onto it."""
+    promote_all(reg, "v0.1.0", "v0.2.0", "v0.3.0")
+    reg.git("tag", "fraud@v0.2.0!", commit_of(reg, "v0.2.0"))
+    git_(reg.root, "pack-refs", "--all")
+    (reg.root / ".git/refs/tags/fraud@v0.2.0!").mkdir()
+    assert "fraud@v0.2.0!" in reg.git("for-each-ref", "--format=%(refname)", "refs/tags/")
+    assert full_answer(reg) == ("v0.1.0", "fraud#production#4", True)
+    assert quick_answer(reg) == full_answer(reg)
+
+
+def test_a_packed_event_under_an_empty_directory_is_not_missed(reg: Registry) -> None:
+    """The same over an event of the channel its alias leaves out (#4, a rollback to v0.1.0,
+    not the model's newest): every reader decides on it; the probe by name must not take the
+    directory for no tag and trust the chain."""
+    promote_all(reg, "v0.1.0", "v0.2.0", "v0.3.0")  # #1-#3, next 4
+    hand_tag(
+        reg,
+        "fraud#production#4",
+        commit_of(reg, "v0.1.0"),
+        event_message("rollback", "v0.1.0", 4),
+    )
+    git_(reg.root, "pack-refs", "--all")
+    (reg.root / ".git/refs/tags/fraud#production#4").mkdir()
+    hand_tag(reg, "fraud#staging#6", commit_of(reg, "v0.5.0"))  # the newest is another's
+    assert full_answer(reg) == ("v0.1.0", "fraud#production#7", True)
+    assert quick_answer(reg) == full_answer(reg)
