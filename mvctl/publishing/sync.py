@@ -21,7 +21,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from mvctl._adapters.git import GitRepo, TagRecord
+from mvctl._adapters.git import GitFailed, GitRepo, TagRecord
 from mvctl.errors import UsageError
 from mvctl.formats import tags
 from mvctl.formats.names import check_model
@@ -220,15 +220,26 @@ def sync_git(
     local = {r.name: r for r in git.tags(*(f"{tags.TAG_PREFIX}{p}" for p in patterns))}
     previous: dict[str, str] | None = None
     held: dict[str, TagRecord] = {}  # what SYNC_NS holds: a fetch with nothing to take leaves it
+    advertised = git.remote_tags(remote, refs, timeout=timeout)
     for attempt in range(_READINGS):
-        advertised = git.remote_tags(remote, refs, timeout=timeout)
-        fetched = _fetch_differing(git, remote, advertised, local, timeout)
+        try:
+            fetched = _fetch_differing(git, remote, advertised, local, timeout)
+        except GitFailed:
+            # A tag listed and gone before the fetch (a racer's stop deletes its alias) fails
+            # the fetch: read again when the remote did change, else it is git's failure.
+            held = {}  # the fetch deleted the earlier reading's refs first
+            again = git.remote_tags(remote, refs, timeout=timeout)
+            if attempt == _READINGS - 1 or again == advertised:
+                raise
+            advertised, previous = again, None
+            continue
         held = fetched or held
         if attempt == _READINGS - 1 or _whole(advertised, fetched, local):
             break
         if advertised == previous and _as_listed(advertised, fetched):
             break  # read twice the same: no racer, an alias without its event for good
         previous = advertised
+        advertised = git.remote_tags(remote, refs, timeout=timeout)
     plan = _Plan(known={**local, **fetched})
     remote_records: dict[str, TagRecord] = {}
     emptied = tags.emptied_channels(local, advertised)

@@ -550,3 +550,36 @@ exec {shlex.quote(real)} "$@"
     assert mark.exists()  # the remote did move back in between
     assert result.remote_objects["fraud@canary"] == mine and not result.moved
     assert not git(reg.root, "for-each-ref", "refs/mvctl/")
+
+
+def test_a_remote_deleting_a_listed_alias_before_the_fetch_is_read_again(
+    reg: Registry, tmp_path: Path
+) -> None:
+    # The racer stops the channel (its alias deleted on the remote) between the loser's
+    # listing and its fetch: the fetch asks for a ref the remote no longer has. A race like
+    # a racer's newer alias, read again, not a failed move.
+    winner, loser = tmp_path / "winner", tmp_path / "loser"
+    for clone in (winner, loser):
+        run("git", "clone", "-q", str(reg.origin), clone, cwd=tmp_path)
+    promote(winner, "fraud", "v0.1.0", "canary", push=True)
+    shim = _moving_remote_shim(
+        tmp_path / "shim",
+        tmp_path / "moved",
+        winner,
+        ["unassign", "fraud", "--channel", "canary", "--reason", "done", "--push", "--json"],
+    )
+    argv = ["promote", "fraud", "v0.3.0", "--to", "canary", "--push", "--json"]
+    result = subprocess.run(
+        [sys.executable, "-m", "mvctl", *argv],
+        cwd=loser,
+        env={**os.environ, "PATH": f"{shim}{os.pathsep}{os.environ['PATH']}"},
+        capture_output=True,
+        text=True,
+        check=False,
+        timeout=120,
+    )
+    assert (tmp_path / "moved").exists()  # the winner did stop the channel in between
+    assert result.returncode == 0, result.stderr
+    assert check(loser).ok, check(loser).problems
+    move = json.loads(result.stdout)
+    assert (move["previous"], move["event"]) == (None, "fraud#canary#3")
