@@ -603,3 +603,28 @@ def test_a_packed_event_under_an_empty_directory_is_not_missed(reg: Registry) ->
     hand_tag(reg, "fraud#staging#6", commit_of(reg, "v0.5.0"))  # the newest is another's
     assert full_answer(reg) == ("v0.1.0", "fraud#production#7", True)
     assert quick_answer(reg) == full_answer(reg)
+
+
+def test_an_event_numbered_with_the_most_digits_a_counter_holds_is_no_crash(
+    reg: Registry,
+) -> None:
+    """`fraud#qa#999999999999999999` pushed by hand (18 digits, the most a counter holds):
+    both readings decide alike, and the move's event, numbered one past, is no tag name any
+    reader parses. The move wrote nothing and raised an AssertionError (a traceback); it
+    must refuse, saying why."""
+    promote_all(reg, "v0.1.0", "v0.2.0", "v0.3.0")
+    top = 999_999_999_999_999_999
+    hand_tag(
+        reg,
+        f"fraud#qa#{top}",
+        commit_of(reg, "v0.5.0"),
+        event_message("promote", "v0.5.0", top, "qa"),
+    )
+    assert quick_answer(reg) == full_answer(reg) == ("v0.2.0", f"fraud#production#{top + 1}", True)
+    before = reg.tags()
+    with pytest.raises(MvctlError, match="counter is used up"):
+        rollback(reg.root, "fraud", reason="r", push=False)
+    done = mvctl(reg.root, "rollback", "fraud", "--local", "--reason", "r")
+    assert done.returncode == 1 and "counter is used up" in done.stderr
+    assert "Traceback" not in done.stderr
+    assert reg.tags() == before
