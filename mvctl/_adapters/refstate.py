@@ -82,6 +82,7 @@ class Listing:
     prefixes: tuple[str, ...]
     tags_dir: Path
     packed: Packed
+    packed_file: tuple[Path, tuple[int, ...] | None]  # packed-refs, and its identity as read
 
     @cached_property
     def loose(self) -> frozenset[str]:
@@ -123,14 +124,34 @@ class Listing:
             raw = _read_ref(self.tags_dir / name)
         except _Linked:
             return SYMBOLIC  # a symbolic ref as a link (git once wrote them)
-        except FileNotFoundError:
-            return self.packed.get(name)
+        except (FileNotFoundError, IsADirectoryError):
+            # git reads past a directory (nested tags, or one left empty) to packed-refs
+            packed = self.packed.get(name)
+            if packed is None and self._repacked():
+                return SYMBOLIC  # packed since (a `git gc`): git's to read as it is now
+            return packed
         except OSError:
-            return None  # a directory (nested tags), unreadable
+            return None  # unreadable
         if raw.startswith(b"ref:"):
             return SYMBOLIC
         found = _LOOSE_OID.match(raw)
         return found[1].decode().lower() if found else None
+
+    def _repacked(self) -> bool:
+        """Whether packed-refs is another file than the one read: a name loose then may be
+        in it now, its file deleted (pack-refs writes packed-refs, then deletes the files)."""
+        path, identity = self.packed_file
+        return _identity(path) != identity
+
+
+def _identity(path: Path) -> tuple[int, ...] | None:
+    try:
+        st = os.stat(path)  # noqa: PTH116 - one stat
+    except FileNotFoundError:
+        return None
+    except OSError:
+        return (-1,)  # unreadable: as if changed
+    return (st.st_dev, st.st_ino, st.st_mtime_ns, st.st_ctime_ns, st.st_size)
 
 
 _FLAT = re.compile(r"[^/\x00]+")  # a name that is one file in refs/tags/, never a path
@@ -168,10 +189,20 @@ def list_tags(common_dir: Path, prefixes: tuple[str, ...]) -> Listing | None:
     loose = _loose(tags_dir, prefixes)
     if loose is None:
         return None
+    packed_path = common_dir / "packed-refs"
     try:
-        data = (common_dir / "packed-refs").read_bytes()
+        with packed_path.open("rb") as f:
+            st = os.fstat(f.fileno())
+            data = f.read()
+        identity: tuple[int, ...] | None = (
+            st.st_dev,
+            st.st_ino,
+            st.st_mtime_ns,
+            st.st_ctime_ns,
+            st.st_size,
+        )
     except FileNotFoundError:
-        data = b""
+        data, identity = b"", None
     except OSError:
         return None
     if not _read_as_git_reads(common_dir, data):
@@ -179,7 +210,7 @@ def list_tags(common_dir: Path, prefixes: tuple[str, ...]) -> Listing | None:
     packed = Packed(data.decode("utf-8", "surrogateescape"), prefixes)
     if packed.repeated:
         return None  # git lists a name twice and reads it by bisection: git's to answer
-    return Listing(loose, prefixes, tags_dir, packed)
+    return Listing(loose, prefixes, tags_dir, packed, (packed_path, identity))
 
 
 # A packed-refs file git reads every line of, as written: its header, then ``OID REFNAME``

@@ -30,6 +30,7 @@ from mvctl.errors import (
     ConflictError,
     Interrupted,
     MvctlError,
+    PolicyError,
     unknown_channel,
     unknown_model,
 )
@@ -228,7 +229,12 @@ def _tag_objects(ctx: Context, move: ChannelMove) -> tuple[str, str | None]:
     """The event's tag object and the alias's (None for a stop: the alias goes)."""
     commit = ctx.state.tags.versions[move.version].commit
     counter = tags.parse(move.event)
-    assert counter is not None  # noqa: S101 - built by tags.event_tag / unassign_tag
+    if counter is None:  # built by tags.event_tag / unassign_tag: a counter past 18 digits
+        raise PolicyError(
+            f"{move.model}'s event counter is used up: the next event would be {move.event},"
+            " and a tag name's counter holds at most 18 digits",
+            hint="an event numbered that high was pushed by hand (`mvctl check` lists the events)",
+        )
     body = tags.EventBody(
         kind=move.kind,
         model=move.model,

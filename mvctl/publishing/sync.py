@@ -21,7 +21,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from mvctl._adapters.git import GitRepo, TagRecord
+from mvctl._adapters.git import GitFailed, GitRepo, TagRecord
 from mvctl.errors import UsageError
 from mvctl.formats import tags
 from mvctl.formats.names import check_model
@@ -88,8 +88,15 @@ def _fetch_differing(
 
 # A remote that moves while it is read is read again (a racer's push between the listing and
 # the fetch); past this many readings its state is taken as it is, and `check` names what is
-# missing.
+# missing. A listing the same as the one before, fetched as listed, is the remote's state too:
+# a racer's push changes it, and an alias whose event the remote lacks for good (deleted by
+# hand, a made-up body) must not make every sync and every --push move read it four times.
 _READINGS = 4
+
+
+def _as_listed(advertised: Mapping[str, str], fetched: Mapping[str, TagRecord]) -> bool:
+    """Whether every tag fetched is the object the listing named."""
+    return all(advertised.get(name) == record.object for name, record in fetched.items())
 
 
 def _whole(
@@ -100,7 +107,7 @@ def _whole(
     racer pushed in between (or git read the remote's refs across its push), and an alias
     fetched without its event would have this clone decide on a move it does not have: its
     next event would reuse the name of the racer's."""
-    if any(advertised.get(name) != record.object for name, record in fetched.items()):
+    if not _as_listed(advertised, fetched):
         return False
     for name in advertised:
         parsed = tags.parse(name)
@@ -211,11 +218,28 @@ def sync_git(
     patterns = [f"{model}@*", f"{model}#*"] if model else ["*"]
     refs = [f"{tags.TAG_PREFIX}{p}" for p in patterns]
     local = {r.name: r for r in git.tags(*(f"{tags.TAG_PREFIX}{p}" for p in patterns))}
+    previous: dict[str, str] | None = None
+    held: dict[str, TagRecord] = {}  # what SYNC_NS holds: a fetch with nothing to take leaves it
+    advertised = git.remote_tags(remote, refs, timeout=timeout)
     for attempt in range(_READINGS):
-        advertised = git.remote_tags(remote, refs, timeout=timeout)
-        fetched = _fetch_differing(git, remote, advertised, local, timeout)
+        try:
+            fetched = _fetch_differing(git, remote, advertised, local, timeout)
+        except GitFailed:
+            # A tag listed and gone before the fetch (a racer's stop deletes its alias) fails
+            # the fetch: read again when the remote did change, else it is git's failure.
+            held = {}  # the fetch deleted the earlier reading's refs first
+            again = git.remote_tags(remote, refs, timeout=timeout)
+            if attempt == _READINGS - 1 or again == advertised:
+                raise
+            advertised, previous = again, None
+            continue
+        held = fetched or held
         if attempt == _READINGS - 1 or _whole(advertised, fetched, local):
             break
+        if advertised == previous and _as_listed(advertised, fetched):
+            break  # read twice the same: no racer, an alias without its event for good
+        previous = advertised
+        advertised = git.remote_tags(remote, refs, timeout=timeout)
     plan = _Plan(known={**local, **fetched})
     remote_records: dict[str, TagRecord] = {}
     emptied = tags.emptied_channels(local, advertised)
@@ -239,7 +263,7 @@ def sync_git(
         _drop_stopped_aliases(plan, local, remote_records, emptied)
     # A dry run reports what would move; only the private fetch refs go.
     commands = [] if dry_run else plan.commands
-    commands += [f"delete {SYNC_NS}{name} {r.object}" for name, r in fetched.items()]
+    commands += [f"delete {SYNC_NS}{name} {r.object}" for name, r in held.items()]
     if commands:
         git.update_refs(commands, what="channel tags")
     return SyncResult(

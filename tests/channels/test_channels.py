@@ -475,3 +475,111 @@ def test_a_remote_alias_without_its_event_is_read_a_bounded_number_of_times(
     result = sync(other)
     assert "fraud@canary" in result.moved and "fraud#canary#1" not in result.created
     assert "fraud@canary has no assignment event" in check(other).problems
+
+
+def _counting_shim(directory: Path, log: Path) -> str:
+    """A ``git`` first on PATH that writes each call's arguments to ``log``, then runs git."""
+    real = shutil.which("git")
+    assert real is not None
+    directory.mkdir()
+    shim = directory / "git"
+    shim.write_text(
+        f"""#!/bin/sh
+echo "$*" >> {shlex.quote(str(log))}
+exec {shlex.quote(str(Path(real).resolve()))} "$@"
+"""
+    )
+    shim.chmod(0o755)
+    return f"{directory}{os.pathsep}{os.environ['PATH']}"
+
+
+def test_a_remote_alias_without_its_event_costs_one_more_reading_not_four(
+    reg: Registry, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    # An alias whose event the remote lacks for good (deleted by hand, or a body pushed with
+    # a made-up name) reads the same every time: a second reading identical to the first is
+    # the remote's state, not a racer's push. Read four times, it made every sync, and every
+    # --push move, pay four listings of the remote.
+    promote(reg.root, "fraud", "v0.1.0", "canary", push=True)
+    git(reg.origin, "tag", "-d", "fraud#canary#1")
+    other = tmp_path / "other"
+    run("git", "clone", "-q", "--no-tags", str(reg.origin), other, cwd=tmp_path)
+    log = tmp_path / "git-calls"
+    monkeypatch.setenv("PATH", _counting_shim(tmp_path / "shim", log))
+    for _ in range(2):  # the sync that brings the alias, then one with nothing new
+        log.write_text("")
+        result = sync(other)
+        listings = [c for c in log.read_text().splitlines() if "ls-remote" in c]
+        assert len(listings) == 2, listings
+    assert result.moved == () and "fraud@canary" in result.remote_objects
+    assert "fraud@canary has no assignment event" in check(other).problems
+    assert not git(other, "for-each-ref", "refs/mvctl/")
+
+
+def test_a_remote_moving_back_between_readings_leaves_no_sync_refs(
+    reg: Registry, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    # The remote's alias is re-written (a2), and put back (a1, the clone's own) between the
+    # first listing and its fetch: the fetch takes a1, not what was listed, so the remote is
+    # read again, and the second reading has nothing to fetch. The first fetch's refs under
+    # refs/mvctl/sync/ were left behind: only a fetch deleted them.
+    promote(reg.root, "fraud", "v0.1.0", "canary", push=True)
+    mine = git(reg.root, "rev-parse", "refs/tags/fraud@canary").strip()
+    commit = git(reg.root, "rev-parse", "fraud@canary^{commit}").strip()
+    git(reg.origin, "tag", "-f", "-a", "-m", "re-written", "fraud@canary", commit)
+    assert git(reg.origin, "rev-parse", "refs/tags/fraud@canary").strip() != mine
+    real = shutil.which("git")
+    assert real is not None
+    shim, mark = tmp_path / "shim", tmp_path / "moved"
+    shim.mkdir()
+    put_back = shlex.join(
+        [real, "--git-dir", str(reg.origin), "update-ref", "refs/tags/fraud@canary", mine]
+    )
+    (shim / "git").write_text(
+        f"""#!/bin/sh
+if {{ [ "$1" = fetch ] || [ "$3" = fetch ]; }} && [ ! -e {shlex.quote(str(mark))} ]; then
+  : > {shlex.quote(str(mark))}
+  {put_back} || exit 99
+fi
+exec {shlex.quote(real)} "$@"
+"""
+    )
+    (shim / "git").chmod(0o755)
+    monkeypatch.setenv("PATH", f"{shim}{os.pathsep}{os.environ['PATH']}")
+    result = sync(reg.root)
+    assert mark.exists()  # the remote did move back in between
+    assert result.remote_objects["fraud@canary"] == mine and not result.moved
+    assert not git(reg.root, "for-each-ref", "refs/mvctl/")
+
+
+def test_a_remote_deleting_a_listed_alias_before_the_fetch_is_read_again(
+    reg: Registry, tmp_path: Path
+) -> None:
+    # The racer stops the channel (its alias deleted on the remote) between the loser's
+    # listing and its fetch: the fetch asks for a ref the remote no longer has. A race like
+    # a racer's newer alias, read again, not a failed move.
+    winner, loser = tmp_path / "winner", tmp_path / "loser"
+    for clone in (winner, loser):
+        run("git", "clone", "-q", str(reg.origin), clone, cwd=tmp_path)
+    promote(winner, "fraud", "v0.1.0", "canary", push=True)
+    shim = _moving_remote_shim(
+        tmp_path / "shim",
+        tmp_path / "moved",
+        winner,
+        ["unassign", "fraud", "--channel", "canary", "--reason", "done", "--push", "--json"],
+    )
+    argv = ["promote", "fraud", "v0.3.0", "--to", "canary", "--push", "--json"]
+    result = subprocess.run(
+        [sys.executable, "-m", "mvctl", *argv],
+        cwd=loser,
+        env={**os.environ, "PATH": f"{shim}{os.pathsep}{os.environ['PATH']}"},
+        capture_output=True,
+        text=True,
+        check=False,
+        timeout=120,
+    )
+    assert (tmp_path / "moved").exists()  # the winner did stop the channel in between
+    assert result.returncode == 0, result.stderr
+    assert check(loser).ok, check(loser).problems
+    move = json.loads(result.stdout)
+    assert (move["previous"], move["event"]) == (None, "fraud#canary#3")

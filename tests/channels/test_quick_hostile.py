@@ -566,3 +566,65 @@ def test_another_channels_event_past_the_probe_window_numbers_the_next_event(
     )
     assert quick(reg) is not None
     assert quick_answer(reg) == full_answer(reg) == ("v0.2.0", "fraud#production#78", True)
+
+
+# --- loose refs git reads past ----------------------------------------------------------------
+
+
+def test_a_packed_deregistration_under_an_empty_directory_skips_the_version(
+    reg: Registry,
+) -> None:
+    """An empty directory `refs/tags/fraud@v0.2.0!/` (left by a nested tag deleted by hand)
+    over the packed `fraud@v0.2.0!`: git reads past a directory to the packed line, in its
+    listing and by name, so v0.2.0 is deregistered to every reader; a read that takes the
+    directory for no tag rolls back onto it."""
+    promote_all(reg, "v0.1.0", "v0.2.0", "v0.3.0")
+    reg.git("tag", "fraud@v0.2.0!", commit_of(reg, "v0.2.0"))
+    git_(reg.root, "pack-refs", "--all")
+    (reg.root / ".git/refs/tags/fraud@v0.2.0!").mkdir()
+    assert "fraud@v0.2.0!" in reg.git("for-each-ref", "--format=%(refname)", "refs/tags/")
+    assert full_answer(reg) == ("v0.1.0", "fraud#production#4", True)
+    assert quick_answer(reg) == full_answer(reg)
+
+
+def test_a_packed_event_under_an_empty_directory_is_not_missed(reg: Registry) -> None:
+    """The same over an event of the channel its alias leaves out (#4, a rollback to v0.1.0,
+    not the model's newest): every reader decides on it; the probe by name must not take the
+    directory for no tag and trust the chain."""
+    promote_all(reg, "v0.1.0", "v0.2.0", "v0.3.0")  # #1-#3, next 4
+    hand_tag(
+        reg,
+        "fraud#production#4",
+        commit_of(reg, "v0.1.0"),
+        event_message("rollback", "v0.1.0", 4),
+    )
+    git_(reg.root, "pack-refs", "--all")
+    (reg.root / ".git/refs/tags/fraud#production#4").mkdir()
+    hand_tag(reg, "fraud#staging#6", commit_of(reg, "v0.5.0"))  # the newest is another's
+    assert full_answer(reg) == ("v0.1.0", "fraud#production#7", True)
+    assert quick_answer(reg) == full_answer(reg)
+
+
+def test_an_event_numbered_with_the_most_digits_a_counter_holds_is_no_crash(
+    reg: Registry,
+) -> None:
+    """`fraud#qa#999999999999999999` pushed by hand (18 digits, the most a counter holds):
+    both readings decide alike, and the move's event, numbered one past, is no tag name any
+    reader parses. The move wrote nothing and raised an AssertionError (a traceback); it
+    must refuse, saying why."""
+    promote_all(reg, "v0.1.0", "v0.2.0", "v0.3.0")
+    top = 999_999_999_999_999_999
+    hand_tag(
+        reg,
+        f"fraud#qa#{top}",
+        commit_of(reg, "v0.5.0"),
+        event_message("promote", "v0.5.0", top, "qa"),
+    )
+    assert quick_answer(reg) == full_answer(reg) == ("v0.2.0", f"fraud#production#{top + 1}", True)
+    before = reg.tags()
+    with pytest.raises(MvctlError, match="counter is used up"):
+        rollback(reg.root, "fraud", reason="r", push=False)
+    done = mvctl(reg.root, "rollback", "fraud", "--local", "--reason", "r")
+    assert done.returncode == 1 and "counter is used up" in done.stderr
+    assert "Traceback" not in done.stderr
+    assert reg.tags() == before

@@ -87,6 +87,30 @@ def test_nested_tags_and_locks_are_not_listed(repo: Path) -> None:
     assert_as_git(repo)
 
 
+def test_a_packed_tag_under_a_directory_of_its_name_is_read_as_git_reads_it(repo: Path) -> None:
+    """A directory at ``refs/tags/NAME`` (left empty, or holding a nested tag written by
+    hand) over a packed ``NAME``: git reads past it to the packed line, listed and by name."""
+    git(repo, "pack-refs", "--all")
+    (repo / ".git/refs/tags/fraud@v0.1.0").mkdir()
+    nested = repo / ".git/refs/tags/fraud#production#2"
+    nested.mkdir()
+    (nested / "x").write_text(rev(repo, "fraud@v0.0.0") + "\n")
+    assert {"fraud@v0.1.0", "fraud#production#2"} <= for_each_ref(repo)
+    assert_as_git(repo)
+
+
+def test_a_tag_packed_after_the_listing_is_read_where_git_now_reads_it(repo: Path) -> None:
+    """`git pack-refs` (a `git gc`) between the listing and a read: the loose file is gone
+    and the packed-refs the listing read lacks the tag. git finds it in the new packed-refs;
+    a read that takes it for deleted misses a tag that never stopped existing."""
+    repo_git = GitRepo.open(repo)
+    listed = repo_git.listed_tags(*PREFIXES)
+    git(repo, "pack-refs", "--all")
+    assert not (repo / ".git/refs/tags/fraud@v0.1.0").exists()
+    names = sorted(for_each_ref(repo))
+    assert listed.read(names) == repo_git.named_tags(names)
+
+
 def test_packed_refs_lines_that_name_no_flat_tag_are_not_listed(repo: Path) -> None:
     """Only ``OID refs/tags/NAME`` lines list a name: not a branch whose name holds
     refs/tags/, a nested tag, a peeled line, another model's tag or a name that is only the
