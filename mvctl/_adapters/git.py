@@ -485,7 +485,7 @@ class ListedTags:
         pattern over all of them; None when a line would not be a name."""
         if self.listing is not None:
             return self.listing.text
-        return f"\n{chr(10).join(self.names)}\n"
+        return "\n" + "\n".join(self.names) + "\n"
 
     def read(self, names: Sequence[str]) -> dict[str, TagRecord | None]:
         """:meth:`GitRepo.named_tags` of ``names``, those listed only: git resolves

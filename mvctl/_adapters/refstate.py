@@ -151,6 +151,10 @@ def _identity(path: Path) -> tuple[int, ...] | None:
         return None
     except OSError:
         return (-1,)  # unreadable: as if changed
+    return _identity_of(st)
+
+
+def _identity_of(st: os.stat_result) -> tuple[int, ...]:
     return (st.st_dev, st.st_ino, st.st_mtime_ns, st.st_ctime_ns, st.st_size)
 
 
@@ -192,15 +196,8 @@ def list_tags(common_dir: Path, prefixes: tuple[str, ...]) -> Listing | None:
     packed_path = common_dir / "packed-refs"
     try:
         with packed_path.open("rb") as f:
-            st = os.fstat(f.fileno())
+            identity: tuple[int, ...] | None = _identity_of(os.fstat(f.fileno()))
             data = f.read()
-        identity: tuple[int, ...] | None = (
-            st.st_dev,
-            st.st_ino,
-            st.st_mtime_ns,
-            st.st_ctime_ns,
-            st.st_size,
-        )
     except FileNotFoundError:
         data, identity = b"", None
     except OSError:

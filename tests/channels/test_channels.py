@@ -425,22 +425,17 @@ exec {shlex.quote(str(Path(real).resolve()))} "$@"
     return directory
 
 
-def test_a_remote_moving_between_listing_and_fetch_leaves_every_clone_consistent(
-    reg: Registry, tmp_path: Path
-) -> None:
-    # The reproduction of the flaky race above: the loser's sync listed the remote (the
-    # winner's first move), the winner moved again, and the fetch took the newer alias without
-    # its event. The loser then decided on an alias whose event it lacked.
+def _lose_a_race_at_the_fetch(
+    reg: Registry, tmp_path: Path, racer: list[str]
+) -> tuple[Path, subprocess.CompletedProcess[str]]:
+    """Two clones; the winner promotes v0.1.0 to canary, then the loser promotes v0.3.0 there
+    while the winner runs ``racer`` between the loser's listing of the remote and its fetch.
+    Returns the loser's clone and its promote (a real subprocess, as a user runs it)."""
     winner, loser = tmp_path / "winner", tmp_path / "loser"
     for clone in (winner, loser):
         run("git", "clone", "-q", str(reg.origin), clone, cwd=tmp_path)
     promote(winner, "fraud", "v0.1.0", "canary", push=True)
-    shim = _moving_remote_shim(
-        tmp_path / "shim",
-        tmp_path / "moved",
-        winner,
-        ["promote", "fraud", "v0.2.0", "--to", "canary", "--push", "--json"],
-    )
+    shim = _moving_remote_shim(tmp_path / "shim", tmp_path / "moved", winner, racer)
     argv = ["promote", "fraud", "v0.3.0", "--to", "canary", "--push", "--json"]
     result = subprocess.run(
         [sys.executable, "-m", "mvctl", *argv],
@@ -451,7 +446,18 @@ def test_a_remote_moving_between_listing_and_fetch_leaves_every_clone_consistent
         check=False,
         timeout=120,
     )
-    assert (tmp_path / "moved").exists()  # the winner did move in between
+    assert (tmp_path / "moved").exists()  # the racer did move in between
+    return loser, result
+
+
+def test_a_remote_moving_between_listing_and_fetch_leaves_every_clone_consistent(
+    reg: Registry, tmp_path: Path
+) -> None:
+    # The reproduction of the flaky race above: the loser's sync listed the remote (the
+    # winner's first move), the winner moved again, and the fetch took the newer alias without
+    # its event. The loser then decided on an alias whose event it lacked.
+    racer = ["promote", "fraud", "v0.2.0", "--to", "canary", "--push", "--json"]
+    loser, result = _lose_a_race_at_the_fetch(reg, tmp_path, racer)
     assert result.returncode == 0, result.stderr  # it read the remote again, and decided on that
     assert check(loser).ok, check(loser).problems
     fresh = tmp_path / "fresh"
@@ -558,27 +564,8 @@ def test_a_remote_deleting_a_listed_alias_before_the_fetch_is_read_again(
     # The racer stops the channel (its alias deleted on the remote) between the loser's
     # listing and its fetch: the fetch asks for a ref the remote no longer has. A race like
     # a racer's newer alias, read again, not a failed move.
-    winner, loser = tmp_path / "winner", tmp_path / "loser"
-    for clone in (winner, loser):
-        run("git", "clone", "-q", str(reg.origin), clone, cwd=tmp_path)
-    promote(winner, "fraud", "v0.1.0", "canary", push=True)
-    shim = _moving_remote_shim(
-        tmp_path / "shim",
-        tmp_path / "moved",
-        winner,
-        ["unassign", "fraud", "--channel", "canary", "--reason", "done", "--push", "--json"],
-    )
-    argv = ["promote", "fraud", "v0.3.0", "--to", "canary", "--push", "--json"]
-    result = subprocess.run(
-        [sys.executable, "-m", "mvctl", *argv],
-        cwd=loser,
-        env={**os.environ, "PATH": f"{shim}{os.pathsep}{os.environ['PATH']}"},
-        capture_output=True,
-        text=True,
-        check=False,
-        timeout=120,
-    )
-    assert (tmp_path / "moved").exists()  # the winner did stop the channel in between
+    racer = ["unassign", "fraud", "--channel", "canary", "--reason", "done", "--push", "--json"]
+    loser, result = _lose_a_race_at_the_fetch(reg, tmp_path, racer)
     assert result.returncode == 0, result.stderr
     assert check(loser).ok, check(loser).problems
     move = json.loads(result.stdout)
